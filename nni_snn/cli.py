@@ -1,0 +1,161 @@
+"""The ``nni-snn`` command: ``search``, ``show``.
+
+Options come from, later winning: built-in defaults (the paper's, on the embedded digits data), ``--config FILE``
+(YAML or JSON with the same names as the flags), flags given on the command line, and, inside an NNI trial, the
+tuner's parameters (``nni.get_next_parameter()``). A user's mistake ends in one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+SEARCH_DEFAULTS = {
+    "dataset": "digits", "data_dir": None, "download": False, "attention": "ma", "timesteps": 2, "width": 16,
+    "cells": 5, "epochs": 40, "batch_size": 64, "seed": 0, "lr": 0.005, "arc_lr": 3e-4, "output": "runs/search",
+    "accelerator": "auto", "devices": 1, "num_workers": 0, "progress": True,
+}
+POSITIVE_INTS = ("timesteps", "width", "cells", "epochs", "batch_size", "devices")
+
+
+class UsageError(Exception):
+    """A mistake the user can fix; printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line instead of argparse's usage block
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _search_parser(sub) -> None:
+    p = sub.add_parser("search", help="run MA-DARTS and write arch.json, metrics.json, cell pictures, TensorBoard logs")
+    p.add_argument("--config", help="YAML/JSON file of options (same names as the flags)")
+    p.add_argument("--dataset", help="digits (default, embedded), cifar10, cifar100, imagefolder")
+    p.add_argument("--data-dir", help="folder holding the dataset (not needed for digits)")
+    p.add_argument("--download", action="store_true", default=None, help="download CIFAR into --data-dir")
+    p.add_argument("--attention", help="none (DARTS), ct (CT-DARTS) or ma (MA-DARTS, default)")
+    p.add_argument("--timesteps", type=int, help="time steps T (default 2)")
+    p.add_argument("--width", type=int, help="initial channels (default 16)")
+    p.add_argument("--cells", type=int, help="number of cells (default 5)")
+    p.add_argument("--epochs", type=int, help="search epochs (default 40)")
+    p.add_argument("--batch-size", type=int, help="batch size (default 64)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--lr", type=float, help="weight learning rate, SGD + cosine (default 0.005)")
+    p.add_argument("--arc-lr", type=float, help="architecture learning rate, Adam (default 3e-4)")
+    p.add_argument("--output", help="output folder (default runs/search; the trial's folder inside NNI)")
+    p.add_argument("--accelerator", help="Lightning accelerator: auto, cpu, gpu (default auto)")
+    p.add_argument("--devices", type=int, help="devices (default 1)")
+    p.add_argument("--num-workers", type=int, help="data loader workers (default 0)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
+
+
+def _show_parser(sub) -> None:
+    p = sub.add_parser("show", help="print an arch.json readably, with its parameter count")
+    p.add_argument("arch", help="path of an arch.json")
+    p.add_argument("--width", type=int, default=16, help="initial channels for the parameter count (default 16)")
+    p.add_argument("--cells", type=int, default=5, help="cells for the parameter count (default 5)")
+    p.add_argument("--num-classes", type=int, default=10, help="classes for the parameter count (default 10)")
+    p.add_argument("--in-channels", type=int, default=3, help="image channels for the parameter count (default 3)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="nni-snn", description="MA-DARTS architecture search for spiking neural networks on NNI")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _search_parser(sub)
+    _show_parser(sub)
+    return parser
+
+
+def _read_config(path: str) -> dict:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as err:
+        raise UsageError(f"--config {path}: cannot read ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        raise UsageError(f"--config {path}: not valid YAML/JSON ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {path}: expected a mapping of option names to values")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def resolve_options(args: argparse.Namespace, defaults: dict, trial_params: dict | None) -> dict:
+    """Merge defaults < config file < command-line flags < NNI trial parameters, then validate."""
+    from nni_snn.attention import ATTENTIONS
+    from nni_snn.data import DATASETS
+
+    opts = dict(defaults)
+    layers = [("--config", _read_config(args.config) if args.config else {}),
+              ("command line", {k: v for k, v in vars(args).items() if v is not None and k in defaults}),
+              ("NNI trial parameters", {str(k).replace("-", "_"): v for k, v in (trial_params or {}).items()})]
+    for source, layer in layers:
+        unknown = sorted(set(layer) - set(defaults))
+        if unknown:
+            raise UsageError(f"{source}: unknown option {unknown[0]!r}; known: {', '.join(sorted(defaults))}")
+        opts.update(layer)
+    for key in POSITIVE_INTS:
+        value = opts[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise UsageError(f"--{key.replace('_', '-')} must be an integer >= 1, got {value!r}")
+    if opts["attention"] not in ATTENTIONS:
+        raise UsageError(f"--attention {opts['attention']!r} is unknown; use one of {', '.join(ATTENTIONS)}")
+    if opts["dataset"] not in DATASETS:
+        raise UsageError(f"--dataset {opts['dataset']!r} is unknown; use one of {', '.join(DATASETS)}")
+    return opts
+
+
+def _search(args) -> int:
+    import nni
+
+    from nni_snn.run import report_final, run_search, trial_output_dir
+
+    trial_dir = trial_output_dir()
+    opts = resolve_options(args, SEARCH_DEFAULTS, nni.get_next_parameter() if trial_dir else None)
+    output = Path(opts["output"]) if trial_dir is None or args.output else trial_dir
+    output.mkdir(parents=True, exist_ok=True)
+    metrics = run_search(opts, output)
+    report_final(metrics)
+    print(f"accuracy {metrics['accuracy']:.4f}, {metrics['spikes_per_sample']:.1f} spikes/sample, "
+          f"{metrics['params']} parameters; architecture: {output / 'arch.json'}")
+    return 0
+
+
+def _show(args) -> int:
+    from nni_snn.archfile import build_network, format_genotype, load_arch
+    from nni_snn.run import count_parameters
+
+    arch = load_arch(args.arch)
+    print(format_genotype(arch))
+    for key in ("width", "cells", "num_classes", "in_channels"):
+        if getattr(args, key) < 1:
+            raise UsageError(f"--{key.replace('_', '-')} must be >= 1")
+    net = build_network(arch, width=args.width, num_cells=args.cells, num_classes=args.num_classes,
+                        in_channels=args.in_channels)
+    print(f"parameters at width {args.width}, {args.cells} cells, {args.num_classes} classes: "
+          f"{count_parameters(net)}")
+    if "results" in arch:
+        print("search results: " + ", ".join(f"{k} {v}" for k, v in arch["results"].items()))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from nni_snn.archfile import ArchError
+    from nni_snn.data import DataError
+
+    try:
+        args = build_parser().parse_args(argv)
+        return {"search": _search, "show": _show}[args.command](args)
+    except (UsageError, ArchError, DataError) as err:
+        print(f"nni-snn: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("nni-snn: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

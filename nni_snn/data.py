@@ -1,0 +1,123 @@
+"""Datasets: the embedded 8x8 digits (offline default), CIFAR-10/100, and any ImageFolder tree.
+
+Every loader returns a :class:`Data` with a training split and a held-out split. Search divides the training split
+1:1 into a weight half and an alpha half (paper 4.1); retraining trains on the training split and validates on the
+held-out one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset, Subset, TensorDataset
+
+DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
+
+# Per-dataset channel statistics (CIFAR: the values DARTS uses).
+CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+CIFAR100_STATS = ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
+
+
+class DataError(ValueError):
+    """A dataset that cannot be loaded as asked; the message says what to do."""
+
+
+@dataclass
+class Data:
+    train: Dataset
+    test: Dataset
+    num_classes: int
+    in_channels: int
+    image_size: int
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = False,
+                 augment: bool = True) -> Data:
+    """Load ``name`` (one of :data:`DATASETS`); ``augment`` adds DARTS's crop+flip to CIFAR training images."""
+    if name == "digits":
+        return _digits()
+    if name in ("cifar10", "cifar100"):
+        return _cifar(name, data_dir, download, augment)
+    if name == "imagefolder":
+        return _imagefolder(data_dir)
+    raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+def split_for_search(dataset: Dataset, seed: int = 0) -> tuple[Subset, Subset]:
+    """Shuffle the training split with ``seed`` and cut it 1:1 into (weight half, alpha half)."""
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()
+    half = len(order) // 2
+    return Subset(dataset, order[:half]), Subset(dataset, order[half:2 * half])
+
+
+def _digits() -> Data:
+    """scikit-learn's bundled 1797 real 8x8 digit scans; a fixed 80/20 train/test split."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    labels = torch.tensor(digits.target, dtype=torch.long)
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
+    n_test = len(labels) // 5
+    test_idx, train_idx = order[:n_test], order[n_test:]
+    mean, std = images[train_idx].mean(), images[train_idx].std()
+    images = (images - mean) / std
+    return Data(TensorDataset(images[train_idx], labels[train_idx]),
+                TensorDataset(images[test_idx], labels[test_idx]), num_classes=10, in_channels=1, image_size=8)
+
+
+def _require_dir(data_dir: str | Path | None, what: str) -> Path:
+    if data_dir is None:
+        raise DataError(f"{what} needs --data-dir")
+    path = Path(data_dir)
+    if not path.is_dir() or not any(path.iterdir()):
+        raise DataError(f"--data-dir {path} is missing or empty; {what}")
+    return path
+
+
+def _cifar(name: str, data_dir, download: bool, augment: bool) -> Data:
+    import torchvision
+    from torchvision import transforms as tf
+
+    mean, std = CIFAR10_STATS if name == "cifar10" else CIFAR100_STATS
+    normalize = [tf.ToTensor(), tf.Normalize(mean, std)]
+    train_tf = tf.Compose(([tf.RandomCrop(32, padding=4), tf.RandomHorizontalFlip()] if augment else []) + normalize)
+    cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
+    if download:
+        root = Path(data_dir or "data")
+    else:
+        root = _require_dir(data_dir, f"point it at the folder holding the {name} files, or pass --download")
+    try:
+        train = cls(str(root), train=True, transform=train_tf, download=download)
+        test = cls(str(root), train=False, transform=tf.Compose(normalize), download=download)
+    except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"
+        raise DataError(f"{name} not found under {root} ({err}); pass --download where online") from None
+    return Data(train, test, num_classes=10 if name == "cifar10" else 100, in_channels=3, image_size=32)
+
+
+def _imagefolder(data_dir) -> Data:
+    """``data_dir/train/<class>/*`` and ``data_dir/val/<class>/*``; grey or RGB, resized to the train images' size."""
+    import torchvision
+    from torchvision import transforms as tf
+
+    root = _require_dir(data_dir, "imagefolder expects train/ and val/ with one sub-folder per class")
+    for part in ("train", "val"):
+        if not (root / part).is_dir():
+            raise DataError(f"{root / part} is missing; imagefolder expects train/ and val/ with one sub-folder "
+                            "per class")
+    probe = torchvision.datasets.ImageFolder(str(root / "train"))
+    if len(probe) == 0:
+        raise DataError(f"{root / 'train'} holds no images")
+    first, _ = probe[0]
+    grey = first.mode in ("L", "1", "I", "F")
+    size = min(first.size)
+    base = [tf.Grayscale(1)] if grey else [tf.Lambda(lambda img: img.convert("RGB"))]
+    transform = tf.Compose(base + [tf.Resize(size), tf.CenterCrop(size), tf.ToTensor(),
+                                   tf.Normalize([0.5] * (1 if grey else 3), [0.5] * (1 if grey else 3))])
+    train = torchvision.datasets.ImageFolder(str(root / "train"), transform=transform)
+    test = torchvision.datasets.ImageFolder(str(root / "val"), transform=transform)
+    if train.classes != test.classes:
+        raise DataError(f"train/ and val/ under {root} have different class folders")
+    return Data(train, test, num_classes=len(train.classes), in_channels=1 if grey else 3, image_size=size)

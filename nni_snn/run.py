@@ -1,0 +1,100 @@
+"""What ``nni-snn search`` and ``nni-snn retrain`` do, once their options are known and valid.
+
+This is the one module of ``nni_snn`` that wires in ``search_spaces`` and ``strategies``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nni
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import TensorBoardLogger
+
+from nni_snn.archfile import FORMAT, VERSION, build_network, genotype_from_sample, write_json_atomic
+from nni_snn.data import load_dataset, split_for_search
+from nni_snn.training import EpochReporter, SNNClassifier, trial_result
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int):
+    from nni.nas.evaluator.pytorch import DataLoader  # traced, as NNI's evaluators want
+
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
+                      generator=torch.Generator().manual_seed(seed) if shuffle else None)
+
+
+def _trainer(opts: dict, output: Path, reporter: EpochReporter, **kwargs):
+    from nni.nas.evaluator.pytorch import Trainer
+
+    return Trainer(max_epochs=opts["epochs"], accelerator=opts["accelerator"], devices=opts["devices"],
+                   logger=TensorBoardLogger(str(output), name="tensorboard", version=""),
+                   callbacks=[reporter], num_sanity_val_steps=0, log_every_n_steps=1,
+                   enable_progress_bar=opts.get("progress", True), **kwargs)
+
+
+def _final_metrics(reporter: EpochReporter, params: int) -> dict:
+    last = reporter.history[-1]
+    return {"accuracy": last.get("val_acc"), "spikes_per_sample": last["spikes_per_sample"],
+            "spikes_per_cell": last["spikes_per_cell"], "params": params, "history": reporter.history}
+
+
+def run_search(opts: dict, output: Path) -> dict:
+    """MA-DARTS on ``opts['dataset']``; writes arch.json, metrics.json, cell pictures and TensorBoard logs."""
+    from nni.nas.evaluator.pytorch import Lightning
+    from nni.nas.execution import SequentialExecutionEngine
+    from nni.nas.space import RawFormatModelSpace
+
+    from nni_snn.plot import draw_cell
+    from search_spaces import SNNDartsSpace
+    from strategies import MADarts
+
+    pl.seed_everything(opts["seed"], workers=True, verbose=False)
+    data = load_dataset(opts["dataset"], opts.get("data_dir"), opts.get("download", False))
+    weight_half, alpha_half = split_for_search(data.train, opts["seed"])
+    space = SNNDartsSpace(width=opts["width"], num_cells=opts["cells"], timesteps=opts["timesteps"],
+                          attention=opts["attention"], num_classes=data.num_classes, in_channels=data.in_channels)
+    reporter = EpochReporter()
+    evaluator = Lightning(
+        SNNClassifier(num_classes=data.num_classes, learning_rate=opts["lr"]),
+        _trainer(opts, output, reporter),
+        train_dataloaders=_loader(weight_half, opts["batch_size"], True, opts["num_workers"], opts["seed"]),
+        val_dataloaders=_loader(alpha_half, opts["batch_size"], False, opts["num_workers"], opts["seed"]),
+    )
+    strategy = MADarts(arc_learning_rate=opts["arc_lr"])
+    strategy(RawFormatModelSpace.from_model(space, evaluator), SequentialExecutionEngine())
+
+    sample = strategy.oneshot_module.export()
+    alpha = strategy.oneshot_module.export_probs()
+    arch = {"format": FORMAT, "version": VERSION, "attention": opts["attention"], "timesteps": opts["timesteps"],
+            "genotype": genotype_from_sample(sample), "alpha": alpha, "nni_sample": sample,
+            "search": {k: opts[k] for k in ("dataset", "width", "cells", "epochs", "batch_size", "seed", "lr",
+                                             "arc_lr")}}
+    params = count_parameters(build_network(arch, width=opts["width"], num_cells=opts["cells"],
+                                            num_classes=data.num_classes, in_channels=data.in_channels))
+    metrics = _final_metrics(reporter, params)
+    metrics["supernet_params"] = count_parameters(space)
+    arch["results"] = {k: metrics[k] for k in ("accuracy", "spikes_per_sample", "params")}
+    write_json_atomic(output / "arch.json", arch)
+    write_json_atomic(output / "metrics.json", metrics)
+    for cell_type in ("normal", "reduce"):
+        draw_cell(arch["genotype"][cell_type], f"{cell_type} cell ({opts['attention']} attention)",
+                  output / f"{cell_type}.png")
+    return metrics
+
+
+def report_final(metrics: dict) -> None:
+    """Inside an NNI trial, send the final result (``default`` = final validation accuracy)."""
+    if nni.get_current_parameter() is not None:
+        nni.report_final_result(trial_result({"val_acc": metrics["accuracy"], **metrics}))
+
+
+def trial_output_dir() -> Path | None:
+    """The NNI trial's output directory, when running as a trial."""
+    path = os.environ.get("NNI_OUTPUT_DIR")
+    return Path(path) if path and os.environ.get("NNI_PLATFORM") else None

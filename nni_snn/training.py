@@ -1,0 +1,136 @@
+"""Lightning pieces shared by search and retrain: the SNN classification module and the per-epoch reporter.
+
+The reporter is the one place that decides what an epoch reports: it counts spikes (``nni_snn.spikes``), logs
+them to the Lightning logger (TensorBoard), keeps the history for ``metrics.json`` and, inside an NNI trial, sends
+``nni.report_intermediate_result`` with ``default`` = validation accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import nni
+import pytorch_lightning as pl
+import torch
+import torchmetrics
+from nni.nas.evaluator.pytorch import LightningModule
+from torch import nn
+
+from nni_snn.spikes import SpikeMonitor
+
+
+def cell_group(name: str) -> str:
+    """Spike groups: ``cells.3`` for everything inside the 4th cell, else the top-level module name."""
+    parts = name.split(".")
+    return ".".join(parts[:2]) if parts[0] == "cells" and len(parts) > 1 else parts[0]
+
+
+@nni.trace
+class SNNClassifier(LightningModule):
+    """Cross-entropy on T-averaged logits (+ ``auxiliary_weight`` x the auxiliary head's), top-1 accuracy.
+
+    Weights: SGD with momentum and a cosine schedule over the trainer's epochs (paper 4.2: lr 0.005 for search,
+    0.0025 for retraining).
+    """
+
+    def __init__(self, num_classes: int = 10, learning_rate: float = 0.005, momentum: float = 0.9,
+                 weight_decay: float = 3e-4, auxiliary_weight: float = 0.4):
+        super().__init__()
+        self.save_hyperparameters()
+        self.criterion = nn.CrossEntropyLoss()
+        self.train_acc = torchmetrics.Accuracy(task="multiclass", num_classes=num_classes)
+        self.val_acc = torchmetrics.Accuracy(task="multiclass", num_classes=num_classes)
+
+    def forward(self, x):
+        return self.model(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        out = self(x)
+        logits, aux = out if isinstance(out, tuple) else (out, None)
+        loss = self.criterion(logits, y)
+        if aux is not None:
+            loss = loss + self.hparams.auxiliary_weight * self.criterion(aux, y)
+        self.train_acc(logits, y)
+        self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True)
+        self.log("train_acc", self.train_acc, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(x)
+        self.val_acc(logits, y)
+        self.log("val_loss", self.criterion(logits, y), prog_bar=True, on_step=False, on_epoch=True)
+        self.log("val_acc", self.val_acc, prog_bar=True, on_step=False, on_epoch=True)
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.SGD(self.parameters(), lr=self.hparams.learning_rate,
+                                    momentum=self.hparams.momentum, weight_decay=self.hparams.weight_decay)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, self.trainer.max_epochs))
+        return [optimizer], [scheduler]
+
+
+class EpochReporter(pl.Callback):
+    """Counts spikes per phase and reports every epoch to the logger, ``history`` and NNI.
+
+    Phases: ``train`` counts every training-mode forward of the epoch (in a DARTS search, both the weight step and
+    the alpha step); ``val`` counts the validation loop. Spikes are per sample: see ``nni_snn.spikes``.
+    """
+
+    def __init__(self):
+        self.monitor: SpikeMonitor | None = None
+        self.history: list[dict] = []
+        self._val: dict = {}
+
+    def on_fit_start(self, trainer, pl_module):
+        if self.monitor is None:
+            self.monitor = SpikeMonitor(pl_module.model, group_of=cell_group)
+
+    def on_fit_end(self, trainer, pl_module):
+        if self.monitor is not None:
+            self.monitor.remove()
+            self.monitor = None
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.monitor.reset("train")
+        self.monitor.phase = "train"
+
+    def on_validation_epoch_start(self, trainer, pl_module):
+        self._resume_phase = self.monitor.phase if self.monitor else None
+        if self.monitor is not None:
+            self.monitor.reset("val")
+            self.monitor.phase = "val"
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        if self.monitor is None or trainer.sanity_checking:
+            return
+        self.monitor.phase = self._resume_phase
+        self._val = self._log_spikes(pl_module, "val")
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.monitor.phase = None
+        train = self._log_spikes(pl_module, "train")
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if "/" not in k}
+        record = {"epoch": trainer.current_epoch, **metrics,
+                  "spikes_per_sample": self._val.get("spikes_per_sample", train["spikes_per_sample"]),
+                  "spikes_per_cell": self._val.get("spikes_per_group", train["spikes_per_group"]),
+                  "train_spikes_per_sample": train["spikes_per_sample"]}
+        self.history.append(record)
+        if nni.get_current_parameter() is not None and trainer.is_global_zero:
+            nni.report_intermediate_result(trial_result(record))
+
+    def _log_spikes(self, pl_module, phase: str) -> dict:
+        summary = self.monitor.summary(phase)
+        logged = {f"spikes/{phase}/per_sample": summary["spikes_per_sample"],
+                  f"spikes/{phase}/firing_rate": summary["firing_rate"]}
+        logged.update({f"spikes/{phase}/{group}": value for group, value in summary["spikes_per_group"].items()})
+        pl_module.log_dict(logged, sync_dist=True)
+        return summary
+
+
+def trial_result(record: dict) -> dict:
+    """An NNI metric dict: ``default`` is the validation accuracy, spikes ride along as extra keys."""
+    result = {"default": record.get("val_acc", math.nan),
+              "spikes_per_sample": record["spikes_per_sample"]}
+    result.update({f"spikes_{group}": value for group, value in record["spikes_per_cell"].items()})
+    return result

@@ -1,0 +1,72 @@
+"""MA-DARTS (paper 3.4): NNI's first-order DARTS with attention at the cell concatenation and spike counting.
+
+What it adds to :class:`nni.nas.strategy.DARTS`:
+
+- ``attention`` (``none | ct | ma``): DARTS, CT-DARTS or MA-DARTS. The space's own ``attention=`` argument is the
+  source of truth; when given here, it is set on the space before the supernet is built (the paper frames the
+  attention as part of the algorithm), so the export and every rebuilt network carry it.
+- spike counting: an :class:`~nni_snn.training.EpochReporter` is attached to the trainer, so per-cell spikes per
+  sample of the training and validation batches reach TensorBoard and, inside an NNI trial, the intermediate
+  results.
+- the paper's defaults: alpha by Adam at lr 3e-4 (NNI's DARTS betas and weight decay), gradient clipping at 5;
+  weights by whatever the evaluator's module configures (``SNNClassifier``: SGD, momentum 0.9, cosine, lr 0.005).
+- a validation pass over the alpha half every epoch, so the accuracy and spikes of the supernet are reported.
+
+It runs with NNI's stock evaluators too (for example ``nni.nas.evaluator.pytorch.Classification``) given a space
+whose forward returns logits.
+"""
+
+from __future__ import annotations
+
+from nni.nas.oneshot.pytorch.differentiable import DartsLightningModule
+from nni.nas.strategy import DARTS
+
+from nni_snn.attention import ATTENTIONS
+from nni_snn.training import EpochReporter
+
+
+class MADartsModule(DartsLightningModule):
+    """DARTS's search loop plus a validation loop over the alpha half (NNI's DARTS has none)."""
+
+    def validation_step(self, batch, batch_idx):
+        return self.training_module.validation_step(batch, batch_idx)
+
+    def on_validation_epoch_start(self):
+        return self.training_module.on_validation_epoch_start()
+
+    def on_validation_epoch_end(self):
+        return self.training_module.on_validation_epoch_end()
+
+
+class MADarts(DARTS):
+    """MA-DARTS search strategy; see the module docstring. Other keyword arguments go to NNI's ``DARTS``."""
+
+    def __init__(self, *, attention: str | None = None, arc_learning_rate: float = 3e-4,
+                 gradient_clip_val: float | None = 5.0, **kwargs):
+        if attention is not None and attention not in ATTENTIONS:
+            raise ValueError(f"unknown attention {attention!r}; choose one of {', '.join(ATTENTIONS)}")
+        super().__init__(arc_learning_rate=arc_learning_rate, gradient_clip_val=gradient_clip_val, **kwargs)
+        self.attention = attention
+
+    def mutate_model(self, model):
+        if self.attention is not None:
+            if not hasattr(model, "set_attention"):
+                raise TypeError(f"{type(model).__name__} has no attention slot; pass attention=None")
+            model.set_attention(self.attention)
+        return super().mutate_model(model)
+
+    def mutate_evaluator(self, evaluator):
+        evaluator = super().mutate_evaluator(evaluator)
+        callbacks = evaluator.trainer.callbacks
+        if not any(isinstance(cb, EpochReporter) for cb in callbacks):
+            callbacks.insert(0, EpochReporter())
+        return evaluator
+
+    def configure_oneshot_module(self, training_module):
+        return MADartsModule(training_module, arc_learning_rate=self.arc_learning_rate,
+                             gradient_clip_val=self.gradient_clip_val,
+                             log_prob_every_n_step=self.log_prob_every_n_step,
+                             warmup_epochs=self.warmup_epochs, penalty=self.penalty)
+
+    def val_dataloader(self, train_dataloader_fn, val_dataloader_fn):
+        return val_dataloader_fn()
