@@ -1,4 +1,4 @@
-"""The ``nni-snn`` command: ``search``, ``show``.
+"""The ``nni-snn`` command: ``search``, ``retrain``, ``show``.
 
 Options come from, later winning: built-in defaults (the paper's, on the embedded digits data), ``--config FILE``
 (YAML or JSON with the same names as the flags), flags given on the command line, and, inside an NNI trial, the
@@ -17,6 +17,12 @@ SEARCH_DEFAULTS = {
     "dataset": "digits", "data_dir": None, "download": False, "attention": "ma", "timesteps": 2, "width": 16,
     "cells": 5, "epochs": 40, "batch_size": 64, "seed": 0, "lr": 0.005, "arc_lr": 3e-4, "output": "runs/search",
     "accelerator": "auto", "devices": 1, "num_workers": 0, "progress": True,
+}
+RETRAIN_DEFAULTS = {
+    "arch": None, "dataset": "digits", "data_dir": None, "download": False, "timesteps": None, "width": 36,
+    "cells": 6, "epochs": 600, "batch_size": 96, "lr": 0.0025, "auxiliary_weight": 0.4, "seed": 0,
+    "output": "runs/retrain", "accelerator": "auto", "devices": 1, "strategy": "auto", "num_workers": 0,
+    "progress": True,
 }
 POSITIVE_INTS = ("timesteps", "width", "cells", "epochs", "batch_size", "devices")
 
@@ -52,6 +58,29 @@ def _search_parser(sub) -> None:
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
 
 
+def _retrain_parser(sub) -> None:
+    p = sub.add_parser("retrain", help="train the fixed network of an arch.json; writes metrics.json, checkpoints")
+    p.add_argument("--arch", help="arch.json written by 'nni-snn search'")
+    p.add_argument("--config", help="YAML/JSON file of options (same names as the flags)")
+    p.add_argument("--dataset", help="digits (default, embedded), cifar10, cifar100, imagefolder")
+    p.add_argument("--data-dir", help="folder holding the dataset (not needed for digits)")
+    p.add_argument("--download", action="store_true", default=None, help="download CIFAR into --data-dir")
+    p.add_argument("--timesteps", type=int, help="time steps T (default: the arch file's)")
+    p.add_argument("--width", type=int, help="initial channels (default 36)")
+    p.add_argument("--cells", type=int, help="number of cells (default 6)")
+    p.add_argument("--epochs", type=int, help="epochs (default 600)")
+    p.add_argument("--batch-size", type=int, help="batch size (default 96)")
+    p.add_argument("--lr", type=float, help="learning rate, SGD momentum 0.9 + cosine (default 0.0025)")
+    p.add_argument("--auxiliary-weight", type=float, help="auxiliary head loss weight, 0 = no head (default 0.4)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--output", help="output folder (default runs/retrain; the trial's folder inside NNI)")
+    p.add_argument("--accelerator", help="Lightning accelerator: auto, cpu, gpu (default auto)")
+    p.add_argument("--devices", type=int, help="devices per node (default 1)")
+    p.add_argument("--strategy", help="Lightning strategy, e.g. ddp (default auto)")
+    p.add_argument("--num-workers", type=int, help="data loader workers (default 0)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
+
+
 def _show_parser(sub) -> None:
     p = sub.add_parser("show", help="print an arch.json readably, with its parameter count")
     p.add_argument("arch", help="path of an arch.json")
@@ -65,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nni-snn", description="MA-DARTS architecture search for spiking neural networks on NNI")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _search_parser(sub)
+    _retrain_parser(sub)
     _show_parser(sub)
     return parser
 
@@ -99,24 +129,53 @@ def resolve_options(args: argparse.Namespace, defaults: dict, trial_params: dict
         opts.update(layer)
     for key in POSITIVE_INTS:
         value = opts[key]
+        if key == "timesteps" and value is None and "arch" in defaults:
+            continue  # retrain: the arch file's
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise UsageError(f"--{key.replace('_', '-')} must be an integer >= 1, got {value!r}")
     if opts["attention"] not in ATTENTIONS:
         raise UsageError(f"--attention {opts['attention']!r} is unknown; use one of {', '.join(ATTENTIONS)}")
     if opts["dataset"] not in DATASETS:
         raise UsageError(f"--dataset {opts['dataset']!r} is unknown; use one of {', '.join(DATASETS)}")
+    if "arch" in defaults and not opts["arch"]:
+        raise UsageError("retrain needs --arch ARCH.json (written by 'nni-snn search')")
+    if "auxiliary_weight" in defaults and not opts["auxiliary_weight"] >= 0:
+        raise UsageError(f"--auxiliary-weight must be >= 0, got {opts['auxiliary_weight']!r}")
     return opts
 
 
-def _search(args) -> int:
+def _prepare(args, defaults: dict) -> tuple[dict, Path]:
+    """Options and output folder; inside an NNI trial the tuner's parameters and the trial's folder."""
     import nni
 
-    from nni_snn.run import report_final, run_search, trial_output_dir
+    from nni_snn.run import trial_output_dir
 
     trial_dir = trial_output_dir()
-    opts = resolve_options(args, SEARCH_DEFAULTS, nni.get_next_parameter() if trial_dir else None)
+    opts = resolve_options(args, defaults, nni.get_next_parameter() if trial_dir else None)
     output = Path(opts["output"]) if trial_dir is None or args.output else trial_dir
     output.mkdir(parents=True, exist_ok=True)
+    return opts, output
+
+
+def _retrain(args) -> int:
+    from nni_snn.archfile import load_arch
+    from nni_snn.run import report_final, run_retrain
+
+    opts, output = _prepare(args, RETRAIN_DEFAULTS)
+    load_arch(opts["arch"])  # a bad file fails here, before any data is loaded
+    metrics = run_retrain(opts, output)
+    if metrics is not None:
+        report_final(metrics)
+        print(f"accuracy {metrics['accuracy']:.4f} (best {metrics['best_accuracy']:.4f}), "
+              f"{metrics['spikes_per_sample']:.1f} spikes/sample, {metrics['params']} parameters; "
+              f"{output / 'metrics.json'}")
+    return 0
+
+
+def _search(args) -> int:
+    from nni_snn.run import report_final, run_search
+
+    opts, output = _prepare(args, SEARCH_DEFAULTS)
     metrics = run_search(opts, output)
     report_final(metrics)
     print(f"accuracy {metrics['accuracy']:.4f}, {metrics['spikes_per_sample']:.1f} spikes/sample, "
@@ -148,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args = build_parser().parse_args(argv)
-        return {"search": _search, "show": _show}[args.command](args)
+        return {"search": _search, "retrain": _retrain, "show": _show}[args.command](args)
     except (UsageError, ArchError, DataError) as err:
         print(f"nni-snn: error: {err}", file=sys.stderr)
         return EXIT_USAGE

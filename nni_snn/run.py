@@ -98,3 +98,40 @@ def trial_output_dir() -> Path | None:
     """The NNI trial's output directory, when running as a trial."""
     path = os.environ.get("NNI_OUTPUT_DIR")
     return Path(path) if path and os.environ.get("NNI_PLATFORM") else None
+
+
+def run_retrain(opts: dict, output: Path) -> dict | None:
+    """Train the fixed network of ``opts['arch']``; writes metrics.json, the best checkpoint, TensorBoard logs.
+
+    Returns the metrics on the global-zero process (``None`` on the other DDP ranks).
+    """
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    from nni_snn.archfile import load_arch
+
+    pl.seed_everything(opts["seed"], workers=True, verbose=False)
+    arch = load_arch(opts["arch"])
+    data = load_dataset(opts["dataset"], opts.get("data_dir"), opts.get("download", False))
+    timesteps = opts["timesteps"] or arch["timesteps"]
+    net = build_network(arch, width=opts["width"], num_cells=opts["cells"], num_classes=data.num_classes,
+                        in_channels=data.in_channels, auxiliary=opts["auxiliary_weight"] > 0, timesteps=timesteps)
+    module = SNNClassifier(num_classes=data.num_classes, learning_rate=opts["lr"],
+                           auxiliary_weight=opts["auxiliary_weight"])
+    module.set_model(net)
+    reporter = EpochReporter()
+    best = ModelCheckpoint(dirpath=output / "checkpoints", filename="best", monitor="val_acc", mode="max",
+                           save_top_k=1, save_last=True)
+    trainer = pl.Trainer(max_epochs=opts["epochs"], accelerator=opts["accelerator"], devices=opts["devices"],
+                         strategy=opts["strategy"], logger=TensorBoardLogger(str(output), name="tensorboard",
+                                                                             version=""),
+                         callbacks=[reporter, best], num_sanity_val_steps=0, log_every_n_steps=1,
+                         enable_progress_bar=opts.get("progress", True))
+    trainer.fit(module, _loader(data.train, opts["batch_size"], True, opts["num_workers"], opts["seed"]),
+                _loader(data.test, opts["batch_size"], False, opts["num_workers"], opts["seed"]))
+    if not trainer.is_global_zero:
+        return None
+    metrics = _final_metrics(reporter, count_parameters(net))
+    metrics["best_accuracy"] = float(best.best_model_score) if best.best_model_score is not None else None
+    metrics["timesteps"] = timesteps
+    write_json_atomic(output / "metrics.json", metrics)
+    return metrics

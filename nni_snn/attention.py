@@ -1,0 +1,95 @@
+"""Attention at the cell's concatenation (paper section 3.3): input and output ``[T, N, C, H, W]``.
+
+- ``"ct"`` (:class:`ChannelTimeAttention`, eq. 5-6): ECA-style, one tiny conv over the (time, channel) map
+  of spatial averages; a weight per (t, n, c).
+- ``"ma"`` (:class:`MultiDimAttention`, eq. 7-10): CBAM-style, channel x time attention from avg- and
+  max-pooled statistics through a shared MLP, then spatial attention per time step.
+
+The attention gates are analog and sit on the analog cell output, so their own conv/MLP layers are the
+documented exception to "every synaptic layer sees spikes". All weights are sigmoids in (0, 1): attention only
+ever scales features down.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from nni_snn.ops import fold, unfold
+
+__all__ = ["ATTENTIONS", "ChannelTimeAttention", "MultiDimAttention", "eca_kernel_size", "make_attention"]
+
+ATTENTIONS = ("none", "ct", "ma")
+
+
+def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
+    """ECA's adaptive kernel size: ``|(log2 C + b) / gamma|`` made odd (C=16, 64 -> 3; C=128 -> 5)."""
+    t = int(abs((math.log2(channels) + b) / gamma))
+    return t if t % 2 else t + 1
+
+
+class ChannelTimeAttention(nn.Module):
+    """CT attention: spatial average -> map ``[N, 1, T, C]`` -> one ``(kt, k)`` conv across time and
+    channels -> sigmoid -> scale. ``k`` is ECA's adaptive channel kernel, ``kt`` the smallest odd number
+    ``>= T`` so every step sees all others. Only ``kt * k`` parameters."""
+
+    def __init__(self, channels: int, timesteps: int, gamma: int = 2, b: int = 1) -> None:
+        super().__init__()
+        self.k = eca_kernel_size(channels, gamma, b)
+        self.kt = timesteps if timesteps % 2 else timesteps + 1
+        self.conv = nn.Conv2d(1, 1, (self.kt, self.k), padding=(self.kt // 2, self.k // 2), bias=False)
+        self.sigmoid = nn.Sigmoid()
+
+    def forward(self, x: Tensor) -> Tensor:
+        stats = x.mean(dim=(3, 4)).transpose(0, 1).unsqueeze(1)  # [T, N, C] -> [N, 1, T, C]
+        w = self.sigmoid(self.conv(stats))  # [N, 1, T, C]
+        return x * w.squeeze(1).transpose(0, 1)[..., None, None]  # [T, N, C, 1, 1]
+
+
+class MultiDimAttention(nn.Module):
+    """MA attention (CBAM over channel x time, then space).
+
+    Channel x time: spatial avg and max per (t, n, c) go through one MLP of 1x1 convs over channels
+    (``C -> max(C // reduction, 1) -> C``, ReLU between), summed, sigmoid. The MLP is shared over time so its
+    size does not depend on T, yet the weight still differs per channel *and* per time step because the
+    statistics it sees are per (c, t). Spatial: channel-wise max and mean -> ``spatial_kernel`` conv ->
+    sigmoid, per time step.
+    """
+
+    def __init__(self, channels: int, timesteps: int, reduction: int = 16, spatial_kernel: int = 7) -> None:
+        super().__init__()
+        hidden = max(channels // reduction, 1)
+        self.mlp = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1, bias=False),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, channels, 1, bias=False),
+        )
+        self.spatial = nn.Conv2d(2, 1, spatial_kernel, padding=spatial_kernel // 2, bias=False)
+        self.sigmoid = nn.Sigmoid()
+        self.timesteps = timesteps
+
+    def forward(self, x: Tensor) -> Tensor:
+        T = x.shape[0]
+        y = fold(x)  # [T*N, C, H, W]
+        avg = y.mean(dim=(2, 3), keepdim=True)
+        mx = y.amax(dim=(2, 3), keepdim=True)
+        y = y * self.sigmoid(self.mlp(avg) + self.mlp(mx))
+        s = torch.cat([y.amax(dim=1, keepdim=True), y.mean(dim=1, keepdim=True)], dim=1)  # eq. 9 order
+        y = y * self.sigmoid(self.spatial(s))
+        return unfold(y, T)
+
+    def extra_repr(self) -> str:
+        return f"timesteps={self.timesteps}"
+
+
+def make_attention(kind: str, channels: int, timesteps: int) -> nn.Module:
+    """Build the attention named ``kind`` (one of :data:`ATTENTIONS`); ``"none"`` is ``nn.Identity()``."""
+    if kind == "none":
+        return nn.Identity()
+    if kind == "ct":
+        return ChannelTimeAttention(channels, timesteps)
+    if kind == "ma":
+        return MultiDimAttention(channels, timesteps)
+    raise ValueError(f"unknown attention {kind!r}; valid: {', '.join(ATTENTIONS)}")

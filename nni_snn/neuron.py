@@ -1,0 +1,180 @@
+"""Multi-step leaky integrate-and-fire (LIF) neuron with surrogate gradients (paper section 3.1).
+
+Dynamics (paper eq. 1-2), per neuron, over time steps ``t = 1..T`` with ``u_0 = 0``::
+
+    u_t = tau * u_{t-1} * (1 - o_{t-1}) + x_t
+    o_t = 1 if u_t > v_threshold else 0          (strictly greater: u_t == v_threshold gives no spike)
+
+The neuron is *stateless* between calls: one ``forward`` takes the whole time-major input ``[T, ...]``
+and walks over ``T`` itself, so there is nothing to reset between batches and no "backward through the
+graph a second time" bugs. The loop runs inside a custom :class:`torch.autograd.Function` that keeps only
+the membrane potentials for backward (spikes are recomputed from them), instead of the ~4 intermediate
+tensors per step that autograd would keep for a plain Python loop.
+
+The step function has zero gradient almost everywhere, so backward replaces ``dH/dv`` by a *surrogate*
+(``SURROGATES``), evaluated at ``v = u - v_threshold``. Every surrogate here integrates to 1 over ``v`` and
+gets sharper (taller and narrower) as ``alpha`` grows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+__all__ = ["LIF", "SURROGATES", "lif_reference"]
+
+
+def rectangular(v: Tensor, alpha: float) -> Tensor:
+    """Box surrogate (STBP): height ``alpha`` on ``|v| < 1 / (2 alpha)``, zero elsewhere (area 1)."""
+    return (v.abs() < 0.5 / alpha).to(v.dtype).mul_(alpha)
+
+
+def sigmoid(v: Tensor, alpha: float) -> Tensor:
+    """Derivative of ``sigmoid(alpha * v)``: ``alpha * s * (1 - s)``; peak ``alpha / 4`` at ``v = 0``."""
+    av = alpha * v
+    # 1 - s = sigmoid(-av): no cancellation far from the threshold, and exactly symmetric in v.
+    return torch.sigmoid(av).mul_(torch.sigmoid(av.neg_())).mul_(alpha)
+
+
+def arctan(v: Tensor, alpha: float) -> Tensor:
+    """Derivative of ``atan(pi/2 * alpha * v) / pi + 1/2``: ``alpha/2 / (1 + (pi/2 * alpha * v)^2)``;
+    peak ``alpha / 2`` at ``v = 0``."""
+    return (math.pi / 2.0 * alpha * v).square_().add_(1.0).reciprocal_().mul_(alpha / 2.0)
+
+
+SURROGATES: dict[str, Callable[[Tensor, float], Tensor]] = {
+    "rectangular": rectangular,
+    "sigmoid": sigmoid,
+    "arctan": arctan,
+}
+
+
+def _no_spike(u: Tensor, v_th: float) -> Tensor:
+    """``1 - o = (u <= v_th)`` as a fresh tensor of u's dtype (much faster on CPU than ``torch.where``)."""
+    return torch.le(u, v_th, out=torch.empty_like(u))
+
+
+class _LIFFunction(torch.autograd.Function):
+    """Forward loop over T without an autograd graph; backward runs the recurrence in reverse.
+
+    Written with in-place / ``out=`` ops: the neuron is memory-bound, so every avoided pass over the tensor
+    (and, on CPU, every avoided large allocation) counts.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, tau: float, v_th: float, surrogate: str, alpha: float,
+                detach_reset: bool) -> Tensor:
+        # Membrane potentials of all steps, in the input dtype: the only thing backward needs.
+        u_all = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        u_all[0].copy_(x[0])
+        for t in range(1, x.shape[0]):
+            u_prev = u_all[t - 1]
+            # u_t = tau * u_{t-1} * (1 - o_{t-1}) + x_t: a spike resets u_{t-1} to zero.
+            torch.add(_no_spike(u_prev, v_th).mul_(u_prev).mul_(tau), x[t], out=u_all[t])
+        ctx.save_for_backward(u_all)
+        ctx.params = (tau, v_th, surrogate, alpha, detach_reset)
+        spikes = torch.empty_like(u_all)
+        return torch.gt(u_all, v_th, out=spikes)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor):
+        (u_all,) = ctx.saved_tensors
+        tau, v_th, surrogate, alpha, detach_reset = ctx.params
+        sg_fn = SURROGATES[surrogate]
+        grad_x = torch.empty_like(u_all)
+        # At least float32, so that half-precision inputs do not lose precision along the recurrence.
+        acc = torch.promote_types(u_all.dtype, torch.float32)
+        delta = None  # dL/du_{t+1}
+        for t in range(u_all.shape[0] - 1, -1, -1):
+            u = u_all[t].to(acc)
+            sg = sg_fn(u - v_th, alpha)
+            # dL/du_t = dL/do_t * do_t/du_t + dL/du_{t+1} * du_{t+1}/du_t; dL/dx_t = dL/du_t
+            in_place = acc == grad_x.dtype
+            d = torch.mul(grad_out[t], sg, out=grad_x[t]) if in_place else grad_out[t].to(acc) * sg
+            if delta is not None:
+                # du_{t+1}/du_t = tau * (1 - o_t)  [- tau * u_t * do_t/du_t if the reset is not detached]
+                d.add_(_no_spike(u, v_th).mul_(delta), alpha=tau)
+                if not detach_reset:
+                    d.addcmul_(delta, u * sg, value=-tau)
+            if not in_place:
+                grad_x[t].copy_(d)
+            delta = d
+        return grad_x, None, None, None, None, None
+
+
+class LIF(nn.Module):
+    """Multi-step LIF neuron: ``[T, ...]`` float input currents -> ``[T, ...]`` spikes (0./1., same dtype).
+
+    Args:
+        tau: membrane decay per step (paper: 0.2).
+        v_threshold: firing threshold (paper: 0.5); a spike needs ``u > v_threshold``.
+        surrogate: name in :data:`SURROGATES` used for ``dH/dv`` in backward.
+        alpha: surrogate sharpness; larger = taller and narrower.
+        detach_reset: if True the reset term ``(1 - o_{t-1})`` is treated as a constant in backward.
+
+    Defaults: the paper names no surrogate. ``arctan`` with ``alpha = 2`` (the ATan surrogate of Fang et
+    al.'s PLIF work and SpikingJelly's default ``alpha``) has peak ``dH/dv = 1`` at the threshold, so
+    gradient magnitudes stay comparable to a ReLU network's, and its polynomial tails still pass some
+    gradient to neurons far from threshold, which matters at T = 2 where few membranes end near it.
+    The reset is detached by default: that drops a term of sign ``-u * sg`` from the recurrence, a common
+    simplification that keeps backward cheaper and better conditioned; ``detach_reset=False`` keeps it.
+    """
+
+    def __init__(self, tau: float = 0.2, v_threshold: float = 0.5, surrogate: str = "arctan",
+                 alpha: float = 2.0, detach_reset: bool = True) -> None:
+        super().__init__()
+        if surrogate not in SURROGATES:
+            raise ValueError(f"unknown surrogate {surrogate!r}; valid: {', '.join(SURROGATES)}")
+        self.tau = float(tau)
+        self.v_threshold = float(v_threshold)
+        self.surrogate = surrogate
+        self.alpha = float(alpha)
+        self.detach_reset = bool(detach_reset)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() < 1 or x.shape[0] < 1:
+            raise ValueError(f"LIF expects a time-major tensor [T, ...] with T >= 1, got shape {tuple(x.shape)}")
+        return _LIFFunction.apply(x, self.tau, self.v_threshold, self.surrogate, self.alpha,
+                                  self.detach_reset)
+
+    def extra_repr(self) -> str:
+        return (f"tau={self.tau}, v_threshold={self.v_threshold}, surrogate={self.surrogate!r}, "
+                f"alpha={self.alpha}, detach_reset={self.detach_reset}")
+
+
+class _Heaviside(torch.autograd.Function):
+    """Step function with a surrogate derivative; building block of :func:`lif_reference`."""
+
+    @staticmethod
+    def forward(ctx, v: Tensor, surrogate: str, alpha: float) -> Tensor:
+        ctx.save_for_backward(v)
+        ctx.params = (surrogate, alpha)
+        return (v > 0).to(v.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (v,) = ctx.saved_tensors
+        surrogate, alpha = ctx.params
+        return grad * SURROGATES[surrogate](v, alpha), None, None
+
+
+def lif_reference(x: Tensor, tau: float = 0.2, v_threshold: float = 0.5, surrogate: str = "arctan",
+                  alpha: float = 2.0, detach_reset: bool = True) -> Tensor:
+    """Plain Python loop over T differentiated by autograd: the reference that tests and benchmarks
+    compare :class:`LIF` against (same maths, straightforward but slower and hungrier for memory)."""
+    spikes = []
+    u = o = None
+    for t in range(x.shape[0]):
+        if u is None:
+            u = x[t]
+        else:
+            keep = 1.0 - (o.detach() if detach_reset else o)
+            u = tau * u * keep + x[t]
+        o = _Heaviside.apply(u - v_threshold, surrogate, alpha)
+        spikes.append(o)
+    return torch.stack(spikes)

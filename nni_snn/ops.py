@@ -1,0 +1,179 @@
+"""Spiking candidate operations of the DARTS cell (paper section 3.2) and the cell's input preprocessing.
+
+Every op takes binary SPIKES ``[T, N, C, H, W]`` (the caller turns each cell state into spikes once, with
+its own LIF, and shares them among all edges leaving that state) and returns an analog ``[T, N, C, H', W']``
+with ``H' = ceil(H / stride)``. Hence no op has a LIF at its input; sep convs have one in the middle, where
+DARTS has its inner ReLU, so that every synaptic layer sees spikes. A depthwise conv followed directly by its
+pointwise 1x1 conv counts as one factorised synaptic layer: spikes enter the depthwise conv.
+
+Stateless layers (conv, BN, pool) run on the folded view ``[T*N, C, H, W]``; consecutive ones are grouped in
+one :class:`TimeDistributed` so the tensor is folded once per group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nni_snn.neuron import LIF
+
+__all__ = [
+    "OPS",
+    "PRIMITIVES",
+    "DilConv",
+    "FactorizedReduce",
+    "PoolBN",
+    "Preprocess",
+    "SepConv",
+    "TimeDistributed",
+    "fold",
+    "unfold",
+]
+
+PRIMITIVES = ["max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5",
+              "dil_conv_3x3", "dil_conv_5x5"]
+
+
+def fold(x: Tensor) -> Tensor:
+    """``[T, N, ...] -> [T*N, ...]`` so that stateless layers treat time steps as extra samples."""
+    return x.flatten(0, 1)
+
+
+def unfold(y: Tensor, T: int) -> Tensor:
+    """Inverse of :func:`fold`: ``[T*N, ...] -> [T, N, ...]``."""
+    return y.reshape(T, -1, *y.shape[1:])
+
+
+class TimeDistributed(nn.Module):
+    """Apply a stateless module (conv/BN/pool stack) to every time step at once via the folded view."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: Tensor) -> Tensor:
+        return unfold(self.module(fold(x)), x.shape[0])
+
+
+def _lif(lif: dict | None) -> LIF:
+    return LIF(**(lif or {}))
+
+
+class PoolBN(nn.Module):
+    """3x3 max/avg pooling followed by BN. DARTS adds the BN only in the search cell (to rescale the pooled
+    output against the BN-ended conv ops); we keep it always so search and retrain ops are identical."""
+
+    def __init__(self, kind: str, C: int, stride: int, affine: bool = True, lif: dict | None = None) -> None:
+        super().__init__()
+        if kind == "max":
+            pool: nn.Module = nn.MaxPool2d(3, stride=stride, padding=1)
+        elif kind == "avg":
+            pool = nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
+        else:
+            raise ValueError(f"unknown pooling {kind!r}; valid: max, avg")
+        self.body = TimeDistributed(nn.Sequential(pool, nn.BatchNorm2d(C, affine=affine)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+def _dw_pw_bn(C_in: int, C_out: int, k: int, stride: int, padding: int, dilation: int,
+              affine: bool) -> nn.Sequential:
+    """Depthwise kxk conv + pointwise 1x1 conv (one factorised synaptic layer) + BN."""
+    return nn.Sequential(
+        nn.Conv2d(C_in, C_in, k, stride=stride, padding=padding, dilation=dilation, groups=C_in, bias=False),
+        nn.Conv2d(C_in, C_out, 1, bias=False),
+        nn.BatchNorm2d(C_out, affine=affine),
+    )
+
+
+class SepConv(nn.Module):
+    """DARTS separable conv, twice, with a LIF where DARTS has its inner ReLU."""
+
+    def __init__(self, C_in: int, C_out: int, k: int, stride: int, affine: bool = True,
+                 lif: dict | None = None) -> None:
+        super().__init__()
+        self.first = TimeDistributed(_dw_pw_bn(C_in, C_in, k, stride, k // 2, 1, affine))
+        self.lif = _lif(lif)
+        self.second = TimeDistributed(_dw_pw_bn(C_in, C_out, k, 1, k // 2, 1, affine))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.second(self.lif(self.first(x)))
+
+
+class DilConv(nn.Module):
+    """DARTS dilated separable conv (dilation 2); no inner neuron, so ``lif`` is accepted and unused."""
+
+    def __init__(self, C_in: int, C_out: int, k: int, stride: int, affine: bool = True,
+                 lif: dict | None = None) -> None:
+        super().__init__()
+        self.body = TimeDistributed(_dw_pw_bn(C_in, C_out, k, stride, k - 1, 2, affine))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+class _FactorizedReduce2d(nn.Module):
+    """Folded-view core of :class:`FactorizedReduce`: two offset 1x1 stride-2 convs, concat, BN."""
+
+    def __init__(self, C_in: int, C_out: int, affine: bool) -> None:
+        super().__init__()
+        if C_out % 2:
+            raise ValueError(f"FactorizedReduce needs an even number of output channels, got {C_out}")
+        self.conv_1 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, bias=False)
+        self.conv_2 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, bias=False)
+        self.bn = nn.BatchNorm2d(C_out, affine=affine)
+
+    def forward(self, x: Tensor) -> Tensor:
+        # Shift by one pixel; zero-pad bottom/right so both halves have ceil(H/2) rows for odd H too.
+        shifted = F.pad(x[..., 1:, 1:], (0, 1, 0, 1))
+        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+
+
+class FactorizedReduce(nn.Module):
+    """Halve H and W without discarding pixels (DARTS). Input: spikes ``[T, N, C_in, H, W]``; no LIF inside,
+    zero padding keeps the conv input binary."""
+
+    def __init__(self, C_in: int, C_out: int, affine: bool = True, lif: dict | None = None) -> None:
+        super().__init__()
+        self.body = TimeDistributed(_FactorizedReduce2d(C_in, C_out, affine))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+class Preprocess(nn.Module):
+    """Cell input preprocessing: LIF (analog cell output -> spikes) -> 1x1 conv -> BN, or, after a
+    reduction cell (``reduce=True``), LIF -> :class:`FactorizedReduce` to match the spatial size."""
+
+    def __init__(self, C_in: int, C_out: int, reduce: bool = False, affine: bool = True,
+                 lif: dict | None = None) -> None:
+        super().__init__()
+        self.lif = _lif(lif)
+        if reduce:
+            self.body: nn.Module = FactorizedReduce(C_in, C_out, affine)
+        else:
+            self.body = TimeDistributed(nn.Sequential(nn.Conv2d(C_in, C_out, 1, bias=False),
+                                                      nn.BatchNorm2d(C_out, affine=affine)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(self.lif(x))
+
+
+def _skip(C: int, stride: int, affine: bool, lif: dict | None = None) -> nn.Module:
+    return nn.Identity() if stride == 1 else FactorizedReduce(C, C, affine)
+
+
+OPS: dict[str, Callable[..., nn.Module]] = {
+    "max_pool_3x3": lambda C, stride, affine, lif=None: PoolBN("max", C, stride, affine),
+    "avg_pool_3x3": lambda C, stride, affine, lif=None: PoolBN("avg", C, stride, affine),
+    "skip_connect": _skip,
+    "sep_conv_3x3": lambda C, stride, affine, lif=None: SepConv(C, C, 3, stride, affine, lif),
+    "sep_conv_5x5": lambda C, stride, affine, lif=None: SepConv(C, C, 5, stride, affine, lif),
+    "dil_conv_3x3": lambda C, stride, affine, lif=None: DilConv(C, C, 3, stride, affine, lif),
+    "dil_conv_5x5": lambda C, stride, affine, lif=None: DilConv(C, C, 5, stride, affine, lif),
+}
+"""Op name -> factory ``(C, stride, affine, lif=None)``; ``lif`` is a dict of :class:`LIF` kwargs."""

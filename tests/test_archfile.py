@@ -1,0 +1,92 @@
+"""Architecture files: schema checks, genotype <-> NNI sample, DARTS derivation, rebuilding a fixed network."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from nni.nas.nn.pytorch import MutableModule
+
+from nni_snn.archfile import (ArchError, build_network, genotype_from_sample, load_arch, sample_from_genotype,
+                              write_json_atomic)
+from search_spaces.supernet import derive_inputs
+
+
+def test_genotype_sample_roundtrip(hand_arch):
+    sample = sample_from_genotype(hand_arch["genotype"])
+    assert sample["normal/input_3"] == [2, 4]
+    assert sample["normal/op_3_4"] == "skip_connect"
+    assert genotype_from_sample(sample) == hand_arch["genotype"]
+
+
+def test_derivation_picks_two_strongest_edges_by_best_operation():
+    # Edge 1's best operation (0.6) and edge 3's (0.5) beat edges 0 and 2, whatever their sums are.
+    weights = [torch.tensor([0.3, 0.3, 0.4]), torch.tensor([0.6, 0.2, 0.2]),
+               torch.tensor([0.34, 0.33, 0.33]), torch.tensor([0.1, 0.4, 0.5])]
+    assert derive_inputs(weights) == [1, 3]
+
+
+@pytest.mark.parametrize("width,cells", [(4, 3), (6, 6)])
+def test_build_network_any_width_and_depth(hand_arch, width, cells):
+    net = build_network(hand_arch, width=width, num_cells=cells, num_classes=7, in_channels=1)
+    assert not any(isinstance(m, MutableModule) and m.simplify() for m in net.modules())
+    assert net.simplify() == {}
+    out = net(torch.randn(3, 1, 8, 8))
+    assert out.shape == (3, 7)
+    out.sum().backward()
+
+
+def test_build_network_keeps_only_chosen_edges(hand_arch):
+    net = build_network(hand_arch, width=4, num_cells=3, num_classes=10)
+    for cell in net.cells:
+        assert [len(node.edges) for node in cell.nodes] == [2, 2, 2, 2]
+
+
+def test_build_network_from_path_and_auxiliary(tmp_path, hand_arch):
+    path = tmp_path / "arch.json"
+    path.write_text(json.dumps(hand_arch))
+    net = build_network(path, width=4, num_cells=6, num_classes=10, auxiliary=True, timesteps=1)
+    net.train()
+    logits, aux = net(torch.randn(2, 3, 16, 16))
+    assert logits.shape == aux.shape == (2, 10)
+    net.eval()
+    assert net(torch.randn(2, 3, 16, 16)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("mutate,needle", [
+    (lambda a: a.update(format="other"), "format"),
+    (lambda a: a.update(version=2), "version"),
+    (lambda a: a.pop("genotype"), "genotype"),
+    (lambda a: a["genotype"]["normal"].pop(), "exactly 8"),
+    (lambda a: a["genotype"]["reduce"].__setitem__(0, ["conv_9x9", 0]), "unknown operation"),
+    (lambda a: a["genotype"]["normal"].__setitem__(2, ["skip_connect", 3]), "out of range"),
+    (lambda a: a["genotype"]["normal"].__setitem__(1, ["skip_connect", 0]), "twice"),
+    (lambda a: a.update(attention="se"), "attention"),
+    (lambda a: a.update(timesteps=0), "timesteps"),
+])
+def test_bad_architectures_name_the_problem(hand_arch, mutate, needle):
+    mutate(hand_arch)
+    with pytest.raises(ArchError, match=needle):
+        load_arch(hand_arch)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ArchError, match="cannot read"):
+        load_arch(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ArchError, match="not valid JSON"):
+        load_arch(bad)
+    bad.write_text("[1, 2]")
+    with pytest.raises(ArchError, match="not a JSON object"):
+        load_arch(bad)
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    path = tmp_path / "metrics.json"
+    write_json_atomic(path, {"accuracy": 0.5})
+    with pytest.raises(TypeError):
+        write_json_atomic(path, {"accuracy": object()})  # not JSON-serialisable: fails mid-write
+    assert json.loads(path.read_text()) == {"accuracy": 0.5}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]

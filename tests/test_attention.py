@@ -1,0 +1,72 @@
+"""Cell-output attention (paper 3.3): shapes, parameter counts from the formulas, gating in (0, 1)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from nni_snn.attention import (
+    ATTENTIONS,
+    ChannelTimeAttention,
+    MultiDimAttention,
+    eca_kernel_size,
+    make_attention,
+)
+
+
+def n_params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+@pytest.mark.parametrize("kind", ["ct", "ma"])
+@pytest.mark.parametrize("T", [1, 2, 6])
+@pytest.mark.parametrize("H", [1, 2, 8])
+def test_shapes_and_scaling(kind: str, T: int, H: int):
+    torch.manual_seed(0)
+    att = make_attention(kind, 16, T)
+    x = torch.randn(T, 3, 16, H, H + 1)
+    out = att(x)
+    assert out.shape == x.shape
+    assert (out.abs() <= x.abs()).all()  # sigmoid weights only scale down
+    assert (out.sign() * x.sign() >= 0).all()
+
+
+@pytest.mark.parametrize("C, T, k, kt", [(64, 2, 3, 3), (16, 1, 3, 1), (128, 6, 5, 7), (256, 2, 5, 3)])
+def test_ct_parameters(C: int, T: int, k: int, kt: int):
+    # ECA: t = int(|(log2 C + 1) / 2|), made odd; kt = smallest odd >= T
+    assert eca_kernel_size(C) == k
+    att = ChannelTimeAttention(C, T)
+    assert (att.kt, att.k) == (kt, k)
+    assert n_params(att) == kt * k
+
+
+def test_ma_parameters():
+    assert n_params(MultiDimAttention(64, 2)) == 2 * 64 * (64 // 16) + 2 * 7 * 7
+    assert n_params(MultiDimAttention(64, 6)) == n_params(MultiDimAttention(64, 2))  # independent of T
+    assert n_params(MultiDimAttention(8, 2)) == 2 * 8 * 1 + 2 * 7 * 7  # hidden width at least 1
+
+
+def test_ct_weights_depend_on_time_step():
+    att = ChannelTimeAttention(16, 2)
+    x = torch.ones(2, 1, 16, 4, 4)
+    x[1] *= 3.0  # same pattern, different statistics at t=2
+    w = att(x) / x
+    assert not torch.allclose(w[0], w[1])
+
+
+def test_make_attention():
+    assert ATTENTIONS == ("none", "ct", "ma")
+    assert isinstance(make_attention("none", 16, 2), nn.Identity)
+    assert isinstance(make_attention("ct", 16, 2), ChannelTimeAttention)
+    assert isinstance(make_attention("ma", 16, 2), MultiDimAttention)
+    with pytest.raises(ValueError, match="none, ct, ma"):
+        make_attention("cbam", 16, 2)
+
+
+@pytest.mark.parametrize("kind", ["ct", "ma"])
+def test_gradients(kind: str):
+    att = make_attention(kind, 16, 2)
+    x = torch.randn(2, 2, 16, 4, 4, requires_grad=True)
+    att(x).sum().backward()
+    assert x.grad is not None and all(p.grad is not None for p in att.parameters())

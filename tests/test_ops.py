@@ -1,0 +1,113 @@
+"""Spiking candidate ops: shapes, and the invariant that every synaptic layer receives binary spikes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from nni_snn.neuron import LIF
+from nni_snn.ops import OPS, PRIMITIVES, FactorizedReduce, Preprocess, TimeDistributed, fold, unfold
+
+T, N, C = 2, 2, 4
+
+
+def spikes(*shape: int) -> torch.Tensor:
+    return (torch.rand(shape) < 0.3).float()
+
+
+def test_primitives_order():
+    assert PRIMITIVES == ["max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5",
+                          "dil_conv_3x3", "dil_conv_5x5"]
+    assert set(OPS) == set(PRIMITIVES)
+
+
+def test_fold_unfold_roundtrip():
+    x = torch.randn(3, 2, 4, 5, 5)
+    assert fold(x).shape == (6, 4, 5, 5)
+    assert torch.equal(unfold(fold(x), 3), x)
+    td = TimeDistributed(nn.Conv2d(4, 6, 3, padding=1))
+    assert td(x).shape == (3, 2, 6, 5, 5)
+
+
+@pytest.mark.parametrize("name", PRIMITIVES)
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("H", [8, 32, 7])
+def test_op_shapes(name: str, stride: int, H: int):
+    op = OPS[name](C, stride, True)
+    out = op(spikes(T, N, C, H, H))
+    size = H if stride == 1 else (H + 1) // 2
+    assert out.shape == (T, N, C, size, size)
+
+
+def test_ops_accept_lif_kwargs():
+    op = OPS["sep_conv_3x3"](C, 1, False, lif={"tau": 0.5, "surrogate": "sigmoid"})
+    lifs = [m for m in op.modules() if isinstance(m, LIF)]
+    assert len(lifs) == 1 and lifs[0].tau == 0.5 and lifs[0].surrogate == "sigmoid"
+    assert not any(isinstance(m, nn.BatchNorm2d) and m.affine for m in op.modules())
+
+
+@pytest.mark.parametrize("H", [8, 32, 7, 1])
+def test_factorized_reduce_and_preprocess_shapes(H: int):
+    size = (H + 1) // 2
+    assert FactorizedReduce(C, 6)(spikes(T, N, C, H, H)).shape == (T, N, 6, size, size)
+    x = torch.randn(T, N, C, H, H)
+    assert Preprocess(C, 6)(x).shape == (T, N, 6, H, H)
+    assert Preprocess(C, 6, reduce=True)(x).shape == (T, N, 6, size, size)
+
+
+def test_factorized_reduce_needs_even_channels():
+    with pytest.raises(ValueError, match="even"):
+        FactorizedReduce(C, 5)
+
+
+def record_conv_inputs(module: nn.Module) -> dict[str, list[torch.Tensor]]:
+    """Input of every synaptic layer that must see spikes; the pointwise conv right after a depthwise conv is
+    exempt (it is the second half of one factorised synaptic layer)."""
+    layers = [(n, m) for n, m in module.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    seen: dict[str, list[torch.Tensor]] = {}
+    previous = None
+    for name, layer in layers:
+        exempt = (isinstance(layer, nn.Conv2d) and layer.kernel_size == (1, 1) and previous is not None
+                  and previous.groups == previous.in_channels > 1)
+        previous = layer if isinstance(layer, nn.Conv2d) else None
+        if exempt:
+            continue
+        seen[name] = []
+        layer.register_forward_pre_hook(lambda m, args, name=name: seen[name].append(args[0].detach()))
+    return seen
+
+
+def assert_binary(seen: dict[str, list[torch.Tensor]]) -> None:
+    for name, inputs in seen.items():
+        assert inputs, f"{name} never ran"
+        for x in inputs:
+            assert ((x == 0) | (x == 1)).all(), f"{name} received non-binary input"
+
+
+@pytest.mark.parametrize("name", PRIMITIVES)
+@pytest.mark.parametrize("stride", [1, 2])
+def test_every_synaptic_layer_receives_spikes(name: str, stride: int):
+    op = OPS[name](C, stride, True)
+    seen = record_conv_inputs(op)
+    op(spikes(T, N, C, 8, 8))
+    assert_binary(seen)
+    convs = [m for m in op.modules() if isinstance(m, nn.Conv2d)]
+    if name.startswith(("sep", "dil")):
+        assert len(seen) == len(convs) // 2  # one checked conv per depthwise+pointwise pair
+
+
+@pytest.mark.parametrize("reduce", [False, True])
+def test_preprocess_conv_receives_spikes_from_analog_input(reduce: bool):
+    pre = Preprocess(C, 6, reduce=reduce)
+    seen = record_conv_inputs(pre)
+    pre(torch.randn(T, N, C, 8, 8) * 2)  # analog cell output
+    assert len(seen) == (2 if reduce else 1)
+    assert_binary(seen)
+
+
+def test_gradient_flows_through_sep_conv():
+    op = OPS["sep_conv_3x3"](C, 1, True)
+    x = spikes(T, N, C, 8, 8).requires_grad_()
+    op(x).square().sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0

@@ -1,0 +1,96 @@
+"""Search end to end on the embedded digits data: the command line, MA-DARTS, NNI's stock evaluators."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from nni_snn.archfile import load_arch
+from nni_snn.cli import main
+
+TINY = ["--dataset", "digits", "--width", "4", "--cells", "3", "--epochs", "2", "--batch-size", "128",
+        "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    out = tmp_path_factory.mktemp("search")
+    assert main(["search", *TINY, "--attention", "ma", "--output", str(out)]) == 0
+    return out
+
+
+def test_search_writes_arch_metrics_pictures_and_tensorboard(searched):
+    arch = load_arch(searched / "arch.json")
+    assert arch["attention"] == "ma" and arch["timesteps"] == 2
+    assert set(arch["alpha"]) >= {"normal/op_0_0", "reduce/op_3_4"}
+    metrics = json.loads((searched / "metrics.json").read_text())
+    assert 0.0 <= metrics["accuracy"] <= 1.0
+    assert metrics["spikes_per_sample"] > 0
+    assert set(metrics["spikes_per_cell"]) >= {"cells.0", "cells.1", "cells.2"}
+    assert metrics["params"] > 0 and metrics["supernet_params"] > metrics["params"]
+    assert len(metrics["history"]) == 2
+    for name in ("normal.png", "reduce.png"):
+        assert (searched / name).read_bytes()[:4] == b"\x89PNG"
+    events = list((searched / "tensorboard").glob("events.out.tfevents.*"))
+    assert events
+
+
+def test_tensorboard_has_spikes_and_alpha(searched):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(searched / "tensorboard"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"spikes/train/per_sample", "spikes/val/per_sample", "spikes/val/cells.1", "val_acc"} <= tags
+    assert any(tag.startswith("prob/normal/op_") for tag in tags)
+
+
+def test_show_prints_genotype_and_parameters(searched, capsys):
+    assert main(["show", str(searched / "arch.json"), "--width", "4", "--cells", "3", "--in-channels", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "normal cell:" in out and "reduce cell:" in out and "parameters at width 4" in out
+
+
+def test_stock_nni_darts_and_classification_evaluator_run_the_space():
+    """NNI's own DARTS strategy with NNI's stock Classification evaluator, on a space returning logits."""
+    from nni.nas.evaluator.pytorch import Classification, DataLoader
+    from nni.nas.execution import SequentialExecutionEngine
+    from nni.nas.space import RawFormatModelSpace
+    from nni.nas.strategy import DARTS
+    from torch.utils.data import TensorDataset
+
+    from search_spaces import SNNDartsSpace
+
+    data = TensorDataset(torch.randn(32, 1, 8, 8), torch.randint(0, 10, (32,)))
+    evaluator = Classification(train_dataloaders=DataLoader(data, batch_size=16),
+                               val_dataloaders=DataLoader(data, batch_size=16), max_epochs=1,
+                               num_classes=10, export_onnx=False, enable_progress_bar=False, logger=False,
+                               enable_checkpointing=False)
+    strategy = DARTS()
+    space = SNNDartsSpace(width=4, num_cells=3, in_channels=1)
+    strategy(RawFormatModelSpace.from_model(space, evaluator), SequentialExecutionEngine())
+    sample = strategy.oneshot_module.export()
+    assert all(len(sample[f"normal/input_{k}"]) == 2 for k in range(4))
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["search", "--attention", "se"], "attention"),
+    (["search", "--width", "0"], "--width must be an integer >= 1"),
+    (["search", "--dataset", "mnist"], "dataset"),
+    (["search", "--dataset", "cifar10"], "--data-dir"),
+    (["search", "--bogus"], "unrecognized arguments"),
+    (["show", "does-not-exist.json"], "cannot read"),
+])
+def test_user_mistakes_are_one_line_and_exit_2(argv, needle, capsys, tmp_path):
+    assert main([*argv, "--output", str(tmp_path)] if argv[0] == "search" else argv) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_config_file_and_unknown_keys(tmp_path, capsys):
+    cfg = tmp_path / "cfg.yml"
+    cfg.write_text("widht: 4\n")
+    assert main(["search", "--config", str(cfg)]) == 2
+    assert "unknown option 'widht'" in capsys.readouterr().err

@@ -1,0 +1,86 @@
+"""The SNN DARTS model space: size of the space, shared labels, shapes, spikes into every synaptic layer."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from nni.mutable import Categorical, CategoricalMultiple
+from torch import nn
+
+from nni_snn.archfile import build_network
+from search_spaces import SNNDartsSpace
+from search_spaces.snn_darts import reduction_indices
+
+
+def architectures_per_cell_type(space, cell_type: str) -> int:
+    """Count from the space's own mutables: per node, ways to choose its inputs x operations on them."""
+    mutables = space.simplify()
+    total = 1
+    for k in range(4):
+        inputs = mutables[f"{cell_type}/input_{k}"]
+        assert isinstance(inputs, CategoricalMultiple)
+        ways = math.comb(len(inputs.values), inputs.n_chosen)
+        ops = {len(mutables[f"{cell_type}/op_{k}_{i}"].values) for i in inputs.values}
+        assert len(ops) == 1
+        total *= ways * ops.pop() ** inputs.n_chosen
+    return total
+
+
+def test_search_space_size_matches_paper():
+    space = SNNDartsSpace(width=4, num_cells=3)
+    expected = math.comb(2, 2) * math.comb(3, 2) * math.comb(4, 2) * math.comb(5, 2) * 7 ** 8
+    for cell_type in ("normal", "reduce"):
+        assert architectures_per_cell_type(space, cell_type) == expected == 1_037_664_180
+
+
+@pytest.mark.parametrize("cells", [3, 5, 8])
+def test_choices_are_shared_per_cell_type(cells):
+    mutables = SNNDartsSpace(width=4, num_cells=cells).simplify()
+    ops = [k for k, v in mutables.items() if isinstance(v, Categorical)]
+    assert len(mutables) == 2 * (14 + 4)
+    assert len(ops) == 2 * 14
+    assert reduction_indices(cells) == {3: (1, 2), 5: (1, 3), 8: (2, 5)}[cells]
+
+
+@pytest.mark.parametrize("in_channels,size", [(1, 8), (3, 8), (3, 32)])
+@pytest.mark.parametrize("attention", ["none", "ct", "ma"])
+def test_forward_shapes(in_channels, size, attention):
+    space = SNNDartsSpace(width=4, num_cells=3, timesteps=2, attention=attention, num_classes=5,
+                         in_channels=in_channels)
+    out = space(torch.randn(2, in_channels, size, size))
+    assert out.shape == (2, 5)
+
+
+def test_every_synaptic_layer_past_the_stem_receives_spikes(hand_arch):
+    """Exempt: the stem (analog pixels), attention gates, the classifiers (they read pooled spike counts), and a
+    pointwise conv right after its depthwise conv (one factorised synaptic layer)."""
+    net = build_network(hand_arch, width=4, num_cells=6, num_classes=10, auxiliary=True)
+    net.train()
+    checked, last = [], {"depthwise": False}
+
+    def hook(name):
+        def check(module, inputs):
+            x = inputs[0]
+            pointwise_after_depthwise = last["depthwise"] and module.kernel_size == (1, 1)
+            if isinstance(module, nn.Conv2d):
+                last["depthwise"] = module.groups == module.in_channels > 1
+            exempt = name.startswith("stem") or "attention" in name or pointwise_after_depthwise
+            if not exempt and not isinstance(module, nn.Linear):
+                assert torch.all((x == 0) | (x == 1)), f"{name} receives non-binary input"
+                checked.append(name)
+        return check
+
+    for name, module in net.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            module.register_forward_pre_hook(hook(name))
+    net(torch.randn(4, 3, 16, 16))
+    assert len(checked) > 30
+
+
+def test_set_attention_updates_space_and_export():
+    space = SNNDartsSpace(width=4, num_cells=3, attention="none")
+    space.set_attention("ct")
+    assert space.attention == "ct" and space.trace_kwargs["attention"] == "ct"
+    assert not isinstance(space.cells[0].attention, nn.Identity)
