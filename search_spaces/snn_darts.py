@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nni.mutable import label_scope
 from nni.nas.nn.pytorch import InputChoice, LayerChoice, ModelSpace
 from nni.nas.nn.pytorch.choice import ChosenInputs
 
@@ -49,18 +50,18 @@ class SNNNode(nn.Module):
     def __init__(self, cell_type: str, index: int, channels: int, reduction: bool, affine: bool):
         super().__init__()
         n_inputs = index + 2
-        self.inputs = InputChoice(n_inputs, n_chosen=2, reduction="sum", label=f"{cell_type}/input_{index}")
-        edge_labels = [f"{cell_type}/op_{index}_{i}" for i in range(n_inputs)]
-        # Read by DARTS's node hook (strategies.madarts) to derive inputs from operation strengths.
-        self.inputs.edge_labels = edge_labels
-        chosen = self.inputs.chosen if isinstance(self.inputs, ChosenInputs) else range(n_inputs)
-        self.edges = nn.ModuleDict({
-            str(i): LayerChoice(
-                {name: OPS[name](channels, 2 if reduction and i < 2 else 1, affine) for name in PRIMITIVES},
-                label=edge_labels[i],
-            )
-            for i in chosen
-        })
+        with label_scope(cell_type):  # labels "normal/..." / "reduce/..."
+            self.inputs = InputChoice(n_inputs, n_chosen=2, reduction="sum", label=f"input_{index}")
+            chosen = self.inputs.chosen if isinstance(self.inputs, ChosenInputs) else range(n_inputs)
+            self.edges = nn.ModuleDict({
+                str(i): LayerChoice(
+                    {name: OPS[name](channels, 2 if reduction and i < 2 else 1, affine) for name in PRIMITIVES},
+                    label=f"op_{index}_{i}",
+                )
+                for i in chosen
+            })
+        # Read by the DARTS node hook (search_spaces.supernet) to derive inputs from operation strengths.
+        self.inputs.edge_labels = [f"{cell_type}/op_{index}_{i}" for i in range(n_inputs)]
 
     def forward(self, spikes_of) -> torch.Tensor:
         if isinstance(self.inputs, ChosenInputs):  # fixed network: only the chosen edges exist

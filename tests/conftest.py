@@ -10,8 +10,8 @@ HAND_ARCH = {
     "genotype": {
         "normal": [["sep_conv_3x3", 0], ["skip_connect", 1], ["dil_conv_3x3", 0], ["max_pool_3x3", 2],
                    ["sep_conv_5x5", 1], ["avg_pool_3x3", 3], ["dil_conv_5x5", 2], ["skip_connect", 4]],
-        "reduce": [["max_pool_3x3", 0], ["skip_connect", 1], ["sep_conv_3x3", 2], ["avg_pool_3x3", 1],
-                   ["dil_conv_3x3", 0], ["sep_conv_5x5", 3], ["skip_connect", 4], ["dil_conv_5x5", 1]],
+        "reduce": [["max_pool_3x3", 0], ["skip_connect", 1], ["avg_pool_3x3", 1], ["sep_conv_3x3", 2],
+                   ["dil_conv_3x3", 0], ["sep_conv_5x5", 3], ["dil_conv_5x5", 1], ["skip_connect", 4]],
     },
 }
 
