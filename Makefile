@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 
 # The main job: a real MA-DARTS search on the embedded 8x8 digits (a few minutes on 2 CPU cores).
 demo: setup
-	$(BIN)/nni-snn search --dataset digits --epochs 8 --width 8 --output runs/demo
+	$(BIN)/nni-snn search --dataset digits --width 8 --cells 5 --epochs 4 --batch-size 32 --lr 0.05 --output runs/demo
 	$(BIN)/nni-snn show runs/demo/arch.json --width 8 --in-channels 1
 
 test: setup

@@ -3,4 +3,4 @@
 from nni_snn.archfile import build_network, load_arch
 
 __version__ = "0.1.0"
-__all__ = ["build_network", "load_arch", "__version__"]
+__all__ = ["__version__", "build_network", "load_arch"]

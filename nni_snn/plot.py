@@ -19,22 +19,22 @@ def draw_cell(pairs: list[list], title: str, path: str | Path) -> Path:
     out = (1.6 + 1.3 * NUM_NODES, 1.5)
     labels = {0: "c_{k-2}", 1: "c_{k-1}"} | {j + 2: str(j) for j in range(NUM_NODES)}
     fig, ax = plt.subplots(figsize=(9, 4.2))
-    arrow = dict(arrowstyle="-|>", color="#555", lw=1.2, shrinkA=16, shrinkB=16)
+    arrow = {"arrowstyle": "-|>", "color": "#555", "lw": 1.2, "shrinkA": 16, "shrinkB": 16}
     for n, (op, src) in enumerate(pairs):
         dst = n // 2 + 2
         (x0, y0), (x1, y1) = pos[src], pos[dst]
         bend = 0.25 if n % 2 else -0.25
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops=arrow | {"connectionstyle": f"arc3,rad={bend}"})
         ax.text((x0 + x1) / 2, (y0 + y1) / 2 + bend * 0.6, op, fontsize=8, ha="center", va="center",
-                bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
+                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
     for j in range(NUM_NODES):
         ax.annotate("", xy=out, xytext=pos[j + 2], arrowprops=arrow | {"color": "#bbb"})
     for key, (x, y) in pos.items():
         color = "#9ecae1" if key < 2 else "#fdd49e"
         ax.text(x, y, labels[key], ha="center", va="center", fontsize=10,
-                bbox=dict(boxstyle="circle", fc=color, ec="#333"))
+                bbox={"boxstyle": "circle", "fc": color, "ec": "#333"})
     ax.text(*out, "c_{k}\nattention(concat)", ha="center", va="center", fontsize=9,
-            bbox=dict(boxstyle="round", fc="#c7e9c0", ec="#333"))
+            bbox={"boxstyle": "round", "fc": "#c7e9c0", "ec": "#333"})
     ax.set_xlim(-0.6, out[0] + 1.0)
     ax.set_ylim(-1.0, 3.3)
     ax.axis("off")

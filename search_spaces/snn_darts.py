@@ -1,7 +1,7 @@
 """The SNN DARTS search space (paper 3.2, Figure 1) as an NNI model space.
 
 Macro network: stem (conv + BN, the only layer fed analog pixels) -> ``num_cells`` cells, reduction cells at
-1/3 and 2/3 of the depth -> LIF -> global average pool -> linear classifier -> mean over T.
+1/3 and 2/3 of the depth -> BN -> LIF -> global average pool -> linear classifier -> mean over T.
 
 A cell has two preprocessed inputs and 4 intermediate nodes. Node k sums two edges chosen among its k + 2
 predecessors; each edge is one of the 7 spiking operations. Every state is turned into spikes once (one LIF per
@@ -20,11 +20,10 @@ the frozen network carries no unused weights.
 from __future__ import annotations
 
 import torch
-from torch import nn
-
 from nni.mutable import label_scope
 from nni.nas.nn.pytorch import InputChoice, LayerChoice, ModelSpace
 from nni.nas.nn.pytorch.choice import ChosenInputs
+from torch import nn
 
 from nni_snn.attention import make_attention
 from nni_snn.neuron import LIF
@@ -99,20 +98,35 @@ class SNNCell(nn.Module):
         return self.attention(torch.cat(states[2:], dim=2))
 
 
+class SpikingClassifier(nn.Module):
+    """BN -> LIF -> global average pool -> linear, logits averaged over T.
+
+    The BN rescales the attention-weighted cell output so the LIF fires from the first step; the linear layer reads
+    spike counts pooled over space and time (linear, so averaging over T before or after it is the same).
+    """
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.norm = TimeDistributed(nn.BatchNorm2d(channels))
+        self.spike = LIF()
+        self.linear = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.spike(self.norm(x)).mean(dim=(0, 3, 4)))
+
+
 class AuxiliaryHead(nn.Module):
-    """Auxiliary classifier (paper 3.4): LIF -> 1x1 conv -> BN -> LIF -> pool -> linear, mean over T."""
+    """Auxiliary classifier (paper 3.4): BN -> LIF -> 1x1 conv -> then the spiking classifier."""
 
     def __init__(self, channels: int, num_classes: int, hidden: int = 128):
         super().__init__()
-        self.spike_in = LIF()
-        self.conv = TimeDistributed(nn.Sequential(
-            nn.Conv2d(channels, hidden, 1, bias=False), nn.BatchNorm2d(hidden)))
-        self.spike_out = LIF()
-        self.classifier = nn.Linear(hidden, num_classes)
+        self.norm = TimeDistributed(nn.BatchNorm2d(channels))
+        self.spike = LIF()
+        self.conv = TimeDistributed(nn.Conv2d(channels, hidden, 1, bias=False))
+        self.classifier = SpikingClassifier(hidden, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = self.spike_out(self.conv(self.spike_in(x)))
-        return self.classifier(s.mean(dim=(0, 3, 4)))  # linear, so mean over T commutes with it
+        return self.classifier(self.conv(self.spike(self.norm(x))))
 
 
 class SNNDartsSpace(ModelSpace):
@@ -148,8 +162,7 @@ class SNNDartsSpace(ModelSpace):
             c_pp, c_p = c_p, NUM_NODES * c_curr
             if i == self.auxiliary_after:
                 self.auxiliary_head = AuxiliaryHead(c_p, num_classes)
-        self.spike_out = LIF()
-        self.classifier = nn.Linear(c_p, num_classes)
+        self.classifier = SpikingClassifier(c_p, num_classes)
 
     def forward(self, images: torch.Tensor):
         # The image is repeated over T; the stem is stateless, so run it once and share it across steps.
@@ -160,7 +173,7 @@ class SNNDartsSpace(ModelSpace):
             s0, s1 = s1, cell(s0, s1)
             if i == self.auxiliary_after and self.training:
                 aux = self.auxiliary_head(s1)
-        logits = self.classifier(self.spike_out(s1).mean(dim=(0, 3, 4)))
+        logits = self.classifier(s1)
         return (logits, aux) if aux is not None else logits
 
     def set_attention(self, kind: str) -> None:

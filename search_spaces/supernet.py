@@ -9,10 +9,9 @@ space searched by NNI's DARTS (and by MADarts) is the paper's.
 from __future__ import annotations
 
 import torch
-from torch import nn
-
 from nni.nas.nn.pytorch import InputChoice
 from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
+from torch import nn
 
 
 def derive_inputs(edge_weights: list[torch.Tensor], n_chosen: int = 2) -> list[int]:

@@ -8,8 +8,14 @@ import pytest
 import torch
 from nni.nas.nn.pytorch import MutableModule
 
-from nni_snn.archfile import (ArchError, build_network, genotype_from_sample, load_arch, sample_from_genotype,
-                              write_json_atomic)
+from nni_snn.archfile import (
+    ArchError,
+    build_network,
+    genotype_from_sample,
+    load_arch,
+    sample_from_genotype,
+    write_json_atomic,
+)
 from search_spaces.supernet import derive_inputs
 
 
