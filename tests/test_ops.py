@@ -111,3 +111,20 @@ def test_gradient_flows_through_sep_conv():
     x = spikes(T, N, C, 8, 8).requires_grad_()
     op(x).square().sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("k,dilation,stride", [(3, 1, 1), (5, 1, 1), (3, 2, 1), (5, 2, 1), (3, 2, 2), (5, 1, 2)])
+def test_depthwise_conv_matches_conv2d_forward_and_backward(k, dilation, stride):
+    from nni_snn.ops import DepthwiseConv2d
+    torch.manual_seed(0)
+    fast = DepthwiseConv2d(6, k, stride=stride, padding=dilation * (k // 2), dilation=dilation)
+    ref = nn.Conv2d(6, 6, k, stride=stride, padding=dilation * (k // 2), dilation=dilation, groups=6, bias=False)
+    ref.load_state_dict(fast.state_dict())
+    x = (torch.rand(4, 6, 9, 9) > 0.6).float().requires_grad_()
+    g = torch.randn_like(ref(x))
+    y_fast, y_ref = fast(x), ref(x)
+    torch.testing.assert_close(y_fast, y_ref)
+    gx_fast, gw_fast = torch.autograd.grad(y_fast, (x, fast.weight), g)
+    gx_ref, gw_ref = torch.autograd.grad(y_ref, (x, ref.weight), g)
+    torch.testing.assert_close(gx_fast, gx_ref)
+    torch.testing.assert_close(gw_fast, gw_ref)

@@ -1,0 +1,330 @@
+"""Benchmark: MA-DARTS search step and retrain throughput of the SNN side by side with NNI's ANN DARTS.
+
+Run ``python benchmarks/bench_search.py`` (a few minutes on 2 idle cores; ``--help`` for sizes). Every SNN
+figure is measured interleaved (ABAB...) with the ANN one it is divided by, median over ``--repeats`` runs.
+
+1. Search step: both model spaces become differentiable supernets the way NNI's strategy builds them
+   (``nni.nas.strategy.DARTS().mutate_model(space)``; the SNN space adds its own ``extra_oneshot_hooks``), then
+   one DARTS step is timed: an alpha step (forward + backward on a batch, Adam on the alphas) and a weight
+   step (forward + backward on another batch, gradient clipping at 5, SGD on the weights). SNN:
+   ``search_spaces.SNNDartsSpace(width, cells, timesteps=T, attention=...)``; ANN:
+   ``nni.nas.hub.pytorch.DARTS(width, cells, dataset="cifar")`` (its cell adds a ``none`` op: 8 candidates per
+   edge against the SNN's 7). Memory, two measures:
+   - ``saved MB``: bytes of the distinct storages autograd keeps for backward during one training forward
+     (``torch.autograd.graph.saved_tensors_hooks``; parameters excluded) -- the activation memory;
+   - ``rss MB``: in a fresh subprocess, ``ru_maxrss`` after two steps minus ``ru_maxrss`` after building the
+     supernet and one warm-up forward without grad (``--rss``: ``headline`` = T=2 without attention, ``all``,
+     ``off``). On CUDA, the peak allocated memory of one step instead.
+2. Retrain: forward + backward + SGD of a fixed network (DARTS-V2 genotype for both, the SNN with the same
+   cell choices) at paper-like sizes scaled to the machine, images per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+# DARTS-V2 (Liu et al.), as in nni.nas.hub.pytorch.DARTS.load_searched_model("darts-v2"): (op, input) per edge.
+DARTS_V2 = {
+    "normal": [["sep_conv_3x3", 0], ["sep_conv_3x3", 1], ["sep_conv_3x3", 0], ["sep_conv_3x3", 1],
+               ["sep_conv_3x3", 1], ["skip_connect", 0], ["skip_connect", 0], ["dil_conv_3x3", 2]],
+    "reduce": [["max_pool_3x3", 0], ["max_pool_3x3", 1], ["skip_connect", 2], ["max_pool_3x3", 1],
+               ["max_pool_3x3", 0], ["skip_connect", 2], ["skip_connect", 2], ["max_pool_3x3", 1]],
+}
+
+
+def quiet() -> None:
+    warnings.filterwarnings("ignore")
+    import logging
+    logging.getLogger("nni").setLevel(logging.ERROR)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ----------------------------------------------------------------------------------------------- models
+
+
+def ann_supernet(width: int, cells: int) -> nn.Module:
+    from nni.nas.hub.pytorch import DARTS as DartsSpace
+    from nni.nas.strategy import DARTS
+    return DARTS().mutate_model(DartsSpace(width=width, num_cells=cells, dataset="cifar"))
+
+
+def snn_supernet(width: int, cells: int, T: int, attention: str, classes: int = 10) -> nn.Module:
+    from nni.nas.strategy import DARTS
+
+    from search_spaces import SNNDartsSpace
+    space = SNNDartsSpace(width=width, num_cells=cells, timesteps=T, attention=attention, num_classes=classes,
+                          in_channels=3)
+    return DARTS().mutate_model(space)
+
+
+def ann_fixed(width: int, cells: int) -> nn.Module:
+    from nni.nas.hub.pytorch import DARTS as DartsSpace
+    arch = {}
+    for cell_type, pairs in DARTS_V2.items():
+        for k in range(4):
+            for e, (op, i) in enumerate(pairs[2 * k:2 * k + 2]):
+                arch[f"{cell_type}/op_{k + 2}_{e}"] = op
+                arch[f"{cell_type}/input_{k + 2}_{e}"] = [i]
+    return DartsSpace.frozen_factory(arch)(width=width, num_cells=cells, dataset="cifar")
+
+
+def snn_fixed(width: int, cells: int, T: int, attention: str) -> nn.Module:
+    from nni_snn.archfile import build_network
+    arch = {"format": "nni-snn/arch", "version": 1, "attention": attention, "timesteps": T, "genotype": DARTS_V2}
+    return build_network(arch, width=width, num_cells=cells, num_classes=10, in_channels=3)
+
+
+def split_params(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """(alphas, weights): NNI's differentiable modules name their architecture parameters ``_arch_alpha``."""
+    alphas, weights = [], []
+    for name, p in model.named_parameters():
+        (alphas if "_arch_alpha" in name else weights).append(p)
+    return alphas, weights
+
+
+class SearchStep:
+    """One first-order DARTS step, as ``DartsLightningModule.training_step`` does it."""
+
+    def __init__(self, model: nn.Module, batch: int, size: int, device: torch.device) -> None:
+        self.model = model.to(device).train()
+        alphas, weights = split_params(self.model)
+        assert alphas, "no architecture parameters: was the space mutated?"
+        self.weights = weights
+        self.arc_opt = torch.optim.Adam(alphas, 3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+        self.w_opt = torch.optim.SGD(weights, 0.025, momentum=0.9, weight_decay=3e-4)
+        g = torch.Generator().manual_seed(0)
+        self.batches = [(torch.rand(batch, 3, size, size, generator=g).to(device),
+                         torch.randint(0, 10, (batch,), generator=g).to(device)) for _ in range(2)]
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        return F.cross_entropy(out[0] if isinstance(out, tuple) else out, y)
+
+    def __call__(self) -> None:
+        (xa, ya), (xw, yw) = self.batches
+        self.arc_opt.zero_grad(set_to_none=True)
+        self.loss(xa, ya).backward()
+        self.arc_opt.step()
+        self.w_opt.zero_grad(set_to_none=True)
+        self.loss(xw, yw).backward()
+        nn.utils.clip_grad_norm_(self.weights, 5.0)
+        self.w_opt.step()
+
+
+class RetrainStep:
+    def __init__(self, model: nn.Module, batch: int, size: int, device: torch.device) -> None:
+        self.model = model.to(device).train()
+        self.opt = torch.optim.SGD(self.model.parameters(), 0.0025, momentum=0.9, weight_decay=3e-4)
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.rand(batch, 3, size, size, generator=g).to(device)
+        self.y = torch.randint(0, 10, (batch,), generator=g).to(device)
+
+    def __call__(self) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        out = self.model(self.x)
+        F.cross_entropy(out[0] if isinstance(out, tuple) else out, self.y).backward()
+        self.opt.step()
+
+
+# ----------------------------------------------------------------------------------------------- measures
+
+
+def timed(fn: Callable[[], None], device: torch.device) -> float:
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def interleaved(fns: dict[str, Callable[[], None]], device: torch.device, repeats: int,
+                warmup: int = 1) -> dict[str, float]:
+    """Median seconds per function, alternating between them (ABAB...) so that drift affects all alike."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            times[name].append(timed(fn, device))
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def saved_bytes(step: SearchStep | RetrainStep) -> int:
+    """Bytes of the distinct non-parameter storages autograd saves for backward in one training forward."""
+    model = step.model
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        s = t.untyped_storage()
+        if s.data_ptr() not in params:
+            storages[s.data_ptr()] = s.nbytes()
+        return t
+
+    x = step.batches[1][0] if isinstance(step, SearchStep) else step.x
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(x)
+    del out
+    return sum(storages.values())
+
+
+def cuda_peak(fn: Callable[[], None], device: torch.device) -> int:
+    sync(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device)
+    fn()
+    sync(device)
+    return torch.cuda.max_memory_allocated(device) - base
+
+
+def rss_child(spec: dict) -> None:
+    """Subprocess body: peak RSS growth (bytes) of two search steps after building and warming the model."""
+    quiet()
+    torch.set_num_threads(spec["threads"])
+    device = torch.device("cpu")
+    if spec["kind"] == "ann":
+        model = ann_supernet(spec["width"], spec["cells"])
+    else:
+        model = snn_supernet(spec["width"], spec["cells"], spec["T"], spec["attention"])
+    step = SearchStep(model, spec["batch"], spec["size"], device)
+    with torch.no_grad():
+        step.model(step.batches[0][0])
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    step()
+    step()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"rss": (after - before) * 1024}))  # ru_maxrss is in KiB on Linux
+
+
+def rss_of(spec: dict) -> int:
+    out = subprocess.run([sys.executable, __file__, "--rss-child", json.dumps(spec)], capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["rss"]
+
+
+# ----------------------------------------------------------------------------------------------- benches
+
+MB = 2**20
+
+
+def bench_search(args: argparse.Namespace, device: torch.device) -> None:
+    print(f"\n== Search step on {device}: width {args.width}, {args.cells} cells, batch {args.batch}, "
+          f"{args.size}x{args.size} RGB; median of {args.repeats}, interleaved with the ANN")
+    mem_col = "peak MB" if device.type == "cuda" else "rss MB"
+    print(f"{'T':>2} {'attn':>4} {'SNN s':>7} {'ANN s':>7} {'time x':>7} {'saved MB':>9} {'ANN sv':>7} "
+          f"{'saved x':>7} {mem_col:>8} {'ANN':>7} {'mem x':>6}")
+    ann = SearchStep(ann_supernet(args.width, args.cells), args.batch, args.size, device)
+    ann_saved = saved_bytes(ann)
+    ann_mem: int | None = None
+    base = {"width": args.width, "cells": args.cells, "batch": args.batch, "size": args.size,
+            "threads": torch.get_num_threads()}
+    results = []
+    for T in args.timesteps:
+        for attention in args.attention:
+            snn = SearchStep(snn_supernet(args.width, args.cells, T, attention), args.batch, args.size, device)
+            med = interleaved({"snn": snn, "ann": ann}, device, args.repeats)
+            saved = saved_bytes(snn)
+            mem = ann_mem_now = None
+            want_rss = args.rss == "all" or (args.rss == "headline" and T == 2 and attention == "none")
+            if device.type == "cuda":
+                mem, ann_mem_now = cuda_peak(snn, device), cuda_peak(ann, device)
+            elif want_rss:
+                mem = rss_of({**base, "kind": "snn", "T": T, "attention": attention})
+                if ann_mem is None:
+                    ann_mem = rss_of({**base, "kind": "ann"})
+                ann_mem_now = ann_mem
+            row = (f"{T:>2} {attention:>4} {med['snn']:>7.3f} {med['ann']:>7.3f} {med['snn'] / med['ann']:>6.2f}x "
+                   f"{saved / MB:>9.1f} {ann_saved / MB:>7.1f} {saved / ann_saved:>6.2f}x")
+            if mem is not None:
+                row += f" {mem / MB:>8.1f} {ann_mem_now / MB:>7.1f} {mem / max(ann_mem_now, 1):>5.2f}x"
+            print(row, flush=True)
+            results.append((T, attention, med["snn"], med["ann"]))
+            del snn
+    by = {(T, a): s / n for T, a, s, n in results}
+    for T in args.timesteps:
+        if (T, "none") in by:
+            extra = ", ".join(f"{a} {by[(T, a)] / by[(T, 'none')] - 1:+.1%}" for a in args.attention
+                              if a != "none" and (T, a) in by)
+            print(f"T={T}: SNN/ANN step time {by[(T, 'none')]:.2f}x" + (f"; attention over none: {extra}"
+                                                                     if extra else ""))
+
+
+def bench_retrain(args: argparse.Namespace, device: torch.device) -> None:
+    w, c, b, s = args.retrain_width, args.retrain_cells, args.retrain_batch, args.size
+    print(f"\n== Retrain forward+backward+SGD on {device}: DARTS-V2 genotype, width {w}, {c} cells, batch {b}, "
+          f"{s}x{s} RGB; images/s, median of {args.repeats}")
+    print(f"{'T':>2} {'attn':>4} {'SNN img/s':>10} {'ANN img/s':>10} {'SNN/ANN time':>13} {'saved MB':>9} "
+          f"{'ANN sv':>7}")
+    ann = RetrainStep(ann_fixed(w, c), b, s, device)
+    ann_saved = saved_bytes(ann)
+    for T in args.timesteps:
+        for attention in args.retrain_attention:
+            snn = RetrainStep(snn_fixed(w, c, T, attention), b, s, device)
+            med = interleaved({"snn": snn, "ann": ann}, device, args.repeats)
+            print(f"{T:>2} {attention:>4} {b / med['snn']:>10.1f} {b / med['ann']:>10.1f} "
+                  f"{med['snn'] / med['ann']:>12.2f}x {saved_bytes(snn) / MB:>9.1f} {ann_saved / MB:>7.1f}",
+                  flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--width", type=int, default=8)
+    parser.add_argument("--cells", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--size", type=int, default=32, help="image side (default 32, CIFAR)")
+    parser.add_argument("--timesteps", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--attention", nargs="+", default=["none", "ct", "ma"])
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--rss", choices=["headline", "all", "off"], default="headline",
+                        help="CPU peak RSS in fresh subprocesses (default: T=2 without attention only)")
+    parser.add_argument("--retrain-width", type=int, default=16, help="paper: 36-64; scaled to a small CPU")
+    parser.add_argument("--retrain-cells", type=int, default=6)
+    parser.add_argument("--retrain-batch", type=int, default=32)
+    parser.add_argument("--retrain-attention", nargs="+", default=["ma"])
+    parser.add_argument("--skip-search", action="store_true")
+    parser.add_argument("--skip-retrain", action="store_true")
+    parser.add_argument("--rss-child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.rss_child:
+        rss_child(json.loads(args.rss_child))
+        return
+    quiet()
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"{torch.get_num_threads()} torch threads" + (f", {torch.cuda.get_device_name(device)}"
+                                                        if device.type == "cuda" else ""))
+    if not args.skip_search:
+        bench_search(args, device)
+    if not args.skip_retrain:
+        bench_retrain(args, device)
+
+
+if __name__ == "__main__":
+    main()
