@@ -1,4 +1,4 @@
-"""The ``nni-snn`` command: ``search``, ``retrain``, ``show``.
+"""The ``nni-snn`` command: ``search``, ``retrain``, ``show``, ``experiment``.
 
 Options come from, later winning: built-in defaults (the paper's, on the embedded digits data), ``--config FILE``
 (YAML or JSON with the same names as the flags), flags given on the command line, and, inside an NNI trial, the
@@ -16,7 +16,7 @@ EXIT_USAGE = 2
 SEARCH_DEFAULTS = {
     "dataset": "digits", "data_dir": None, "download": False, "attention": "ma", "timesteps": 2, "width": 16,
     "cells": 5, "epochs": 40, "batch_size": 64, "seed": 0, "lr": 0.005, "arc_lr": 3e-4, "output": "runs/search",
-    "accelerator": "auto", "devices": 1, "num_workers": 0, "progress": True,
+    "accelerator": "auto", "devices": 1, "num_workers": 0, "progress": True, "retrain_epochs": 0,
 }
 RETRAIN_DEFAULTS = {
     "arch": None, "dataset": "digits", "data_dir": None, "download": False, "timesteps": None, "width": 36,
@@ -55,6 +55,8 @@ def _search_parser(sub) -> None:
     p.add_argument("--accelerator", help="Lightning accelerator: auto, cpu, gpu (default auto)")
     p.add_argument("--devices", type=int, help="devices (default 1)")
     p.add_argument("--num-workers", type=int, help="data loader workers (default 0)")
+    p.add_argument("--retrain-epochs", type=int,
+                   help="then retrain the found network this many epochs at the same size (default 0: don't)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
 
 
@@ -90,12 +92,21 @@ def _show_parser(sub) -> None:
     p.add_argument("--in-channels", type=int, default=3, help="image channels for the parameter count (default 3)")
 
 
+def _experiment_parser(sub) -> None:
+    p = sub.add_parser("experiment", help="run an nnictl experiment config, wait, and summarise the best trial")
+    p.add_argument("config", help="an nnictl YAML config, e.g. experiments/quickstart.yml")
+    p.add_argument("--port", type=int, default=8080, help="port of the NNI manager and web UI (default 8080)")
+    p.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the trials (default 3600)")
+    p.add_argument("--stop", action="store_true", help="stop the experiment at the end (default: keep the web UI)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nni-snn", description="MA-DARTS architecture search for spiking neural networks on NNI")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _search_parser(sub)
     _retrain_parser(sub)
     _show_parser(sub)
+    _experiment_parser(sub)
     return parser
 
 
@@ -133,7 +144,7 @@ def resolve_options(args: argparse.Namespace, defaults: dict, trial_params: dict
             continue  # retrain: the arch file's
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise UsageError(f"--{key.replace('_', '-')} must be an integer >= 1, got {value!r}")
-    if opts["attention"] not in ATTENTIONS:
+    if "attention" in opts and opts["attention"] not in ATTENTIONS:
         raise UsageError(f"--attention {opts['attention']!r} is unknown; use one of {', '.join(ATTENTIONS)}")
     if opts["dataset"] not in DATASETS:
         raise UsageError(f"--dataset {opts['dataset']!r} is unknown; use one of {', '.join(DATASETS)}")
@@ -144,28 +155,28 @@ def resolve_options(args: argparse.Namespace, defaults: dict, trial_params: dict
     return opts
 
 
-def _prepare(args, defaults: dict) -> tuple[dict, Path]:
-    """Options and output folder; inside an NNI trial the tuner's parameters and the trial's folder."""
-    import nni
+def _prepare(args, defaults: dict):
+    """Options, output folder and NNI trial (or None); inside a trial the tuner's parameters and folder win."""
+    from nni_snn import trial as nni_trial
 
-    from nni_snn.run import trial_output_dir
-
-    trial_dir = trial_output_dir()
-    opts = resolve_options(args, defaults, nni.get_next_parameter() if trial_dir else None)
+    trial_dir = nni_trial.output_dir()
+    trial = nni_trial.Trial() if trial_dir else None
+    opts = resolve_options(args, defaults, trial.parameters if trial else None)
     output = Path(opts["output"]) if trial_dir is None or args.output else trial_dir
     output.mkdir(parents=True, exist_ok=True)
-    return opts, output
+    return opts, output, trial
 
 
 def _retrain(args) -> int:
     from nni_snn.archfile import load_arch
-    from nni_snn.run import report_final, run_retrain
+    from nni_snn.run import final_result, run_retrain
 
-    opts, output = _prepare(args, RETRAIN_DEFAULTS)
+    opts, output, trial = _prepare(args, RETRAIN_DEFAULTS)
     load_arch(opts["arch"])  # a bad file fails here, before any data is loaded
-    metrics = run_retrain(opts, output)
+    metrics = run_retrain(opts, output, trial)
     if metrics is not None:
-        report_final(metrics)
+        if trial:
+            trial.final(final_result(metrics))
         print(f"accuracy {metrics['accuracy']:.4f} (best {metrics['best_accuracy']:.4f}), "
               f"{metrics['spikes_per_sample']:.1f} spikes/sample, {metrics['params']} parameters; "
               f"{output / 'metrics.json'}")
@@ -173,13 +184,24 @@ def _retrain(args) -> int:
 
 
 def _search(args) -> int:
-    from nni_snn.run import report_final, run_search
+    from nni_snn.run import final_result, run_retrain, run_search
 
-    opts, output = _prepare(args, SEARCH_DEFAULTS)
-    metrics = run_search(opts, output)
-    report_final(metrics)
-    print(f"accuracy {metrics['accuracy']:.4f}, {metrics['spikes_per_sample']:.1f} spikes/sample, "
+    opts, output, trial = _prepare(args, SEARCH_DEFAULTS)
+    if not isinstance(opts["retrain_epochs"], int) or opts["retrain_epochs"] < 0:
+        raise UsageError(f"--retrain-epochs must be an integer >= 0, got {opts['retrain_epochs']!r}")
+    metrics = run_search(opts, output, trial)
+    print(f"search: accuracy {metrics['accuracy']:.4f}, {metrics['spikes_per_sample']:.1f} spikes/sample, "
           f"{metrics['params']} parameters; architecture: {output / 'arch.json'}")
+    if opts["retrain_epochs"]:
+        # A short retrain of the found cells at the search's size: the trial's final result is its accuracy.
+        retrain = {**RETRAIN_DEFAULTS, **{k: opts[k] for k in RETRAIN_DEFAULTS if k in opts},
+                   "arch": str(output / "arch.json"), "timesteps": None, "epochs": opts["retrain_epochs"],
+                   "devices": 1, "output": str(output / "retrain")}
+        metrics = run_retrain(retrain, output / "retrain", trial)
+        print(f"retrain: accuracy {metrics['accuracy']:.4f}, {metrics['spikes_per_sample']:.1f} spikes/sample; "
+              f"{output / 'retrain' / 'metrics.json'}")
+    if trial:
+        trial.final(final_result(metrics))
     return 0
 
 
@@ -201,14 +223,24 @@ def _show(args) -> int:
     return 0
 
 
+def _experiment(args) -> int:
+    from nni_snn import experiment
+
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be in 1..65535, got {args.port}")
+    return experiment.run(Path(args.config), args.port, args.timeout, args.stop)
+
+
 def main(argv: list[str] | None = None) -> int:
     from nni_snn.archfile import ArchError
     from nni_snn.data import DataError
+    from nni_snn.experiment import ExperimentError
 
+    commands = {"search": _search, "retrain": _retrain, "show": _show, "experiment": _experiment}
     try:
         args = build_parser().parse_args(argv)
-        return {"search": _search, "retrain": _retrain, "show": _show}[args.command](args)
-    except (UsageError, ArchError, DataError) as err:
+        return commands[args.command](args)
+    except (UsageError, ArchError, DataError, ExperimentError) as err:
         print(f"nni-snn: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

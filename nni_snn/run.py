@@ -5,10 +5,8 @@ This is the one module of ``nni_snn`` that wires in ``search_spaces`` and ``stra
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import nni
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import TensorBoardLogger
@@ -44,7 +42,7 @@ def _final_metrics(reporter: EpochReporter, params: int) -> dict:
             "spikes_per_cell": last["spikes_per_cell"], "params": params, "history": reporter.history}
 
 
-def run_search(opts: dict, output: Path) -> dict:
+def run_search(opts: dict, output: Path, trial=None) -> dict:
     """MA-DARTS on ``opts['dataset']``; writes arch.json, metrics.json, cell pictures and TensorBoard logs."""
     from nni.nas.evaluator.pytorch import Lightning
     from nni.nas.execution import SequentialExecutionEngine
@@ -59,7 +57,7 @@ def run_search(opts: dict, output: Path) -> dict:
     weight_half, alpha_half = split_for_search(data.train, opts["seed"])
     space = SNNDartsSpace(width=opts["width"], num_cells=opts["cells"], timesteps=opts["timesteps"],
                           attention=opts["attention"], num_classes=data.num_classes, in_channels=data.in_channels)
-    reporter = EpochReporter()
+    reporter = EpochReporter(report=trial.intermediate if trial else None)
     evaluator = Lightning(
         SNNClassifier(num_classes=data.num_classes, learning_rate=opts["lr"]),
         _trainer(opts, output, reporter),
@@ -88,19 +86,12 @@ def run_search(opts: dict, output: Path) -> dict:
     return metrics
 
 
-def report_final(metrics: dict) -> None:
-    """Inside an NNI trial, send the final result (``default`` = final validation accuracy)."""
-    if nni.get_current_parameter() is not None:
-        nni.report_final_result(trial_result({"val_acc": metrics["accuracy"], **metrics}))
+def final_result(metrics: dict) -> dict:
+    """The trial's final result: ``default`` is the final validation accuracy."""
+    return trial_result({"val_acc": metrics["accuracy"], **metrics})
 
 
-def trial_output_dir() -> Path | None:
-    """The NNI trial's output directory, when running as a trial."""
-    path = os.environ.get("NNI_OUTPUT_DIR")
-    return Path(path) if path and os.environ.get("NNI_PLATFORM") else None
-
-
-def run_retrain(opts: dict, output: Path) -> dict | None:
+def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
     """Train the fixed network of ``opts['arch']``; writes metrics.json, the best checkpoint, TensorBoard logs.
 
     Returns the metrics on the global-zero process (``None`` on the other DDP ranks).
@@ -118,7 +109,7 @@ def run_retrain(opts: dict, output: Path) -> dict | None:
     module = SNNClassifier(num_classes=data.num_classes, learning_rate=opts["lr"],
                            auxiliary_weight=opts["auxiliary_weight"])
     module.set_model(net)
-    reporter = EpochReporter()
+    reporter = EpochReporter(report=trial.intermediate if trial else None)
     best = ModelCheckpoint(dirpath=output / "checkpoints", filename="best", monitor="val_acc", mode="max",
                            save_top_k=1, save_last=True)
     trainer = pl.Trainer(max_epochs=opts["epochs"], accelerator=opts["accelerator"], devices=opts["devices"],

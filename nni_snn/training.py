@@ -77,7 +77,8 @@ class EpochReporter(pl.Callback):
     the alpha step); ``val`` counts the validation loop. Spikes are per sample: see ``nni_snn.spikes``.
     """
 
-    def __init__(self):
+    def __init__(self, report=None):
+        self.report = report  # e.g. Trial.intermediate: called with trial_result(record) every epoch
         self.monitor: SpikeMonitor | None = None
         self.history: list[dict] = []
         self._val: dict = {}
@@ -116,8 +117,8 @@ class EpochReporter(pl.Callback):
                   "spikes_per_cell": self._val.get("spikes_per_group", train["spikes_per_group"]),
                   "train_spikes_per_sample": train["spikes_per_sample"]}
         self.history.append(record)
-        if nni.get_current_parameter() is not None and trainer.is_global_zero:
-            nni.report_intermediate_result(trial_result(record))
+        if self.report is not None and trainer.is_global_zero:
+            self.report(trial_result(record))
 
     def _log_spikes(self, pl_module, phase: str) -> dict:
         summary = self.monitor.summary(phase)

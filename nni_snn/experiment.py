@@ -1,0 +1,156 @@
+"""``nni-snn experiment CONFIG``: run an nnictl experiment, follow it, and summarise the best trial.
+
+It starts the real NNI manager with ``nnictl create``, polls NNI's REST API with a progress line, and at the end
+prints the web UI address, the best trial, its ``arch.json`` and accuracy, and how to stop the experiment. The
+experiment keeps running (web UI included) until ``nnictl stop`` unless ``--stop`` is given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+FINISHED = {"SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED"}
+
+
+class ExperimentError(RuntimeError):
+    """The experiment could not be started or did not finish as asked; the message says why."""
+
+
+class RestClient:
+    """The few calls of NNI's REST API (``/api/v1/nni``) that following an experiment needs."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1"):
+        self.base = f"http://{host}:{port}/api/v1/nni"
+
+    def get(self, path: str):
+        with urllib.request.urlopen(f"{self.base}/{path}", timeout=10) as response:
+            return json.loads(response.read().decode())
+
+    def trials(self) -> list[dict]:
+        return self.get("trial-jobs")
+
+    def metrics(self) -> list[dict]:
+        """Every reported metric: ``type`` is PERIODICAL (intermediate) or FINAL, ``data`` a JSON string."""
+        return self.get("metric-data")
+
+    def profile(self) -> dict:
+        return self.get("experiment")
+
+
+def nnictl() -> str:
+    """The nnictl next to this Python (the project's virtualenv), else the one on PATH."""
+    local = Path(sys.executable).with_name("nnictl")
+    found = str(local) if local.exists() else shutil.which("nnictl")
+    if not found:
+        raise ExperimentError("nnictl not found; install nni-snn into this environment (make setup)")
+    return found
+
+
+def trial_env() -> dict:
+    """Trials run ``python -m nni_snn``: put this environment's ``bin`` first on their PATH."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def create(config: Path, port: int, env: dict | None = None) -> str:
+    """``nnictl create``; returns the experiment id."""
+    if not config.is_file():
+        raise ExperimentError(f"experiment config {config} not found")
+    result = subprocess.run([nnictl(), "create", "--config", str(config), "--port", str(port)],
+                            capture_output=True, text=True, env=env or trial_env(), timeout=300, check=False)
+    output = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)  # nnictl colours its output
+    match = re.search(r"Experiment ID:\s*(\w+)", output)
+    if result.returncode != 0 or not match:
+        last = [line for line in output.splitlines() if line.strip()][-1:] or ["no output"]
+        raise ExperimentError(f"nnictl create failed: {last[0].strip()}")
+    return match.group(1)
+
+
+def stop(experiment_id: str) -> None:
+    subprocess.run([nnictl(), "stop", experiment_id], capture_output=True, text=True, timeout=120, check=False)
+
+
+def wait(client: RestClient, timeout: float, poll: float = 3.0, progress=print) -> list[dict]:
+    """Wait until the experiment is done (all trials finished, none left to run) or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            status = client.get("check-status")["status"]
+            trials = client.trials()
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            status, trials = "STARTING", []
+        counts = {}
+        for trial in trials:
+            counts[trial["status"]] = counts.get(trial["status"], 0) + 1
+        progress(f"experiment {status.lower()}: " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())))
+        if status in ("DONE", "STOPPED", "ERROR", "NO_MORE_TRIAL") and trials and \
+                all(t["status"] in FINISHED for t in trials):
+            return trials
+        if time.monotonic() > deadline:
+            raise ExperimentError(f"experiment not finished after {timeout:.0f} s (status {status})")
+        time.sleep(poll)
+
+
+def best_trial(client: RestClient) -> tuple[dict, dict] | None:
+    """(trial, final metric dict) of the succeeded trial with the highest final ``default``."""
+    finals = {}
+    for metric in client.metrics():
+        if metric["type"] == "FINAL":
+            value = json.loads(json.loads(metric["data"])) if metric["data"].startswith('"') else \
+                json.loads(metric["data"])
+            finals[metric["trialJobId"]] = value if isinstance(value, dict) else {"default": value}
+    trials = {t["trialJobId"]: t for t in client.trials() if t["status"] == "SUCCEEDED"}
+    ranked = sorted((f["default"], tid) for tid, f in finals.items() if tid in trials)
+    if not ranked:
+        return None
+    tid = ranked[-1][1]
+    return trials[tid], finals[tid]
+
+
+def trial_parameters(trial: dict) -> dict:
+    """The tuner's parameters of a trial as the REST API lists it."""
+    record = trial.get("hyperParameters") or ["{}"]
+    return json.loads(record[0]).get("parameters", {})
+
+
+def trial_dir(client: RestClient, experiment_id: str, trial_id: str) -> Path:
+    """The trial's output directory (``NNI_OUTPUT_DIR``) under the experiment's working directory."""
+    profile = client.profile()
+    root = Path(profile.get("logDir") or Path(os.path.expanduser("~/nni-experiments")) / experiment_id)
+    # The layout below the experiment folder depends on the training service (local: environments/local-env/).
+    return next(root.glob(f"**/trials/{trial_id}"), root / "trials" / trial_id)
+
+
+def run(config: Path, port: int, timeout: float, stop_after: bool) -> int:
+    experiment_id = create(config, port)
+    client = RestClient(port)
+    print(f"experiment {experiment_id} started; web UI: http://127.0.0.1:{port}")
+    try:
+        wait(client, timeout, progress=lambda line: print("\r" + line.ljust(70), end="", flush=True))
+        print()
+        found = best_trial(client)
+        if found is None:
+            raise ExperimentError("no trial succeeded; see the trials' logs in the web UI")
+        trial, final = found
+        folder = trial_dir(client, experiment_id, trial["trialJobId"])
+        arch = folder / "arch.json"
+        print(f"best trial: {trial['trialJobId']} {json.dumps(trial_parameters(trial))}")
+        print(f"accuracy: {final['default']:.4f}   spikes/sample: {final.get('spikes_per_sample', float('nan')):.1f}")
+        print(f"architecture: {arch if arch.exists() else '(none written)'}")
+    finally:
+        if stop_after:
+            stop(experiment_id)
+            print(f"experiment {experiment_id} stopped")
+    if not stop_after:
+        print(f"web UI: http://127.0.0.1:{port}   stop the experiment with: nnictl stop {experiment_id}")
+    return 0

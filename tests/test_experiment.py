@@ -1,0 +1,70 @@
+"""A real nnictl experiment end to end: NNI manager on a loopback port, trials that search and retrain."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nni_snn import experiment
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def tiny_quickstart(tmp_path) -> Path:
+    """experiments/quickstart.yml, shrunk to two tiny trials, with its files under tmp_path."""
+    config = yaml.safe_load((ROOT / "experiments" / "quickstart.yml").read_text())
+    config["searchSpace"]["attention"]["_value"] = ["none", "ma"]
+    config["maxTrialNumber"] = 2
+    config["trialConcurrency"] = 1
+    config["trialCommand"] = ("python -m nni_snn search --dataset digits --width 4 --cells 3 --epochs 1 "
+                              "--batch-size 256 --lr 0.05 --retrain-epochs 1 --no-progress")
+    config["trialCodeDirectory"] = str(ROOT)
+    config["experimentWorkingDirectory"] = str(tmp_path / "nni-experiments")
+    path = tmp_path / "quickstart.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_quickstart_through_nnictl(tiny_quickstart, capsys, monkeypatch):
+    monkeypatch.setenv("NODE_OPTIONS", f"--require {ROOT / 'tests' / 'support' / 'loopback.cjs'}")
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    port = free_port()
+    experiment_id = experiment.create(tiny_quickstart, port)
+    client = experiment.RestClient(port)
+    try:
+        trials = experiment.wait(client, timeout=900, progress=lambda line: None)
+        assert [t["status"] for t in trials] == ["SUCCEEDED", "SUCCEEDED"]
+
+        metrics = client.metrics()
+        intermediate = [json.loads(json.loads(m["data"])) for m in metrics if m["type"] == "PERIODICAL"]
+        # 1 search epoch + 1 retrain epoch per trial, each with accuracy and spike counts
+        assert len(intermediate) == 4
+        for result in intermediate:
+            assert 0.0 <= result["default"] <= 1.0
+            assert result["spikes_per_sample"] > 0 and "spikes_cells.0" in result
+        assert sum(m["type"] == "FINAL" for m in metrics) == 2
+
+        trial, final = experiment.best_trial(client)
+        folder = experiment.trial_dir(client, experiment_id, trial["trialJobId"])
+        arch = json.loads((folder / "arch.json").read_text())
+        assert arch["attention"] == experiment.trial_parameters(trial)["attention"]
+        assert (folder / "retrain" / "metrics.json").exists()
+        assert final["default"] == pytest.approx(json.loads((folder / "retrain" / "metrics.json").read_text())
+                                                 ["accuracy"])
+    finally:
+        experiment.stop(experiment_id)
+    with pytest.raises(OSError):
+        client.trials()  # the manager is gone
