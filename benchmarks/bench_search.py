@@ -12,8 +12,8 @@ figure is measured interleaved (ABAB...) with the ANN one it is divided by, medi
    edge against the SNN's 7). Memory, two measures:
    - ``saved MB``: bytes of the distinct storages autograd keeps for backward during one training forward
      (``torch.autograd.graph.saved_tensors_hooks``; parameters excluded) -- the activation memory;
-   - ``rss MB``: in a fresh subprocess, ``ru_maxrss`` after two steps minus ``ru_maxrss`` after building the
-     supernet and one warm-up forward without grad (``--rss``: ``headline`` = T=2 without attention, ``all``,
+   - ``rss MB``: in a fresh subprocess, peak RSS (``VmHWM``, reset via ``/proc/self/clear_refs`` after building
+     the supernet and one warm-up forward without grad) during two steps minus the RSS before them (``--rss``: ``headline`` = T=2 without attention, ``all``,
      ``off``). On CUDA, the peak allocated memory of one step instead.
 2. Retrain: forward + backward + SGD of a fixed network (DARTS-V2 genotype for both, the SNN with the same
    cell choices) at paper-like sizes scaled to the machine, images per second.
@@ -211,11 +211,22 @@ def rss_child(spec: dict) -> None:
     step = SearchStep(model, spec["batch"], spec["size"], device)
     with torch.no_grad():
         step.model(step.batches[0][0])
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _status_kib("VmRSS")
+    try:  # reset the high-water mark so that the build's own peak does not hide the step's (Linux)
+        Path("/proc/self/clear_refs").write_text("5")
+        peak_of = lambda: _status_kib("VmHWM")
+    except OSError:
+        peak_of = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     step()
     step()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"rss": (after - before) * 1024}))  # ru_maxrss is in KiB on Linux
+    print(json.dumps({"rss": max(peak_of() - before, 0) * 1024}))
+
+
+def _status_kib(key: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def rss_of(spec: dict) -> int:
