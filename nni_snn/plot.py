@@ -8,7 +8,30 @@ NUM_NODES = 4
 
 
 def draw_cell(pairs: list[list], title: str, path: str | Path) -> Path:
-    """Draw one cell of a genotype: inputs on the left, the 4 nodes in the middle, the concatenation right."""
+    """Write one cell of a genotype as a PNG picture."""
+    import matplotlib.pyplot as plt
+
+    fig = _figure(pairs, title)
+    path = Path(path)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def render_cell(pairs: list[list], title: str):
+    """One cell of a genotype as an RGB array ``[H, W, 3]`` (uint8), e.g. for TensorBoard's add_image."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig = _figure(pairs, title)
+    fig.canvas.draw()
+    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return image
+
+
+def _figure(pairs: list[list], title: str):
+    """Inputs on the left, the 4 nodes in the middle, the concatenation on the right."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -39,7 +62,4 @@ def draw_cell(pairs: list[list], title: str, path: str | Path) -> Path:
     ax.set_ylim(-1.0, 3.3)
     ax.axis("off")
     ax.set_title(title)
-    path = Path(path)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return fig

@@ -111,6 +111,7 @@ class EpochReporter(pl.Callback):
     def on_train_epoch_end(self, trainer, pl_module):
         self.monitor.phase = None
         train = self._log_spikes(pl_module, "train")
+        pl_module.log("lr", trainer.optimizers[0].param_groups[0]["lr"])  # the weights' (first) optimizer
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if "/" not in k}
         record = {"epoch": trainer.current_epoch, **metrics,
                   "spikes_per_sample": self._val.get("spikes_per_sample", train["spikes_per_sample"]),

@@ -10,7 +10,8 @@ What it adds to :class:`nni.nas.strategy.DARTS`:
   results.
 - the paper's defaults: alpha by Adam at lr 3e-4 (NNI's DARTS betas and weight decay), gradient clipping at 5;
   weights by whatever the evaluator's module configures (``SNNClassifier``: SGD, momentum 0.9, cosine, lr 0.005).
-- a validation pass over the alpha half every epoch, so the accuracy and spikes of the supernet are reported.
+- a validation pass over the alpha half every epoch, so the accuracy and spikes of the supernet are reported;
+- pictures of the cells derived after every epoch, in TensorBoard (next to NNI's own per-edge alpha curves).
 
 It runs with NNI's stock evaluators too (for example ``nni.nas.evaluator.pytorch.Classification``) given a space
 whose forward returns logits.
@@ -21,7 +22,9 @@ from __future__ import annotations
 from nni.nas.oneshot.pytorch.differentiable import DartsLightningModule
 from nni.nas.strategy import DARTS
 
+from nni_snn.archfile import genotype_from_sample
 from nni_snn.attention import ATTENTIONS
+from nni_snn.plot import render_cell
 from nni_snn.training import EpochReporter
 
 
@@ -36,6 +39,23 @@ class MADartsModule(DartsLightningModule):
 
     def on_validation_epoch_end(self):
         return self.training_module.on_validation_epoch_end()
+
+    def on_train_epoch_end(self):
+        super().on_train_epoch_end()
+        self._log_cells()
+
+    def _log_cells(self):
+        """Pictures of the cells derived from the current alpha, one per epoch, in TensorBoard."""
+        experiment = getattr(self.logger, "experiment", None)
+        if not hasattr(experiment, "add_image") or not self.trainer.is_global_zero:
+            return
+        try:
+            genotype = genotype_from_sample(self.export())
+        except KeyError:  # a space other than SNNDartsSpace: no DARTS cells to draw
+            return
+        for cell_type, pairs in genotype.items():
+            image = render_cell(pairs, f"{cell_type} cell after epoch {self.current_epoch}")
+            experiment.add_image(f"cells/{cell_type}", image, self.current_epoch, dataformats="HWC")
 
 
 class MADarts(DARTS):

@@ -68,3 +68,20 @@ def test_quickstart_through_nnictl(tiny_quickstart, capsys, monkeypatch):
         experiment.stop(experiment_id)
     with pytest.raises(OSError):
         client.trials()  # the manager is gone
+
+
+def test_every_shipped_config_is_valid_for_nnictl(tmp_path):
+    from nni.experiment.config import ExperimentConfig
+
+    key = tmp_path / "id_rsa"
+    key.write_text("not a real key")
+    configs = sorted((ROOT / "experiments").glob("*.yml"))
+    assert {c.name for c in configs} >= {"quickstart.yml", "search_cifar10.yml", "search_cifar100.yml",
+                                          "retrain_cifar10.yml", "ablation_cifar10.yml"}
+    for path in configs:
+        data = yaml.safe_load(path.read_text())
+        for machine in data["trainingService"].get("machineList", []):
+            machine["sshKeyFile"] = str(key)  # the remote example names the user's key
+        data["trialCodeDirectory"] = str(ROOT)
+        ExperimentConfig(**data).validate()
+        assert "python -m nni_snn" in data["trialCommand"]

@@ -94,3 +94,13 @@ def test_config_file_and_unknown_keys(tmp_path, capsys):
     cfg.write_text("widht: 4\n")
     assert main(["search", "--config", str(cfg)]) == 2
     assert "unknown option 'widht'" in capsys.readouterr().err
+
+
+def test_tensorboard_has_cell_pictures_and_learning_rate(searched):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(searched / "tensorboard"), size_guidance={"images": 0})
+    acc.Reload()
+    assert {"cells/normal", "cells/reduce"} <= set(acc.Tags()["images"])
+    assert len(acc.Images("cells/normal")) == 2  # one per epoch
+    assert "lr" in acc.Tags()["scalars"]
