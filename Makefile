@@ -12,10 +12,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
-# The main job: a real MA-DARTS search on the embedded 8x8 digits (a few minutes on 2 CPU cores).
+# The main job: experiments/quickstart.yml through nnictl (MA-DARTS searches on the embedded 8x8 digits).
+PORT ?= 8080
 demo: setup
-	$(BIN)/nni-snn search --dataset digits --width 8 --cells 5 --epochs 4 --batch-size 32 --lr 0.05 --output runs/demo
-	$(BIN)/nni-snn show runs/demo/arch.json --width 8 --in-channels 1
+	$(BIN)/nni-snn experiment experiments/quickstart.yml --port $(PORT)
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -16,13 +16,13 @@ EXIT_USAGE = 2
 SEARCH_DEFAULTS = {
     "dataset": "digits", "data_dir": None, "download": False, "attention": "ma", "timesteps": 2, "width": 16,
     "cells": 5, "epochs": 40, "batch_size": 64, "seed": 0, "lr": 0.005, "arc_lr": 3e-4, "output": "runs/search",
-    "accelerator": "auto", "devices": 1, "num_workers": 0, "progress": True, "retrain_epochs": 0,
+    "accelerator": "auto", "devices": 1, "num_workers": 0, "progress": True, "retrain_epochs": 0, "resume": False,
 }
 RETRAIN_DEFAULTS = {
     "arch": None, "dataset": "digits", "data_dir": None, "download": False, "timesteps": None, "width": 36,
     "cells": 6, "epochs": 600, "batch_size": 96, "lr": 0.0025, "auxiliary_weight": 0.4, "seed": 0,
     "output": "runs/retrain", "accelerator": "auto", "devices": 1, "strategy": "auto", "num_workers": 0,
-    "progress": True,
+    "progress": True, "resume": False,
 }
 POSITIVE_INTS = ("timesteps", "width", "cells", "epochs", "batch_size", "devices")
 
@@ -57,6 +57,8 @@ def _search_parser(sub) -> None:
     p.add_argument("--num-workers", type=int, help="data loader workers (default 0)")
     p.add_argument("--retrain-epochs", type=int,
                    help="then retrain the found network this many epochs at the same size (default 0: don't)")
+    p.add_argument("--resume", action="store_true", default=None,
+                   help="continue from the last checkpoint in --output (after a crash or kill)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
 
 
@@ -80,6 +82,8 @@ def _retrain_parser(sub) -> None:
     p.add_argument("--devices", type=int, help="devices per node (default 1)")
     p.add_argument("--strategy", help="Lightning strategy, e.g. ddp (default auto)")
     p.add_argument("--num-workers", type=int, help="data loader workers (default 0)")
+    p.add_argument("--resume", action="store_true", default=None,
+                   help="continue from the last checkpoint in --output (after a crash or kill)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
 
 
@@ -163,6 +167,11 @@ def _prepare(args, defaults: dict):
     trial = nni_trial.Trial() if trial_dir else None
     opts = resolve_options(args, defaults, trial.parameters if trial else None)
     output = Path(opts["output"]) if trial_dir is None or args.output else trial_dir
+    if opts["resume"]:
+        from nni_snn.run import resume_path
+
+        if not resume_path(output).is_file():
+            raise UsageError(f"--resume: no checkpoint {resume_path(output)}; run without --resume to start afresh")
     output.mkdir(parents=True, exist_ok=True)
     return opts, output, trial
 
@@ -184,7 +193,7 @@ def _retrain(args) -> int:
 
 
 def _search(args) -> int:
-    from nni_snn.run import final_result, run_retrain, run_search
+    from nni_snn.run import final_result, resume_path, run_retrain, run_search
 
     opts, output, trial = _prepare(args, SEARCH_DEFAULTS)
     if not isinstance(opts["retrain_epochs"], int) or opts["retrain_epochs"] < 0:
@@ -196,7 +205,8 @@ def _search(args) -> int:
         # A short retrain of the found cells at the search's size: the trial's final result is its accuracy.
         retrain = {**RETRAIN_DEFAULTS, **{k: opts[k] for k in RETRAIN_DEFAULTS if k in opts},
                    "arch": str(output / "arch.json"), "timesteps": None, "epochs": opts["retrain_epochs"],
-                   "devices": 1, "output": str(output / "retrain")}
+                   "devices": 1, "output": str(output / "retrain"),
+                   "resume": opts["resume"] and resume_path(output / "retrain").is_file()}
         metrics = run_retrain(retrain, output / "retrain", trial)
         print(f"retrain: accuracy {metrics['accuracy']:.4f}, {metrics['spikes_per_sample']:.1f} spikes/sample; "
               f"{output / 'retrain' / 'metrics.json'}")
@@ -235,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     from nni_snn.archfile import ArchError
     from nni_snn.data import DataError
     from nni_snn.experiment import ExperimentError
+    from nni_snn.training import NonFiniteError
 
     commands = {"search": _search, "retrain": _retrain, "show": _show, "experiment": _experiment}
     try:
@@ -243,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ArchError, DataError, ExperimentError) as err:
         print(f"nni-snn: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except NonFiniteError as err:
+        print(f"nni-snn: stopped: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("nni-snn: interrupted", file=sys.stderr)
         return 130

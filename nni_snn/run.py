@@ -13,27 +13,61 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from nni_snn.archfile import FORMAT, VERSION, build_network, genotype_from_sample, write_json_atomic
 from nni_snn.data import load_dataset, split_for_search
-from nni_snn.training import EpochReporter, SNNClassifier, trial_result
+from nni_snn.training import EpochReporter, NonFiniteGuard, SNNClassifier, trial_result
 
 
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+class EpochShuffle(torch.utils.data.Sampler):
+    """A shuffle that depends only on (seed, epoch): a resumed run sees the same batches as an uninterrupted one.
+
+    Lightning calls ``set_epoch`` at the start of every training epoch (and wraps it for DDP).
+    """
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size
+
+
 def _loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int):
     from nni.nas.evaluator.pytorch import DataLoader  # traced, as NNI's evaluators want
 
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
-                      generator=torch.Generator().manual_seed(seed) if shuffle else None)
+    sampler = EpochShuffle(len(dataset), seed) if shuffle else None
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers)
 
 
-def _trainer(opts: dict, output: Path, reporter: EpochReporter, **kwargs):
+def _checkpoints(output: Path, **kwargs):
+    """Lightning checkpoints under ``output/checkpoints``: ``last.ckpt`` after every training epoch (what
+    ``--resume`` continues from), written after the NaN guard has checked the epoch."""
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    return ModelCheckpoint(dirpath=output / "checkpoints", save_last=True, save_on_train_epoch_end=True, **kwargs)
+
+
+def resume_path(output: Path) -> Path:
+    return output / "checkpoints" / "last.ckpt"
+
+
+def _trainer(opts: dict, output: Path, callbacks: list, traced: bool = False, **kwargs):
+    """The Lightning trainer of search (``traced`` for NNI's evaluator) and retrain."""
     from nni.nas.evaluator.pytorch import Trainer
 
-    return Trainer(max_epochs=opts["epochs"], accelerator=opts["accelerator"], devices=opts["devices"],
-                   logger=TensorBoardLogger(str(output), name="tensorboard", version=""),
-                   callbacks=[reporter], num_sanity_val_steps=0, log_every_n_steps=1,
-                   enable_progress_bar=opts.get("progress", True), **kwargs)
+    return (Trainer if traced else pl.Trainer)(
+        max_epochs=opts["epochs"], accelerator=opts["accelerator"], devices=opts["devices"],
+        logger=TensorBoardLogger(str(output), name="tensorboard", version=""),
+        callbacks=[NonFiniteGuard(), *callbacks], num_sanity_val_steps=0, log_every_n_steps=1,
+        enable_progress_bar=opts.get("progress", True), **kwargs)
 
 
 def _final_metrics(reporter: EpochReporter, params: int) -> dict:
@@ -60,9 +94,10 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
     reporter = EpochReporter(report=trial.intermediate if trial else None)
     evaluator = Lightning(
         SNNClassifier(num_classes=data.num_classes, learning_rate=opts["lr"]),
-        _trainer(opts, output, reporter),
+        _trainer(opts, output, [reporter, _checkpoints(output, save_top_k=0)], traced=True),
         train_dataloaders=_loader(weight_half, opts["batch_size"], True, opts["num_workers"], opts["seed"]),
         val_dataloaders=_loader(alpha_half, opts["batch_size"], False, opts["num_workers"], opts["seed"]),
+        fit_kwargs={"ckpt_path": str(resume_path(output))} if opts.get("resume") else None,
     )
     strategy = MADarts(arc_learning_rate=opts["arc_lr"])
     strategy(RawFormatModelSpace.from_model(space, evaluator), SequentialExecutionEngine())
@@ -96,8 +131,6 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
 
     Returns the metrics on the global-zero process (``None`` on the other DDP ranks).
     """
-    from pytorch_lightning.callbacks import ModelCheckpoint
-
     from nni_snn.archfile import load_arch
 
     pl.seed_everything(opts["seed"], workers=True, verbose=False)
@@ -110,15 +143,11 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
                            auxiliary_weight=opts["auxiliary_weight"])
     module.set_model(net)
     reporter = EpochReporter(report=trial.intermediate if trial else None)
-    best = ModelCheckpoint(dirpath=output / "checkpoints", filename="best", monitor="val_acc", mode="max",
-                           save_top_k=1, save_last=True)
-    trainer = pl.Trainer(max_epochs=opts["epochs"], accelerator=opts["accelerator"], devices=opts["devices"],
-                         strategy=opts["strategy"], logger=TensorBoardLogger(str(output), name="tensorboard",
-                                                                             version=""),
-                         callbacks=[reporter, best], num_sanity_val_steps=0, log_every_n_steps=1,
-                         enable_progress_bar=opts.get("progress", True))
+    best = _checkpoints(output, filename="best", monitor="val_acc", mode="max", save_top_k=1)
+    trainer = _trainer(opts, output, [reporter, best], strategy=opts["strategy"])
     trainer.fit(module, _loader(data.train, opts["batch_size"], True, opts["num_workers"], opts["seed"]),
-                _loader(data.test, opts["batch_size"], False, opts["num_workers"], opts["seed"]))
+                _loader(data.test, opts["batch_size"], False, opts["num_workers"], opts["seed"]),
+                ckpt_path=str(resume_path(output)) if opts.get("resume") else None)
     if not trainer.is_global_zero:
         return None
     metrics = _final_metrics(reporter, count_parameters(net))

@@ -70,6 +70,27 @@ class SNNClassifier(LightningModule):
         return [optimizer], [scheduler]
 
 
+class NonFiniteError(RuntimeError):
+    """Training diverged (a NaN or infinite loss or architecture weight)."""
+
+
+class NonFiniteGuard(pl.Callback):
+    """Stops a run whose epoch loss or alpha is not finite, before the epoch's checkpoint is written.
+
+    Checked once per epoch on the epoch-mean loss (NaN survives the mean), so the hot path has no host sync; the
+    last checkpoint and any earlier ``arch.json`` stay those of the last good epoch.
+    """
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        loss = trainer.callback_metrics.get("train_loss")
+        alphas = pl_module.arch_parameters() if hasattr(pl_module, "arch_parameters") else []
+        bad = [] if loss is None or torch.isfinite(loss).all() else ["training loss"]
+        bad += ["architecture weights"] if any(not torch.isfinite(a).all() for a in alphas) else []
+        if bad:
+            raise NonFiniteError(f"{' and '.join(bad)} became NaN/inf in epoch {trainer.current_epoch}; the last "
+                                 "good checkpoint is kept: lower --lr (or --arc-lr) and --resume")
+
+
 class EpochReporter(pl.Callback):
     """Counts spikes per phase and reports every epoch to the logger, ``history`` and NNI.
 
@@ -120,6 +141,12 @@ class EpochReporter(pl.Callback):
         self.history.append(record)
         if self.report is not None and trainer.is_global_zero:
             self.report(trial_result(record))
+
+    def state_dict(self) -> dict:
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = list(state_dict["history"])
 
     def _log_spikes(self, pl_module, phase: str) -> dict:
         summary = self.monitor.summary(phase)

@@ -1,0 +1,68 @@
+"""Long runs survive mistakes and crashes: resume after SIGKILL, NaN guard, determinism, clear errors."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from nni_snn.cli import main
+
+TINY = ["--dataset", "digits", "--width", "4", "--cells", "3", "--batch-size", "256", "--lr", "0.05",
+        "--no-progress"]
+
+
+def search(out, epochs: int, *extra) -> dict:
+    assert main(["search", *TINY, "--epochs", str(epochs), "--output", str(out), *extra]) == 0
+    return json.loads((out / "arch.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    return search(tmp_path_factory.mktemp("a"), 3)
+
+
+def test_same_seed_same_architecture(tmp_path, uninterrupted):
+    again = search(tmp_path, 3)
+    assert again["genotype"] == uninterrupted["genotype"]
+    assert again["alpha"] == uninterrupted["alpha"]
+
+
+def test_killed_search_resumes_to_the_same_architecture(tmp_path, uninterrupted):
+    out = tmp_path / "b"
+    cmd = [sys.executable, "-m", "nni_snn", "search", *TINY, "--epochs", "3", "--output", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = out / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert checkpoint.exists() and not (out / "arch.json").exists()
+    resumed = search(out, 3, "--resume")
+    assert resumed["genotype"] == uninterrupted["genotype"]
+    for label, probs in uninterrupted["alpha"].items():
+        assert resumed["alpha"][label] == pytest.approx(probs, abs=1e-6)
+    assert len(json.loads((out / "metrics.json").read_text())["history"]) == 3
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path, capsys):
+    assert main(["search", *TINY, "--output", str(tmp_path), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "--resume: no checkpoint" in err and err.count("\n") == 1
+
+
+def test_diverging_run_stops_and_keeps_last_good_files(tmp_path, capsys, hand_arch):
+    arch = tmp_path / "arch.json"
+    arch.write_text(json.dumps(hand_arch))
+    out = tmp_path / "out"
+    code = main(["retrain", "--arch", str(arch), *TINY[:6], "--epochs", "2", "--lr", "1e30", "--no-progress",
+                 "--output", str(out)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "NaN/inf" in err and "Traceback" not in err
+    assert not (out / "checkpoints" / "last.ckpt").exists()  # nothing diverged was saved
