@@ -1,4 +1,4 @@
-"""Datasets: the embedded 8x8 digits (offline default), CIFAR-10/100, and any ImageFolder tree.
+"""Datasets: the embedded 8x8 digits (offline default), CIFAR-10/100, Tiny ImageNet and any ImageFolder tree.
 
 Every loader returns a :class:`Data` with a training split and a held-out split. Search divides the training split
 1:1 into a weight half and an alpha half (paper 4.1); retraining trains on the training split and validates on the
@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
-DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
+DATASETS = ("digits", "cifar10", "cifar100", "tinyimagenet", "imagefolder")
 
 # Per-dataset channel statistics (CIFAR: the values DARTS uses).
 CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
@@ -42,6 +42,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
         return _cifar(name, data_dir, download, augment)
     if name == "imagefolder":
         return _imagefolder(data_dir)
+    if name == "tinyimagenet":
+        return _tinyimagenet(data_dir, augment)
     raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
 
 
@@ -121,3 +123,27 @@ def _imagefolder(data_dir) -> Data:
     if train.classes != test.classes:
         raise DataError(f"train/ and val/ under {root} have different class folders")
     return Data(train, test, num_classes=len(train.classes), in_channels=1 if grey else 3, image_size=size)
+
+
+def _tinyimagenet(data_dir, augment: bool) -> Data:
+    """Tiny ImageNet's official layout: ``train/<wnid>/images/*.JPEG``, ``val/images/*.JPEG`` labelled by
+    ``val/val_annotations.txt`` (file, wnid, box); 64x64 RGB, 200 classes."""
+    import torchvision
+    from torchvision import transforms as tf
+
+    root = _require_dir(data_dir, "point it at tiny-imagenet-200/ (train/, val/, wnids.txt)")
+    annotations = root / "val" / "val_annotations.txt"
+    if not (root / "train").is_dir() or not annotations.is_file():
+        raise DataError(f"{root} is not a Tiny ImageNet folder: expected train/ and val/val_annotations.txt")
+    normalize = [tf.ToTensor(), tf.Normalize((0.480, 0.448, 0.398), (0.277, 0.269, 0.282))]
+    augmentation = [tf.RandomCrop(64, padding=8), tf.RandomHorizontalFlip()] if augment else []
+    train = torchvision.datasets.ImageFolder(str(root / "train"), transform=tf.Compose(augmentation + normalize))
+    test = torchvision.datasets.ImageFolder(str(root / "train"), transform=tf.Compose(normalize))
+    try:
+        test.samples = [(str(root / "val" / "images" / line.split("\t")[0]),
+                         train.class_to_idx[line.split("\t")[1]])
+                        for line in annotations.read_text().splitlines() if line.strip()]
+    except (KeyError, IndexError):
+        raise DataError(f"{annotations} names a class that train/ does not have, or is malformed") from None
+    test.targets = [label for _, label in test.samples]
+    return Data(train, test, num_classes=len(train.classes), in_channels=3, image_size=64)

@@ -48,7 +48,10 @@ def _figure(pairs: list[list], title: str):
         (x0, y0), (x1, y1) = pos[src], pos[dst]
         bend = 0.25 if n % 2 else -0.25
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops=arrow | {"connectionstyle": f"arc3,rad={bend}"})
-        ax.text((x0 + x1) / 2, (y0 + y1) / 2 + bend * 0.6, op, fontsize=8, ha="center", va="center",
+        # The midpoint of matplotlib's arc3 curve (a quadratic Bezier), so each label sits on its own edge.
+        label_x = (x0 + x1) / 2 + 0.5 * bend * (y1 - y0)
+        label_y = (y0 + y1) / 2 - 0.5 * bend * (x1 - x0)
+        ax.text(label_x, label_y, op, fontsize=8, ha="center", va="center",
                 bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
     for j in range(NUM_NODES):
         ax.annotate("", xy=out, xytext=pos[j + 2], arrowprops=arrow | {"color": "#bbb"})

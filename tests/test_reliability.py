@@ -66,3 +66,26 @@ def test_diverging_run_stops_and_keeps_last_good_files(tmp_path, capsys, hand_ar
     err = capsys.readouterr().err
     assert "NaN/inf" in err and "Traceback" not in err
     assert not (out / "checkpoints" / "last.ckpt").exists()  # nothing diverged was saved
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["search", "--epochs", "0"], "--epochs must be an integer >= 1"),
+    (["search", "--batch-size", "-3"], "--batch-size must be an integer >= 1"),
+    (["search", "--timesteps", "0"], "--timesteps must be an integer >= 1"),
+    (["search", "--cells", "0"], "--cells must be an integer >= 1"),
+    (["search", "--width", "x"], "invalid int value"),
+    (["retrain"], "retrain needs --arch"),
+    (["retrain", "--arch", "missing.json"], "cannot read"),
+    (["search", "--dataset", "cifar10", "--data-dir", "EMPTY"], "missing or empty"),
+    (["search", "--dataset", "imagefolder", "--data-dir", "EMPTY"], "missing or empty"),
+    (["experiment", "no/such/config.yml", "--port", "1"], "not found"),
+])
+def test_bad_flags_are_one_line_and_exit_2(argv, needle, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    argv = [str(empty) if a == "EMPTY" else a for a in argv]
+    if argv[0] != "experiment":
+        argv += ["--output", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1 and "Traceback" not in err

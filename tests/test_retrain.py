@@ -66,3 +66,24 @@ def test_retrain_with_two_process_cpu_ddp(tmp_path, arch_file):
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["accuracy"] <= 1.0
     assert "accuracy" in result.stdout
+
+
+def test_retrain_on_tiny_imagenet_layout(tmp_path, arch_file):
+    """The official Tiny ImageNet folder layout, written small: train/<wnid>/images, val/ with annotations."""
+    from PIL import Image
+
+    root = tmp_path / "tiny-imagenet-200"
+    lines = []
+    for wnid in ("n01443537", "n01629819"):
+        (root / "train" / wnid / "images").mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (64, 64), (i * 40, 0, 0)).save(root / "train" / wnid / "images" / f"{wnid}_{i}.JPEG")
+    (root / "val" / "images").mkdir(parents=True)
+    for i, wnid in enumerate(("n01443537", "n01629819", "n01443537")):
+        Image.new("RGB", (64, 64), (0, i * 40, 0)).save(root / "val" / "images" / f"val_{i}.JPEG")
+        lines.append(f"val_{i}.JPEG\t{wnid}\t0\t0\t63\t63")
+    (root / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    assert main(["retrain", "--arch", str(arch_file), "--dataset", "tinyimagenet", "--data-dir", str(root),
+                 *TINY, "--output", str(out)]) == 0
+    assert 0.0 <= json.loads((out / "metrics.json").read_text())["accuracy"] <= 1.0
