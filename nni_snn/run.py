@@ -97,7 +97,8 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
         _trainer(opts, output, [reporter, _checkpoints(output, save_top_k=0)], traced=True),
         train_dataloaders=_loader(weight_half, opts["batch_size"], True, opts["num_workers"], opts["seed"]),
         val_dataloaders=_loader(alpha_half, opts["batch_size"], False, opts["num_workers"], opts["seed"]),
-        fit_kwargs={"ckpt_path": str(resume_path(output))} if opts.get("resume") else None,
+        # Resumed checkpoints are loaded as plain tensors and containers: nothing in them is unpickled as code.
+        fit_kwargs={"ckpt_path": str(resume_path(output)), "weights_only": True} if opts.get("resume") else None,
     )
     strategy = MADarts(arc_learning_rate=opts["arc_lr"])
     strategy(RawFormatModelSpace.from_model(space, evaluator), SequentialExecutionEngine())
@@ -147,7 +148,7 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
     trainer = _trainer(opts, output, [reporter, best], strategy=opts["strategy"])
     trainer.fit(module, _loader(data.train, opts["batch_size"], True, opts["num_workers"], opts["seed"]),
                 _loader(data.test, opts["batch_size"], False, opts["num_workers"], opts["seed"]),
-                ckpt_path=str(resume_path(output)) if opts.get("resume") else None)
+                ckpt_path=str(resume_path(output)) if opts.get("resume") else None, weights_only=True)
     if not trainer.is_global_zero:
         return None
     metrics = _final_metrics(reporter, count_parameters(net))

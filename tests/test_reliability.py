@@ -89,3 +89,14 @@ def test_bad_flags_are_one_line_and_exit_2(argv, needle, tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_retrain_resumes_from_its_last_checkpoint(tmp_path, hand_arch):
+    arch = tmp_path / "arch.json"
+    arch.write_text(json.dumps(hand_arch))
+    out = tmp_path / "out"
+    base = ["retrain", "--arch", str(arch), *TINY[:6], "--batch-size", "256", "--no-progress", "--output", str(out)]
+    assert main([*base, "--epochs", "1"]) == 0
+    assert main([*base, "--epochs", "2", "--resume"]) == 0
+    history = json.loads((out / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [0, 1]
