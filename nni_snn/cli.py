@@ -36,55 +36,44 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def _search_parser(sub) -> None:
-    p = sub.add_parser("search", help="run MA-DARTS and write arch.json, metrics.json, cell pictures, TensorBoard logs")
+def _run_flags(p, defaults: dict) -> None:
+    """Flags shared by search and retrain; the help shows each command's own default."""
     p.add_argument("--config", help="YAML/JSON file of options (same names as the flags)")
-    p.add_argument("--dataset", help="digits (default, embedded), cifar10, cifar100, imagefolder")
+    p.add_argument("--dataset", help="digits (default, embedded), cifar10, cifar100, tinyimagenet, imagefolder")
     p.add_argument("--data-dir", help="folder holding the dataset (not needed for digits)")
     p.add_argument("--download", action="store_true", default=None, help="download CIFAR into --data-dir")
-    p.add_argument("--attention", help="none (DARTS), ct (CT-DARTS) or ma (MA-DARTS, default)")
-    p.add_argument("--timesteps", type=int, help="time steps T (default 2)")
-    p.add_argument("--width", type=int, help="initial channels (default 16)")
-    p.add_argument("--cells", type=int, help="number of cells (default 5)")
-    p.add_argument("--epochs", type=int, help="search epochs (default 40)")
-    p.add_argument("--batch-size", type=int, help="batch size (default 64)")
+    timesteps = defaults["timesteps"] or "the arch file's"
+    p.add_argument("--timesteps", type=int, help=f"time steps T (default {timesteps})")
+    p.add_argument("--width", type=int, help=f"initial channels (default {defaults['width']})")
+    p.add_argument("--cells", type=int, help=f"number of cells (default {defaults['cells']})")
+    p.add_argument("--epochs", type=int, help=f"epochs (default {defaults['epochs']})")
+    p.add_argument("--batch-size", type=int, help=f"batch size (default {defaults['batch_size']})")
+    p.add_argument("--lr", type=float, help=f"weight learning rate, SGD momentum 0.9 + cosine (default {defaults['lr']})")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
-    p.add_argument("--lr", type=float, help="weight learning rate, SGD + cosine (default 0.005)")
-    p.add_argument("--arc-lr", type=float, help="architecture learning rate, Adam (default 3e-4)")
-    p.add_argument("--output", help="output folder (default runs/search; the trial's folder inside NNI)")
+    p.add_argument("--output", help=f"output folder (default {defaults['output']}; the trial's folder inside NNI)")
     p.add_argument("--accelerator", help="Lightning accelerator: auto, cpu, gpu (default auto)")
-    p.add_argument("--devices", type=int, help="devices (default 1)")
+    p.add_argument("--devices", type=int, help="devices per node (default 1)")
     p.add_argument("--num-workers", type=int, help="data loader workers (default 0)")
-    p.add_argument("--retrain-epochs", type=int,
-                   help="then retrain the found network this many epochs at the same size (default 0: don't)")
     p.add_argument("--resume", action="store_true", default=None,
                    help="continue from the last checkpoint in --output (after a crash or kill)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
+
+
+def _search_parser(sub) -> None:
+    p = sub.add_parser("search", help="run MA-DARTS and write arch.json, metrics.json, cell pictures, TensorBoard logs")
+    _run_flags(p, SEARCH_DEFAULTS)
+    p.add_argument("--attention", help="none (DARTS), ct (CT-DARTS) or ma (MA-DARTS, default)")
+    p.add_argument("--arc-lr", type=float, help="architecture learning rate, Adam (default 3e-4)")
+    p.add_argument("--retrain-epochs", type=int,
+                   help="then retrain the found network this many epochs at the same size (default 0: don't)")
 
 
 def _retrain_parser(sub) -> None:
     p = sub.add_parser("retrain", help="train the fixed network of an arch.json; writes metrics.json, checkpoints")
     p.add_argument("--arch", help="arch.json written by 'nni-snn search'")
-    p.add_argument("--config", help="YAML/JSON file of options (same names as the flags)")
-    p.add_argument("--dataset", help="digits (default, embedded), cifar10, cifar100, imagefolder")
-    p.add_argument("--data-dir", help="folder holding the dataset (not needed for digits)")
-    p.add_argument("--download", action="store_true", default=None, help="download CIFAR into --data-dir")
-    p.add_argument("--timesteps", type=int, help="time steps T (default: the arch file's)")
-    p.add_argument("--width", type=int, help="initial channels (default 36)")
-    p.add_argument("--cells", type=int, help="number of cells (default 6)")
-    p.add_argument("--epochs", type=int, help="epochs (default 600)")
-    p.add_argument("--batch-size", type=int, help="batch size (default 96)")
-    p.add_argument("--lr", type=float, help="learning rate, SGD momentum 0.9 + cosine (default 0.0025)")
+    _run_flags(p, RETRAIN_DEFAULTS)
     p.add_argument("--auxiliary-weight", type=float, help="auxiliary head loss weight, 0 = no head (default 0.4)")
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
-    p.add_argument("--output", help="output folder (default runs/retrain; the trial's folder inside NNI)")
-    p.add_argument("--accelerator", help="Lightning accelerator: auto, cpu, gpu (default auto)")
-    p.add_argument("--devices", type=int, help="devices per node (default 1)")
     p.add_argument("--strategy", help="Lightning strategy, e.g. ddp (default auto)")
-    p.add_argument("--num-workers", type=int, help="data loader workers (default 0)")
-    p.add_argument("--resume", action="store_true", default=None,
-                   help="continue from the last checkpoint in --output (after a crash or kill)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
 
 
 def _show_parser(sub) -> None:
