@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
+from measure import cuda_peak, interleaved, saved_bytes  # benchmarks/measure.py (script directory)
 from torch import nn
 
 from nni_snn.neuron import LIF, lif_reference
@@ -26,55 +25,9 @@ from nni_snn.ops import TimeDistributed
 from nni_snn.spikes import SpikeMonitor
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn: Callable[[], None], device: torch.device) -> float:
-    sync(device)
-    start = time.perf_counter()
-    fn()
-    sync(device)
-    return time.perf_counter() - start
-
-
-def interleaved(fns: dict[str, Callable[[], None]], device: torch.device, repeats: int) -> dict[str, float]:
-    """Median seconds per function, alternating between them so that drift affects all alike."""
-    for fn in fns.values():  # warm-up
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            times[name].append(timed(fn, device))
-    return {name: statistics.median(ts) for name, ts in times.items()}
-
-
-def saved_bytes(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> int:
-    """Bytes of the distinct storages autograd keeps for backward while ``fn(x)`` builds its graph (the
-    storage of ``x`` itself excluded: the caller holds it anyway)."""
-    storages: dict[int, int] = {}
-    skip = x.untyped_storage().data_ptr()
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        s = t.untyped_storage()
-        if s.data_ptr() != skip:
-            storages[s.data_ptr()] = s.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = fn(x)
-    del out
-    return sum(storages.values())
-
-
-def peak_bytes(fn: Callable[[], None], device: torch.device) -> int:
-    sync(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    base = torch.cuda.memory_allocated(device)
-    fn()
-    sync(device)
-    return torch.cuda.max_memory_allocated(device) - base
+def saved_bytes_of(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> int:
+    """Saved-for-backward bytes of ``fn(x)``, the storage of ``x`` itself excluded."""
+    return saved_bytes(lambda: fn(x), {x.untyped_storage().data_ptr()})
 
 
 def bench_lif(device: torch.device, shape: list[int], timesteps: list[int], repeats: int,
@@ -98,9 +51,9 @@ def bench_lif(device: torch.device, shape: list[int], timesteps: list[int], repe
         med = interleaved({"lif": ours, "ref": reference}, device, repeats)
         mb = 2**20
         row = (f"{T:>2} {med['lif'] * 1e3:>8.2f} {med['ref'] * 1e3:>8.2f} {med['ref'] / med['lif']:>7.2f}x "
-               f"{saved_bytes(lif, x) / mb:>9.1f} {saved_bytes(lif_reference, x) / mb:>8.1f}")
+               f"{saved_bytes_of(lif, x) / mb:>9.1f} {saved_bytes_of(lif_reference, x) / mb:>8.1f}")
         if device.type == "cuda":
-            row += f" {peak_bytes(ours, device) / mb:>8.1f} {peak_bytes(reference, device) / mb:>8.1f}"
+            row += f" {cuda_peak(ours, device) / mb:>8.1f} {cuda_peak(reference, device) / mb:>8.1f}"
         print(row)
         x.grad = None
 

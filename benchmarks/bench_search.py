@@ -26,12 +26,9 @@ import json
 import os
 import platform
 import resource
-import statistics
 import subprocess
 import sys
-import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -39,6 +36,8 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from measure import cuda_peak, interleaved, saved_bytes  # benchmarks/measure.py (script directory)
 
 # DARTS-V2 (Liu et al.), as in nni.nas.hub.pytorch.DARTS.load_searched_model("darts-v2"): (op, input) per edge.
 DARTS_V2 = {
@@ -53,11 +52,6 @@ def quiet() -> None:
     warnings.filterwarnings("ignore")
     import logging
     logging.getLogger("nni").setLevel(logging.ERROR)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 # ----------------------------------------------------------------------------------------------- models
@@ -150,53 +144,11 @@ class RetrainStep:
 # ----------------------------------------------------------------------------------------------- measures
 
 
-def timed(fn: Callable[[], None], device: torch.device) -> float:
-    sync(device)
-    start = time.perf_counter()
-    fn()
-    sync(device)
-    return time.perf_counter() - start
-
-
-def interleaved(fns: dict[str, Callable[[], None]], device: torch.device, repeats: int,
-                warmup: int = 1) -> dict[str, float]:
-    """Median seconds per function, alternating between them (ABAB...) so that drift affects all alike."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            times[name].append(timed(fn, device))
-    return {name: statistics.median(ts) for name, ts in times.items()}
-
-
-def saved_bytes(step: SearchStep | RetrainStep) -> int:
-    """Bytes of the distinct non-parameter storages autograd saves for backward in one training forward."""
-    model = step.model
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    storages: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        s = t.untyped_storage()
-        if s.data_ptr() not in params:
-            storages[s.data_ptr()] = s.nbytes()
-        return t
-
+def step_saved_bytes(step: SearchStep | RetrainStep) -> int:
+    """Saved-for-backward bytes of one training forward, parameters excluded."""
     x = step.batches[1][0] if isinstance(step, SearchStep) else step.x
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = model(x)
-    del out
-    return sum(storages.values())
-
-
-def cuda_peak(fn: Callable[[], None], device: torch.device) -> int:
-    sync(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    base = torch.cuda.memory_allocated(device)
-    fn()
-    sync(device)
-    return torch.cuda.max_memory_allocated(device) - base
+    params = {p.untyped_storage().data_ptr() for p in step.model.parameters()}
+    return saved_bytes(lambda: step.model(x), params)
 
 
 def rss_child(spec: dict) -> None:
@@ -247,7 +199,7 @@ def bench_search(args: argparse.Namespace, device: torch.device) -> None:
     print(f"{'T':>2} {'attn':>4} {'SNN s':>7} {'ANN s':>7} {'time x':>7} {'saved MB':>9} {'ANN sv':>7} "
           f"{'saved x':>7} {mem_col:>8} {'ANN':>7} {'mem x':>6}")
     ann = SearchStep(ann_supernet(args.width, args.cells), args.batch, args.size, device)
-    ann_saved = saved_bytes(ann)
+    ann_saved = step_saved_bytes(ann)
     ann_mem: int | None = None
     base = {"width": args.width, "cells": args.cells, "batch": args.batch, "size": args.size,
             "threads": torch.get_num_threads()}
@@ -256,7 +208,7 @@ def bench_search(args: argparse.Namespace, device: torch.device) -> None:
         for attention in args.attention:
             snn = SearchStep(snn_supernet(args.width, args.cells, T, attention), args.batch, args.size, device)
             med = interleaved({"snn": snn, "ann": ann}, device, args.repeats)
-            saved = saved_bytes(snn)
+            saved = step_saved_bytes(snn)
             mem = ann_mem_now = None
             want_rss = args.rss == "all" or (args.rss == "headline" and T == 2 and attention == "none")
             if device.type == "cuda":
@@ -289,13 +241,13 @@ def bench_retrain(args: argparse.Namespace, device: torch.device) -> None:
     print(f"{'T':>2} {'attn':>4} {'SNN img/s':>10} {'ANN img/s':>10} {'SNN/ANN time':>13} {'saved MB':>9} "
           f"{'ANN sv':>7}")
     ann = RetrainStep(ann_fixed(w, c), b, s, device)
-    ann_saved = saved_bytes(ann)
+    ann_saved = step_saved_bytes(ann)
     for T in args.timesteps:
         for attention in args.retrain_attention:
             snn = RetrainStep(snn_fixed(w, c, T, attention), b, s, device)
             med = interleaved({"snn": snn, "ann": ann}, device, args.repeats)
             print(f"{T:>2} {attention:>4} {b / med['snn']:>10.1f} {b / med['ann']:>10.1f} "
-                  f"{med['snn'] / med['ann']:>12.2f}x {saved_bytes(snn) / MB:>9.1f} {ann_saved / MB:>7.1f}",
+                  f"{med['snn'] / med['ann']:>12.2f}x {step_saved_bytes(snn) / MB:>9.1f} {ann_saved / MB:>7.1f}",
                   flush=True)
 
 
