@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 EXIT_USAGE = 2
@@ -231,6 +232,8 @@ def _experiment(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # NNI 3.0 warns about every newer torch class it does not know, on every import: harmless noise for users.
+    warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module", category=RuntimeWarning)
     from nni_snn.archfile import ArchError
     from nni_snn.data import DataError
     from nni_snn.experiment import ExperimentError
