@@ -209,11 +209,11 @@ def _show(args) -> int:
     from nni_snn.archfile import build_network, format_genotype, load_arch
     from nni_snn.run import count_parameters
 
-    arch = load_arch(args.arch)
-    print(format_genotype(arch))
     for key in ("width", "cells", "num_classes", "in_channels"):
         if getattr(args, key) < 1:
             raise UsageError(f"--{key.replace('_', '-')} must be >= 1")
+    arch = load_arch(args.arch)
+    print(format_genotype(arch))
     net = build_network(arch, width=args.width, num_cells=args.cells, num_classes=args.num_classes,
                         in_channels=args.in_channels)
     print(f"parameters at width {args.width}, {args.cells} cells, {args.num_classes} classes: "

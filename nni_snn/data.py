@@ -99,6 +99,11 @@ def _cifar(name: str, data_dir, download: bool, augment: bool) -> Data:
     return Data(train, test, num_classes=10 if name == "cifar10" else 100, in_channels=3, image_size=32)
 
 
+def _to_rgb(image):
+    """Module-level (not a lambda) so data loader workers can pickle the transform."""
+    return image.convert("RGB")
+
+
 def _imagefolder(data_dir) -> Data:
     """``data_dir/train/<class>/*`` and ``data_dir/val/<class>/*``; grey or RGB, resized to the train images' size."""
     import torchvision
@@ -115,7 +120,7 @@ def _imagefolder(data_dir) -> Data:
     first, _ = probe[0]
     grey = first.mode in ("L", "1", "I", "F")
     size = min(first.size)
-    base = [tf.Grayscale(1)] if grey else [tf.Lambda(lambda img: img.convert("RGB"))]
+    base = [tf.Grayscale(1)] if grey else [tf.Lambda(_to_rgb)]
     transform = tf.Compose(base + [tf.Resize(size), tf.CenterCrop(size), tf.ToTensor(),
                                    tf.Normalize([0.5] * (1 if grey else 3), [0.5] * (1 if grey else 3))])
     train = torchvision.datasets.ImageFolder(str(root / "train"), transform=transform)

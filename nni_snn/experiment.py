@@ -101,13 +101,18 @@ def wait(client: RestClient, timeout: float, poll: float = 3.0, progress=print) 
         time.sleep(poll)
 
 
+def metric_value(metric: dict):
+    """A reported metric as the trial sent it: the REST API gives it JSON-encoded, inside a JSON string."""
+    data = json.loads(metric["data"])
+    return json.loads(data) if isinstance(data, str) else data
+
+
 def best_trial(client: RestClient) -> tuple[dict, dict] | None:
     """(trial, final metric dict) of the succeeded trial with the highest final ``default``."""
     finals = {}
     for metric in client.metrics():
         if metric["type"] == "FINAL":
-            value = json.loads(json.loads(metric["data"])) if metric["data"].startswith('"') else \
-                json.loads(metric["data"])
+            value = metric_value(metric)
             finals[metric["trialJobId"]] = value if isinstance(value, dict) else {"default": value}
     trials = {t["trialJobId"]: t for t in client.trials() if t["status"] == "SUCCEEDED"}
     ranked = sorted((f["default"], tid) for tid, f in finals.items() if tid in trials)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-NUM_NODES = 4
+from nni_snn.archfile import NUM_NODES
 
 
 def draw_cell(pairs: list[list], title: str, path: str | Path) -> Path:

@@ -103,6 +103,7 @@ class EpochReporter(pl.Callback):
         self.monitor: SpikeMonitor | None = None
         self.history: list[dict] = []
         self._val: dict = {}
+        self._resume_phase: str | None = None  # the phase to return to after a validation loop
 
     def on_fit_start(self, trainer, pl_module):
         if self.monitor is None:

@@ -23,14 +23,13 @@ import torch
 from nni.mutable import label_scope
 from nni.nas.nn.pytorch import InputChoice, LayerChoice, ModelSpace
 from nni.nas.nn.pytorch.choice import ChosenInputs
+from nni.nas.space import current_model
 from torch import nn
 
+from nni_snn.archfile import CELL_TYPES, NUM_NODES
 from nni_snn.attention import make_attention
 from nni_snn.neuron import LIF
 from nni_snn.ops import OPS, PRIMITIVES, Preprocess, TimeDistributed
-
-NUM_NODES = 4
-CELL_TYPES = ("normal", "reduce")
 
 
 def reduction_indices(num_cells: int) -> tuple[int, ...]:
@@ -142,7 +141,6 @@ class SNNDartsSpace(ModelSpace):
         self.attention = attention
         # Under a fixed architecture the BNs are affine (DARTS's evaluation networks); in the supernet they are
         # not, as in DARTS's search, so the mixed operations' scales stay comparable.
-        from nni.nas.space import current_model
         affine = current_model() is not None
         c_curr = stem_multiplier * width
         self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))

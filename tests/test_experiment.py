@@ -49,7 +49,7 @@ def test_quickstart_through_nnictl(tiny_quickstart, capsys, monkeypatch):
         assert [t["status"] for t in trials] == ["SUCCEEDED", "SUCCEEDED"]
 
         metrics = client.metrics()
-        intermediate = [json.loads(json.loads(m["data"])) for m in metrics if m["type"] == "PERIODICAL"]
+        intermediate = [experiment.metric_value(m) for m in metrics if m["type"] == "PERIODICAL"]
         # 1 search epoch + 1 retrain epoch per trial, each with accuracy and spike counts
         assert len(intermediate) == 4
         for result in intermediate:
