@@ -18,12 +18,13 @@ SEARCH_DEFAULTS = {
     "dataset": "digits", "data_dir": None, "download": False, "attention": "ma", "timesteps": 2, "width": 16,
     "cells": 5, "epochs": 40, "batch_size": 64, "seed": 0, "lr": 0.005, "arc_lr": 3e-4, "output": "runs/search",
     "accelerator": "auto", "devices": 1, "num_workers": 0, "progress": True, "retrain_epochs": 0, "resume": False,
+    "spike_penalty": 0.0, "e_ac_pj": 0.9, "e_mac_pj": 4.6,
 }
 RETRAIN_DEFAULTS = {
     "arch": None, "dataset": "digits", "data_dir": None, "download": False, "timesteps": None, "width": 36,
     "cells": 6, "epochs": 600, "batch_size": 96, "lr": 0.0025, "auxiliary_weight": 0.4, "seed": 0,
     "output": "runs/retrain", "accelerator": "auto", "devices": 1, "strategy": "auto", "num_workers": 0,
-    "progress": True, "resume": False,
+    "progress": True, "resume": False, "e_ac_pj": 0.9, "e_mac_pj": 4.6,
 }
 POSITIVE_INTS = ("timesteps", "width", "cells", "epochs", "batch_size", "devices")
 
@@ -58,6 +59,12 @@ def _run_flags(p, defaults: dict) -> None:
     p.add_argument("--resume", action="store_true", default=None,
                    help="continue from the last checkpoint in --output (after a crash or kill)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
+    _energy_flags(p)
+
+
+def _energy_flags(p) -> None:
+    p.add_argument("--e-ac-pj", type=float, help="energy per synaptic operation (accumulate), pJ (default 0.9)")
+    p.add_argument("--e-mac-pj", type=float, help="energy per multiply-accumulate, pJ (default 4.6)")
 
 
 def _search_parser(sub) -> None:
@@ -65,6 +72,8 @@ def _search_parser(sub) -> None:
     _run_flags(p, SEARCH_DEFAULTS)
     p.add_argument("--attention", help="none (DARTS), ct (CT-DARTS) or ma (MA-DARTS, default)")
     p.add_argument("--arc-lr", type=float, help="architecture learning rate, Adam (default 3e-4)")
+    p.add_argument("--spike-penalty", type=float,
+                   help="lambda of the energy penalty on the architecture loss; 1.0 is strong (default 0: none)")
     p.add_argument("--retrain-epochs", type=int,
                    help="then retrain the found network this many epochs at the same size (default 0: don't)")
 
@@ -84,6 +93,13 @@ def _show_parser(sub) -> None:
     p.add_argument("--cells", type=int, default=5, help="cells for the parameter count (default 5)")
     p.add_argument("--num-classes", type=int, default=10, help="classes for the parameter count (default 10)")
     p.add_argument("--in-channels", type=int, default=3, help="image channels for the parameter count (default 3)")
+    p.add_argument("--dataset", help="also estimate spikes, SOPs, MACs and energy per sample on this dataset's test "
+                                     "images (classes and image channels then come from the dataset)")
+    p.add_argument("--data-dir", help="folder holding the dataset (not needed for digits)")
+    p.add_argument("--checkpoint", help="weights for the estimate: a retrain checkpoint (default: untrained weights)")
+    p.add_argument("--timesteps", type=int, help="time steps T for the estimate (default: the arch file's)")
+    p.add_argument("--batches", type=int, default=4, help="test batches of 64 for the estimate (default 4)")
+    _energy_flags(p)
 
 
 def _experiment_parser(sub) -> None:
@@ -144,8 +160,10 @@ def resolve_options(args: argparse.Namespace, defaults: dict, trial_params: dict
         raise UsageError(f"--dataset {opts['dataset']!r} is unknown; use one of {', '.join(DATASETS)}")
     if "arch" in defaults and not opts["arch"]:
         raise UsageError("retrain needs --arch ARCH.json (written by 'nni-snn search')")
-    if "auxiliary_weight" in defaults and not opts["auxiliary_weight"] >= 0:
-        raise UsageError(f"--auxiliary-weight must be >= 0, got {opts['auxiliary_weight']!r}")
+    nonnegative = ("auxiliary_weight", "spike_penalty", "e_ac_pj", "e_mac_pj")
+    for key in (k for k in nonnegative if k in defaults):
+        if isinstance(opts[key], bool) or not isinstance(opts[key], (int, float)) or not opts[key] >= 0:
+            raise UsageError(f"--{key.replace('_', '-')} must be a number >= 0, got {opts[key]!r}")
     return opts
 
 
@@ -166,6 +184,11 @@ def _prepare(args, defaults: dict):
     return opts, output, trial
 
 
+def _counts(metrics: dict) -> str:
+    return (f"{metrics['spikes_per_sample']:.1f} spikes, {metrics['sops_per_sample']:.4g} SOPs, "
+            f"{metrics['macs_per_sample']:.4g} MACs, {metrics['energy_uj_per_sample']:.4g} uJ per sample")
+
+
 def _retrain(args) -> int:
     from nni_snn.archfile import load_arch
     from nni_snn.run import final_result, run_retrain
@@ -176,9 +199,8 @@ def _retrain(args) -> int:
     if metrics is not None:
         if trial:
             trial.final(final_result(metrics))
-        print(f"accuracy {metrics['accuracy']:.4f} (best {metrics['best_accuracy']:.4f}), "
-              f"{metrics['spikes_per_sample']:.1f} spikes/sample, {metrics['params']} parameters; "
-              f"{output / 'metrics.json'}")
+        print(f"accuracy {metrics['accuracy']:.4f} (best {metrics['best_accuracy']:.4f}), {_counts(metrics)}, "
+              f"{metrics['params']} parameters; {output / 'metrics.json'}")
     return 0
 
 
@@ -189,8 +211,8 @@ def _search(args) -> int:
     if not isinstance(opts["retrain_epochs"], int) or opts["retrain_epochs"] < 0:
         raise UsageError(f"--retrain-epochs must be an integer >= 0, got {opts['retrain_epochs']!r}")
     metrics = run_search(opts, output, trial)
-    print(f"search: accuracy {metrics['accuracy']:.4f}, {metrics['spikes_per_sample']:.1f} spikes/sample, "
-          f"{metrics['params']} parameters; architecture: {output / 'arch.json'}")
+    print(f"search: accuracy {metrics['accuracy']:.4f}, {_counts(metrics)}, {metrics['params']} parameters; "
+          f"architecture: {output / 'arch.json'}")
     if opts["retrain_epochs"]:
         # A short retrain of the found cells at the search's size: the trial's final result is its accuracy.
         retrain = {**RETRAIN_DEFAULTS, **{k: opts[k] for k in RETRAIN_DEFAULTS if k in opts},
@@ -198,8 +220,7 @@ def _search(args) -> int:
                    "devices": 1, "output": str(output / "retrain"),
                    "resume": opts["resume"] and resume_path(output / "retrain").is_file()}
         metrics = run_retrain(retrain, output / "retrain", trial)
-        print(f"retrain: accuracy {metrics['accuracy']:.4f}, {metrics['spikes_per_sample']:.1f} spikes/sample; "
-              f"{output / 'retrain' / 'metrics.json'}")
+        print(f"retrain: accuracy {metrics['accuracy']:.4f}, {_counts(metrics)}; {output / 'retrain' / 'metrics.json'}")
     if trial:
         trial.final(final_result(metrics))
     return 0
@@ -207,19 +228,41 @@ def _search(args) -> int:
 
 def _show(args) -> int:
     from nni_snn.archfile import build_network, format_genotype, load_arch
-    from nni_snn.run import count_parameters
+    from nni_snn.run import count_parameters, estimate_energy
 
-    for key in ("width", "cells", "num_classes", "in_channels"):
-        if getattr(args, key) < 1:
+    for key in ("width", "cells", "num_classes", "in_channels", "batches", "timesteps"):
+        if getattr(args, key) is not None and getattr(args, key) < 1:
             raise UsageError(f"--{key.replace('_', '-')} must be >= 1")
+    for key in ("e_ac_pj", "e_mac_pj"):
+        if getattr(args, key) is not None and not getattr(args, key) >= 0:
+            raise UsageError(f"--{key.replace('_', '-')} must be >= 0")
+    if args.dataset is None and (args.checkpoint or args.data_dir):
+        raise UsageError("--checkpoint and --data-dir need --dataset (the images to estimate energy on)")
     arch = load_arch(args.arch)
-    print(format_genotype(arch))
+    data = None
+    if args.dataset is not None:
+        from nni_snn.data import DATASETS, load_dataset
+
+        if args.dataset not in DATASETS:
+            raise UsageError(f"--dataset {args.dataset!r} is unknown; use one of {', '.join(DATASETS)}")
+        data = load_dataset(args.dataset, args.data_dir)
+        args.num_classes, args.in_channels = data.num_classes, data.in_channels
     net = build_network(arch, width=args.width, num_cells=args.cells, num_classes=args.num_classes,
-                        in_channels=args.in_channels)
+                        in_channels=args.in_channels, timesteps=args.timesteps)
+    counts = None
+    if data is not None:  # before printing anything: a bad checkpoint ends in one error line
+        counts = estimate_energy(net, data.test, args.batches, args.checkpoint,
+                                 args.e_ac_pj if args.e_ac_pj is not None else SEARCH_DEFAULTS["e_ac_pj"],
+                                 args.e_mac_pj if args.e_mac_pj is not None else SEARCH_DEFAULTS["e_mac_pj"])
+    print(format_genotype(arch))
     print(f"parameters at width {args.width}, {args.cells} cells, {args.num_classes} classes: "
           f"{count_parameters(net)}")
     if "results" in arch:
         print("search results: " + ", ".join(f"{k} {v}" for k, v in arch["results"].items()))
+    if counts is not None:
+        weights = f"weights of {args.checkpoint}" if args.checkpoint else "untrained weights"
+        print(f"estimate on {counts['samples']} {args.dataset} test images ({weights}, T={net.timesteps}): "
+              f"{_counts(counts)}")
     return 0
 
 

@@ -5,6 +5,7 @@ This is the one module of ``nni_snn`` that wires in ``search_spaces`` and ``stra
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -70,10 +71,19 @@ def _trainer(opts: dict, output: Path, callbacks: list, traced: bool = False, **
         enable_progress_bar=opts.get("progress", True), **kwargs)
 
 
+COUNTED = ("spikes_per_sample", "sops_per_sample", "macs_per_sample", "energy_uj_per_sample", "spikes_per_cell",
+           "sops_per_cell")
+
+
 def _final_metrics(reporter: EpochReporter, params: int) -> dict:
     last = reporter.history[-1]
-    return {"accuracy": last.get("val_acc"), "spikes_per_sample": last["spikes_per_sample"],
-            "spikes_per_cell": last["spikes_per_cell"], "params": params, "history": reporter.history}
+    return {"accuracy": last.get("val_acc"), **{k: last[k] for k in COUNTED}, "params": params,
+            "energy_pj": dict(zip(("ac", "mac"), reporter.energy_pj)), "history": reporter.history}
+
+
+def _reporter(opts: dict, trial) -> EpochReporter:
+    return EpochReporter(report=trial.intermediate if trial else None, e_ac_pj=opts["e_ac_pj"],
+                         e_mac_pj=opts["e_mac_pj"])
 
 
 def run_search(opts: dict, output: Path, trial=None) -> dict:
@@ -91,7 +101,7 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
     weight_half, alpha_half = split_for_search(data.train, opts["seed"])
     space = SNNDartsSpace(width=opts["width"], num_cells=opts["cells"], timesteps=opts["timesteps"],
                           attention=opts["attention"], num_classes=data.num_classes, in_channels=data.in_channels)
-    reporter = EpochReporter(report=trial.intermediate if trial else None)
+    reporter = _reporter(opts, trial)
     evaluator = Lightning(
         SNNClassifier(num_classes=data.num_classes, learning_rate=opts["lr"]),
         _trainer(opts, output, [reporter, _checkpoints(output, save_top_k=0)], traced=True),
@@ -100,7 +110,7 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
         # Resumed checkpoints are loaded as plain tensors and containers: nothing in them is unpickled as code.
         fit_kwargs={"ckpt_path": str(resume_path(output)), "weights_only": True} if opts.get("resume") else None,
     )
-    strategy = MADarts(arc_learning_rate=opts["arc_lr"])
+    strategy = MADarts(arc_learning_rate=opts["arc_lr"], spike_penalty=opts["spike_penalty"])
     strategy(RawFormatModelSpace.from_model(space, evaluator), SequentialExecutionEngine())
 
     sample = strategy.oneshot_module.export()
@@ -108,18 +118,44 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
     arch = {"format": FORMAT, "version": VERSION, "attention": opts["attention"], "timesteps": opts["timesteps"],
             "genotype": genotype_from_sample(sample), "alpha": alpha, "nni_sample": sample,
             "search": {k: opts[k] for k in ("dataset", "width", "cells", "epochs", "batch_size", "seed", "lr",
-                                             "arc_lr")}}
+                                             "arc_lr", "spike_penalty")}}
     params = count_parameters(build_network(arch, width=opts["width"], num_cells=opts["cells"],
                                             num_classes=data.num_classes, in_channels=data.in_channels))
     metrics = _final_metrics(reporter, params)
     metrics["supernet_params"] = count_parameters(space)
-    arch["results"] = {k: metrics[k] for k in ("accuracy", "spikes_per_sample", "params")}
+    arch["results"] = {k: metrics[k] for k in ("accuracy", "spikes_per_sample", "sops_per_sample",
+                                                "energy_uj_per_sample", "params")}
     write_json_atomic(output / "arch.json", arch)
     write_json_atomic(output / "metrics.json", metrics)
     for cell_type in ("normal", "reduce"):
         draw_cell(arch["genotype"][cell_type], f"{cell_type} cell ({opts['attention']} attention)",
                   output / f"{cell_type}.png")
     return metrics
+
+
+def estimate_energy(net: torch.nn.Module, images, batches: int, checkpoint: str | None, e_ac_pj: float,
+                    e_mac_pj: float) -> dict:
+    """Spikes, SOPs, MACs and energy per sample of ``net`` in evaluation mode over the first ``batches`` batches
+    of 64 from ``images``, with the weights of a retrain ``checkpoint`` if given (``nni-snn show --dataset``)."""
+    from itertools import islice
+
+    from nni_snn.archfile import ArchError
+    from nni_snn.spikes import calibrate, energy_uj
+
+    if checkpoint:
+        try:
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+            # The auxiliary head is a training aid: the estimate is of the network a user deploys.
+            net.load_state_dict({k.removeprefix("_model."): v for k, v in state.items()
+                                 if k.startswith("_model.") and not k.startswith("_model.auxiliary_head.")})
+        except (OSError, KeyError, TypeError, RuntimeError, ValueError, pickle.UnpicklingError) as err:
+            raise ArchError(f"--checkpoint {checkpoint}: not a retrain checkpoint of this network at this width "
+                            f"and depth ({str(err).splitlines()[0][:160]})") from None
+    loader = torch.utils.data.DataLoader(images, batch_size=64)
+    counts = calibrate(net, islice(loader, batches))
+    counts["energy_uj_per_sample"] = energy_uj(counts["sops_per_sample"], counts["macs_per_sample"], e_ac_pj,
+                                               e_mac_pj)
+    return counts
 
 
 def final_result(metrics: dict) -> dict:
@@ -143,7 +179,7 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
     module = SNNClassifier(num_classes=data.num_classes, learning_rate=opts["lr"],
                            auxiliary_weight=opts["auxiliary_weight"])
     module.set_model(net)
-    reporter = EpochReporter(report=trial.intermediate if trial else None)
+    reporter = _reporter(opts, trial)
     best = _checkpoints(output, filename="best", monitor="val_acc", mode="max", save_top_k=1)
     trainer = _trainer(opts, output, [reporter, best], strategy=opts["strategy"])
     trainer.fit(module, _loader(data.train, opts["batch_size"], True, opts["num_workers"], opts["seed"]),

@@ -1,4 +1,4 @@
-"""Spike accounting: how many spikes a network emits per input sample, overall and per group of layers.
+"""Spike accounting: spikes, synaptic operations and energy per input sample, overall and per group of layers.
 
 Convention (what is counted, per what):
 
@@ -9,8 +9,23 @@ Convention (what is counted, per what):
   (neurons x T x samples); a value in [0, 1].
 - *samples* = sum of ``shape[0]`` of the first input of the monitored model's forward (images ``[N, C, H, W]``)
   over the calls made while the phase was active.
+- *SOPs* (synaptic operations) = for every synaptic layer (``nn.Conv2d`` / ``nn.Linear``) whose input is binary
+  (spikes), the number of accumulations its input spikes trigger: each input spike x its fan-out, the output
+  positions and channels it reaches (exact at the borders: a spike near the edge of a padded conv reaches fewer
+  outputs). A depthwise conv followed directly by its pointwise 1x1 conv (the factorised layers of the sep/dil
+  convs) is one synaptic layer, as hardware would fuse it: a spike reaches every output channel of the pointwise
+  conv at every kernel tap; the pointwise conv is not counted again.
+- *MACs* = multiply-accumulates of the synaptic layers whose input is analog: the stem's encoding conv, the
+  attention gates' convs/MLPs and the classifier reading pooled spike rates; ``output elements x (C_in/groups) x
+  kernel area`` (zero padding included, the usual FLOPs convention). Layers marked with :func:`mark_analog` read
+  analog values by construction; for any other layer, whether its input is binary is checked once, on its first
+  counted call (an all-zero input counts as binary: silent spikes).
+- *energy* (:func:`energy_uj`) = SOPs x E_AC + MACs x E_MAC, by default 0.9 pJ per accumulate and 4.6 pJ per
+  multiply-accumulate (32-bit float, 45 nm CMOS: M. Horowitz, "Computing's energy problem", ISSCC 2014), the
+  usual estimate in SNN papers. Batch norm, pooling, neuron updates and data movement are not counted.
 - Groups: every LIF belongs to the group ``group_of(module_name)``; LIFs whose group is ``None`` are ignored.
-  ``spikes_per_group`` is spikes per sample per group, so the groups sum to ``spikes_per_sample``.
+  ``spikes_per_group`` is spikes per sample per group, so the groups sum to ``spikes_per_sample``; synaptic
+  layers are grouped the same way (``sops_per_group``, ``macs_per_group``).
 
 Every forward call counts, so a module run twice per step (e.g. gradient checkpointing, or an architecture
 step and a weight step on different batches) counts twice, as the hardware would spike twice.
@@ -26,6 +41,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nni_snn.neuron import LIF
@@ -33,9 +49,70 @@ from nni_snn.neuron import LIF
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["SpikeMonitor", "default_group_of"]
+__all__ = ["E_AC_PJ", "E_MAC_PJ", "SpikeMonitor", "calibrate", "default_group_of", "energy_uj", "mark_analog"]
 
 _F32_EXACT = 2**24
+E_AC_PJ = 0.9  # pJ per accumulate (SOP), 32-bit float add, 45 nm (Horowitz, ISSCC 2014)
+E_MAC_PJ = 4.6  # pJ per multiply-accumulate, 32-bit float mult 3.7 + add 0.9, 45 nm (same source)
+
+
+def energy_uj(sops: float, macs: float, e_ac_pj: float = E_AC_PJ, e_mac_pj: float = E_MAC_PJ) -> float:
+    """Energy in microjoules of ``sops`` accumulates and ``macs`` multiply-accumulates."""
+    return (sops * e_ac_pj + macs * e_mac_pj) * 1e-6
+
+
+def mark_analog(module: nn.Module) -> nn.Module:
+    """Declare that every conv/linear inside ``module`` reads analog values (an encoding layer, attention gates, a
+    classifier on spike rates): counted as MACs even when a batch happens to feed them zeros only."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            layer.analog_input = True
+    return module
+
+
+def _synaptic_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module, nn.Module | None]]:
+    """``(name, layer, fused_pointwise)`` for every conv/linear; a depthwise conv directly followed by a 1x1 conv
+    in the same ``nn.Sequential`` comes with that pointwise conv, which is not yielded on its own."""
+    pointwise_after: dict[nn.Module, nn.Module] = {}
+    for module in model.modules():
+        if isinstance(module, nn.Sequential):
+            for first, second in zip(module, list(module)[1:]):
+                if (isinstance(first, nn.Conv2d) and first.groups == first.in_channels == first.out_channels > 1
+                        and isinstance(second, nn.Conv2d) and second.kernel_size == (1, 1)
+                        and second.stride == (1, 1) and second.groups == 1):
+                    pointwise_after[first] = second
+    fused = set(pointwise_after.values())
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)) and module not in fused:
+            yield name, module, pointwise_after.get(module)
+
+
+def _fan_out_channels(layer: nn.Module, pointwise: nn.Module | None) -> int:
+    """Output channels one input channel reaches (a fused depthwise+pointwise layer: all of the pointwise's)."""
+    if pointwise is not None:
+        return pointwise.out_channels
+    return layer.out_channels // layer.groups if isinstance(layer, nn.Conv2d) else layer.out_features
+
+
+def _sops(layer: nn.Module, x: Tensor, fan_out_channels: int) -> Tensor:
+    """Accumulations triggered by the binary input ``x`` of ``layer`` reaching ``fan_out_channels`` output
+    channels per input channel: the sum over output positions of the input spikes under the kernel window."""
+    if isinstance(layer, nn.Linear):
+        return x.sum(dtype=torch.float64) * fan_out_channels
+    if layer.kernel_size == (1, 1) and layer.padding in ((0, 0), "valid"):
+        sh, sw = layer.stride
+        return x[..., ::sh, ::sw].sum(dtype=torch.float64) * fan_out_channels
+    # Every input channel sees the same all-ones window, so sum the channels first: one 1-channel conv.
+    window = torch.ones(1, 1, *layer.kernel_size, dtype=x.dtype, device=x.device)
+    reached = F.conv2d(x.sum(1, keepdim=True), window, None, layer.stride, layer.padding, layer.dilation)
+    return reached.sum(dtype=torch.float64) * fan_out_channels
+
+
+def _macs(layer: nn.Module, x: Tensor, out: Tensor) -> int:
+    if isinstance(layer, nn.Linear):
+        return out.numel() * layer.in_features
+    kh, kw = layer.kernel_size
+    return out.numel() * (layer.in_channels // layer.groups) * kh * kw
 
 
 def default_group_of(name: str) -> str:
@@ -70,6 +147,20 @@ class SpikeMonitor:
             if group not in self.groups:
                 self.groups.append(group)
             self._handles.append(module.register_forward_hook(self._make_hook(group)))
+        self.layer_groups: dict[str, str] = {}  # synaptic layer name -> group
+        self._sops: dict[str, dict[str, Tensor]] = {}  # phase -> layer -> SOPs (device tensor)
+        self._macs: dict[str, dict[str, int]] = {}  # phase -> layer -> MACs (shapes only: no device work)
+        self._binary_input: dict[str, bool] = {}  # layer -> reads spikes (decided once)
+        for name, layer, pointwise in _synaptic_layers(model):
+            group = group_of(name)
+            if group is None:
+                continue
+            if group not in self.groups:
+                self.groups.append(group)
+            self.layer_groups[name] = group
+            if getattr(layer, "analog_input", False):
+                self._binary_input[name] = False
+            self._handles.append(layer.register_forward_hook(self._make_synapse_hook(name, pointwise)))
         self._handles.append(model.register_forward_pre_hook(self._count_samples, with_kwargs=True))
 
     def _make_hook(self, group: str) -> Callable[[nn.Module, Any, Tensor], None]:
@@ -86,6 +177,28 @@ class SpikeMonitor:
             prev = spikes.get(group)
             spikes[group] = count if prev is None else prev + count.to(prev.device)
             steps[group] = steps.get(group, 0) + output.numel()
+
+        return hook
+
+    def _make_synapse_hook(self, name: str, pointwise: nn.Module | None) -> Callable[..., None]:
+        def hook(layer: nn.Module, inputs: tuple, output: Tensor) -> None:
+            phase = self.phase
+            if phase is None:
+                return
+            x = inputs[0].detach()
+            binary = self._binary_input.get(name)
+            if binary is None:  # one host sync per layer, on its first counted call
+                binary = self._binary_input[name] = bool(((x == 0) | (x == 1)).all())
+            if binary:
+                sops = self._sops.setdefault(phase, {})
+                count = _sops(layer, x, _fan_out_channels(layer, pointwise))
+                sops[name] = count if name not in sops else sops[name] + count
+            else:
+                macs = _macs(layer, x, output)
+                if pointwise is not None:  # the fused pointwise conv reads this analog output
+                    macs += output.numel() * pointwise.out_channels
+                store = self._macs.setdefault(phase, {})
+                store[name] = store.get(name, 0) + macs
 
         return hook
 
@@ -112,36 +225,55 @@ class SpikeMonitor:
 
     def reset(self, phase: str | None = None) -> None:
         """Forget the counts of ``phase``, or of every phase when ``phase`` is None."""
-        for store in (self._spikes, self._steps, self._samples):
+        for store in (self._spikes, self._steps, self._samples, self._sops, self._macs):
             if phase is None:
                 store.clear()
             else:
                 store.pop(phase, None)
 
+    def layer_counts(self, phase: str) -> tuple[dict[str, Tensor], dict[str, int]]:
+        """``(sops, macs)`` of ``phase`` per synaptic layer name; SOPs stay device tensors (no host sync)."""
+        return dict(self._sops.get(phase, {})), dict(self._macs.get(phase, {}))
+
+    def samples(self, phase: str) -> int:
+        return self._samples.get(phase, 0)
+
     def summary(self, phase: str) -> dict[str, Any]:
         """Counts of ``phase`` as plain Python numbers (the one place that syncs with the device).
 
-        Keys: ``samples``, ``spikes_per_sample``, ``firing_rate``, ``spikes_per_group`` and
-        ``firing_rate_per_group`` (dicts over all groups). A phase without samples gives zeros.
+        Keys: ``samples``, ``spikes_per_sample``, ``firing_rate``, ``sops_per_sample``, ``macs_per_sample`` and,
+        per group (dicts over all groups), ``spikes_per_group``, ``firing_rate_per_group``, ``sops_per_group``,
+        ``macs_per_group``. A phase without samples gives zeros.
         """
         samples = self._samples.get(phase, 0)
         spike_t = self._spikes.get(phase, {})
+        sop_t = self._sops.get(phase, {})
         steps = self._steps.get(phase, {})
-        counted = [g for g in self.groups if g in spike_t]
-        values: dict[str, float] = {g: 0.0 for g in self.groups}
-        if counted:
-            device = spike_t[counted[0]].device
-            host = torch.stack([spike_t[g].to(device) for g in counted]).cpu().tolist()
-            values.update(zip(counted, host))
-        total_spikes = sum(values.values())
+        # One stack, one copy to the host for everything counted on the device.
+        keyed = [("spikes", g, t) for g, t in spike_t.items()] + [("sops", n, t) for n, t in sop_t.items()]
+        host = torch.stack([t.to(keyed[0][2].device) for *_, t in keyed]).cpu().tolist() if keyed else []
+        spikes = {g: 0.0 for g in self.groups}
+        sops = {g: 0.0 for g in self.groups}
+        macs = {g: 0.0 for g in self.groups}
+        for (kind, key, _), value in zip(keyed, host):
+            if kind == "spikes":
+                spikes[key] += value
+            else:
+                sops[self.layer_groups[key]] += value
+        for name, value in self._macs.get(phase, {}).items():
+            macs[self.layer_groups[name]] += value
         total_steps = sum(steps.values())
         per_sample = (lambda s: s / samples) if samples else (lambda s: 0.0)
         return {
             "samples": samples,
-            "spikes_per_sample": per_sample(total_spikes),
-            "firing_rate": total_spikes / total_steps if total_steps else 0.0,
-            "spikes_per_group": {g: per_sample(v) for g, v in values.items()},
-            "firing_rate_per_group": {g: v / steps[g] if steps.get(g) else 0.0 for g, v in values.items()},
+            "spikes_per_sample": per_sample(sum(spikes.values())),
+            "firing_rate": sum(spikes.values()) / total_steps if total_steps else 0.0,
+            "sops_per_sample": per_sample(sum(sops.values())),
+            "macs_per_sample": per_sample(sum(macs.values())),
+            "spikes_per_group": {g: per_sample(v) for g, v in spikes.items()},
+            "firing_rate_per_group": {g: v / steps[g] if steps.get(g) else 0.0 for g, v in spikes.items()},
+            "sops_per_group": {g: per_sample(v) for g, v in sops.items()},
+            "macs_per_group": {g: per_sample(v) for g, v in macs.items()},
         }
 
     def remove(self) -> None:
@@ -155,3 +287,18 @@ class SpikeMonitor:
 
     def __exit__(self, *exc: object) -> None:
         self.remove()
+
+
+@torch.no_grad()
+def calibrate(model: nn.Module, batches, group_of: Callable[[str], str | None] | None = None) -> dict[str, Any]:
+    """Evaluation-mode counts of ``model`` over ``batches`` (an iterable of images or ``(images, labels)``):
+    the :meth:`SpikeMonitor.summary` of one short pass, e.g. to estimate a network's energy before training."""
+    was_training = model.training
+    model.eval()
+    try:
+        with SpikeMonitor(model, group_of) as monitor, monitor.counting("calibration"):
+            for batch in batches:
+                model(batch[0] if isinstance(batch, (tuple, list)) else batch)
+        return monitor.summary("calibration")
+    finally:
+        model.train(was_training)

@@ -1,8 +1,8 @@
 """Lightning pieces shared by search and retrain: the SNN classification module and the per-epoch reporter.
 
-The reporter is the one place that decides what an epoch reports: it counts spikes (``nni_snn.spikes``), logs
-them to the Lightning logger (TensorBoard), keeps the history for ``metrics.json`` and, inside an NNI trial, sends
-``nni.report_intermediate_result`` with ``default`` = validation accuracy.
+The reporter is the one place that decides what an epoch reports: it counts spikes, synaptic operations and energy
+(``nni_snn.spikes``), logs them to the Lightning logger (TensorBoard), keeps the history for ``metrics.json`` and,
+inside an NNI trial, sends ``nni.report_intermediate_result`` with ``default`` = validation accuracy.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torchmetrics
 from nni.nas.evaluator.pytorch import LightningModule
 from torch import nn
 
-from nni_snn.spikes import SpikeMonitor
+from nni_snn.spikes import E_AC_PJ, E_MAC_PJ, SpikeMonitor, energy_uj
 
 
 def cell_group(name: str) -> str:
@@ -92,14 +92,16 @@ class NonFiniteGuard(pl.Callback):
 
 
 class EpochReporter(pl.Callback):
-    """Counts spikes per phase and reports every epoch to the logger, ``history`` and NNI.
+    """Counts spikes and synaptic operations per phase and reports every epoch to the logger, ``history`` and NNI.
 
     Phases: ``train`` counts every training-mode forward of the epoch (in a DARTS search, both the weight step and
-    the alpha step); ``val`` counts the validation loop. Spikes are per sample: see ``nni_snn.spikes``.
+    the alpha step); ``val`` counts the validation loop. Counts are per sample: see ``nni_snn.spikes``. Energy is
+    estimated with ``e_ac_pj`` per SOP and ``e_mac_pj`` per MAC.
     """
 
-    def __init__(self, report=None):
+    def __init__(self, report=None, e_ac_pj: float = E_AC_PJ, e_mac_pj: float = E_MAC_PJ):
         self.report = report  # e.g. Trial.intermediate: called with trial_result(record) every epoch
+        self.energy_pj = (e_ac_pj, e_mac_pj)
         self.monitor: SpikeMonitor | None = None
         self.history: list[dict] = []
         self._val: dict = {}
@@ -135,9 +137,11 @@ class EpochReporter(pl.Callback):
         train = self._log_spikes(pl_module, "train")
         pl_module.log("lr", trainer.optimizers[0].param_groups[0]["lr"])  # the weights' (first) optimizer
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if "/" not in k}
+        counted = self._val or train  # validation counts when there is a validation loop
         record = {"epoch": trainer.current_epoch, **metrics,
-                  "spikes_per_sample": self._val.get("spikes_per_sample", train["spikes_per_sample"]),
-                  "spikes_per_cell": self._val.get("spikes_per_group", train["spikes_per_group"]),
+                  **{key: counted[key] for key in ("spikes_per_sample", "sops_per_sample", "macs_per_sample",
+                                                   "energy_uj_per_sample")},
+                  "spikes_per_cell": counted["spikes_per_group"], "sops_per_cell": counted["sops_per_group"],
                   "train_spikes_per_sample": train["spikes_per_sample"]}
         self.history.append(record)
         if self.report is not None and trainer.is_global_zero:
@@ -151,16 +155,22 @@ class EpochReporter(pl.Callback):
 
     def _log_spikes(self, pl_module, phase: str) -> dict:
         summary = self.monitor.summary(phase)
+        summary["energy_uj_per_sample"] = energy_uj(summary["sops_per_sample"], summary["macs_per_sample"],
+                                                    *self.energy_pj)
         logged = {f"spikes/{phase}/per_sample": summary["spikes_per_sample"],
-                  f"spikes/{phase}/firing_rate": summary["firing_rate"]}
+                  f"spikes/{phase}/firing_rate": summary["firing_rate"],
+                  f"sops/{phase}/per_sample": summary["sops_per_sample"],
+                  f"macs/{phase}/per_sample": summary["macs_per_sample"],
+                  f"energy/{phase}/uj_per_sample": summary["energy_uj_per_sample"]}
         logged.update({f"spikes/{phase}/{group}": value for group, value in summary["spikes_per_group"].items()})
+        logged.update({f"sops/{phase}/{group}": value for group, value in summary["sops_per_group"].items()})
         pl_module.log_dict(logged, sync_dist=True)
         return summary
 
 
 def trial_result(record: dict) -> dict:
-    """An NNI metric dict: ``default`` is the validation accuracy, spikes ride along as extra keys."""
+    """An NNI metric dict: ``default`` is the validation accuracy; spikes, SOPs and energy ride along."""
     result = {"default": record.get("val_acc", math.nan),
-              "spikes_per_sample": record["spikes_per_sample"]}
+              **{key: record[key] for key in ("spikes_per_sample", "sops_per_sample", "energy_uj_per_sample")}}
     result.update({f"spikes_{group}": value for group, value in record["spikes_per_cell"].items()})
     return result

@@ -30,6 +30,7 @@ from nni_snn.archfile import CELL_TYPES, NUM_NODES
 from nni_snn.attention import make_attention
 from nni_snn.neuron import LIF
 from nni_snn.ops import OPS, PRIMITIVES, Preprocess, TimeDistributed
+from nni_snn.spikes import mark_analog
 
 
 def reduction_indices(num_cells: int) -> tuple[int, ...]:
@@ -81,7 +82,7 @@ class SNNCell(nn.Module):
         self.nodes = nn.ModuleList(
             SNNNode(cell_type, k, channels, self.reduction, affine) for k in range(NUM_NODES))
         self.attention_channels = NUM_NODES * channels
-        self.attention = make_attention(attention, self.attention_channels, timesteps)
+        self.attention = mark_analog(make_attention(attention, self.attention_channels, timesteps))
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         states = [self.pre0(s0), self.pre1(s1)]
@@ -108,7 +109,7 @@ class SpikingClassifier(nn.Module):
         super().__init__()
         self.norm = TimeDistributed(nn.BatchNorm2d(channels))
         self.spike = LIF()
-        self.linear = nn.Linear(channels, num_classes)
+        self.linear = mark_analog(nn.Linear(channels, num_classes))  # reads spike rates pooled over space and time
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(self.spike(self.norm(x)).mean(dim=(0, 3, 4)))
@@ -143,7 +144,8 @@ class SNNDartsSpace(ModelSpace):
         # not, as in DARTS's search, so the mixed operations' scales stay comparable.
         affine = current_model() is not None
         c_curr = stem_multiplier * width
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
+        self.stem = mark_analog(nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False),
+                                              nn.BatchNorm2d(c_curr)))  # the encoding layer reads pixels
         c_pp, c_p, c_curr = c_curr, c_curr, width
         reductions = reduction_indices(num_cells)
         self.cells = nn.ModuleList()
@@ -178,7 +180,7 @@ class SNNDartsSpace(ModelSpace):
         """Swap the attention at every cell's concatenation (MADarts uses this); the space's init arguments are
         updated too, so exports and frozen networks carry the new kind."""
         for cell in self.cells:
-            cell.attention = make_attention(kind, cell.attention_channels, self.timesteps)
+            cell.attention = mark_analog(make_attention(kind, cell.attention_channels, self.timesteps))
         self.attention = kind
         self.trace_kwargs["attention"] = kind
 

@@ -11,7 +11,9 @@ What it adds to :class:`nni.nas.strategy.DARTS`:
 - the paper's defaults: alpha by Adam at lr 3e-4 (NNI's DARTS betas and weight decay), gradient clipping at 5;
   weights by whatever the evaluator's module configures (``SNNClassifier``: SGD, momentum 0.9, cosine, lr 0.005).
 - a validation pass over the alpha half every epoch, so the accuracy and spikes of the supernet are reported;
-- pictures of the cells derived after every epoch, in TensorBoard (next to NNI's own per-edge alpha curves).
+- pictures of the cells derived after every epoch, in TensorBoard (next to NNI's own per-edge alpha curves);
+- ``spike_penalty`` (lambda > 0): energy-aware search, lambda x the expected energy of the mixed edges added to the
+  architecture loss (:mod:`strategies.penalty`; lambda = 1 starts as strong as the classification loss).
 
 It runs with NNI's stock evaluators too (for example ``nni.nas.evaluator.pytorch.Classification``) given a space
 whose forward returns logits.
@@ -26,6 +28,7 @@ from nni_snn.archfile import genotype_from_sample
 from nni_snn.attention import ATTENTIONS
 from nni_snn.plot import render_cell
 from nni_snn.training import EpochReporter
+from strategies.penalty import ExpectedEnergyPenalty
 
 
 class MADartsModule(DartsLightningModule):
@@ -39,6 +42,12 @@ class MADartsModule(DartsLightningModule):
 
     def on_validation_epoch_end(self):
         return self.training_module.on_validation_epoch_end()
+
+    def on_fit_start(self):
+        super().on_fit_start()
+        if isinstance(self.penalty, ExpectedEnergyPenalty):  # the supernet and the reporter exist from now on
+            reporter = next(cb for cb in self.trainer.callbacks if isinstance(cb, EpochReporter))
+            self.penalty.bind(self.model, lambda: reporter.monitor)
 
     def on_train_epoch_end(self):
         super().on_train_epoch_end()
@@ -62,9 +71,13 @@ class MADarts(DARTS):
     """MA-DARTS search strategy; see the module docstring. Other keyword arguments go to NNI's ``DARTS``."""
 
     def __init__(self, *, attention: str | None = None, arc_learning_rate: float = 3e-4,
-                 gradient_clip_val: float | None = 5.0, **kwargs):
+                 gradient_clip_val: float | None = 5.0, spike_penalty: float = 0.0, **kwargs):
         if attention is not None and attention not in ATTENTIONS:
             raise ValueError(f"unknown attention {attention!r}; choose one of {', '.join(ATTENTIONS)}")
+        if spike_penalty < 0:
+            raise ValueError(f"spike_penalty must be >= 0, got {spike_penalty}")
+        if spike_penalty > 0:
+            kwargs["penalty"] = ExpectedEnergyPenalty(spike_penalty)
         super().__init__(arc_learning_rate=arc_learning_rate, gradient_clip_val=gradient_clip_val, **kwargs)
         self.attention = attention
 
@@ -78,8 +91,12 @@ class MADarts(DARTS):
     def mutate_evaluator(self, evaluator):
         evaluator = super().mutate_evaluator(evaluator)
         callbacks = evaluator.trainer.callbacks
-        if not any(isinstance(cb, EpochReporter) for cb in callbacks):
-            callbacks.insert(0, EpochReporter())
+        reporter = next((cb for cb in callbacks if isinstance(cb, EpochReporter)), None)
+        if reporter is None:
+            reporter = EpochReporter()
+            callbacks.insert(0, reporter)
+        if isinstance(self.penalty, ExpectedEnergyPenalty):  # price energy as the reporter does
+            self.penalty.e_ac_pj, self.penalty.e_mac_pj = reporter.energy_pj
         return evaluator
 
     def configure_oneshot_module(self, training_module):

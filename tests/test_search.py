@@ -27,7 +27,10 @@ def test_search_writes_arch_metrics_pictures_and_tensorboard(searched):
     assert set(arch["alpha"]) >= {"normal/op_0_0", "reduce/op_3_4"}
     metrics = json.loads((searched / "metrics.json").read_text())
     assert 0.0 <= metrics["accuracy"] <= 1.0
-    assert metrics["spikes_per_sample"] > 0
+    assert metrics["spikes_per_sample"] > 0 and metrics["sops_per_sample"] > 0 and metrics["macs_per_sample"] > 0
+    assert metrics["energy_uj_per_sample"] == pytest.approx(
+        (0.9 * metrics["sops_per_sample"] + 4.6 * metrics["macs_per_sample"]) * 1e-6)
+    assert metrics["macs_per_sample"] < metrics["sops_per_sample"]  # only stem, attention gates and classifier
     assert set(metrics["spikes_per_cell"]) >= {"cells.0", "cells.1", "cells.2"}
     assert metrics["params"] > 0 and metrics["supernet_params"] > metrics["params"]
     assert len(metrics["history"]) == 2
@@ -43,7 +46,8 @@ def test_tensorboard_has_spikes_and_alpha(searched):
     acc = EventAccumulator(str(searched / "tensorboard"))
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
-    assert {"spikes/train/per_sample", "spikes/val/per_sample", "spikes/val/cells.1", "val_acc"} <= tags
+    assert {"spikes/train/per_sample", "spikes/val/per_sample", "spikes/val/cells.1", "val_acc", "sops/val/per_sample",
+            "macs/val/per_sample", "energy/val/uj_per_sample", "sops/val/cells.1"} <= tags
     assert any(tag.startswith("prob/normal/op_") for tag in tags)
 
 
@@ -104,3 +108,45 @@ def test_tensorboard_has_cell_pictures_and_learning_rate(searched):
     assert {"cells/normal", "cells/reduce"} <= set(acc.Tags()["images"])
     assert len(acc.Images("cells/normal")) == 2  # one per epoch
     assert "lr" in acc.Tags()["scalars"]
+
+
+@pytest.fixture(scope="module")
+def energy_aware(tmp_path_factory):
+    out = tmp_path_factory.mktemp("energy")
+    assert main(["search", *TINY, "--attention", "ma", "--spike-penalty", "1", "--output", str(out)]) == 0
+    return out
+
+
+def test_spike_penalty_is_logged_and_recorded(energy_aware):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    arch = load_arch(energy_aware / "arch.json")
+    assert arch["search"]["spike_penalty"] == 1
+    acc = EventAccumulator(str(energy_aware / "tensorboard"))
+    acc.Reload()
+    first = acc.Scalars("penalty/normalized_penalty")[0].value
+    assert first == pytest.approx(1.0, abs=0.05)  # normalised by the first step's expected energy
+
+
+def test_spike_penalty_lowers_the_energy_and_spikes_of_the_searched_network(searched, energy_aware, tmp_path):
+    """Same seed, lambda 0 vs 1: retrained the same way, the energy-aware architecture spikes less and costs less."""
+    results = {}
+    for name, folder in (("plain", searched), ("energy", energy_aware)):
+        out = tmp_path / name
+        assert main(["retrain", "--arch", str(folder / "arch.json"), *TINY, "--lr", "0.05",
+                     "--output", str(out)]) == 0
+        results[name] = json.loads((out / "metrics.json").read_text())
+    plain, energy = results["plain"], results["energy"]
+    assert energy["sops_per_sample"] < 0.8 * plain["sops_per_sample"]
+    assert energy["energy_uj_per_sample"] < plain["energy_uj_per_sample"]
+    assert energy["spikes_per_sample"] < plain["spikes_per_sample"]
+
+
+def test_show_estimates_energy_on_a_dataset(searched, capsys):
+    arch = str(searched / "arch.json")
+    assert main(["show", arch, "--width", "4", "--cells", "3", "--dataset", "digits", "--batches", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "estimate on 64 digits test images (untrained weights, T=2)" in out and "SOPs" in out and "uJ" in out
+    assert main(["show", arch, "--width", "8", "--cells", "3", "--dataset", "digits",
+                 "--checkpoint", arch]) == 2
+    assert "--checkpoint" in capsys.readouterr().err

@@ -107,3 +107,80 @@ def test_counts_stay_on_device_as_tensors():
         model(batch(2))
     stored = monitor._spikes["train"]["a"]
     assert isinstance(stored, torch.Tensor) and stored.dtype == torch.float64
+
+
+class Synaptic(nn.Module):
+    """Stem conv (analog) -> LIF -> [depthwise 3x3 + pointwise 1x1 to 5 channels] and a 1x1 stride-2 conv on the
+    stem's spikes, then a linear layer on flattened spikes. Shapes: images [N, 1, 4, 4], T = 1."""
+
+    def __init__(self, stem_out: int = 2) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(1, stem_out, 3, padding=1, bias=False)
+        self.lif = LIF()
+        self.block = nn.Sequential(nn.Conv2d(stem_out, stem_out, 3, padding=1, groups=stem_out, bias=False),
+                                   nn.Conv2d(stem_out, 5, 1, bias=False))
+        self.down = nn.Conv2d(stem_out, 3, 1, stride=2, bias=False)
+        self.head = nn.Linear(stem_out * 16, 7, bias=False)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        spikes = self.lif(self.stem(img).unsqueeze(0))[0]
+        return self.block(spikes).sum() + self.down(spikes).sum() + self.head(spikes.flatten(1)).sum()
+
+
+def identity_stem(model: Synaptic) -> None:
+    """The stem copies the image into channel 0 (and zeros channel 1): the image decides where it spikes."""
+    with torch.no_grad():
+        model.stem.weight.zero_()
+        model.stem.weight[0, 0, 1, 1] = 1.0
+
+
+def test_sops_are_exact_per_spike_fan_out():
+    model = Synaptic()
+    identity_stem(model)
+    img = torch.zeros(2, 1, 4, 4)
+    img[0, 0, 0, 0] = 0.7  # corner: a 3x3 padded window reaches 4 outputs
+    img[1, 0, 1, 1] = 0.7  # inside: reaches 9; off the stride-2 grid, so the 1x1 stride-2 conv skips it
+    img[1, 0, 2, 2] = 0.7  # inside, on the stride-2 grid
+    img[1, 0, 3, 0] = 0.2  # analog input below threshold: no spike
+    monitor = SpikeMonitor(model)
+    with monitor.counting("val"):
+        model(img)
+    s = monitor.summary("val")
+    block = 5 * (4 + 9 + 9)  # fused depthwise + pointwise: each tap reaches all 5 output channels
+    down = 3 * (1 + 1)  # (0, 0) and (2, 2) are on it, 3 output channels each
+    head = 7 * 3  # 3 spikes, 7 outputs each
+    assert s["spikes_per_sample"] == pytest.approx(3 / 2)
+    assert s["sops_per_group"]["block.0"] == pytest.approx(block / 2)
+    assert s["sops_per_group"]["down"] == pytest.approx(down / 2)
+    assert s["sops_per_group"]["head"] == pytest.approx(head / 2)
+    assert s["sops_per_sample"] == pytest.approx((block + down + head) / 2)
+    # The stem reads analog pixels: dense MACs, output elements x C_in x 3 x 3; nothing else is analog.
+    assert s["macs_per_group"] == pytest.approx({"stem": 2 * 16 * 9, "lif": 0, "block.0": 0, "down": 0, "head": 0})
+    assert s["macs_per_sample"] == pytest.approx(2 * 16 * 9)
+
+
+def test_sops_match_a_dense_reference_on_random_spikes():
+    """SOPs = sum over outputs of the spikes under each window = a conv with all-ones weights, summed."""
+    torch.manual_seed(0)
+    model = Synaptic(stem_out=3)
+    img = torch.randn(4, 1, 4, 4)
+    monitor = SpikeMonitor(model)
+    with monitor.counting("train"):
+        model(img)
+    spikes = (model.stem(img) > 0.5).float()
+    ones = torch.ones(5, 3, 3, 3)  # the fused depthwise+pointwise layer as one dense conv
+    block = torch.nn.functional.conv2d(spikes, ones, padding=1).sum().item()
+    down = torch.nn.functional.conv2d(spikes, torch.ones(3, 3, 1, 1), stride=2).sum().item()
+    head = spikes.sum().item() * 7
+    assert monitor.summary("train")["sops_per_sample"] == pytest.approx((block + down + head) / 4)
+
+
+def test_energy_and_calibration():
+    from nni_snn.spikes import calibrate, energy_uj
+
+    assert energy_uj(1e6, 1e6) == pytest.approx(0.9 + 4.6)
+    assert energy_uj(1e6, 0, e_ac_pj=2.0) == pytest.approx(2.0)
+    model = Synaptic().train()
+    summary = calibrate(model, [torch.randn(3, 1, 4, 4), (torch.randn(1, 1, 4, 4), None)])
+    assert summary["samples"] == 4 and summary["macs_per_sample"] == pytest.approx(2 * 16 * 9)
+    assert model.training  # the mode is restored
