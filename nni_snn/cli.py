@@ -26,7 +26,7 @@ RETRAIN_DEFAULTS = {
     "output": "runs/retrain", "accelerator": "auto", "devices": 1, "strategy": "auto", "num_workers": 0,
     "progress": True, "resume": False, "e_ac_pj": 0.9, "e_mac_pj": 4.6,
 }
-POSITIVE_INTS = ("timesteps", "width", "cells", "epochs", "batch_size", "devices")
+POSITIVE_INTS = ("timesteps", "width", "cells", "epochs", "batch_size", "devices", "trials", "concurrency")
 
 
 class UsageError(Exception):
@@ -39,7 +39,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _run_flags(p, defaults: dict) -> None:
-    """Flags shared by search and retrain; the help shows each command's own default."""
+    """Flags shared by search, retrain and multitrial (those whose option the command has); the help shows each
+    command's own default."""
     p.add_argument("--config", help="YAML/JSON file of options (same names as the flags)")
     p.add_argument("--dataset", help="digits (default, embedded), cifar10, cifar100, tinyimagenet, imagefolder")
     p.add_argument("--data-dir", help="folder holding the dataset (not needed for digits)")
@@ -54,8 +55,10 @@ def _run_flags(p, defaults: dict) -> None:
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--output", help=f"output folder (default {defaults['output']}; the trial's folder inside NNI)")
     p.add_argument("--accelerator", help="Lightning accelerator: auto, cpu, gpu (default auto)")
-    p.add_argument("--devices", type=int, help="devices per node (default 1)")
     p.add_argument("--num-workers", type=int, help="data loader workers (default 0)")
+    if "devices" not in defaults:
+        return  # multitrial: one device per trial, no resume, no progress bar, energy at the defaults
+    p.add_argument("--devices", type=int, help="devices per node (default 1)")
     p.add_argument("--resume", action="store_true", default=None,
                    help="continue from the last checkpoint in --output (after a crash or kill)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
@@ -76,6 +79,20 @@ def _search_parser(sub) -> None:
                    help="lambda of the energy penalty on the architecture loss; 1.0 is strong (default 0: none)")
     p.add_argument("--retrain-epochs", type=int,
                    help="then retrain the found network this many epochs at the same size (default 0: don't)")
+
+
+def _multitrial_parser(sub) -> None:
+    from nni_snn.multitrial import MULTITRIAL_DEFAULTS as defaults
+
+    p = sub.add_parser("multitrial", help="baseline: NNI's Random or RegularizedEvolution over the same SNN space, "
+                                          "each trial training one sampled network, through the NNI manager")
+    _run_flags(p, defaults)
+    p.add_argument("--attention", help="attention of every sampled network: none, ct, ma (default ma)")
+    p.add_argument("--strategy", help="random (default) or evolution (NNI's RegularizedEvolution)")
+    p.add_argument("--trials", type=int, help=f"networks to train (default {defaults['trials']})")
+    p.add_argument("--concurrency", type=int, help="trials at a time (default 1)")
+    p.add_argument("--duration", help="stop submitting after this long, e.g. 10m or 2h (default: no limit)")
+    p.add_argument("--port", type=int, help="port of the NNI manager and web UI (default 8080)")
 
 
 def _retrain_parser(sub) -> None:
@@ -110,13 +127,22 @@ def _experiment_parser(sub) -> None:
     p.add_argument("--stop", action="store_true", help="stop the experiment at the end (default: keep the web UI)")
 
 
+def _front_parser(sub) -> None:
+    p = sub.add_parser("front", help="plot accuracy vs energy of finished runs (e.g. an energy_tradeoff experiment)")
+    p.add_argument("runs", nargs="+", help="run folders (holding arch.json), or folders of them such as an NNI "
+                                           "experiment's ~/nni-experiments/<id>")
+    p.add_argument("--output", default="front.png", help="picture to write (default front.png)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nni-snn", description="MA-DARTS architecture search for spiking neural networks on NNI")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _search_parser(sub)
     _retrain_parser(sub)
+    _multitrial_parser(sub)
     _show_parser(sub)
     _experiment_parser(sub)
+    _front_parser(sub)
     return parser
 
 
@@ -148,7 +174,7 @@ def resolve_options(args: argparse.Namespace, defaults: dict, trial_params: dict
         if unknown:
             raise UsageError(f"{source}: unknown option {unknown[0]!r}; known: {', '.join(sorted(defaults))}")
         opts.update(layer)
-    for key in POSITIVE_INTS:
+    for key in (k for k in POSITIVE_INTS if k in opts):
         value = opts[key]
         if key == "timesteps" and value is None and "arch" in defaults:
             continue  # retrain: the arch file's
@@ -266,6 +292,71 @@ def _show(args) -> int:
     return 0
 
 
+def _multitrial(args) -> int:
+    import socket
+
+    from nni_snn.multitrial import MULTITRIAL_DEFAULTS, STRATEGIES, run_multitrial
+
+    opts = resolve_options(args, MULTITRIAL_DEFAULTS, None)
+    if opts["strategy"] not in STRATEGIES:
+        raise UsageError(f"--strategy {opts['strategy']!r} is unknown; use one of {', '.join(STRATEGIES)}")
+    if not isinstance(opts["port"], int) or not 0 < opts["port"] < 65536:
+        raise UsageError(f"--port must be in 1..65535, got {opts['port']!r}")
+    with socket.socket() as probe:  # NNI would fail later, with a traceback, on a port in use
+        if probe.connect_ex(("127.0.0.1", opts["port"])) == 0:
+            raise UsageError(f"--port {opts['port']} is in use (another NNI experiment?); choose another")
+    try:
+        summary = run_multitrial(opts)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    output = Path(opts["output"])
+    print(f"{opts['strategy']}: {len(summary['trials'])} trials; best accuracy {summary['accuracy']:.4f}, "
+          f"{summary['spikes_per_sample']:.1f} spikes, {summary['energy_uj_per_sample']:.4g} uJ per sample, "
+          f"{summary['params']} parameters; architecture: {output / 'arch.json'}")
+    return 0
+
+
+def _front(args) -> int:
+    """Accuracy and energy of every run found, from its retrain metrics when it retrained, else its search's."""
+    import json
+
+    from nni_snn.archfile import load_arch
+    from nni_snn.plot import draw_front, pareto_front
+
+    folders = []
+    for root in map(Path, args.runs):
+        if not root.is_dir():
+            raise UsageError(f"{root}: no such folder")
+        found = [root] if (root / "arch.json").is_file() else sorted(
+            p.parent for p in [*root.glob("*/arch.json"), *root.glob("trials/*/arch.json")])
+        if not found:
+            raise UsageError(f"{root}: no arch.json in it, its sub-folders or trials/*/")
+        folders += found
+    runs = []
+    for folder in folders:
+        retrained = folder / "retrain" / "metrics.json"
+        metrics_file = retrained if retrained.is_file() else folder / "metrics.json"
+        try:
+            metrics = json.loads(metrics_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            raise UsageError(f"{folder}: no readable metrics.json (the run has not finished?)") from None
+        if metrics.get("accuracy") is None or "energy_uj_per_sample" not in metrics:
+            raise UsageError(f"{metrics_file}: no accuracy and energy (written by an older nni-snn?)")
+        search = load_arch(folder / "arch.json").get("search", {})
+        # A multi-trial baseline is labelled by its strategy, an MA-DARTS search by its energy penalty.
+        label = search.get("strategy") or f"λ={search.get('spike_penalty', 0):g}"
+        runs.append({"label": label, "accuracy": metrics["accuracy"], "folder": str(folder),
+                     **{k: metrics[k] for k in ("energy_uj_per_sample", "spikes_per_sample", "sops_per_sample")}})
+    runs.sort(key=lambda r: r["energy_uj_per_sample"])
+    front = set(pareto_front([(r["energy_uj_per_sample"], r["accuracy"]) for r in runs]))
+    print(f"{'run':<10} {'accuracy':>8} {'uJ/sample':>10} {'SOPs/sample':>12} {'spikes/sample':>13}  front")
+    for i, r in enumerate(runs):
+        print(f"{r['label']:<10} {r['accuracy']:>8.4f} {r['energy_uj_per_sample']:>10.4f} "
+              f"{r['sops_per_sample']:>12.4g} {r['spikes_per_sample']:>13.1f}  {'*' if i in front else ''}")
+    print(f"picture: {draw_front(runs, args.output)}")
+    return 0
+
+
 def _experiment(args) -> int:
     from nni_snn import experiment
 
@@ -280,16 +371,18 @@ def main(argv: list[str] | None = None) -> int:
     from nni_snn.archfile import ArchError
     from nni_snn.data import DataError
     from nni_snn.experiment import ExperimentError
+    from nni_snn.multitrial import MultitrialError
     from nni_snn.training import NonFiniteError
 
-    commands = {"search": _search, "retrain": _retrain, "show": _show, "experiment": _experiment}
+    commands = {"search": _search, "retrain": _retrain, "show": _show, "experiment": _experiment, "front": _front,
+                "multitrial": _multitrial}
     try:
         args = build_parser().parse_args(argv)
         return commands[args.command](args)
     except (UsageError, ArchError, DataError, ExperimentError) as err:
         print(f"nni-snn: error: {err}", file=sys.stderr)
         return EXIT_USAGE
-    except NonFiniteError as err:
+    except (NonFiniteError, MultitrialError) as err:
         print(f"nni-snn: stopped: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -66,3 +66,43 @@ def _figure(pairs: list[list], title: str):
     ax.axis("off")
     ax.set_title(title)
     return fig
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both lower energy (x) and higher accuracy (y), by x."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], float("-inf")
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def draw_front(runs: list[dict], path: str | Path, title: str = "accuracy vs energy") -> Path:
+    """Accuracy against energy per sample, one labelled point per run, the Pareto front joined by a line.
+
+    ``runs``: dicts with ``label``, ``accuracy`` (0-1) and ``energy_uj_per_sample``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = [r["energy_uj_per_sample"] for r in runs]
+    ys = [100 * r["accuracy"] for r in runs]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.scatter(xs, ys, color="tab:blue", zorder=3)
+    for x, y, r in zip(xs, ys, runs):
+        ax.annotate(r["label"], (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    front = pareto_front(list(zip(xs, ys)))
+    ax.plot([xs[i] for i in front], [ys[i] for i in front], color="tab:orange", label="Pareto front", zorder=2)
+    ax.set_xlabel("energy per sample (uJ, SOPs x E_AC + MACs x E_MAC)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    path = Path(path)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path

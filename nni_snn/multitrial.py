@@ -1,0 +1,278 @@
+"""Multi-trial NAS over ``SNNDartsSpace``: NNI 3.0's ``Random`` or ``RegularizedEvolution`` through ``NasExperiment``.
+
+The parent process (:func:`run_multitrial`) starts the real NNI manager (web UI included) and runs the strategy;
+the strategy samples architectures and the manager launches one trial process per sample. A trial runs
+``python -m nni.nas.execution.training_service trial``, which rebuilds the fixed network from the sample and calls
+:func:`train_sampled` (through ``FunctionalEvaluator``): it trains that network on the weight half of the training
+split, validates on the alpha half (the data an MA-DARTS search uses, so the numbers compare), reports every epoch
+and a final result (``default`` = final validation accuracy, spikes alongside) with plain ``nni.report_*``.
+
+Unlike NNI's in-process engine (see ``nni_snn.trial``), the multi-trial trial entry hands the model straight to the
+evaluator without swapping NNI's trial channel, so plain ``nni.report_*`` reaches the manager.
+
+Afterwards the best sample (NNI's ``export_top_models``) becomes ``arch.json`` in ``opts['output']``, next to
+``metrics.json`` listing every trial and the cell pictures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import nni
+import pytorch_lightning as pl
+import torch
+
+from nni_snn.archfile import FORMAT, VERSION, build_network, genotype_from_sample, write_json_atomic
+from nni_snn.data import load_dataset, split_for_search
+from nni_snn.training import EpochReporter, SNNClassifier, trial_result
+
+STRATEGIES = ("random", "evolution")
+COUNTED = ("spikes_per_sample", "sops_per_sample", "energy_uj_per_sample")  # per trial, from its final result
+
+MULTITRIAL_DEFAULTS = {
+    "dataset": "digits", "data_dir": None, "download": False, "attention": "ma", "timesteps": 2, "width": 8,
+    "cells": 5, "epochs": 4, "batch_size": 64, "lr": 0.05, "seed": 0, "num_workers": 0,
+    "strategy": "random", "trials": 10, "concurrency": 1, "duration": None, "port": 8080,
+    "output": "runs/multitrial", "accelerator": "auto",
+    # Optional: evolution's population and tournament size (None: derived from the trial count), torch's CPU
+    # threads per trial (None: the cores shared among concurrent trials), NNI's experiment folder (None:
+    # ~/nni-experiments).
+    "population": None, "sample_size": None, "threads": None, "working_dir": None,
+}
+
+
+class MultitrialError(RuntimeError):
+    """The experiment ran but gave nothing to export (e.g. every trial failed); the message says why."""
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None):
+    """Cap torch's CPU threads for a block. Concurrent trials that each start one thread per core oversubscribe
+    the CPU; the SNN's many small ops then wait on preempted threads and an epoch can take ten times longer."""
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)  # when called in-process (tests), leave torch as it was
+
+
+def train_sampled(model, *, dataset: str, data_dir: str | None = None, download: bool = False, epochs: int,
+                  batch_size: int, lr: float, seed: int, num_workers: int = 0, accelerator: str = "auto",
+                  threads: int | None = None, output: str | None = None) -> dict:
+    """Train one sampled fixed SNN and report it to NNI; the function ``FunctionalEvaluator`` calls in a trial.
+
+    ``model`` is the plain ``nn.Module`` NNI built from ``SNNDartsSpace`` under the trial's sample. Every epoch goes
+    to ``nni.report_intermediate_result``, the last one to ``nni.report_final_result`` (``default`` = validation
+    accuracy). Writes ``metrics.json`` (and ``arch.json`` when NNI's sample is known) and TensorBoard logs into
+    ``output``, else the trial's folder, else nowhere. ``threads`` caps torch's CPU threads. Returns the metrics.
+    """
+    from nni_snn.run import _final_metrics, _loader, _trainer, count_parameters
+    from nni_snn.trial import output_dir
+
+    folder = Path(output) if output else output_dir()
+    # No channel swapping needed here: in a multi-trial trial NNI's default channel talks to the manager.
+    reporter = EpochReporter(report=nni.report_intermediate_result)
+    with _torch_threads(threads), contextlib.ExitStack() as stack:
+        pl.seed_everything(seed, workers=True, verbose=False)  # same seed in every trial: only the network differs
+        data = load_dataset(dataset, data_dir, download)
+        weight_half, alpha_half = split_for_search(data.train, seed)
+        module = SNNClassifier(num_classes=data.num_classes, learning_rate=lr)
+        module.set_model(model)
+        logs = folder or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nni-snn-trial-")))
+        # One device per trial: parallelism comes from the experiment's trial concurrency. No checkpoints: a
+        # trial only ranks its network; the winner is retrained from arch.json.
+        trainer = _trainer({"epochs": epochs, "accelerator": accelerator, "devices": 1, "progress": False},
+                           logs, [reporter], enable_checkpointing=False, enable_model_summary=False)
+        trainer.fit(module, _loader(weight_half, batch_size, True, num_workers, seed),
+                    _loader(alpha_half, batch_size, False, num_workers, seed))
+    metrics = _final_metrics(reporter, count_parameters(model))
+    nni.report_final_result(trial_result(reporter.history[-1]))
+    if folder is not None:
+        _write_trial_files(folder, model, metrics)
+    return metrics
+
+
+def _write_trial_files(folder: Path, model, metrics: dict) -> None:
+    write_json_atomic(folder / "metrics.json", metrics)
+    # Inside a trial NNI's current parameter is the frozen model space; its sample is this network's.
+    sample = getattr(nni.get_current_parameter(), "sample", None)
+    if sample:
+        write_json_atomic(folder / "arch.json", {
+            "format": FORMAT, "version": VERSION, "attention": model.attention, "timesteps": model.timesteps,
+            "genotype": genotype_from_sample(sample), "nni_sample": sample,
+            "results": {k: metrics[k] for k in ("accuracy", *COUNTED, "params")}})
+
+
+def network_key(sample: dict) -> str:
+    """Samples that differ only in operations of unchosen edges build the same network: key them by genotype."""
+    return json.dumps(genotype_from_sample(sample), sort_keys=True)
+
+
+def make_strategy(name: str, *, trials: int, concurrency: int, seed: int, population: int | None = None,
+                  sample_size: int | None = None):
+    """NNI's ``Random`` or ``RegularizedEvolution``, behind a filter that never trains the same network twice.
+
+    NNI deduplicates samples, but a sample also names operations for the edges its nodes did not choose, so two
+    different samples can be one network (mutation in evolution often touches only such unused choices).
+    """
+    from nni.nas.strategy import Random, RegularizedEvolution
+    from nni.nas.strategy.middleware import Chain, Filter
+
+    if name == "random":
+        strategy = Random(dedup=True, seed=seed)
+    elif name == "evolution":
+        # Half the trials seed the population (Real et al. use 100 and tournaments of 25, a quarter of it). NNI
+        # mutates from the finished population as soon as a worker is free: with fewer individuals than
+        # concurrent trials it would pick a parent from an empty population and fail.
+        population = population or min(100, max(2, concurrency, trials // 2))
+        sample_size = sample_size or min(population, max(2, population // 4))
+        if population < concurrency:
+            raise ValueError(f"evolution population ({population}) must be at least the concurrency ({concurrency})")
+        strategy = RegularizedEvolution(population_size=population, sample_size=sample_size, seed=seed)
+    else:
+        raise ValueError(f"strategy {name!r} is unknown; use one of {', '.join(STRATEGIES)}")
+
+    seen: set[str] = set()
+
+    def new_network(model) -> bool:  # runs in the strategy's thread only
+        key = network_key(model.sample)
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
+    return Chain(strategy, Filter(new_network))
+
+
+def _config(opts: dict):
+    """The experiment's config: NNI's training-service engine (one process per trial) on the local machine."""
+    from nni.nas.experiment import NasExperimentConfig
+
+    config = NasExperimentConfig("ts", "simplified", "local")
+    config.experiment_name = f"nni-snn multitrial ({opts['strategy']}, {opts['dataset']})"
+    config.trial_concurrency = opts["concurrency"]
+    config.max_trial_number = opts["trials"]
+    if opts.get("duration"):
+        config.max_experiment_duration = opts["duration"]
+    if opts.get("working_dir"):
+        config.experiment_working_directory = str(opts["working_dir"])
+    # One GPU per trial: NNI then places trials on free GPUs (CUDA_VISIBLE_DEVICES) instead of letting every trial
+    # see every GPU; "active" GPUs (a display, other users' jobs) count as free, or trials could wait forever.
+    if opts["accelerator"] in ("gpu", "cuda") or (opts["accelerator"] == "auto" and torch.cuda.is_available()):
+        config.trial_gpu_number = 1
+        config.training_service.use_active_gpu = True
+    # The trial command is "<python> -m nni.nas.execution.training_service trial", run in this process's working
+    # directory; NNI fills <python> with sys.executable, so trials use this interpreter and its packages.
+    return config
+
+
+class _QuietLegacySpace(logging.Filter):
+    """NNI's web UI lists the search space in its older format, which has no InputChoice (2 of k inputs): NNI warns
+    once per node and leaves those choices out of that view. Nothing for a user to do; keep the log readable."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Cannot convert CategoricalMultiple")
+
+
+def _trial_records(experiment) -> list[dict]:
+    """Every trial as the manager knows it: status, sample (from the submitted model), final result, duration."""
+    records = []
+    for job in experiment.list_trial_jobs():
+        # The trial's parameter is the frozen model space NNI submitted, stored as JSON by the manager.
+        sample = nni.load(nni.dump(job.hyperParameters[0].parameters)).sample if job.hyperParameters else None
+        final = job.finalMetricData[-1].data if job.finalMetricData else None
+        final = final if isinstance(final, dict) or final is None else {"default": final}
+        ended = job.endTime is not None and job.endTime > 0
+        records.append({
+            "trial_id": job.trialJobId, "sequence": job.sequenceId, "status": job.status,
+            "genotype": genotype_from_sample(sample) if sample else None, "nni_sample": sample,
+            "accuracy": final.get("default") if final else None,
+            **{key: final.get(key) if final else None for key in COUNTED},
+            "duration": round((job.endTime - job.startTime) / 1000, 1) if ended and job.startTime else None,
+            "final": final,
+        })
+    return sorted(records, key=lambda r: r["sequence"])
+
+
+def run_multitrial(opts: dict, before_stop=None) -> dict:
+    """Run a multi-trial search to completion; writes ``arch.json``, ``metrics.json`` and cell pictures.
+
+    ``opts`` are :data:`MULTITRIAL_DEFAULTS`'s keys (missing ones take the defaults). The NNI manager (REST API and
+    web UI) listens on ``opts['port']`` while the experiment runs; ``before_stop(experiment)``, if given, is called
+    with the finished, still running ``NasExperiment``, which is then stopped before this returns. Returns the
+    summary (what ``metrics.json`` holds).
+    """
+    from nni.nas.evaluator import FunctionalEvaluator
+    from nni.nas.experiment import NasExperiment
+
+    from nni_snn.plot import draw_cell
+    from nni_snn.run import count_parameters
+    from search_spaces import SNNDartsSpace
+
+    opts = {**MULTITRIAL_DEFAULTS, **opts}
+    nas_log = logging.getLogger("nni.nas.experiment.experiment")
+    if not any(isinstance(f, _QuietLegacySpace) for f in nas_log.filters):
+        nas_log.addFilter(_QuietLegacySpace())
+    for key in ("trials", "concurrency"):
+        if not isinstance(opts[key], int) or opts[key] < 1:
+            raise ValueError(f"{key} must be an integer >= 1, got {opts[key]!r}")
+    strategy = make_strategy(opts["strategy"], trials=opts["trials"], concurrency=opts["concurrency"],
+                             seed=opts["seed"], population=opts["population"], sample_size=opts["sample_size"])
+    data = load_dataset(opts["dataset"], opts["data_dir"], opts["download"])  # fails here, before the manager
+    space = SNNDartsSpace(width=opts["width"], num_cells=opts["cells"], timesteps=opts["timesteps"],
+                          attention=opts["attention"], num_classes=data.num_classes, in_channels=data.in_channels)
+    # The evaluator travels to each trial as JSON: the function by its import path, the options as plain values.
+    evaluator = FunctionalEvaluator(
+        train_sampled, dataset=opts["dataset"], data_dir=str(opts["data_dir"]) if opts["data_dir"] else None,
+        download=bool(opts["download"]), epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"],
+        seed=opts["seed"], num_workers=opts["num_workers"], accelerator=opts["accelerator"],
+        threads=opts["threads"] or max(1, (os.cpu_count() or 1) // opts["concurrency"]))
+    experiment = NasExperiment(space, evaluator, strategy, _config(opts))
+
+    output = Path(opts["output"])
+    stopped = False
+    try:
+        # Blocks until the strategy is done and every submitted trial has ended. NNI catches Ctrl-C itself: it
+        # stops the experiment and returns None.
+        if experiment.run(port=opts["port"]) is None:
+            stopped = True
+            raise KeyboardInterrupt
+        trials = _trial_records(experiment)
+        # NNI ranks the trained models by their final "default" (validation accuracy), highest first.
+        top = experiment.export_top_models(top_k=1, formatter="dict")
+        if before_stop is not None:
+            before_stop(experiment)
+    finally:
+        if not stopped:
+            experiment.stop()
+    if not top:
+        raise MultitrialError(f"no trial succeeded ({len(trials)} ran); see the trials' logs under "
+                              f"{Path(experiment.config.experiment_working_directory).expanduser() / experiment.id}")
+
+    best_sample = top[0]
+    best = next(r for r in trials if r["nni_sample"] == best_sample and r["status"] == "SUCCEEDED")
+    arch = {"format": FORMAT, "version": VERSION, "attention": opts["attention"], "timesteps": opts["timesteps"],
+            "genotype": genotype_from_sample(best_sample), "nni_sample": best_sample,
+            "search": {"strategy": opts["strategy"], "experiment_id": experiment.id,
+                       **{k: opts[k] for k in ("dataset", "width", "cells", "epochs", "batch_size", "seed", "lr",
+                                               "trials", "concurrency", "duration")}}}
+    params = count_parameters(build_network(arch, width=opts["width"], num_cells=opts["cells"],
+                                            num_classes=data.num_classes, in_channels=data.in_channels))
+    arch["results"] = {"accuracy": best["accuracy"], **{k: best[k] for k in COUNTED}, "params": params,
+                       "trial_id": best["trial_id"]}
+    summary = {"strategy": opts["strategy"], "experiment_id": experiment.id, "best": arch["results"],
+               "accuracy": best["accuracy"], **{k: best[k] for k in COUNTED}, "params": params,
+               "trials": trials}
+    write_json_atomic(output / "arch.json", arch)
+    write_json_atomic(output / "metrics.json", summary)
+    for cell_type in ("normal", "reduce"):
+        draw_cell(arch["genotype"][cell_type], f"{cell_type} cell ({opts['attention']} attention)",
+                  output / f"{cell_type}.png")
+    return summary
