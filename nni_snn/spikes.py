@@ -37,11 +37,11 @@ tensors on the outputs' device, and only :meth:`SpikeMonitor.summary` copies the
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nni_snn.neuron import LIF
@@ -94,18 +94,38 @@ def _fan_out_channels(layer: nn.Module, pointwise: nn.Module | None) -> int:
     return layer.out_channels // layer.groups if isinstance(layer, nn.Conv2d) else layer.out_features
 
 
-def _sops(layer: nn.Module, x: Tensor, fan_out_channels: int) -> Tensor:
-    """Accumulations triggered by the binary input ``x`` of ``layer`` reaching ``fan_out_channels`` output
-    channels per input channel: the sum over output positions of the input spikes under the kernel window."""
+@functools.lru_cache(maxsize=4096)
+def _reach(size: int, outputs: int, kernel: int, stride: int, left_pad: int, dilation: int) -> tuple[int, ...]:
+    """Along one axis of length ``size``: how many (output position, kernel tap) pairs read each input index."""
+    reach = [0] * size
+    for o in range(outputs):
+        for t in range(kernel):
+            i = o * stride - left_pad + t * dilation
+            if 0 <= i < size:
+                reach[i] += 1
+    return tuple(reach)
+
+
+def _left_padding(layer: nn.Conv2d) -> tuple[int, int]:
+    if layer.padding == "valid":
+        return (0, 0)
+    if layer.padding == "same":  # PyTorch puts the odd pixel of padding on the right / bottom
+        return tuple(d * (k - 1) // 2 for k, d in zip(layer.kernel_size, layer.dilation))
+    return layer.padding
+
+
+def _sops(layer: nn.Module, spike_map: Tensor, output: Tensor, fan_out_channels: int) -> Tensor:
+    """Accumulations triggered by the input spikes of ``layer`` reaching ``fan_out_channels`` output channels per
+    input channel. ``spike_map``: the input spikes summed over samples and channels (``[H, W]`` for a conv, a
+    scalar for a linear layer). A conv's window is a rectangle, so the number of outputs an input pixel reaches
+    is a product of per-axis counts: SOPs = fan-out x sum over pixels of spikes x reach_h x reach_w."""
     if isinstance(layer, nn.Linear):
-        return x.sum(dtype=torch.float64) * fan_out_channels
-    if layer.kernel_size == (1, 1) and layer.padding in ((0, 0), "valid"):
-        sh, sw = layer.stride
-        return x[..., ::sh, ::sw].sum(dtype=torch.float64) * fan_out_channels
-    # Every input channel sees the same all-ones window, so sum the channels first: one 1-channel conv.
-    window = torch.ones(1, 1, *layer.kernel_size, dtype=x.dtype, device=x.device)
-    reached = F.conv2d(x.sum(1, keepdim=True), window, None, layer.stride, layer.padding, layer.dilation)
-    return reached.sum(dtype=torch.float64) * fan_out_channels
+        return spike_map.to(torch.float64) * fan_out_channels
+    device = spike_map.device
+    axes = [torch.tensor(_reach(n, o, k, s, p, d), dtype=torch.float64, device=device)
+            for n, o, k, s, p, d in zip(spike_map.shape, output.shape[-2:], layer.kernel_size, layer.stride,
+                                        _left_padding(layer), layer.dilation)]
+    return (axes[0] @ spike_map.to(torch.float64) @ axes[1]) * fan_out_channels
 
 
 def _macs(layer: nn.Module, x: Tensor, out: Tensor) -> int:
@@ -151,6 +171,7 @@ class SpikeMonitor:
         self._sops: dict[str, dict[str, Tensor]] = {}  # phase -> layer -> SOPs (device tensor)
         self._macs: dict[str, dict[str, int]] = {}  # phase -> layer -> MACs (shapes only: no device work)
         self._binary_input: dict[str, bool] = {}  # layer -> reads spikes (decided once)
+        self._last_map: tuple | None = None
         for name, layer, pointwise in _synaptic_layers(model):
             group = group_of(name)
             if group is None:
@@ -191,7 +212,8 @@ class SpikeMonitor:
                 binary = self._binary_input[name] = bool(((x == 0) | (x == 1)).all())
             if binary:
                 sops = self._sops.setdefault(phase, {})
-                count = _sops(layer, x, _fan_out_channels(layer, pointwise))
+                count = _sops(layer, self._spike_map(x, conv=not isinstance(layer, nn.Linear)), output,
+                              _fan_out_channels(layer, pointwise))
                 sops[name] = count if name not in sops else sops[name] + count
             else:
                 macs = _macs(layer, x, output)
@@ -201,6 +223,16 @@ class SpikeMonitor:
                 store[name] = store.get(name, 0) + macs
 
         return hook
+
+    def _spike_map(self, x: Tensor, conv: bool) -> Tensor:
+        """``x`` summed over samples and channels, kept for the next layer reading the same spikes (the candidate
+        operations of a DARTS edge all read their edge's input): one pass over the spikes per edge, not per op."""
+        key = (x.data_ptr(), x.shape, x.stride(), x._version, conv)
+        if self._last_map is not None and self._last_map[0] == key:
+            return self._last_map[2]
+        spike_map = x.sum(dim=(0, 1), dtype=torch.float32) if conv else x.sum(dtype=torch.float64)
+        self._last_map = (key, x, spike_map)  # holding x keeps its memory (and so the key) from being reused
+        return spike_map
 
     def _count_samples(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         if self.phase is None:

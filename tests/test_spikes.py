@@ -184,3 +184,20 @@ def test_energy_and_calibration():
     summary = calibrate(model, [torch.randn(3, 1, 4, 4), (torch.randn(1, 1, 4, 4), None)])
     assert summary["samples"] == 4 and summary["macs_per_sample"] == pytest.approx(2 * 16 * 9)
     assert model.training  # the mode is restored
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"kernel_size": 3, "padding": 1}, {"kernel_size": 5, "padding": 4, "dilation": 2}, {"kernel_size": 3, "stride": 2, "padding": 1},
+    {"kernel_size": 1, "stride": 2}, {"kernel_size": (3, 5), "padding": "same"}, {"kernel_size": 3, "groups": 4},
+    {"kernel_size": 4, "stride": 3, "padding": 2, "dilation": 2},
+])
+def test_sops_of_any_conv_geometry_match_an_all_ones_conv(kwargs):
+    torch.manual_seed(1)
+    conv = nn.Conv2d(4, 8, bias=False, **kwargs)
+    spikes = (torch.rand(3, 4, 9, 7) > 0.6).float()
+    monitor = SpikeMonitor(conv)
+    with monitor.counting("val"):
+        conv(spikes)
+    ones = nn.Conv2d(4, 8, bias=False, **kwargs)
+    ones.weight.data.fill_(1.0)
+    assert monitor.summary("val")["sops_per_sample"] == pytest.approx(ones(spikes).sum().item() / 3)
