@@ -129,8 +129,8 @@ def _experiment_parser(sub) -> None:
 
 def _front_parser(sub) -> None:
     p = sub.add_parser("front", help="plot accuracy vs energy of finished runs (e.g. an energy_tradeoff experiment)")
-    p.add_argument("runs", nargs="+", help="run folders (holding arch.json), or folders of them such as an NNI "
-                                           "experiment's ~/nni-experiments/<id>")
+    p.add_argument("runs", nargs="+", help="run folders (holding arch.json), or folders above them such as an "
+                                           "NNI experiment's ~/nni-experiments/<id>")
     p.add_argument("--output", default="front.png", help="picture to write (default front.png)")
 
 
@@ -327,10 +327,9 @@ def _front(args) -> int:
     for root in map(Path, args.runs):
         if not root.is_dir():
             raise UsageError(f"{root}: no such folder")
-        found = [root] if (root / "arch.json").is_file() else sorted(
-            p.parent for p in [*root.glob("*/arch.json"), *root.glob("trials/*/arch.json")])
+        found = [root] if (root / "arch.json").is_file() else sorted(p.parent for p in root.rglob("arch.json"))
         if not found:
-            raise UsageError(f"{root}: no arch.json in it, its sub-folders or trials/*/")
+            raise UsageError(f"{root}: no arch.json in it or below it")
         folders += found
     runs = []
     for folder in folders:

@@ -150,3 +150,13 @@ def test_show_estimates_energy_on_a_dataset(searched, capsys):
     assert main(["show", arch, "--width", "8", "--cells", "3", "--dataset", "digits",
                  "--checkpoint", arch]) == 2
     assert "--checkpoint" in capsys.readouterr().err
+
+
+def test_front_tabulates_and_plots_accuracy_against_energy(searched, energy_aware, tmp_path, capsys):
+    picture = tmp_path / "front.png"
+    assert main(["front", str(searched), str(energy_aware), "--output", str(picture)]) == 0
+    out = capsys.readouterr().out
+    assert "λ=0 " in out and "λ=1 " in out and "uJ/sample" in out
+    assert picture.read_bytes()[:4] == b"\x89PNG"
+    assert main(["front", str(tmp_path)]) == 2  # no runs below it
+    assert "no arch.json" in capsys.readouterr().err
