@@ -15,7 +15,9 @@ figure is measured interleaved (ABAB...) with the ANN one it is divided by, medi
    - ``rss MB``: in a fresh subprocess, peak RSS (``VmHWM``, reset via ``/proc/self/clear_refs`` after building
      the supernet and one warm-up forward without grad) during two steps minus the RSS before them (``--rss``: ``headline`` = T=2 without attention, ``all``,
      ``off``). On CUDA, the peak allocated memory of one step instead.
-2. Retrain: forward + backward + SGD of a fixed network (DARTS-V2 genotype for both, the SNN with the same
+2. Overheads at T=2, all SNN variants interleaved with each other in one loop (``--overhead-repeats``): CT and
+   MA attention over none, and spike + SOP accounting (the ``SpikeMonitor`` a search runs, counting) over none.
+3. Retrain: forward + backward + SGD of a fixed network (DARTS-V2 genotype for both, the SNN with the same
    cell choices) at paper-like sizes scaled to the machine, images per second.
 """
 
@@ -234,6 +236,26 @@ def bench_search(args: argparse.Namespace, device: torch.device) -> None:
                                                                      if extra else ""))
 
 
+def bench_overheads(args: argparse.Namespace, device: torch.device) -> None:
+    """Attention and accounting overheads measured against each other directly, not through the ANN ratio."""
+    from nni_snn.spikes import SpikeMonitor
+    from nni_snn.training import cell_group
+
+    T = 2
+    print(f"\n== Overheads at T={T} on {device}: the same search step with attention none / ct / ma and with "
+          f"spike + SOP counting on; median of {args.overhead_repeats}, interleaved")
+    steps = {a: SearchStep(snn_supernet(args.width, args.cells, T, a), args.batch, args.size, device)
+             for a in ("none", "ct", "ma")}
+    counted = SearchStep(snn_supernet(args.width, args.cells, T, "none"), args.batch, args.size, device)
+    monitor = SpikeMonitor(counted.model, group_of=cell_group)
+    monitor.phase = "train"
+    steps["none+counting"] = counted
+    med = interleaved(steps, device, args.overhead_repeats)
+    for name, seconds in med.items():
+        print(f"{name:>14} {seconds:>7.3f} s  {seconds / med['none'] - 1:+6.1%}", flush=True)
+    monitor.summary("train")  # the one host sync an epoch pays
+
+
 def bench_retrain(args: argparse.Namespace, device: torch.device) -> None:
     w, c, b, s = args.retrain_width, args.retrain_cells, args.retrain_batch, args.size
     print(f"\n== Retrain forward+backward+SGD on {device}: DARTS-V2 genotype, width {w}, {c} cells, batch {b}, "
@@ -268,7 +290,9 @@ def main() -> None:
     parser.add_argument("--retrain-cells", type=int, default=6)
     parser.add_argument("--retrain-batch", type=int, default=32)
     parser.add_argument("--retrain-attention", nargs="+", default=["ma"])
+    parser.add_argument("--overhead-repeats", type=int, default=9, help="runs per overhead measurement (median)")
     parser.add_argument("--skip-search", action="store_true")
+    parser.add_argument("--skip-overheads", action="store_true")
     parser.add_argument("--skip-retrain", action="store_true")
     parser.add_argument("--rss-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -285,6 +309,8 @@ def main() -> None:
                                                         if device.type == "cuda" else ""))
     if not args.skip_search:
         bench_search(args, device)
+    if not args.skip_overheads:
+        bench_overheads(args, device)
     if not args.skip_retrain:
         bench_retrain(args, device)
 

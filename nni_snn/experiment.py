@@ -150,7 +150,8 @@ def run(config: Path, port: int, timeout: float, stop_after: bool) -> int:
         folder = trial_dir(client, experiment_id, trial["trialJobId"])
         arch = folder / "arch.json"
         print(f"best trial: {trial['trialJobId']} {json.dumps(trial_parameters(trial))}")
-        print(f"accuracy: {final['default']:.4f}   spikes/sample: {final.get('spikes_per_sample', float('nan')):.1f}")
+        print(f"accuracy: {final['default']:.4f}   spikes/sample: {final.get('spikes_per_sample', float('nan')):.1f}"
+              f"   energy/sample: {final.get('energy_uj_per_sample', float('nan')):.4g} uJ")
         print(f"architecture: {arch if arch.exists() else '(none written)'}")
     finally:
         if stop_after:
