@@ -18,7 +18,7 @@ SEARCH_DEFAULTS = {
     "dataset": "digits", "data_dir": None, "download": False, "attention": "ma", "timesteps": 2, "width": 16,
     "cells": 5, "epochs": 40, "batch_size": 64, "seed": 0, "lr": 0.005, "arc_lr": 3e-4, "output": "runs/search",
     "accelerator": "auto", "devices": 1, "num_workers": 0, "progress": True, "retrain_epochs": 0, "resume": False,
-    "spike_penalty": 0.0, "e_ac_pj": 0.9, "e_mac_pj": 4.6,
+    "spike_penalty": 0.0, "warmup_epochs": 0, "e_ac_pj": 0.9, "e_mac_pj": 4.6,
 }
 RETRAIN_DEFAULTS = {
     "arch": None, "dataset": "digits", "data_dir": None, "download": False, "timesteps": None, "width": 36,
@@ -75,6 +75,8 @@ def _search_parser(sub) -> None:
     _run_flags(p, SEARCH_DEFAULTS)
     p.add_argument("--attention", help="none (DARTS), ct (CT-DARTS) or ma (MA-DARTS, default)")
     p.add_argument("--arc-lr", type=float, help="architecture learning rate, Adam (default 3e-4)")
+    p.add_argument("--warmup-epochs", type=int,
+                   help="train only the weights for this many first epochs, then alpha too (default 0)")
     p.add_argument("--spike-penalty", type=float,
                    help="lambda of the energy penalty on the architecture loss; 1.0 is strong (default 0: none)")
     p.add_argument("--retrain-epochs", type=int,
@@ -234,8 +236,9 @@ def _search(args) -> int:
     from nni_snn.run import final_result, resume_path, run_retrain, run_search
 
     opts, output, trial = _prepare(args, SEARCH_DEFAULTS)
-    if not isinstance(opts["retrain_epochs"], int) or opts["retrain_epochs"] < 0:
-        raise UsageError(f"--retrain-epochs must be an integer >= 0, got {opts['retrain_epochs']!r}")
+    for key in ("retrain_epochs", "warmup_epochs"):
+        if not isinstance(opts[key], int) or isinstance(opts[key], bool) or opts[key] < 0:
+            raise UsageError(f"--{key.replace('_', '-')} must be an integer >= 0, got {opts[key]!r}")
     metrics = run_search(opts, output, trial)
     print(f"search: accuracy {metrics['accuracy']:.4f}, {_counts(metrics)}, {metrics['params']} parameters; "
           f"architecture: {output / 'arch.json'}")

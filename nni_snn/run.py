@@ -110,7 +110,8 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
         # Resumed checkpoints are loaded as plain tensors and containers: nothing in them is unpickled as code.
         fit_kwargs={"ckpt_path": str(resume_path(output)), "weights_only": True} if opts.get("resume") else None,
     )
-    strategy = MADarts(arc_learning_rate=opts["arc_lr"], spike_penalty=opts["spike_penalty"])
+    strategy = MADarts(arc_learning_rate=opts["arc_lr"], spike_penalty=opts["spike_penalty"],
+                       warmup_epochs=opts["warmup_epochs"])
     strategy(RawFormatModelSpace.from_model(space, evaluator), SequentialExecutionEngine())
 
     sample = strategy.oneshot_module.export()
@@ -118,7 +119,7 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
     arch = {"format": FORMAT, "version": VERSION, "attention": opts["attention"], "timesteps": opts["timesteps"],
             "genotype": genotype_from_sample(sample), "alpha": alpha, "nni_sample": sample,
             "search": {k: opts[k] for k in ("dataset", "width", "cells", "epochs", "batch_size", "seed", "lr",
-                                             "arc_lr", "spike_penalty")}}
+                                             "arc_lr", "warmup_epochs", "spike_penalty")}}
     params = count_parameters(build_network(arch, width=opts["width"], num_cells=opts["cells"],
                                             num_classes=data.num_classes, in_channels=data.in_channels))
     metrics = _final_metrics(reporter, params)

@@ -82,6 +82,8 @@ def test_stock_nni_darts_and_classification_evaluator_run_the_space():
 @pytest.mark.parametrize("argv,needle", [
     (["search", "--attention", "se"], "attention"),
     (["search", "--width", "0"], "--width must be an integer >= 1"),
+    (["search", "--warmup-epochs", "-1"], "--warmup-epochs must be an integer >= 0"),
+    (["search", "--spike-penalty", "-0.5"], "--spike-penalty must be a number >= 0"),
     (["search", "--dataset", "mnist"], "dataset"),
     (["search", "--dataset", "cifar10"], "--data-dir"),
     (["search", "--bogus"], "unrecognized arguments"),
