@@ -344,16 +344,18 @@ def _front(args) -> int:
             raise UsageError(f"{folder}: no readable metrics.json (the run has not finished?)") from None
         if metrics.get("accuracy") is None or "energy_uj_per_sample" not in metrics:
             raise UsageError(f"{metrics_file}: no accuracy and energy (written by an older nni-snn?)")
-        search = load_arch(folder / "arch.json").get("search", {})
-        # A multi-trial baseline is labelled by its strategy, an MA-DARTS search by its energy penalty.
-        label = search.get("strategy") or f"λ={search.get('spike_penalty', 0):g}"
+        arch = load_arch(folder / "arch.json")
+        search = arch.get("search", {})
+        # A multi-trial baseline is labelled by its strategy, a DARTS search by its attention and energy penalty.
+        method = {"none": "DARTS", "ct": "CT-DARTS", "ma": "MA-DARTS"}[arch["attention"]]
+        label = search.get("strategy") or f"{method} λ={search.get('spike_penalty', 0):g}"
         runs.append({"label": label, "accuracy": metrics["accuracy"], "folder": str(folder),
                      **{k: metrics[k] for k in ("energy_uj_per_sample", "spikes_per_sample", "sops_per_sample")}})
     runs.sort(key=lambda r: r["energy_uj_per_sample"])
     front = set(pareto_front([(r["energy_uj_per_sample"], r["accuracy"]) for r in runs]))
-    print(f"{'run':<10} {'accuracy':>8} {'uJ/sample':>10} {'SOPs/sample':>12} {'spikes/sample':>13}  front")
+    print(f"{'run':<16} {'accuracy':>8} {'uJ/sample':>10} {'SOPs/sample':>12} {'spikes/sample':>13}  front")
     for i, r in enumerate(runs):
-        print(f"{r['label']:<10} {r['accuracy']:>8.4f} {r['energy_uj_per_sample']:>10.4f} "
+        print(f"{r['label']:<16} {r['accuracy']:>8.4f} {r['energy_uj_per_sample']:>10.4f} "
               f"{r['sops_per_sample']:>12.4g} {r['spikes_per_sample']:>13.1f}  {'*' if i in front else ''}")
     print(f"picture: {draw_front(runs, args.output)}")
     return 0
