@@ -12,7 +12,7 @@ import pytest
 
 from nni_snn.cli import main
 
-TINY = ["--dataset", "digits", "--width", "4", "--cells", "3", "--batch-size", "256", "--lr", "0.05",
+TINY = ["--dataset", "digits", "--width", "4", "--cells", "3", "--batch-size", "128", "--lr", "0.05",
         "--no-progress"]
 
 
@@ -39,7 +39,7 @@ def test_killed_search_resumes_to_the_same_architecture(tmp_path, uninterrupted)
     checkpoint = out / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 300
     while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
+        time.sleep(0.05)  # an epoch takes about a second: kill inside the second one
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert checkpoint.exists() and not (out / "arch.json").exists()
