@@ -19,6 +19,7 @@ one reads alpha itself.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from nni.nas.oneshot.pytorch.profiler import ExpectationProfilerPenalty
@@ -41,7 +42,7 @@ class ExpectedEnergyPenalty(ExpectationProfilerPenalty):
         self._assign: torch.Tensor | None = None  # [edges x 7, layers]: which layer belongs to which candidate
         self._monitor = None
 
-    def bind(self, supernet: nn.Module, monitor: SpikeMonitor | callable) -> None:
+    def bind(self, supernet: nn.Module, monitor: SpikeMonitor | Callable[[], SpikeMonitor]) -> None:
         """Find the mixed edges of ``supernet`` and the synaptic layers inside each candidate. ``monitor`` is the
         spike monitor counting the supernet (or a callable returning it, when it is created later)."""
         self._monitor = monitor
@@ -52,6 +53,8 @@ class ExpectedEnergyPenalty(ExpectationProfilerPenalty):
                 self._edges.append(module)
                 for op in module.names:
                     rows.append([n for n in layer_names if n.startswith(f"{name}.{op}.")])
+        if not self._edges:
+            raise ValueError("the energy penalty needs a DARTS supernet: no mixed operations found")
         self._layers = sorted({n for row in rows for n in row})
         index = {n: j for j, n in enumerate(self._layers)}
         assign = torch.zeros(len(rows), len(self._layers), dtype=torch.float64)
