@@ -13,7 +13,7 @@ What it adds to :class:`nni.nas.strategy.DARTS`:
 - a validation pass over the alpha half every epoch, so the accuracy and spikes of the supernet are reported;
 - pictures of the cells derived after every epoch, in TensorBoard (next to NNI's own per-edge alpha curves);
 - ``spike_penalty`` (lambda > 0): energy-aware search, lambda x the expected energy of the mixed edges added to the
-  architecture loss (:mod:`strategies.penalty`; lambda = 1 starts as strong as the classification loss).
+  architecture loss (:mod:`strategies.penalty`; it starts at lambda: 1 is a strong pressure).
 
 It runs with NNI's stock evaluators too (for example ``nni.nas.evaluator.pytorch.Classification``) given a space
 whose forward returns logits.
