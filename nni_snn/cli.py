@@ -305,6 +305,15 @@ def _multitrial(args) -> int:
         raise UsageError(f"--strategy {opts['strategy']!r} is unknown; use one of {', '.join(STRATEGIES)}")
     if not isinstance(opts["port"], int) or not 0 < opts["port"] < 65536:
         raise UsageError(f"--port must be in 1..65535, got {opts['port']!r}")
+    if opts["duration"] is not None:
+        from nni.experiment.config.utils import parse_time  # NNI's own reading of "30s", "10m", "2h", "1d"
+
+        try:
+            if parse_time(str(opts["duration"])) <= 0:
+                raise ValueError("not positive")
+        except ValueError:
+            raise UsageError(f"--duration {opts['duration']!r}: give a positive time such as 90s, 10m, 2h or 1d") \
+                from None
     with socket.socket() as probe:  # NNI would fail later, with a traceback, on a port in use
         if probe.connect_ex(("127.0.0.1", opts["port"])) == 0:
             raise UsageError(f"--port {opts['port']} is in use (another NNI experiment?); choose another")
@@ -326,6 +335,11 @@ def _front(args) -> int:
     from nni_snn.archfile import load_arch
     from nni_snn.plot import draw_front, pareto_front
 
+    picture = Path(args.output)
+    try:
+        picture.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"--output {picture}: cannot create its folder ({err.strerror})") from None
     folders = []
     for root in map(Path, args.runs):
         if not root.is_dir():
@@ -357,7 +371,7 @@ def _front(args) -> int:
     for i, r in enumerate(runs):
         print(f"{r['label']:<16} {r['accuracy']:>8.4f} {r['energy_uj_per_sample']:>10.4f} "
               f"{r['sops_per_sample']:>12.4g} {r['spikes_per_sample']:>13.1f}  {'*' if i in front else ''}")
-    print(f"picture: {draw_front(runs, args.output)}")
+    print(f"picture: {draw_front(runs, picture)}")
     return 0
 
 

@@ -156,3 +156,10 @@ def test_multitrial_command_refuses_a_busy_port(capsys, tmp_path):
         assert main(["multitrial", "--port", str(port), "--output", str(tmp_path)]) == 2
     assert f"--port {port} is in use" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_multitrial_command_refuses_a_bad_duration(capsys, tmp_path):
+    from nni_snn.cli import main
+
+    assert main(["multitrial", "--duration", "abc", "--output", str(tmp_path)]) == 2
+    assert "--duration 'abc': give a positive time" in capsys.readouterr().err
