@@ -70,12 +70,12 @@ def _digits() -> Data:
                 TensorDataset(images[test_idx], labels[test_idx]), num_classes=10, in_channels=1, image_size=8)
 
 
-def _require_dir(data_dir: str | Path | None, what: str) -> Path:
+def _require_dir(data_dir: str | Path | None, hint: str) -> Path:
     if data_dir is None:
-        raise DataError(f"{what} needs --data-dir")
+        raise DataError(f"this dataset needs --data-dir: {hint}")
     path = Path(data_dir)
     if not path.is_dir() or not any(path.iterdir()):
-        raise DataError(f"--data-dir {path} is missing or empty; {what}")
+        raise DataError(f"--data-dir {path} is missing or empty; {hint}")
     return path
 
 
