@@ -74,7 +74,7 @@ class _LIFFunction(torch.autograd.Function):
         for t in range(1, x.shape[0]):
             u_prev = u_all[t - 1]
             # u_t = tau * u_{t-1} * (1 - o_{t-1}) + x_t: a spike resets u_{t-1} to zero.
-            torch.addcmul(x[t], _no_spike(u_prev, v_th), u_prev, value=tau, out=u_all[t])  # one pass
+            torch.add(_no_spike(u_prev, v_th).mul_(u_prev).mul_(tau), x[t], out=u_all[t])
         ctx.save_for_backward(u_all)
         ctx.params = (tau, v_th, surrogate, alpha, detach_reset)
         spikes = torch.empty_like(u_all)
@@ -98,7 +98,7 @@ class _LIFFunction(torch.autograd.Function):
             d = torch.mul(grad_out[t], sg, out=grad_x[t]) if in_place else grad_out[t].to(acc) * sg
             if delta is not None:
                 # du_{t+1}/du_t = tau * (1 - o_t)  [- tau * u_t * do_t/du_t if the reset is not detached]
-                d.addcmul_(_no_spike(u, v_th), delta, value=tau)
+                d.add_(_no_spike(u, v_th).mul_(delta), alpha=tau)
                 if not detach_reset:
                     d.addcmul_(delta, u * sg, value=-tau)
             if not in_place:
