@@ -142,7 +142,8 @@ class EpochReporter(pl.Callback):
                   **{key: counted[key] for key in ("spikes_per_sample", "sops_per_sample", "macs_per_sample",
                                                    "energy_uj_per_sample")},
                   "spikes_per_cell": counted["spikes_per_group"], "sops_per_cell": counted["sops_per_group"],
-                  "train_spikes_per_sample": train["spikes_per_sample"]}
+                  **{f"train_{key}": train[key] for key in ("spikes_per_sample", "sops_per_sample",
+                                                            "energy_uj_per_sample")}}
         self.history.append(record)
         if self.report is not None and trainer.is_global_zero:
             self.report(trial_result(record))

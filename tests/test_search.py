@@ -31,6 +31,7 @@ def test_search_writes_arch_metrics_pictures_and_tensorboard(searched):
     assert metrics["energy_uj_per_sample"] == pytest.approx(
         (0.9 * metrics["sops_per_sample"] + 4.6 * metrics["macs_per_sample"]) * 1e-6)
     assert metrics["macs_per_sample"] < metrics["sops_per_sample"]  # only stem, attention gates and classifier
+    assert all(r["train_sops_per_sample"] > 0 and r["train_energy_uj_per_sample"] > 0 for r in metrics["history"])
     assert set(metrics["spikes_per_cell"]) >= {"cells.0", "cells.1", "cells.2"}
     assert metrics["params"] > 0 and metrics["supernet_params"] > metrics["params"]
     assert len(metrics["history"]) == 2
