@@ -13,18 +13,20 @@ import warnings
 from pathlib import Path
 
 EXIT_USAGE = 2
+# nni_snn.spikes.E_AC_PJ / E_MAC_PJ, written out so that `--help` does not import torch (a test keeps them equal).
+ENERGY_DEFAULTS = {"e_ac_pj": 0.9, "e_mac_pj": 4.6}
 
 SEARCH_DEFAULTS = {
     "dataset": "digits", "data_dir": None, "download": False, "attention": "ma", "timesteps": 2, "width": 16,
     "cells": 5, "epochs": 40, "batch_size": 64, "seed": 0, "lr": 0.005, "arc_lr": 3e-4, "output": "runs/search",
     "accelerator": "auto", "devices": 1, "num_workers": 0, "progress": True, "retrain_epochs": 0, "resume": False,
-    "spike_penalty": 0.0, "warmup_epochs": 0, "e_ac_pj": 0.9, "e_mac_pj": 4.6,
+    "spike_penalty": 0.0, "warmup_epochs": 0, **ENERGY_DEFAULTS,
 }
 RETRAIN_DEFAULTS = {
     "arch": None, "dataset": "digits", "data_dir": None, "download": False, "timesteps": None, "width": 36,
     "cells": 6, "epochs": 600, "batch_size": 96, "lr": 0.0025, "auxiliary_weight": 0.4, "seed": 0,
     "output": "runs/retrain", "accelerator": "auto", "devices": 1, "strategy": "auto", "num_workers": 0,
-    "progress": True, "resume": False, "e_ac_pj": 0.9, "e_mac_pj": 4.6,
+    "progress": True, "resume": False, **ENERGY_DEFAULTS,
 }
 POSITIVE_INTS = ("timesteps", "width", "cells", "epochs", "batch_size", "devices", "trials", "concurrency")
 
@@ -65,9 +67,11 @@ def _run_flags(p, defaults: dict) -> None:
     _energy_flags(p)
 
 
-def _energy_flags(p) -> None:
-    p.add_argument("--e-ac-pj", type=float, help="energy per synaptic operation (accumulate), pJ (default 0.9)")
-    p.add_argument("--e-mac-pj", type=float, help="energy per multiply-accumulate, pJ (default 4.6)")
+def _energy_flags(p, **defaults) -> None:
+    p.add_argument("--e-ac-pj", type=float, default=defaults.get("e_ac_pj"),
+                   help=f"energy per synaptic operation (accumulate), pJ (default {ENERGY_DEFAULTS['e_ac_pj']})")
+    p.add_argument("--e-mac-pj", type=float, default=defaults.get("e_mac_pj"),
+                   help=f"energy per multiply-accumulate, pJ (default {ENERGY_DEFAULTS['e_mac_pj']})")
 
 
 def _search_parser(sub) -> None:
@@ -118,7 +122,7 @@ def _show_parser(sub) -> None:
     p.add_argument("--checkpoint", help="weights for the estimate: a retrain checkpoint (default: untrained weights)")
     p.add_argument("--timesteps", type=int, help="time steps T for the estimate (default: the arch file's)")
     p.add_argument("--batches", type=int, default=4, help="test batches of 64 for the estimate (default 4)")
-    _energy_flags(p)
+    _energy_flags(p, **ENERGY_DEFAULTS)  # show has no config layering: argparse's defaults are final
 
 
 def _experiment_parser(sub) -> None:
@@ -263,7 +267,7 @@ def _show(args) -> int:
         if getattr(args, key) is not None and getattr(args, key) < 1:
             raise UsageError(f"--{key.replace('_', '-')} must be >= 1")
     for key in ("e_ac_pj", "e_mac_pj"):
-        if getattr(args, key) is not None and not getattr(args, key) >= 0:
+        if not getattr(args, key) >= 0:
             raise UsageError(f"--{key.replace('_', '-')} must be >= 0")
     if args.dataset is None and (args.checkpoint or args.data_dir):
         raise UsageError("--checkpoint and --data-dir need --dataset (the images to estimate energy on)")
@@ -280,9 +284,7 @@ def _show(args) -> int:
                         in_channels=args.in_channels, timesteps=args.timesteps)
     counts = None
     if data is not None:  # before printing anything: a bad checkpoint ends in one error line
-        counts = estimate_energy(net, data.test, args.batches, args.checkpoint,
-                                 args.e_ac_pj if args.e_ac_pj is not None else SEARCH_DEFAULTS["e_ac_pj"],
-                                 args.e_mac_pj if args.e_mac_pj is not None else SEARCH_DEFAULTS["e_mac_pj"])
+        counts = estimate_energy(net, data.test, args.batches, args.checkpoint, args.e_ac_pj, args.e_mac_pj)
     print(format_genotype(arch))
     print(f"parameters at width {args.width}, {args.cells} cells, {args.num_classes} classes: "
           f"{count_parameters(net)}")

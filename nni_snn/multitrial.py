@@ -27,7 +27,7 @@ import nni
 import pytorch_lightning as pl
 import torch
 
-from nni_snn.archfile import FORMAT, VERSION, build_network, genotype_from_sample, write_json_atomic
+from nni_snn.archfile import FORMAT, VERSION, genotype_from_sample, write_json_atomic
 from nni_snn.data import load_dataset, split_for_search
 from nni_snn.training import EpochReporter, SNNClassifier, trial_result
 
@@ -212,8 +212,7 @@ def run_multitrial(opts: dict, before_stop=None) -> dict:
     from nni.nas.evaluator import FunctionalEvaluator
     from nni.nas.experiment import NasExperiment
 
-    from nni_snn.plot import draw_cell
-    from nni_snn.run import count_parameters
+    from nni_snn.run import derived_params, write_search_outputs
     from search_spaces import SNNDartsSpace
 
     opts = {**MULTITRIAL_DEFAULTS, **opts}
@@ -263,16 +262,11 @@ def run_multitrial(opts: dict, before_stop=None) -> dict:
             "search": {"strategy": opts["strategy"], "experiment_id": experiment.id,
                        **{k: opts[k] for k in ("dataset", "width", "cells", "epochs", "batch_size", "seed", "lr",
                                                "trials", "concurrency", "duration")}}}
-    params = count_parameters(build_network(arch, width=opts["width"], num_cells=opts["cells"],
-                                            num_classes=data.num_classes, in_channels=data.in_channels))
+    params = derived_params(arch, opts, data)
     arch["results"] = {"accuracy": best["accuracy"], **{k: best[k] for k in COUNTED}, "params": params,
                        "trial_id": best["trial_id"]}
     summary = {"strategy": opts["strategy"], "experiment_id": experiment.id, "best": arch["results"],
                "accuracy": best["accuracy"], **{k: best[k] for k in COUNTED}, "params": params,
                "trials": trials}
-    write_json_atomic(output / "arch.json", arch)
-    write_json_atomic(output / "metrics.json", summary)
-    for cell_type in ("normal", "reduce"):
-        draw_cell(arch["genotype"][cell_type], f"{cell_type} cell ({opts['attention']} attention)",
-                  output / f"{cell_type}.png")
+    write_search_outputs(output, arch, summary)
     return summary

@@ -92,7 +92,6 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
     from nni.nas.execution import SequentialExecutionEngine
     from nni.nas.space import RawFormatModelSpace
 
-    from nni_snn.plot import draw_cell
     from search_spaces import SNNDartsSpace
     from strategies import MADarts
 
@@ -120,18 +119,29 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
             "genotype": genotype_from_sample(sample), "alpha": alpha, "nni_sample": sample,
             "search": {k: opts[k] for k in ("dataset", "width", "cells", "epochs", "batch_size", "seed", "lr",
                                              "arc_lr", "warmup_epochs", "spike_penalty")}}
-    params = count_parameters(build_network(arch, width=opts["width"], num_cells=opts["cells"],
-                                            num_classes=data.num_classes, in_channels=data.in_channels))
-    metrics = _final_metrics(reporter, params)
+    metrics = _final_metrics(reporter, derived_params(arch, opts, data))
     metrics["supernet_params"] = count_parameters(space)
     arch["results"] = {k: metrics[k] for k in ("accuracy", "spikes_per_sample", "sops_per_sample",
                                                 "energy_uj_per_sample", "params")}
+    write_search_outputs(output, arch, metrics)
+    return metrics
+
+
+def derived_params(arch: dict, opts: dict, data) -> int:
+    """Parameters of the network ``arch`` describes, at the search's width and depth."""
+    return count_parameters(build_network(arch, width=opts["width"], num_cells=opts["cells"],
+                                          num_classes=data.num_classes, in_channels=data.in_channels))
+
+
+def write_search_outputs(output: Path, arch: dict, metrics: dict) -> None:
+    """What every search (MA-DARTS or multi-trial) leaves: arch.json, metrics.json and the cell pictures."""
+    from nni_snn.plot import draw_cell
+
     write_json_atomic(output / "arch.json", arch)
     write_json_atomic(output / "metrics.json", metrics)
     for cell_type in ("normal", "reduce"):
-        draw_cell(arch["genotype"][cell_type], f"{cell_type} cell ({opts['attention']} attention)",
+        draw_cell(arch["genotype"][cell_type], f"{cell_type} cell ({arch['attention']} attention)",
                   output / f"{cell_type}.png")
-    return metrics
 
 
 def estimate_energy(net: torch.nn.Module, images, batches: int, checkpoint: str | None, e_ac_pj: float,

@@ -37,7 +37,6 @@ tensors on the outputs' device, and only :meth:`SpikeMonitor.summary` copies the
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -94,7 +93,6 @@ def _fan_out_channels(layer: nn.Module, pointwise: nn.Module | None) -> int:
     return layer.out_channels // layer.groups if isinstance(layer, nn.Conv2d) else layer.out_features
 
 
-@functools.lru_cache(maxsize=4096)
 def _reach(size: int, outputs: int, kernel: int, stride: int, left_pad: int, dilation: int) -> tuple[int, ...]:
     """Along one axis of length ``size``: how many (output position, kernel tap) pairs read each input index."""
     reach = [0] * size
@@ -114,21 +112,7 @@ def _left_padding(layer: nn.Conv2d) -> tuple[int, int]:
     return layer.padding
 
 
-def _sops(layer: nn.Module, spike_map: Tensor, output: Tensor, fan_out_channels: int) -> Tensor:
-    """Accumulations triggered by the input spikes of ``layer`` reaching ``fan_out_channels`` output channels per
-    input channel. ``spike_map``: the input spikes summed over samples and channels (``[H, W]`` for a conv, a
-    scalar for a linear layer). A conv's window is a rectangle, so the number of outputs an input pixel reaches
-    is a product of per-axis counts: SOPs = fan-out x sum over pixels of spikes x reach_h x reach_w."""
-    if isinstance(layer, nn.Linear):
-        return spike_map.to(torch.float64) * fan_out_channels
-    device = spike_map.device
-    axes = [torch.tensor(_reach(n, o, k, s, p, d), dtype=torch.float64, device=device)
-            for n, o, k, s, p, d in zip(spike_map.shape, output.shape[-2:], layer.kernel_size, layer.stride,
-                                        _left_padding(layer), layer.dilation)]
-    return (axes[0] @ spike_map.to(torch.float64) @ axes[1]) * fan_out_channels
-
-
-def _macs(layer: nn.Module, x: Tensor, out: Tensor) -> int:
+def _macs(layer: nn.Module, out: Tensor) -> int:
     if isinstance(layer, nn.Linear):
         return out.numel() * layer.in_features
     kh, kw = layer.kernel_size
@@ -172,6 +156,7 @@ class SpikeMonitor:
         self._macs: dict[str, dict[str, int]] = {}  # phase -> layer -> MACs (shapes only: no device work)
         self._binary_input: dict[str, bool] = {}  # layer -> reads spikes (decided once)
         self._last_map: tuple | None = None
+        self._reach_tensors: dict[tuple, Tensor] = {}
         for name, layer, pointwise in _synaptic_layers(model):
             group = group_of(name)
             if group is None:
@@ -212,11 +197,10 @@ class SpikeMonitor:
                 binary = self._binary_input[name] = bool(((x == 0) | (x == 1)).all())
             if binary:
                 sops = self._sops.setdefault(phase, {})
-                count = _sops(layer, self._spike_map(x, conv=not isinstance(layer, nn.Linear)), output,
-                              _fan_out_channels(layer, pointwise))
+                count = self._count_sops(layer, x, output, _fan_out_channels(layer, pointwise))
                 sops[name] = count if name not in sops else sops[name] + count
             else:
-                macs = _macs(layer, x, output)
+                macs = _macs(layer, output)
                 if pointwise is not None:  # the fused pointwise conv reads this analog output
                     macs += output.numel() * pointwise.out_channels
                 store = self._macs.setdefault(phase, {})
@@ -224,13 +208,33 @@ class SpikeMonitor:
 
         return hook
 
+    def _count_sops(self, layer: nn.Module, x: Tensor, output: Tensor, fan_out_channels: int) -> Tensor:
+        """Accumulations triggered by the input spikes ``x`` of ``layer``, reaching ``fan_out_channels`` output
+        channels per input channel. A conv's window is a rectangle, so the number of outputs an input pixel reaches
+        is a product of per-axis counts: SOPs = fan-out x sum over pixels of spikes x reach_h x reach_w."""
+        if isinstance(layer, nn.Linear):
+            return self._spike_map(x, conv=False) * fan_out_channels
+        spike_map = self._spike_map(x, conv=True)
+        geometry = zip(spike_map.shape, output.shape[-2:], layer.kernel_size, layer.stride, _left_padding(layer),
+                       layer.dilation)
+        reach_h, reach_w = (self._reach_on(spike_map.device, *axis) for axis in geometry)
+        return (reach_h @ spike_map @ reach_w) * fan_out_channels
+
+    def _reach_on(self, device: torch.device, *axis: int) -> Tensor:
+        """:func:`_reach` as a tensor on ``device``, made once per geometry: no host-to-device copy per step."""
+        key = (device, *axis)
+        if key not in self._reach_tensors:
+            self._reach_tensors[key] = torch.tensor(_reach(*axis), dtype=torch.float64, device=device)
+        return self._reach_tensors[key]
+
     def _spike_map(self, x: Tensor, conv: bool) -> Tensor:
         """``x`` summed over samples and channels, kept for the next layer reading the same spikes (the candidate
         operations of a DARTS edge all read their edge's input): one pass over the spikes per edge, not per op."""
         key = (x.data_ptr(), x.shape, x.stride(), x._version, conv)
         if self._last_map is not None and self._last_map[0] == key:
             return self._last_map[2]
-        spike_map = x.sum(dim=(0, 1), dtype=torch.float32) if conv else x.sum(dtype=torch.float64)
+        # float32 sums of 0/1 values are exact below 2**24 per pixel; the products with the reach counts are not.
+        spike_map = x.sum(dim=(0, 1), dtype=torch.float32).double() if conv else x.sum(dtype=torch.float64)
         self._last_map = (key, x, spike_map)  # holding x keeps its memory (and so the key) from being reused
         return spike_map
 

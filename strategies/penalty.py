@@ -41,6 +41,7 @@ class ExpectedEnergyPenalty(ExpectationProfilerPenalty):
         self._layers: list[str] = []
         self._assign: torch.Tensor | None = None  # [edges x 7, layers]: which layer belongs to which candidate
         self._monitor = None
+        self._reference_known = False  # set after the first step (or a resume) has given ``reference`` a value
 
     def bind(self, supernet: nn.Module, monitor: SpikeMonitor | Callable[[], SpikeMonitor]) -> None:
         """Find the mixed edges of ``supernet`` and the synaptic layers inside each candidate. ``monitor`` is the
@@ -71,10 +72,12 @@ class ExpectedEnergyPenalty(ExpectationProfilerPenalty):
             return torch.zeros(len(self._edges), len(self._edges[0].names), dtype=torch.float64, device=device)
         sops, macs = monitor.layer_counts(self.phase)
         zero = torch.zeros((), dtype=torch.float64, device=device)
-        per_layer = torch.stack([sops.get(n, zero).to(device) * self.e_ac_pj + macs.get(n, 0) * self.e_mac_pj
-                                 for n in self._layers])
-        assign = self._assign.to(device)
-        return (assign @ per_layer).view(len(self._edges), -1) / samples
+        per_layer = torch.stack([sops.get(n, zero) for n in self._layers]) * self.e_ac_pj
+        macs = [macs.get(n, 0) for n in self._layers]
+        if any(macs):  # candidates reading analog values (none in SNNDartsSpace: every edge reads spikes)
+            per_layer = per_layer + torch.tensor(macs, dtype=torch.float64).to(device) * self.e_mac_pj
+        self._assign = self._assign.to(device)  # moved once
+        return (self._assign @ per_layer).view(len(self._edges), -1) / samples
 
     def expected_energy(self) -> torch.Tensor:
         """Expected energy per sample (pJ) of all mixed edges under the current alpha; differentiable in alpha."""
@@ -83,8 +86,10 @@ class ExpectedEnergyPenalty(ExpectationProfilerPenalty):
 
     def forward(self, loss: torch.Tensor, sample=None) -> tuple[torch.Tensor, dict]:
         expected = self.expected_energy()
-        if torch.isnan(self.reference):  # the first architecture step: one host sync, once
-            self.reference.fill_(max(float(expected.detach()), 1e-12))
+        if not self._reference_known:  # one host sync per run, not per step
+            if torch.isnan(self.reference):  # the first architecture step (a resumed search has its reference)
+                self.reference.fill_(max(float(expected.detach()), 1e-12))
+            self._reference_known = True
         normalized = expected / self.reference
         final = loss + self.scale * normalized.to(loss.dtype)
         return final, {"loss_original": loss.detach(), "expected_energy_uj": expected.detach() * 1e-6,
