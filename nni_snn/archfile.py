@@ -4,10 +4,13 @@ Format (version 1)::
 
     {"format": "nni-snn/arch", "version": 1, "attention": "none" | "ct" | "ma", "timesteps": 2,
      "genotype": {"normal": [[op, input], ... 8 pairs], "reduce": [... 8 pairs]},
+     "neuron": {"kind": "lif", "surrogate": "sigmoid", "alpha": 4.0}, "normalize": true,
      "alpha": {label: {op: weight}}, "nni_sample": {label: choice}, "search": {...}, "results": {...}}
 
 Pairs 2k and 2k+1 feed intermediate node k; input 0 is c_{k-2}, 1 is c_{k-1}, j >= 2 is node j - 2. Only the
-keys up to ``genotype`` are needed to rebuild a network; the rest records the search.
+keys up to ``genotype`` are needed to rebuild a network. ``neuron`` (a :func:`nni_snn.neuron.make_neuron` spec)
+and ``normalize`` (see ``SNNDartsSpace``) are optional: a file without them (written before they existed) gets
+today's defaults. The rest records the search.
 """
 
 from __future__ import annotations
@@ -22,6 +25,16 @@ FORMAT = "nni-snn/arch"
 VERSION = 1
 NUM_NODES = 4
 CELL_TYPES = ("normal", "reduce")
+
+
+# A convolution-heavy genotype (no pooling, no skip): the hardest of the space to train, as every path through a cell
+# crosses several spiking layers. Tests and benchmarks train it to check that the networks this project builds learn.
+CONV_HEAVY = {
+    "normal": [["sep_conv_3x3", 0], ["sep_conv_3x3", 1], ["sep_conv_5x5", 0], ["dil_conv_3x3", 1],
+               ["sep_conv_3x3", 1], ["dil_conv_5x5", 2], ["sep_conv_3x3", 0], ["dil_conv_3x3", 3]],
+    "reduce": [["sep_conv_5x5", 0], ["dil_conv_5x5", 1], ["sep_conv_3x3", 1], ["dil_conv_3x3", 2],
+               ["sep_conv_3x3", 0], ["sep_conv_5x5", 3], ["dil_conv_3x3", 2], ["sep_conv_3x3", 4]],
+}
 
 
 class ArchError(ValueError):
@@ -75,6 +88,12 @@ def validate(arch: Any, source: str = "architecture") -> dict:
     genotype = arch.get("genotype")
     if not isinstance(genotype, dict):
         fail("missing 'genotype' object")
+    if "normalize" in arch and not isinstance(arch["normalize"], bool):
+        fail(f"normalize must be true or false, got {arch['normalize']!r}")
+    if "neuron" in arch:
+        problem = neuron_problem(arch["neuron"])
+        if problem:
+            fail(f"neuron: {problem}")
     for cell_type in CELL_TYPES:
         pairs = genotype.get(cell_type)
         if not isinstance(pairs, list) or len(pairs) != 2 * NUM_NODES:
@@ -93,6 +112,19 @@ def validate(arch: Any, source: str = "architecture") -> dict:
                 fail(f"genotype.{cell_type}: node {k} takes input {pairs[2 * k][1]} twice; its two inputs "
                      "must differ")
     return arch
+
+
+def neuron_problem(spec: Any) -> str | None:
+    """What is wrong with a neuron spec (``None`` if nothing): it must build with :func:`make_neuron`."""
+    from nni_snn.neuron import make_neuron
+
+    if not isinstance(spec, dict):
+        return f"expected an object such as {{\"kind\": \"lif\"}}, got {spec!r}"
+    try:
+        make_neuron(spec)
+    except (TypeError, ValueError) as err:
+        return str(err)
+    return None
 
 
 def load_arch(arch: str | Path | dict) -> dict:
@@ -132,10 +164,12 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
 
 
 def build_network(arch: str | Path | dict, *, width: int, num_cells: int, num_classes: int, in_channels: int = 3,
-                  auxiliary: bool = False, timesteps: int | None = None):
+                  auxiliary: bool = False, timesteps: int | None = None, neuron: dict | None = None,
+                  normalize: bool | None = None):
     """A plain ``nn.Module`` for ``arch`` at any width and depth: images ``[N, C, H, W]`` -> logits.
 
-    ``timesteps`` defaults to the file's. The network has no NNI mutables left and only the chosen edges' weights.
+    ``timesteps``, ``neuron`` and ``normalize`` default to the file's. The network has no NNI mutables left and only
+    the chosen edges' weights.
     """
     from nni.nas.space import model_context
 
@@ -145,7 +179,8 @@ def build_network(arch: str | Path | dict, *, width: int, num_cells: int, num_cl
     with model_context(sample_from_genotype(arch["genotype"])):
         return SNNDartsSpace(width=width, num_cells=num_cells, timesteps=timesteps or arch["timesteps"],
                              attention=arch["attention"], num_classes=num_classes, in_channels=in_channels,
-                             auxiliary=auxiliary)
+                             auxiliary=auxiliary, neuron=neuron or arch.get("neuron"),
+                             normalize=arch.get("normalize", True) if normalize is None else normalize)
 
 
 def format_genotype(arch: dict) -> str:

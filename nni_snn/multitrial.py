@@ -36,7 +36,7 @@ COUNTED = ("spikes_per_sample", "sops_per_sample", "energy_uj_per_sample")  # pe
 
 MULTITRIAL_DEFAULTS = {
     "dataset": "digits", "data_dir": None, "download": False, "attention": "ma", "timesteps": 2, "width": 8,
-    "cells": 5, "epochs": 4, "batch_size": 64, "lr": 0.05, "seed": 0, "num_workers": 0,
+    "cells": 5, "epochs": 4, "batch_size": 64, "lr": 0.1, "seed": 0, "num_workers": 0,
     "strategy": "random", "trials": 10, "concurrency": 1, "duration": None, "port": 8080,
     "output": "runs/multitrial", "accelerator": "auto",
     # Optional: evolution's population and tournament size (None: derived from the trial count), torch's CPU

@@ -81,6 +81,18 @@ def _final_metrics(reporter: EpochReporter, params: int) -> dict:
             "energy_pj": dict(zip(("ac", "mac"), reporter.energy_pj)), "history": reporter.history}
 
 
+def neuron_spec(opts: dict, base: dict | None = None) -> dict:
+    """The neuron spec (``nni_snn.neuron.make_neuron``) of ``opts``, over ``base`` (an arch file's) where an option
+    is None: ``{"kind": "lif", "surrogate": ..., "alpha": ...}`` or ``{"kind": "relu"}``."""
+    spec = dict(base or {})
+    for key, option in (("kind", "neuron"), ("surrogate", "surrogate"), ("alpha", "surrogate_alpha")):
+        if opts.get(option) is not None:
+            spec[key] = opts[option]
+    if spec.get("kind", "lif") == "relu":
+        return {"kind": "relu"}
+    return {"kind": "lif", **{k: v for k, v in spec.items() if k != "kind"}}
+
+
 def _reporter(opts: dict, trial) -> EpochReporter:
     return EpochReporter(report=trial.intermediate if trial else None, e_ac_pj=opts["e_ac_pj"],
                          e_mac_pj=opts["e_mac_pj"])
@@ -98,8 +110,10 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
     pl.seed_everything(opts["seed"], workers=True, verbose=False)
     data = load_dataset(opts["dataset"], opts.get("data_dir"), opts.get("download", False))
     weight_half, alpha_half = split_for_search(data.train, opts["seed"])
+    neuron = neuron_spec(opts)
     space = SNNDartsSpace(width=opts["width"], num_cells=opts["cells"], timesteps=opts["timesteps"],
-                          attention=opts["attention"], num_classes=data.num_classes, in_channels=data.in_channels)
+                          attention=opts["attention"], num_classes=data.num_classes, in_channels=data.in_channels,
+                          neuron=neuron, normalize=opts["normalize"])
     reporter = _reporter(opts, trial)
     evaluator = Lightning(
         SNNClassifier(num_classes=data.num_classes, learning_rate=opts["lr"]),
@@ -116,7 +130,8 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
     sample = strategy.oneshot_module.export()
     alpha = strategy.oneshot_module.export_probs()
     arch = {"format": FORMAT, "version": VERSION, "attention": opts["attention"], "timesteps": opts["timesteps"],
-            "genotype": genotype_from_sample(sample), "alpha": alpha, "nni_sample": sample,
+            "genotype": genotype_from_sample(sample), "neuron": neuron, "normalize": opts["normalize"],
+            "alpha": alpha, "nni_sample": sample,
             "search": {k: opts[k] for k in ("dataset", "width", "cells", "epochs", "batch_size", "seed", "lr",
                                              "arc_lr", "warmup_epochs", "spike_penalty")}}
     metrics = _final_metrics(reporter, derived_params(arch, opts, data))
@@ -147,7 +162,8 @@ def write_search_outputs(output: Path, arch: dict, metrics: dict) -> None:
 def estimate_energy(net: torch.nn.Module, images, batches: int, checkpoint: str | None, e_ac_pj: float,
                     e_mac_pj: float) -> dict:
     """Spikes, SOPs, MACs and energy per sample of ``net`` in evaluation mode over the first ``batches`` batches
-    of 64 from ``images``, with the weights of a retrain ``checkpoint`` if given (``nni-snn show --dataset``)."""
+    of 64 from ``images``, with the weights of a retrain ``checkpoint`` if given (``nni-snn show --dataset``);
+    untrained weights get BN statistics from those batches first (:func:`fit_batch_norm`)."""
     from itertools import islice
 
     from nni_snn.archfile import ArchError
@@ -163,10 +179,36 @@ def estimate_energy(net: torch.nn.Module, images, batches: int, checkpoint: str 
             raise ArchError(f"--checkpoint {checkpoint}: not a retrain checkpoint of this network at this width "
                             f"and depth ({str(err).splitlines()[0][:160]})") from None
     loader = torch.utils.data.DataLoader(images, batch_size=64)
+    if not checkpoint:
+        fit_batch_norm(net, islice(loader, batches))
     counts = calibrate(net, islice(loader, batches))
     counts["energy_uj_per_sample"] = energy_uj(counts["sops_per_sample"], counts["macs_per_sample"], e_ac_pj,
                                                e_mac_pj)
     return counts
+
+
+@torch.no_grad()
+def fit_batch_norm(net: torch.nn.Module, batches) -> None:
+    """Set every BN's running statistics to those of ``batches`` (images, or (images, labels) pairs).
+
+    Untrained BNs hold mean 0 and variance 1; in evaluation mode the network then turns every input into the same
+    spikes and logits (measured: identical logits for all digits), so an estimate on untrained weights would
+    describe no network anyone runs. Training sets these statistics; this does it without touching the weights.
+    """
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches
+    training = net.training
+    net.train()
+    try:
+        for batch in batches:
+            net(batch[0] if isinstance(batch, (list, tuple)) else batch)
+    finally:
+        net.train(training)
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
 
 
 def final_result(metrics: dict) -> dict:
@@ -175,24 +217,35 @@ def final_result(metrics: dict) -> dict:
 
 
 def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
-    """Train the fixed network of ``opts['arch']``; writes metrics.json, the best checkpoint, TensorBoard logs.
+    """Train the fixed network of ``opts['arch']`` (or the reference ``opts['baseline']``); writes metrics.json,
+    the best checkpoint, TensorBoard logs.
 
     Returns the metrics on the global-zero process (``None`` on the other DDP ranks).
     """
     from nni_snn.archfile import load_arch
+    from nni_snn.baselines import build_baseline
 
     pl.seed_everything(opts["seed"], workers=True, verbose=False)
-    arch = load_arch(opts["arch"])
+    arch = load_arch(opts["arch"]) if opts["arch"] else None
     data = load_dataset(opts["dataset"], opts.get("data_dir"), opts.get("download", False))
-    timesteps = opts["timesteps"] or arch["timesteps"]
-    net = build_network(arch, width=opts["width"], num_cells=opts["cells"], num_classes=data.num_classes,
-                        in_channels=data.in_channels, auxiliary=opts["auxiliary_weight"] > 0, timesteps=timesteps)
+    timesteps = opts["timesteps"] or (arch["timesteps"] if arch else 2)
+    neuron = neuron_spec(opts, arch.get("neuron") if arch else None)
+    if arch is None:
+        net = build_baseline(opts["baseline"], width=opts["width"], num_classes=data.num_classes,
+                             in_channels=data.in_channels, image_size=data.image_size, timesteps=timesteps,
+                             neuron=neuron)
+    else:
+        net = build_network(arch, width=opts["width"], num_cells=opts["cells"], num_classes=data.num_classes,
+                            in_channels=data.in_channels, auxiliary=opts["auxiliary_weight"] > 0,
+                            timesteps=timesteps, neuron=neuron, normalize=opts["normalize"])
     module = SNNClassifier(num_classes=data.num_classes, learning_rate=opts["lr"],
                            auxiliary_weight=opts["auxiliary_weight"])
     module.set_model(net)
     reporter = _reporter(opts, trial)
     best = _checkpoints(output, filename="best", monitor="val_acc", mode="max", save_top_k=1)
-    trainer = _trainer(opts, output, [reporter, best], strategy=opts["strategy"])
+    # DARTS clips at 5 too; without it, measured on digits at lr 0.1, one large step can silence a network for good.
+    trainer = _trainer(opts, output, [reporter, best], strategy=opts["strategy"],
+                       gradient_clip_val=opts.get("grad_clip") or None)
     trainer.fit(module, _loader(data.train, opts["batch_size"], True, opts["num_workers"], opts["seed"]),
                 _loader(data.test, opts["batch_size"], False, opts["num_workers"], opts["seed"]),
                 ckpt_path=str(resume_path(output)) if opts.get("resume") else None, weights_only=True)
@@ -201,5 +254,8 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
     metrics = _final_metrics(reporter, count_parameters(net))
     metrics["best_accuracy"] = float(best.best_model_score) if best.best_model_score is not None else None
     metrics["timesteps"] = timesteps
+    metrics["network"] = {"arch": opts["arch"], "baseline": opts["baseline"], "neuron": neuron,
+                          "normalize": None if arch is None else opts["normalize"] if opts["normalize"] is not None
+                          else arch.get("normalize", True)}
     write_json_atomic(output / "metrics.json", metrics)
     return metrics

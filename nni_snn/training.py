@@ -94,6 +94,10 @@ class NonFiniteGuard(pl.Callback):
 class EpochReporter(pl.Callback):
     """Counts spikes and synaptic operations per phase and reports every epoch to the logger, ``history`` and NNI.
 
+    Per layer group (``cell_group``: the stem, each cell, the classifier, the auxiliary head) it also logs the
+    firing rate (``firing_rate/{phase}/{group}``) and the weights' gradient norm (``grad_norm/{group}``, the root
+    mean square over the epoch's weight steps), so a dead, saturated or starved layer shows at a glance.
+
     Phases: ``train`` counts every training-mode forward of the epoch (in a DARTS search, both the weight step and
     the alpha step); ``val`` counts the validation loop. Counts are per sample: see ``nni_snn.spikes``. Energy is
     estimated with ``e_ac_pj`` per SOP and ``e_mac_pj`` per MAC.
@@ -106,10 +110,31 @@ class EpochReporter(pl.Callback):
         self.history: list[dict] = []
         self._val: dict = {}
         self._resume_phase: str | None = None  # the phase to return to after a validation loop
+        self._grad_groups: dict[str, list[nn.Parameter]] = {}
+        self._grad_sq: torch.Tensor | None = None  # per group: sum over steps of the squared gradient norm
+        self._grad_steps = 0
 
     def on_fit_start(self, trainer, pl_module):
         if self.monitor is None:
             self.monitor = SpikeMonitor(pl_module.model, group_of=cell_group)
+        self._grad_groups = {}
+        for name, param in pl_module.model.named_parameters():
+            if param.requires_grad and "_arch_alpha" not in name:  # weights only: alpha has NNI's own curves
+                self._grad_groups.setdefault(cell_group(name), []).append(param)
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        """Gradient norm per layer group at every weight step, summed on the device (no host sync per step)."""
+        if trainer.optimizers and optimizer is not trainer.optimizers[0]:
+            return  # the architecture optimizer of a DARTS search
+        squares = []
+        for params in self._grad_groups.values():
+            grads = [p.grad for p in params if p.grad is not None]
+            squares.append(torch.stack(torch._foreach_norm(grads)).square().sum() if grads
+                           else torch.zeros((), device=pl_module.device))
+        if squares:
+            step = torch.stack(squares).float()
+            self._grad_sq = step if self._grad_sq is None else self._grad_sq + step
+            self._grad_steps += 1
 
     def on_fit_end(self, trainer, pl_module):
         if self.monitor is not None:
@@ -119,6 +144,7 @@ class EpochReporter(pl.Callback):
     def on_train_epoch_start(self, trainer, pl_module):
         self.monitor.reset("train")
         self.monitor.phase = "train"
+        self._grad_sq, self._grad_steps = None, 0
 
     def on_validation_epoch_start(self, trainer, pl_module):
         self._resume_phase = self.monitor.phase if self.monitor else None
@@ -136,6 +162,9 @@ class EpochReporter(pl.Callback):
         self.monitor.phase = None
         train = self._log_spikes(pl_module, "train")
         pl_module.log("lr", trainer.optimizers[0].param_groups[0]["lr"])  # the weights' (first) optimizer
+        if self._grad_sq is not None:  # root mean square over the epoch's steps of each group's gradient norm
+            rms = (self._grad_sq / self._grad_steps).sqrt().tolist()
+            pl_module.log_dict({f"grad_norm/{group}": value for group, value in zip(self._grad_groups, rms)})
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if "/" not in k}
         counted = self._val or train  # validation counts when there is a validation loop
         record = {"epoch": trainer.current_epoch, **metrics,
@@ -164,6 +193,8 @@ class EpochReporter(pl.Callback):
                   f"macs/{phase}/per_sample": summary["macs_per_sample"],
                   f"energy/{phase}/uj_per_sample": summary["energy_uj_per_sample"]}
         logged.update({f"spikes/{phase}/{group}": value for group, value in summary["spikes_per_group"].items()})
+        logged.update({f"firing_rate/{phase}/{group}": value
+                       for group, value in summary["firing_rate_per_group"].items()})
         logged.update({f"sops/{phase}/{group}": value for group, value in summary["sops_per_group"].items()})
         pl_module.log_dict(logged, sync_dist=True)
         return summary

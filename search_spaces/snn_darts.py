@@ -1,7 +1,7 @@
 """The SNN DARTS search space (paper 3.2, Figure 1) as an NNI model space.
 
 Macro network: stem (conv + BN, the only layer fed analog pixels) -> ``num_cells`` cells, reduction cells at
-1/3 and 2/3 of the depth -> BN -> LIF -> global average pool -> linear classifier -> mean over T.
+1/3 and 2/3 of the depth -> BN -> LIF -> global average pool -> BN -> linear classifier -> mean over T.
 
 A cell has two preprocessed inputs and 4 intermediate nodes. Node k sums two edges chosen among its k + 2
 predecessors; each edge is one of the 7 spiking operations. Every state is turned into spikes once (one LIF per
@@ -28,7 +28,7 @@ from torch import nn
 
 from nni_snn.archfile import CELL_TYPES, NUM_NODES
 from nni_snn.attention import make_attention
-from nni_snn.neuron import LIF
+from nni_snn.neuron import make_neuron
 from nni_snn.ops import OPS, PRIMITIVES, Preprocess, TimeDistributed
 from nni_snn.spikes import mark_analog
 
@@ -46,7 +46,8 @@ def auxiliary_index(num_cells: int) -> int:
 class SNNNode(nn.Module):
     """One intermediate node: the sum of two chosen incoming edges, each a spiking operation."""
 
-    def __init__(self, cell_type: str, index: int, channels: int, reduction: bool, affine: bool):
+    def __init__(self, cell_type: str, index: int, channels: int, reduction: bool, affine: bool,
+                 neuron: dict | None = None):
         super().__init__()
         n_inputs = index + 2
         with label_scope(cell_type):  # labels "normal/..." / "reduce/..."
@@ -54,7 +55,7 @@ class SNNNode(nn.Module):
             chosen = self.inputs.chosen if isinstance(self.inputs, ChosenInputs) else range(n_inputs)
             self.edges = nn.ModuleDict({
                 str(i): LayerChoice(
-                    {name: OPS[name](channels, 2 if reduction and i < 2 else 1, affine) for name in PRIMITIVES},
+                    {name: OPS[name](channels, 2 if reduction and i < 2 else 1, affine, neuron) for name in PRIMITIVES},
                     label=f"op_{index}_{i}",
                 )
                 for i in chosen
@@ -72,15 +73,16 @@ class SNNCell(nn.Module):
     """A DARTS cell on time-major tensors ``[T, N, C, H, W]``; outputs ``4 * channels`` channels."""
 
     def __init__(self, cell_type: str, c_prev_prev: int, c_prev: int, channels: int, reduction_prev: bool,
-                 attention: str, timesteps: int, affine: bool):
+                 attention: str, timesteps: int, affine: bool, neuron: dict | None = None, normalize: bool = True):
         super().__init__()
         self.reduction = cell_type == "reduce"
-        self.pre0 = Preprocess(c_prev_prev, channels, reduce=reduction_prev, affine=affine)
-        self.pre1 = Preprocess(c_prev, channels, affine=affine)
+        self.pre0 = Preprocess(c_prev_prev, channels, reduce=reduction_prev, affine=affine, neuron=neuron,
+                               normalize=normalize)
+        self.pre1 = Preprocess(c_prev, channels, affine=affine, neuron=neuron, normalize=normalize)
         # One LIF per state that can feed an edge: c_{k-2}, c_{k-1} and the first three nodes.
-        self.spiking = nn.ModuleList(LIF() for _ in range(NUM_NODES + 1))
+        self.spiking = nn.ModuleList(make_neuron(neuron) for _ in range(NUM_NODES + 1))
         self.nodes = nn.ModuleList(
-            SNNNode(cell_type, k, channels, self.reduction, affine) for k in range(NUM_NODES))
+            SNNNode(cell_type, k, channels, self.reduction, affine, neuron) for k in range(NUM_NODES))
         self.attention_channels = NUM_NODES * channels
         self.attention = mark_analog(make_attention(attention, self.attention_channels, timesteps))
 
@@ -99,17 +101,24 @@ class SNNCell(nn.Module):
 
 
 class SpikingClassifier(nn.Module):
-    """BN -> LIF -> global average pool -> linear, logits averaged over T.
+    """BN -> LIF -> global average pool -> [BN] -> linear, logits averaged over T.
 
-    The BN rescales the attention-weighted cell output so the LIF fires from the first step; the linear layer reads
-    spike counts pooled over space and time (linear, so averaging over T before or after it is the same).
+    The first BN rescales the attention-weighted cell output so the LIF fires from the first step; the linear layer
+    reads spike counts pooled over space and time (linear, so averaging over T before or after it is the same).
+    With ``normalize`` (the default) a BN standardises the pooled spike rates first: they sit near the LIF's
+    firing rate (~0.3) and differ across samples by only ~0.05 at initialisation, so a plain linear readout needs
+    weights ~20x its initial scale before its logits separate classes, and at the paper's learning rates it
+    never got there (the loss stayed at ln 10). At inference that BN is an affine map of the rates and folds into
+    the linear layer's weights and bias: the classifier still reads spike counts.
     """
 
-    def __init__(self, channels: int, num_classes: int):
+    def __init__(self, channels: int, num_classes: int, neuron: dict | None = None, normalize: bool = True):
         super().__init__()
         self.norm = TimeDistributed(nn.BatchNorm2d(channels))
-        self.spike = LIF()
-        self.linear = mark_analog(nn.Linear(channels, num_classes))  # reads spike rates pooled over space and time
+        self.spike = make_neuron(neuron)
+        linear = nn.Linear(channels, num_classes)
+        # Reads spike rates pooled over space and time.
+        self.linear = mark_analog(nn.Sequential(nn.BatchNorm1d(channels), linear) if normalize else linear)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(self.spike(self.norm(x)).mean(dim=(0, 3, 4)))
@@ -118,12 +127,13 @@ class SpikingClassifier(nn.Module):
 class AuxiliaryHead(nn.Module):
     """Auxiliary classifier (paper 3.4): BN -> LIF -> 1x1 conv -> then the spiking classifier."""
 
-    def __init__(self, channels: int, num_classes: int, hidden: int = 128):
+    def __init__(self, channels: int, num_classes: int, hidden: int = 128, neuron: dict | None = None,
+                 normalize: bool = True):
         super().__init__()
         self.norm = TimeDistributed(nn.BatchNorm2d(channels))
-        self.spike = LIF()
+        self.spike = make_neuron(neuron)
         self.conv = TimeDistributed(nn.Conv2d(channels, hidden, 1, bias=False))
-        self.classifier = SpikingClassifier(hidden, num_classes)
+        self.classifier = SpikingClassifier(hidden, num_classes, neuron, normalize)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.conv(self.spike(self.norm(x))))
@@ -132,11 +142,15 @@ class AuxiliaryHead(nn.Module):
 class SNNDartsSpace(ModelSpace):
     """MA-DARTS search space. ``forward`` maps images ``[N, C, H, W]`` to logits ``[N, num_classes]``.
 
-    With ``auxiliary=True`` and in training mode it returns ``(logits, auxiliary_logits)``.
+    With ``auxiliary=True`` and in training mode it returns ``(logits, auxiliary_logits)``. ``neuron`` is the spec
+    of every spiking site (:func:`nni_snn.neuron.make_neuron`; ``{"kind": "relu"}`` = the ANN twin);
+    ``normalize=False`` drops the BNs before the cell-input neurons and the classifier (the earlier network; see
+    :class:`~nni_snn.ops.Preprocess` and :class:`SpikingClassifier` for why they are there).
     """
 
     def __init__(self, width: int = 16, num_cells: int = 5, timesteps: int = 2, attention: str = "ma",
-                 num_classes: int = 10, in_channels: int = 3, auxiliary: bool = False, stem_multiplier: int = 3):
+                 num_classes: int = 10, in_channels: int = 3, auxiliary: bool = False, stem_multiplier: int = 3,
+                 neuron: dict | None = None, normalize: bool = True):
         super().__init__()
         self.timesteps = timesteps
         self.attention = attention
@@ -157,12 +171,12 @@ class SNNDartsSpace(ModelSpace):
             if reduction:
                 c_curr *= 2
             self.cells.append(SNNCell(CELL_TYPES[reduction], c_pp, c_p, c_curr, reduction_prev,
-                                      attention, timesteps, affine))
+                                      attention, timesteps, affine, neuron, normalize))
             reduction_prev = reduction
             c_pp, c_p = c_p, NUM_NODES * c_curr
             if i == self.auxiliary_after:
-                self.auxiliary_head = AuxiliaryHead(c_p, num_classes)
-        self.classifier = SpikingClassifier(c_p, num_classes)
+                self.auxiliary_head = AuxiliaryHead(c_p, num_classes, neuron=neuron, normalize=normalize)
+        self.classifier = SpikingClassifier(c_p, num_classes, neuron, normalize)
 
     def forward(self, images: torch.Tensor):
         # The image is repeated over T; the stem is stateless, so run it once and share it across steps.

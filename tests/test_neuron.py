@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nni_snn.neuron import LIF, SURROGATES, lif_reference
+from nni_snn.neuron import LIF, SURROGATES, lif_reference, make_neuron
 
 
 def run(values: list[float], **kwargs) -> list[float]:
@@ -115,6 +115,15 @@ def test_surrogates_peak_at_threshold(name: str):
 def test_unknown_surrogate():
     with pytest.raises(ValueError, match="arctan"):
         LIF(surrogate="triangle")
+    with pytest.raises(ValueError, match="relu"):
+        make_neuron({"kind": "izhikevich"})
+
+
+def test_make_neuron_builds_lif_or_its_relu_twin():
+    lif = make_neuron({"surrogate": "arctan", "alpha": 2.0})
+    assert isinstance(lif, LIF) and lif.surrogate == "arctan" and lif.alpha == 2.0
+    assert isinstance(make_neuron(None), LIF) and make_neuron(None).surrogate == "sigmoid"
+    assert isinstance(make_neuron({"kind": "relu"}), torch.nn.ReLU)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
@@ -140,4 +149,4 @@ def test_cuda_matches_cpu():
 
 
 def test_repr():
-    assert "tau=0.2" in repr(LIF()) and "arctan" in repr(LIF())
+    assert "tau=0.2" in repr(LIF()) and "surrogate='sigmoid', alpha=4.0" in repr(LIF())

@@ -40,10 +40,12 @@ def test_op_shapes(name: str, stride: int, H: int):
     assert out.shape == (T, N, C, size, size)
 
 
-def test_ops_accept_lif_kwargs():
-    op = OPS["sep_conv_3x3"](C, 1, False, lif={"tau": 0.5, "surrogate": "sigmoid"})
+def test_ops_take_a_neuron_spec():
+    op = OPS["sep_conv_3x3"](C, 1, False, {"tau": 0.5, "surrogate": "arctan"})
     lifs = [m for m in op.modules() if isinstance(m, LIF)]
-    assert len(lifs) == 1 and lifs[0].tau == 0.5 and lifs[0].surrogate == "sigmoid"
+    assert len(lifs) == 1 and lifs[0].tau == 0.5 and lifs[0].surrogate == "arctan"
+    relu = OPS["sep_conv_3x3"](C, 1, False, {"kind": "relu"})
+    assert not any(isinstance(m, LIF) for m in relu.modules()) and any(isinstance(m, nn.ReLU) for m in relu.modules())
     assert not any(isinstance(m, nn.BatchNorm2d) and m.affine for m in op.modules())
 
 

@@ -1,0 +1,119 @@
+"""Do the networks this project builds learn? Accuracy on the embedded digits at `nni-snn retrain`'s defaults.
+
+Every row is trained in this one run by the same path a user runs (`nni_snn.run.run_retrain`: Lightning, the same
+split, SGD momentum 0.9 + cosine at the default learning rate, batch 96, auxiliary head, gradient clipping) and
+reports the held-out accuracy after the last epoch:
+
+- the convolution-heavy genotype (``nni_snn.archfile.CONV_HEAVY``, MA attention, T = 2) at two sizes, and its ANN
+  twin (``--neuron relu``);
+- the hand-designed references: the spiking CNN (``--baseline spiking-cnn``, width 16), its ReLU twin, and
+  logistic regression on the pixels (scikit-learn);
+- at the small size, the network as it was before (``--no-normalize --surrogate arctan --surrogate-alpha 2
+  --grad-clip 0`` at the paper's lr 0.0025) and each of today's defaults undone one at a time, which is how the
+  defaults were chosen.
+
+    .venv/bin/python benchmarks/bench_learning.py            # ~10 min on 2 CPU cores
+    .venv/bin/python benchmarks/bench_learning.py --quick    # only the first size
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import logging
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def quiet() -> None:
+    warnings.filterwarnings("ignore")
+    for name in ("nni", "pytorch_lightning", "lightning", "lightning.pytorch"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def retrain(arch_path: Path | None, seed: int, **overrides) -> tuple[float, float]:
+    """(final held-out accuracy, seconds) of one retrain at the defaults, with ``overrides``."""
+    from nni_snn.cli import RETRAIN_DEFAULTS
+    from nni_snn.run import run_retrain
+
+    with tempfile.TemporaryDirectory() as out:
+        opts = {**RETRAIN_DEFAULTS, "arch": str(arch_path) if arch_path else None, "seed": seed, "progress": False,
+                "accelerator": "cpu", "output": out, **overrides}
+        start = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            metrics = run_retrain(opts, Path(out))
+        return metrics["accuracy"], time.perf_counter() - start
+
+
+def logistic_regression() -> float:
+    from sklearn.linear_model import LogisticRegression
+
+    from nni_snn.data import load_dataset
+
+    data = load_dataset("digits")
+    (x, y), (xt, yt) = data.train.tensors, data.test.tensors
+    model = LogisticRegression(max_iter=2000).fit(x.flatten(1).numpy(), y.numpy())
+    return float(model.score(xt.flatten(1).numpy(), yt.numpy()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per row (mean and range are printed)")
+    parser.add_argument("--quick", action="store_true", help="only width 16, 6 cells, 10 epochs")
+    args = parser.parse_args()
+    quiet()
+    import torch
+
+    from nni_snn.archfile import CONV_HEAVY
+    from nni_snn.cli import RETRAIN_DEFAULTS
+
+    torch.set_num_threads(torch.get_num_threads())
+    arch = {"format": "nni-snn/arch", "version": 1, "attention": "ma", "timesteps": 2, "genotype": CONV_HEAVY}
+    tmp = Path(tempfile.mkdtemp())
+    arch_path = tmp / "conv_heavy.json"
+    arch_path.write_text(json.dumps(arch))
+    before = {"normalize": False, "surrogate": "arctan", "surrogate_alpha": 2.0, "grad_clip": 0.0, "lr": 0.0025}
+
+    sizes = [(16, 6, 10)] + ([] if args.quick else [(8, 5, 5)])
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; digits: 1437 train / 359 held-out images; "
+          f"retrain defaults: lr {RETRAIN_DEFAULTS['lr']}, batch {RETRAIN_DEFAULTS['batch_size']}, auxiliary weight "
+          f"{RETRAIN_DEFAULTS['auxiliary_weight']}, grad clip {RETRAIN_DEFAULTS['grad_clip']}; "
+          f"{args.seeds} seed(s) per row")
+    print(f"logistic regression on pixels: {logistic_regression():.4f}")
+    for width, cells, epochs in sizes:
+        rows = {
+            "conv-heavy MA SNN (defaults)": (arch_path, {}),
+            "conv-heavy ANN twin (--neuron relu)": (arch_path, {"neuron": "relu"}),
+            "spiking CNN reference, width 16": (None, {"baseline": "spiking-cnn", "width": 16}),
+            "spiking CNN's ANN twin (--neuron relu)": (None, {"baseline": "spiking-cnn", "width": 16,
+                                                              "neuron": "relu"}),
+        }
+        if width == 8:
+            rows.update({
+                "conv-heavy, the network before (paper lr)": (arch_path, before),
+                "conv-heavy, the network before at lr 0.1": (arch_path, {**before, "lr": 0.1}),
+                "conv-heavy, defaults but --no-normalize": (arch_path, {"normalize": False}),
+                "conv-heavy, defaults but arctan alpha 2": (arch_path, {"surrogate": "arctan",
+                                                                        "surrogate_alpha": 2.0}),
+                "conv-heavy, defaults but --grad-clip 0": (arch_path, {"grad_clip": 0.0}),
+                "conv-heavy, defaults but lr 0.0025 (paper)": (arch_path, {"lr": 0.0025}),
+            })
+        print(f"\n== width {width}, {cells} cells, {epochs} epochs, T=2")
+        print(f"{'network':44s} {'accuracy':>9s} {'range':>15s} {'s/run':>6s}")
+        for name, (path, overrides) in rows.items():
+            size = {"width": width, "cells": cells, "epochs": epochs}
+            results = [retrain(path, seed, **{**size, **overrides}) for seed in range(args.seeds)]
+            accs = [acc for acc, _ in results]
+            spread = f"{min(accs):.4f}-{max(accs):.4f}" if len(accs) > 1 else ""
+            seconds = sum(s for _, s in results) / len(results)
+            print(f"{name:44s} {sum(accs) / len(accs):9.4f} {spread:>15s} {seconds:6.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

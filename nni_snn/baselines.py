@@ -1,0 +1,49 @@
+"""Hand-designed reference networks that ``nni-snn retrain --baseline NAME`` trains by the same path as a searched
+architecture (same data, optimiser, schedule, neuron and spike accounting), as the paper's Table 1 puts searched
+SNNs next to hand-designed ones. ``--neuron relu`` gives any of them its ANN twin.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from nni_snn.neuron import make_neuron
+from nni_snn.ops import TimeDistributed
+from nni_snn.spikes import mark_analog
+
+BASELINES = ("spiking-cnn",)
+
+
+class SpikingCNN(nn.Module):
+    """conv3x3-BN-LIF-maxpool twice, then a linear layer on the flattened spike maps; logits averaged over T.
+
+    The first conv + BN is the encoding layer (it reads pixels, runs once and is shared by the T steps of the
+    repeated image); the second conv and the linear layer read binary spikes (max-pooling spikes keeps them binary).
+    """
+
+    def __init__(self, width: int, num_classes: int, in_channels: int, image_size: int, timesteps: int = 2,
+                 neuron: dict | None = None) -> None:
+        super().__init__()
+        self.timesteps = timesteps
+        self.stem = mark_analog(nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
+                                              nn.BatchNorm2d(width)))
+        self.spike1 = make_neuron(neuron)
+        self.conv2 = TimeDistributed(nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(width, width, 3, padding=1, bias=False),
+                                                   nn.BatchNorm2d(width)))
+        self.spike2 = make_neuron(neuron)
+        self.pool2 = TimeDistributed(nn.MaxPool2d(2))
+        side = image_size // 4
+        self.linear = nn.Linear(width * side * side, num_classes)
+
+    def forward(self, images: Tensor) -> Tensor:
+        x = self.stem(images)
+        x = self.spike1(x.unsqueeze(0).expand(self.timesteps, *x.shape))
+        x = self.pool2(self.spike2(self.conv2(x)))
+        return self.linear(x.flatten(2)).mean(0)
+
+
+def build_baseline(name: str, *, width: int, num_classes: int, in_channels: int, image_size: int,
+                   timesteps: int = 2, neuron: dict | None = None) -> nn.Module:
+    if name == "spiking-cnn":
+        return SpikingCNN(width, num_classes, in_channels, image_size, timesteps, neuron)
+    raise ValueError(f"unknown baseline {name!r}; valid: {', '.join(BASELINES)}")
