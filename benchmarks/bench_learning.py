@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def quiet() -> None:
     warnings.filterwarnings("ignore")
-    for name in ("nni", "pytorch_lightning", "lightning", "lightning.pytorch"):
+    for name in ("nni", "pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric",
+                 "pytorch_lightning.utilities.rank_zero", "pytorch_lightning.callbacks.model_summary"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
@@ -47,7 +48,7 @@ def retrain(arch_path: Path | None, seed: int, **overrides) -> tuple[float, floa
                 "accelerator": "cpu", "output": out, **overrides}
         start = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            metrics = run_retrain(opts, Path(out))
+            metrics = run_retrain(opts, Path(out))  # Lightning's banner goes to its logger, silenced by quiet()
         return metrics["accuracy"], time.perf_counter() - start
 
 

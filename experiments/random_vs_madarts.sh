@@ -11,7 +11,7 @@ set -euo pipefail
 out=${1:-runs/random_vs_madarts}
 port=${2:-8080}
 bin=${NNI_SNN_BIN:-.venv/bin}
-data=(--dataset digits --batch-size 64 --lr 0.05 --seed 0)
+data=(--dataset digits --batch-size 64 --seed 0)
 small=(--width 4 --cells 3 --attention ma)
 
 start=$(date +%s)

@@ -89,7 +89,8 @@ def train_sampled(model, *, dataset: str, data_dir: str | None = None, download:
         # One device per trial: parallelism comes from the experiment's trial concurrency. No checkpoints: a
         # trial only ranks its network; the winner is retrained from arch.json.
         trainer = _trainer({"epochs": epochs, "accelerator": accelerator, "devices": 1, "progress": False},
-                           logs, [reporter], enable_checkpointing=False, enable_model_summary=False)
+                           logs, [reporter], enable_checkpointing=False, enable_model_summary=False,
+                           gradient_clip_val=5.0)  # as retrain does by default (DARTS's clip)
         trainer.fit(module, _loader(weight_half, batch_size, True, num_workers, seed),
                     _loader(alpha_half, batch_size, False, num_workers, seed))
     metrics = _final_metrics(reporter, count_parameters(model))

@@ -24,6 +24,7 @@ def searched(tmp_path_factory):
 def test_search_writes_arch_metrics_pictures_and_tensorboard(searched):
     arch = load_arch(searched / "arch.json")
     assert arch["attention"] == "ma" and arch["timesteps"] == 2
+    assert arch["neuron"] == {"kind": "lif", "surrogate": "sigmoid", "alpha": 4.0} and arch["normalize"] is True
     assert set(arch["alpha"]) >= {"normal/op_0_0", "reduce/op_3_4"}
     metrics = json.loads((searched / "metrics.json").read_text())
     assert 0.0 <= metrics["accuracy"] <= 1.0
@@ -48,7 +49,12 @@ def test_tensorboard_has_spikes_and_alpha(searched):
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
     assert {"spikes/train/per_sample", "spikes/val/per_sample", "spikes/val/cells.1", "val_acc", "sops/val/per_sample",
-            "macs/val/per_sample", "energy/val/uj_per_sample", "sops/val/cells.1"} <= tags
+            "macs/val/per_sample", "energy/val/uj_per_sample", "sops/val/cells.1", "firing_rate/val/cells.1",
+            "firing_rate/train/classifier", "grad_norm/cells.0", "grad_norm/classifier", "grad_norm/stem"} <= tags
+    grads = [event.value for event in acc.Scalars("grad_norm/cells.0")]
+    assert len(grads) == 2 and all(0 < g < float("inf") for g in grads)  # one per epoch, weights got gradient
+    rates = [event.value for event in acc.Scalars("firing_rate/val/cells.1")]
+    assert all(0 < r < 1 for r in rates)
     assert any(tag.startswith("prob/normal/op_") for tag in tags)
 
 
