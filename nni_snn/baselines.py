@@ -8,7 +8,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from nni_snn.neuron import make_neuron
-from nni_snn.ops import TimeDistributed
+from nni_snn.ops import TimeDistributed, batch_norm
 from nni_snn.spikes import mark_analog
 
 BASELINES = ("spiking-cnn",)
@@ -26,10 +26,10 @@ class SpikingCNN(nn.Module):
         super().__init__()
         self.timesteps = timesteps
         self.stem = mark_analog(nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
-                                              nn.BatchNorm2d(width)))
+                                              batch_norm(width)))
         self.spike1 = make_neuron(neuron)
         self.conv2 = TimeDistributed(nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(width, width, 3, padding=1, bias=False),
-                                                   nn.BatchNorm2d(width)))
+                                                   batch_norm(width)))
         self.spike2 = make_neuron(neuron)
         self.pool2 = TimeDistributed(nn.MaxPool2d(2))
         side = image_size // 4

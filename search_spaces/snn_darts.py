@@ -29,7 +29,7 @@ from torch import nn
 from nni_snn.archfile import CELL_TYPES, NUM_NODES
 from nni_snn.attention import make_attention
 from nni_snn.neuron import make_neuron
-from nni_snn.ops import OPS, PRIMITIVES, Preprocess, TimeDistributed
+from nni_snn.ops import OPS, PRIMITIVES, Preprocess, TimeDistributed, batch_norm
 from nni_snn.spikes import mark_analog
 
 
@@ -114,11 +114,11 @@ class SpikingClassifier(nn.Module):
 
     def __init__(self, channels: int, num_classes: int, neuron: dict | None = None, normalize: bool = True):
         super().__init__()
-        self.norm = TimeDistributed(nn.BatchNorm2d(channels))
+        self.norm = TimeDistributed(batch_norm(channels))
         self.spike = make_neuron(neuron)
         linear = nn.Linear(channels, num_classes)
         # Reads spike rates pooled over space and time.
-        self.linear = mark_analog(nn.Sequential(nn.BatchNorm1d(channels), linear) if normalize else linear)
+        self.linear = mark_analog(nn.Sequential(batch_norm(channels, dims=1), linear) if normalize else linear)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(self.spike(self.norm(x)).mean(dim=(0, 3, 4)))
@@ -130,7 +130,7 @@ class AuxiliaryHead(nn.Module):
     def __init__(self, channels: int, num_classes: int, hidden: int = 128, neuron: dict | None = None,
                  normalize: bool = True):
         super().__init__()
-        self.norm = TimeDistributed(nn.BatchNorm2d(channels))
+        self.norm = TimeDistributed(batch_norm(channels))
         self.spike = make_neuron(neuron)
         self.conv = TimeDistributed(nn.Conv2d(channels, hidden, 1, bias=False))
         self.classifier = SpikingClassifier(hidden, num_classes, neuron, normalize)
@@ -159,7 +159,7 @@ class SNNDartsSpace(ModelSpace):
         affine = current_model() is not None
         c_curr = stem_multiplier * width
         self.stem = mark_analog(nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False),
-                                              nn.BatchNorm2d(c_curr)))  # the encoding layer reads pixels
+                                              batch_norm(c_curr)))  # the encoding layer reads pixels
         c_pp, c_p, c_curr = c_curr, c_curr, width
         reductions = reduction_indices(num_cells)
         self.cells = nn.ModuleList()
