@@ -9,8 +9,9 @@ reports the held-out accuracy after the last epoch:
 - the hand-designed references: the spiking CNN (``--baseline spiking-cnn``, width 16), its ReLU twin, and
   logistic regression on the pixels (scikit-learn);
 - at the small size, the network as it was before (``--no-normalize --surrogate arctan --surrogate-alpha 2
-  --grad-clip 0`` at the paper's lr 0.0025) and each of today's defaults undone one at a time, which is how the
-  defaults were chosen.
+  --grad-clip 0`` at the paper's lr 0.0025; BN's epsilon is 0.01 in both, see ``nni_snn.ops.BN_EPS``) and each of
+  today's defaults undone one at a time, which is how the defaults were chosen;
+- first, at initialisation, where the earlier network stalled (``diagnose``).
 
     .venv/bin/python benchmarks/bench_learning.py            # ~10 min on 2 CPU cores
     .venv/bin/python benchmarks/bench_learning.py --quick    # only the first size
@@ -63,6 +64,47 @@ def logistic_regression() -> float:
     return float(model.score(xt.flatten(1).numpy(), yt.numpy()))
 
 
+def diagnose(arch: dict, before: dict) -> None:
+    """At initialisation, on one batch of 96 digits: what the cell-input neurons fire, how much gradient reaches each
+    cell, how far apart the logits of different samples are (in training mode, and in evaluation mode with the
+    initial BN statistics). Where the earlier network's learning stalled, side by side with today's."""
+    import torch
+    from torch import nn
+
+    from nni_snn.archfile import build_network
+    from nni_snn.data import load_dataset
+    from nni_snn.neuron import LIF
+
+    images, labels = (t[:96] for t in load_dataset("digits").train.tensors)
+    print("\n== at initialisation (width 8, 5 cells, T=2, one batch of 96): cell-input firing rate / gradient RMS of "
+          "the cell-input spikes, per cell; logit spread across samples")
+    networks = {"before": ({"normalize": False, "neuron": {"surrogate": before["surrogate"],
+                                                           "alpha": before["surrogate_alpha"]}}),
+                "defaults": {}}
+    for name, kwargs in networks.items():
+        torch.manual_seed(0)
+        net = build_network(arch, width=8, num_cells=5, num_classes=10, in_channels=1, **kwargs)
+        rates, grads = {}, {}
+        for module_name, module in net.named_modules():
+            if isinstance(module, LIF) and module_name.endswith("pre1.lif"):
+                cell = module_name.split(".")[1]
+
+                def hook(_, __, out, cell=cell, rates=rates, grads=grads):
+                    rates[cell] = out.mean().item()
+                    out.register_hook(lambda g: grads.__setitem__(cell, g.pow(2).mean().sqrt().item()))
+                module.register_forward_hook(hook)
+        net.train()
+        logits = net(images)
+        nn.functional.cross_entropy(logits, labels).backward()
+        net.eval()
+        with torch.no_grad():
+            eval_spread = net(images).std(dim=0).mean().item()
+        cells = sorted(rates, key=int)
+        print(f"{name:9s} firing " + " ".join(f"{rates[c]:.3f}" for c in cells)
+              + "   grad " + " ".join(f"{grads[c]:.1e}" for c in cells)
+              + f"   logit spread train {logits.std(dim=0).mean().item():.3f}, eval {eval_spread:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=1, help="seeds per row (mean and range are printed)")
@@ -81,6 +123,7 @@ def main() -> None:
     arch_path.write_text(json.dumps(arch))
     before = {"normalize": False, "surrogate": "arctan", "surrogate_alpha": 2.0, "grad_clip": 0.0, "lr": 0.0025}
 
+    diagnose(arch, before)
     sizes = [(16, 6, 10)] + ([] if args.quick else [(8, 5, 5)])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; digits: 1437 train / 359 held-out images; "
           f"retrain defaults: lr {RETRAIN_DEFAULTS['lr']}, batch {RETRAIN_DEFAULTS['batch_size']}, auxiliary weight "
