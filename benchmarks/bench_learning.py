@@ -90,8 +90,9 @@ def diagnose(arch: dict, before: dict) -> None:
                 cell = module_name.split(".")[1]
 
                 def hook(_, __, out, cell=cell, rates=rates, grads=grads):
-                    rates[cell] = out.mean().item()
-                    out.register_hook(lambda g: grads.__setitem__(cell, g.pow(2).mean().sqrt().item()))
+                    if out.requires_grad:  # the training-mode pass
+                        rates[cell] = out.mean().item()
+                        out.register_hook(lambda g: grads.__setitem__(cell, g.pow(2).mean().sqrt().item()))
                 module.register_forward_hook(hook)
         net.train()
         logits = net(images)
