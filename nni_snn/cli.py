@@ -32,8 +32,7 @@ SEARCH_DEFAULTS = {
 RETRAIN_DEFAULTS = {
     "arch": None, "baseline": None, "dataset": "digits", "data_dir": None, "download": False, "timesteps": None,
     "width": 36, "cells": 6, "epochs": 600, "batch_size": 96, "lr": 0.2, "auxiliary_weight": 0.4, "grad_clip": 5.0,
-    "seed": 0,
-    "output": "runs/retrain", "accelerator": "auto", "devices": 1, "strategy": "auto", "num_workers": 0,
+    "seed": 0, "output": "runs/retrain", "accelerator": "auto", "devices": 1, "strategy": "auto", "num_workers": 0,
     "progress": True, "resume": False, **{key: None for key in NETWORK_DEFAULTS}, **ENERGY_DEFAULTS,
 }
 POSITIVE_INTS = ("timesteps", "width", "cells", "epochs", "batch_size", "devices", "trials", "concurrency")
