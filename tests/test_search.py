@@ -137,8 +137,10 @@ def test_spike_penalty_is_logged_and_recorded(energy_aware):
     assert first == pytest.approx(1.0, abs=0.05)  # normalised by the first step's expected energy
 
 
-def test_spike_penalty_lowers_the_energy_and_spikes_of_the_searched_network(searched, energy_aware, tmp_path):
-    """Same seed, lambda 0 vs 1: retrained the same way, the energy-aware architecture spikes less and costs less."""
+def test_spike_penalty_lowers_the_sops_and_energy_of_the_searched_network(searched, energy_aware, tmp_path):
+    """Same seed, lambda 0 vs 1: retrained the same way, the energy-aware architecture does fewer synaptic operations
+    and costs less energy. (Not necessarily fewer spikes: the penalty prices SOPs, and most neurons read
+    BN-normalised currents, firing at similar rates whichever operations feed them; see the energy front.)"""
     results = {}
     for name, folder in (("plain", searched), ("energy", energy_aware)):
         out = tmp_path / name
@@ -148,14 +150,13 @@ def test_spike_penalty_lowers_the_energy_and_spikes_of_the_searched_network(sear
     plain, energy = results["plain"], results["energy"]
     assert energy["sops_per_sample"] < 0.8 * plain["sops_per_sample"]
     assert energy["energy_uj_per_sample"] < plain["energy_uj_per_sample"]
-    assert energy["spikes_per_sample"] < plain["spikes_per_sample"]
 
 
 def test_show_estimates_energy_on_a_dataset(searched, capsys):
     arch = str(searched / "arch.json")
     assert main(["show", arch, "--width", "4", "--cells", "3", "--dataset", "digits", "--batches", "1"]) == 0
     out = capsys.readouterr().out
-    assert "estimate on 64 digits test images (untrained weights, T=2)" in out and "SOPs" in out and "uJ" in out
+    assert "estimate on 64 digits test images (untrained weights, BN statistics from these images, T=2)" in out and "SOPs" in out and "uJ" in out
     assert main(["show", arch, "--width", "8", "--cells", "3", "--dataset", "digits",
                  "--checkpoint", arch]) == 2
     assert "--checkpoint" in capsys.readouterr().err
