@@ -4,7 +4,8 @@ Format (version 1)::
 
     {"format": "nni-snn/arch", "version": 1, "attention": "none" | "ct" | "ma", "timesteps": 2,
      "genotype": {"normal": [[op, input], ... 8 pairs], "reduce": [... 8 pairs]},
-     "neuron": {"kind": "lif", "surrogate": "sigmoid", "alpha": 4.0}, "normalize": true,
+     "neuron": {"kind": "lif", "tau": 0.2, "v_threshold": 0.5, "surrogate": "sigmoid", "alpha": 4.0,
+                "detach_reset": true}, "normalize": true,
      "alpha": {label: {op: weight}}, "nni_sample": {label: choice}, "search": {...}, "results": {...}}
 
 Pairs 2k and 2k+1 feed intermediate node k; input 0 is c_{k-2}, 1 is c_{k-1}, j >= 2 is node j - 2. Only the

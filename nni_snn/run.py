@@ -83,9 +83,11 @@ def _final_metrics(reporter: EpochReporter, params: int) -> dict:
 
 def neuron_spec(opts: dict, base: dict | None = None) -> dict:
     """The neuron spec (``nni_snn.neuron.make_neuron``) of ``opts``, over ``base`` (an arch file's) where an option
-    is None: ``{"kind": "lif", "surrogate": ..., "alpha": ...}`` or ``{"kind": "relu"}``."""
+    is None: ``{"kind": "lif", "tau": ..., "v_threshold": ..., "surrogate": ..., "alpha": ..., "detach_reset": ...}``
+    (the keys given) or ``{"kind": "relu"}``."""
     spec = dict(base or {})
-    for key, option in (("kind", "neuron"), ("surrogate", "surrogate"), ("alpha", "surrogate_alpha")):
+    for key, option in (("kind", "neuron"), ("tau", "tau"), ("v_threshold", "v_threshold"), ("surrogate", "surrogate"),
+                        ("alpha", "surrogate_alpha"), ("detach_reset", "detach_reset")):
         if opts.get(option) is not None:
             spec[key] = opts[option]
     if spec.get("kind", "lif") == "relu":

@@ -90,6 +90,25 @@ def test_bn_before_the_cell_input_neurons_and_the_readout_is_the_default_and_can
 TINY = ["--width", "4", "--cells", "3", "--epochs", "1", "--batch-size", "256", "--no-progress"]
 
 
+def test_neuron_options_override_the_arch_files_and_are_recorded(tmp_path):
+    from nni_snn.neuron import LIF
+    from nni_snn.run import neuron_spec
+
+    base = {"kind": "lif", "tau": 0.2, "surrogate": "sigmoid", "alpha": 4.0}
+    spec = neuron_spec({"tau": 0.5, "v_threshold": 1.0, "detach_reset": False, "surrogate": None}, base)
+    assert spec == {"kind": "lif", "tau": 0.5, "surrogate": "sigmoid", "alpha": 4.0, "v_threshold": 1.0,
+                    "detach_reset": False}
+    arch = tmp_path / "arch.json"
+    arch.write_text(json.dumps({**ARCH, "neuron": base}))
+    out = tmp_path / "out"
+    assert main(["retrain", "--arch", str(arch), "--tau", "0.5", "--v-threshold", "1.0", "--no-detach-reset", *TINY,
+                 "--output", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["network"]["neuron"] == spec
+    net = build_network(arch, width=4, num_cells=3, num_classes=10, in_channels=1, neuron=spec)
+    lifs = [m for m in net.modules() if isinstance(m, LIF)]
+    assert lifs and all(m.tau == 0.5 and m.v_threshold == 1.0 and not m.detach_reset for m in lifs)
+
+
 def test_retrain_a_spiking_cnn_reference_and_an_ann_twin(tmp_path):
     arch = tmp_path / "arch.json"
     arch.write_text(json.dumps(ARCH))
@@ -108,6 +127,8 @@ def test_retrain_a_spiking_cnn_reference_and_an_ann_twin(tmp_path):
     (["--arch", "a.json", "--surrogate", "triangle"], "--surrogate 'triangle' is unknown"),
     (["--arch", "a.json", "--neuron", "izhikevich"], "--neuron 'izhikevich' is unknown"),
     (["--arch", "a.json", "--surrogate-alpha", "0"], "--surrogate-alpha must be a number > 0"),
+    (["--arch", "a.json", "--tau", "1.5"], "--tau must be a number in [0, 1]"),
+    (["--arch", "a.json", "--v-threshold", "-1"], "--v-threshold must be a number > 0"),
 ])
 def test_network_option_mistakes_are_one_line(tmp_path, capsys, flags, message):
     assert main(["retrain", *flags, *TINY, "--output", str(tmp_path / "out")]) == 2
