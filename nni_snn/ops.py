@@ -43,8 +43,8 @@ PRIMITIVES = ["max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "s
 
 # BN's epsilon in every network here. Spike maps (and pooled spike maps) have channels that stay silent, or fire
 # everywhere, for a whole batch: zero variance, and BN's backward then multiplies their gradient by 1/sqrt(eps),
-# 316 at PyTorch's default 1e-5. Measured on digits (batch 32, a cell of pools and dilated convs): such channels
-# drove the gradient norm to 1e5 within 40 steps and the network never learned; at 0.01 the gain is capped at 10,
+# 316 at PyTorch's default 1e-5. In an exploratory run on digits (batch 32, a cell of pools and dilated convs) such
+# channels drove the gradient norm to 1e5 within 40 steps and the network never learned; at 0.01 the gain is 10,
 # the same network learned, and channels of ordinary variance (~0.2 for spikes, ~1 for convs) barely notice.
 BN_EPS = 1e-2
 
@@ -215,8 +215,8 @@ class Preprocess(nn.Module):
 
     ``normalize`` puts a BN before the LIF (the default): the cell output it reads is a sum of BN outputs scaled
     down by the attention gates (MA's two sigmoids start near 1/4), so without it the neurons that carry one
-    cell to the next fired ~5 % at initialisation, against ~30 % everywhere else, and gradients reached the first
-    cells weakly. Normalising the input current of a spiking layer is what threshold-dependent BN (tdBN) does;
+    cell to the next fired 0.7-2.5 % at initialisation, against ~30 % everywhere else, and 70x less gradient
+    reached the first cell than the last (benchmarks/bench_learning.py). Normalising the input current of a spiking layer is what threshold-dependent BN (tdBN) does;
     at inference a BN before a LIF folds into a per-channel gain and bias current, so the LIF still reads one
     analog current and emits binary spikes. ``normalize=False`` builds the earlier network."""
 
