@@ -122,8 +122,9 @@ class LIF(nn.Module):
     pass almost no gradient. Measured on digits (benchmarks/README.md, "Learning"), the polynomial tails of
     ``arctan`` (alpha 2, this project's earlier default) let the surrogate's error pile up through the ~20
     LIF layers of a 5-cell network: 0.9136 with arctan against 0.9415 with sigmoid after 5 epochs (and in
-    exploratory runs sigmoid with alpha 3 or 6 did worse than 4). The reset is detached by default: that drops a term of sign ``-u * sg`` from the recurrence, a common
-    simplification that keeps backward cheaper and better conditioned; ``detach_reset=False`` keeps it.
+    exploratory runs sigmoid with alpha 3 or 6 did worse than 4). The reset is detached by default: that
+    drops a term of sign ``-u * sg`` from the recurrence, a common simplification that keeps backward
+    cheaper and better conditioned; ``detach_reset=False`` keeps it.
     """
 
     def __init__(self, tau: float = 0.2, v_threshold: float = 0.5, surrogate: str = "sigmoid",
