@@ -216,9 +216,10 @@ class Preprocess(nn.Module):
     ``normalize`` puts a BN before the LIF (the default): the cell output it reads is a sum of BN outputs scaled
     down by the attention gates (MA's two sigmoids start near 1/4), so without it the neurons that carry one
     cell to the next fired 0.7-2.5 % at initialisation, against ~30 % everywhere else, and 70x less gradient
-    reached the first cell than the last (benchmarks/bench_learning.py). Normalising the input current of a spiking layer is what threshold-dependent BN (tdBN) does;
-    at inference a BN before a LIF folds into a per-channel gain and bias current, so the LIF still reads one
-    analog current and emits binary spikes. ``normalize=False`` builds the earlier network."""
+    reached the first cell than the last (benchmarks/bench_learning.py). Normalising the input current of a
+    spiking layer is what threshold-dependent BN (tdBN) does; at inference a BN before a LIF folds into a
+    per-channel gain and bias current, so the LIF still reads one analog current and emits binary spikes.
+    ``normalize=False`` builds the earlier network."""
 
     def __init__(self, C_in: int, C_out: int, reduce: bool = False, affine: bool = True,
                  neuron: dict | None = None, normalize: bool = True) -> None:

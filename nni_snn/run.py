@@ -86,8 +86,9 @@ def neuron_spec(opts: dict, base: dict | None = None) -> dict:
     is None: ``{"kind": "lif", "tau": ..., "v_threshold": ..., "surrogate": ..., "alpha": ..., "detach_reset": ...}``
     (the keys given) or ``{"kind": "relu"}``."""
     spec = dict(base or {})
-    for key, option in (("kind", "neuron"), ("tau", "tau"), ("v_threshold", "v_threshold"), ("surrogate", "surrogate"),
-                        ("alpha", "surrogate_alpha"), ("detach_reset", "detach_reset")):
+    options = (("kind", "neuron"), ("tau", "tau"), ("v_threshold", "v_threshold"), ("surrogate", "surrogate"),
+               ("alpha", "surrogate_alpha"), ("detach_reset", "detach_reset"))
+    for key, option in options:
         if opts.get(option) is not None:
             spec[key] = opts[option]
     if spec.get("kind", "lif") == "relu":
@@ -258,6 +259,7 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
     metrics = _final_metrics(reporter, count_parameters(net))
     metrics["best_accuracy"] = float(best.best_model_score) if best.best_model_score is not None else None
     metrics["timesteps"] = timesteps
-    metrics["network"] = {"arch": opts["arch"], "baseline": opts["baseline"], "neuron": neuron, "normalize": normalize}
+    metrics["network"] = {"arch": opts["arch"], "baseline": opts["baseline"], "neuron": neuron,
+                          "normalize": normalize}
     write_json_atomic(output / "metrics.json", metrics)
     return metrics

@@ -79,7 +79,8 @@ def test_bn_before_the_cell_input_neurons_and_the_readout_is_the_default_and_can
 
     on = build_network(ARCH, width=4, num_cells=3, num_classes=10, in_channels=1)
     off = build_network({**ARCH, "normalize": False}, width=4, num_cells=3, num_classes=10, in_channels=1)
-    assert isinstance(on.cells[0].pre0.norm.module, nn.BatchNorm2d) and isinstance(off.cells[0].pre0.norm, nn.Identity)
+    assert isinstance(on.cells[0].pre0.norm.module, nn.BatchNorm2d)
+    assert isinstance(off.cells[0].pre0.norm, nn.Identity)
     assert isinstance(on.classifier.linear[0], nn.BatchNorm1d) and isinstance(off.classifier.linear, nn.Linear)
     assert all(m.surrogate == "sigmoid" and m.alpha == 4.0 for m in on.modules() if isinstance(m, LIF))
     twin = build_network(ARCH, width=4, num_cells=3, num_classes=10, in_channels=1, neuron={"kind": "relu"})
