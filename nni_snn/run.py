@@ -233,8 +233,6 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
     data = load_dataset(opts["dataset"], opts.get("data_dir"), opts.get("download", False))
     timesteps = opts["timesteps"] or (arch["timesteps"] if arch else 2)
     neuron = neuron_spec(opts, arch.get("neuron") if arch else None)
-    normalize = None if arch is None else opts["normalize"] if opts["normalize"] is not None \
-        else arch.get("normalize", True)
     if arch is None:
         net = build_baseline(opts["baseline"], width=opts["width"], num_classes=data.num_classes,
                              in_channels=data.in_channels, image_size=data.image_size, timesteps=timesteps,
@@ -242,7 +240,7 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
     else:
         net = build_network(arch, width=opts["width"], num_cells=opts["cells"], num_classes=data.num_classes,
                             in_channels=data.in_channels, auxiliary=opts["auxiliary_weight"] > 0,
-                            timesteps=timesteps, neuron=neuron, normalize=normalize)
+                            timesteps=timesteps, neuron=neuron, normalize=opts["normalize"])
     module = SNNClassifier(num_classes=data.num_classes, learning_rate=opts["lr"],
                            auxiliary_weight=opts["auxiliary_weight"])
     module.set_model(net)
@@ -260,6 +258,6 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
     metrics["best_accuracy"] = float(best.best_model_score) if best.best_model_score is not None else None
     metrics["timesteps"] = timesteps
     metrics["network"] = {"arch": opts["arch"], "baseline": opts["baseline"], "neuron": neuron,
-                          "normalize": normalize}
+                          "normalize": getattr(net, "normalize", None)}  # the file's unless overridden
     write_json_atomic(output / "metrics.json", metrics)
     return metrics

@@ -154,6 +154,7 @@ class SNNDartsSpace(ModelSpace):
         super().__init__()
         self.timesteps = timesteps
         self.attention = attention
+        self.normalize = normalize
         # Under a fixed architecture the BNs are affine (DARTS's evaluation networks); in the supernet they are
         # not, as in DARTS's search, so the mixed operations' scales stay comparable.
         affine = current_model() is not None
