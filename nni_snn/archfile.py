@@ -1,17 +1,19 @@
 """Architecture files (``arch.json``): what a search hands to retraining.
 
-Format (version 1)::
+Format (version 2)::
 
-    {"format": "nni-snn/arch", "version": 1, "attention": "none" | "ct" | "ma", "timesteps": 2,
+    {"format": "nni-snn/arch", "version": 2, "attention": "none" | "ct" | "ma", "attention_cells": "all" | "last",
+     "timesteps": 2,
      "genotype": {"normal": [[op, input], ... 8 pairs], "reduce": [... 8 pairs]},
      "neuron": {"kind": "lif", "tau": 0.2, "v_threshold": 0.5, "surrogate": "sigmoid", "alpha": 4.0,
                 "detach_reset": true}, "normalize": true,
      "alpha": {label: {op: weight}}, "nni_sample": {label: choice}, "search": {...}, "results": {...}}
 
 Pairs 2k and 2k+1 feed intermediate node k; input 0 is c_{k-2}, 1 is c_{k-1}, j >= 2 is node j - 2. Only the
-keys up to ``genotype`` are needed to rebuild a network. ``neuron`` (a :func:`nni_snn.neuron.make_neuron` spec)
-and ``normalize`` (see ``SNNDartsSpace``) are optional: a file without them (written before they existed) gets
-today's defaults. The rest records the search.
+keys up to ``genotype`` are needed to rebuild a network. ``attention_cells`` (every cell's concatenation, or only the
+final cell's), ``neuron`` (a :func:`nni_snn.neuron.make_neuron` spec) and ``normalize`` (see ``SNNDartsSpace``) are
+optional: a file without them gets the defaults ("all", LIF with today's defaults, true). Version 1 files (written
+before version 2 added those three keys) are read the same way. The rest records the search.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = "nni-snn/arch"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 NUM_NODES = 4
 CELL_TYPES = ("normal", "reduce")
+ATTENTION_CELLS = ("all", "last")  # where the attention sits: every cell's concatenation, or the final cell's
 
 
 # A convolution-heavy genotype (no pooling, no skip): the hardest of the space to train, as every path through a cell
@@ -79,10 +83,13 @@ def validate(arch: Any, source: str = "architecture") -> dict:
         fail("not a JSON object")
     if arch.get("format") != FORMAT:
         fail(f"format is {arch.get('format')!r}, expected {FORMAT!r} (is this an nni-snn arch.json?)")
-    if arch.get("version") != VERSION:
-        fail(f"version {arch.get('version')!r} is not supported (this nni-snn reads version {VERSION})")
+    if arch.get("version") not in READABLE_VERSIONS or isinstance(arch.get("version"), bool):
+        fail(f"version {arch.get('version')!r} is not supported (this nni-snn reads versions "
+             f"{', '.join(map(str, READABLE_VERSIONS))})")
     if arch.get("attention") not in ATTENTIONS:
         fail(f"attention {arch.get('attention')!r} is unknown; use one of {', '.join(ATTENTIONS)}")
+    if arch.get("attention_cells", "all") not in ATTENTION_CELLS:
+        fail(f"attention_cells {arch['attention_cells']!r} is unknown; use one of {', '.join(ATTENTION_CELLS)}")
     timesteps = arch.get("timesteps")
     if not isinstance(timesteps, int) or isinstance(timesteps, bool) or timesteps < 1:
         fail(f"timesteps must be an integer >= 1, got {timesteps!r}")
@@ -166,10 +173,10 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
 
 def build_network(arch: str | Path | dict, *, width: int, num_cells: int, num_classes: int, in_channels: int = 3,
                   auxiliary: bool = False, timesteps: int | None = None, neuron: dict | None = None,
-                  normalize: bool | None = None):
+                  normalize: bool | None = None, attention_cells: str | None = None):
     """A plain ``nn.Module`` for ``arch`` at any width and depth: images ``[N, C, H, W]`` -> logits.
 
-    ``timesteps``, ``neuron`` and ``normalize`` default to the file's. The network has no NNI mutables left and only
+    ``timesteps``, ``neuron``, ``normalize`` and ``attention_cells`` default to the file's. The network has no NNI mutables left and only
     the chosen edges' weights.
     """
     from nni.nas.space import model_context
@@ -181,18 +188,20 @@ def build_network(arch: str | Path | dict, *, width: int, num_cells: int, num_cl
         return SNNDartsSpace(width=width, num_cells=num_cells, timesteps=timesteps or arch["timesteps"],
                              attention=arch["attention"], num_classes=num_classes, in_channels=in_channels,
                              auxiliary=auxiliary, neuron=neuron or arch.get("neuron"),
-                             normalize=arch.get("normalize", True) if normalize is None else normalize)
+                             normalize=arch.get("normalize", True) if normalize is None else normalize,
+                             attention_cells=attention_cells or arch.get("attention_cells", "all"))
 
 
 def format_genotype(arch: dict) -> str:
     """The genotype as readable lines: one line per node and cell type."""
     names = ["c_{k-2}", "c_{k-1}"] + [f"node {j}" for j in range(NUM_NODES)]
-    lines = [f"attention: {arch['attention']}   timesteps: {arch['timesteps']}"]
+    where = {"all": "in every cell", "last": "in the final cell only"}[arch.get("attention_cells", "all")]
+    lines = [f"attention: {arch['attention']} ({where})   timesteps: {arch['timesteps']}"]
     for cell_type in CELL_TYPES:
         lines.append(f"{cell_type} cell:")
         pairs = arch["genotype"][cell_type]
         for k in range(NUM_NODES):
             edges = "  +  ".join(f"{op}({names[i]})" for op, i in pairs[2 * k:2 * k + 2])
             lines.append(f"  node {k} = {edges}")
-        lines.append(f"  output = {arch['attention']}_attention(concat(node 0..{NUM_NODES - 1}))")
+        lines.append(f"  output = spikes of {arch['attention']}_attention(concat(node 0..{NUM_NODES - 1}))")
     return "\n".join(lines)

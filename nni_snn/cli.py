@@ -18,7 +18,7 @@ ENERGY_DEFAULTS = {"e_ac_pj": 0.9, "e_mac_pj": 4.6}
 
 # The network's neuron and normalisation (search: recorded in arch.json; retrain: None = the arch file's).
 NETWORK_DEFAULTS = {"neuron": "lif", "tau": 0.2, "v_threshold": 0.5, "surrogate": "sigmoid", "surrogate_alpha": 4.0,
-                    "detach_reset": True, "normalize": True}
+                    "detach_reset": True, "normalize": True, "attention_cells": "all"}
 # Learning rates: SGD momentum 0.9 + cosine. The paper's (search 0.005, retrain 0.0025) are for CIFAR at 40 and 600
 # epochs of 390 steps; measured on digits (benchmarks/README.md, "Learning"), a 5-epoch retrain at 0.0025 ends at
 # 0.17 accuracy. Search: 0.1, the usual value for directly trained SNNs with BN (SEW-ResNet, SpikingJelly's zoo);
@@ -92,6 +92,8 @@ def _network_flags(p, default: str | None) -> None:
     p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
                    help="BN before each cell's input neurons and on the classifier's pooled spike rates; "
                         f"--no-normalize builds the network without them (default {shown('normalize')})")
+    p.add_argument("--attention-cells", help="where the attention sits: all (every cell's concatenation, paper 3.3) "
+                                             f"or last (the final cell's, paper 4.2) (default {shown('attention_cells')})")
 
 
 def _energy_flags(p, **defaults) -> None:
@@ -232,10 +234,12 @@ def resolve_options(args: argparse.Namespace, defaults: dict, trial_params: dict
 
 def _check_network(opts: dict) -> None:
     """The neuron, surrogate and baseline options (None: the arch file's, where the command has one)."""
+    from nni_snn.archfile import ATTENTION_CELLS
     from nni_snn.baselines import BASELINES
     from nni_snn.neuron import NEURONS, SURROGATES
 
-    for key, valid in (("neuron", NEURONS), ("surrogate", SURROGATES), ("baseline", BASELINES)):
+    for key, valid in (("neuron", NEURONS), ("surrogate", SURROGATES), ("baseline", BASELINES),
+                       ("attention_cells", ATTENTION_CELLS)):
         if opts.get(key) is not None and opts[key] not in valid:
             raise UsageError(f"--{key} {opts[key]!r} is unknown; use one of {', '.join(valid)}")
     numbers = (("surrogate_alpha", "a number > 0", lambda v: v > 0), ("v_threshold", "a number > 0", lambda v: v > 0),
@@ -271,6 +275,10 @@ def _counts(metrics: dict) -> str:
             f"{metrics['macs_per_sample']:.4g} MACs, {metrics['energy_uj_per_sample']:.4g} uJ per sample")
 
 
+def _params(counts: dict) -> str:
+    return f"{counts['params']} parameters ({counts['params_with_auxiliary_head']} with the auxiliary head)"
+
+
 def _retrain(args) -> int:
     from nni_snn.archfile import load_arch
     from nni_snn.run import final_result, run_retrain
@@ -285,7 +293,7 @@ def _retrain(args) -> int:
         if trial:
             trial.final(final_result(metrics))
         print(f"accuracy {metrics['accuracy']:.4f} (best {metrics['best_accuracy']:.4f}), {_counts(metrics)}, "
-              f"{metrics['params']} parameters; {output / 'metrics.json'}")
+              f"{_params(metrics)}; {output / 'metrics.json'}")
     return 0
 
 
@@ -297,7 +305,7 @@ def _search(args) -> int:
         if not isinstance(opts[key], int) or isinstance(opts[key], bool) or opts[key] < 0:
             raise UsageError(f"--{key.replace('_', '-')} must be an integer >= 0, got {opts[key]!r}")
     metrics = run_search(opts, output, trial)
-    print(f"search: accuracy {metrics['accuracy']:.4f}, {_counts(metrics)}, {metrics['params']} parameters; "
+    print(f"search: accuracy {metrics['accuracy']:.4f}, {_counts(metrics)}, {_params(metrics)}; "
           f"architecture: {output / 'arch.json'}")
     if opts["retrain_epochs"]:
         # A short retrain of the found cells at the search's size: the trial's final result is its accuracy.
@@ -314,7 +322,7 @@ def _search(args) -> int:
 
 def _show(args) -> int:
     from nni_snn.archfile import build_network, format_genotype, load_arch
-    from nni_snn.run import count_parameters, estimate_energy
+    from nni_snn.run import estimate_energy, network_parameters
 
     for key in ("width", "cells", "num_classes", "in_channels", "batches", "timesteps"):
         if getattr(args, key) is not None and getattr(args, key) < 1:
@@ -333,14 +341,15 @@ def _show(args) -> int:
             raise UsageError(f"--dataset {args.dataset!r} is unknown; use one of {', '.join(DATASETS)}")
         data = load_dataset(args.dataset, args.data_dir)
         args.num_classes, args.in_channels = data.num_classes, data.in_channels
-    net = build_network(arch, width=args.width, num_cells=args.cells, num_classes=args.num_classes,
-                        in_channels=args.in_channels, timesteps=args.timesteps)
+    size = {"width": args.width, "num_cells": args.cells, "num_classes": args.num_classes,
+            "in_channels": args.in_channels, "timesteps": args.timesteps}
+    params = network_parameters(build_network(arch, auxiliary=True, **size))
+    net = build_network(arch, **size)  # the estimate is of the network a user deploys: no auxiliary head
     counts = None
     if data is not None:  # before printing anything: a bad checkpoint ends in one error line
         counts = estimate_energy(net, data.test, args.batches, args.checkpoint, args.e_ac_pj, args.e_mac_pj)
     print(format_genotype(arch))
-    print(f"parameters at width {args.width}, {args.cells} cells, {args.num_classes} classes: "
-          f"{count_parameters(net)}")
+    print(f"at width {args.width}, {args.cells} cells, {args.num_classes} classes: {_params(params)}")
     if "results" in arch:
         print("search results: " + ", ".join(f"{k} {v}" for k, v in arch["results"].items()))
     if counts is not None:

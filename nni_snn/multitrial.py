@@ -73,7 +73,7 @@ def train_sampled(model, *, dataset: str, data_dir: str | None = None, download:
     accuracy). Writes ``metrics.json`` (and ``arch.json`` when NNI's sample is known) and TensorBoard logs into
     ``output``, else the trial's folder, else nowhere. ``threads`` caps torch's CPU threads. Returns the metrics.
     """
-    from nni_snn.run import _final_metrics, _loader, _trainer, count_parameters
+    from nni_snn.run import _final_metrics, _loader, _trainer, network_parameters
     from nni_snn.trial import output_dir
 
     folder = Path(output) if output else output_dir()
@@ -93,7 +93,7 @@ def train_sampled(model, *, dataset: str, data_dir: str | None = None, download:
                            gradient_clip_val=5.0)  # as retrain does by default (DARTS's clip)
         trainer.fit(module, _loader(weight_half, batch_size, True, num_workers, seed),
                     _loader(alpha_half, batch_size, False, num_workers, seed))
-    metrics = _final_metrics(reporter, count_parameters(model))
+    metrics = _final_metrics(reporter, network_parameters(model))
     nni.report_final_result(trial_result(reporter.history[-1]))
     if folder is not None:
         _write_trial_files(folder, model, metrics)
@@ -106,9 +106,10 @@ def _write_trial_files(folder: Path, model, metrics: dict) -> None:
     sample = getattr(nni.get_current_parameter(), "sample", None)
     if sample:
         write_json_atomic(folder / "arch.json", {
-            "format": FORMAT, "version": VERSION, "attention": model.attention, "timesteps": model.timesteps,
+            "format": FORMAT, "version": VERSION, "attention": model.attention,
+            "attention_cells": model.attention_cells, "timesteps": model.timesteps,
             "genotype": genotype_from_sample(sample), "nni_sample": sample,
-            "results": {k: metrics[k] for k in ("accuracy", *COUNTED, "params")}})
+            "results": {k: metrics[k] for k in ("accuracy", *COUNTED, "params", "params_with_auxiliary_head")}})
 
 
 def network_key(sample: dict) -> str:
@@ -258,16 +259,15 @@ def run_multitrial(opts: dict, before_stop=None) -> dict:
 
     best_sample = top[0]
     best = next(r for r in trials if r["nni_sample"] == best_sample and r["status"] == "SUCCEEDED")
-    arch = {"format": FORMAT, "version": VERSION, "attention": opts["attention"], "timesteps": opts["timesteps"],
-            "genotype": genotype_from_sample(best_sample), "nni_sample": best_sample,
+    arch = {"format": FORMAT, "version": VERSION, "attention": opts["attention"], "attention_cells": "all",
+            "timesteps": opts["timesteps"], "genotype": genotype_from_sample(best_sample), "nni_sample": best_sample,
             "search": {"strategy": opts["strategy"], "experiment_id": experiment.id,
                        **{k: opts[k] for k in ("dataset", "width", "cells", "epochs", "batch_size", "seed", "lr",
                                                "trials", "concurrency", "duration")}}}
     params = derived_params(arch, opts, data)
-    arch["results"] = {"accuracy": best["accuracy"], **{k: best[k] for k in COUNTED}, "params": params,
+    arch["results"] = {"accuracy": best["accuracy"], **{k: best[k] for k in COUNTED}, **params,
                        "trial_id": best["trial_id"]}
     summary = {"strategy": opts["strategy"], "experiment_id": experiment.id, "best": arch["results"],
-               "accuracy": best["accuracy"], **{k: best[k] for k in COUNTED}, "params": params,
-               "trials": trials}
+               "accuracy": best["accuracy"], **{k: best[k] for k in COUNTED}, **params, "trials": trials}
     write_search_outputs(output, arch, summary)
     return summary

@@ -210,30 +210,23 @@ class FactorizedReduce(nn.Module):
 
 
 class Preprocess(nn.Module):
-    """Cell input preprocessing: [BN ->] LIF (analog cell output -> spikes) -> 1x1 conv -> BN, or, after a
-    reduction cell (``reduce=True``), [BN ->] LIF -> :class:`FactorizedReduce` to match the spatial size.
+    """Cell input preprocessing on the input state's spikes: 1x1 conv -> BN, or, after a reduction cell
+    (``reduce=True``), :class:`FactorizedReduce` to match the spatial size.
 
-    ``normalize`` puts a BN before the LIF (the default): the cell output it reads is a sum of BN outputs scaled
-    down by the attention gates (MA's two sigmoids start near 1/4), so without it the neurons that carry one
-    cell to the next fired 0.7-2.5 % at initialisation, against ~30 % everywhere else, and 70x less gradient
-    reached the first cell than the last (benchmarks/bench_learning.py). Normalising the input current of a
-    spiking layer is what threshold-dependent BN (tdBN) does; at inference a BN before a LIF folds into a
-    per-channel gain and bias current, so the LIF still reads one analog current and emits binary spikes.
-    ``normalize=False`` builds the earlier network."""
+    It has no neuron of its own: the state it reads was turned into spikes once, by the neuron population of the
+    cell (or stem) that produced it, and those spikes are shared by every consumer (``search_spaces.snn_darts``).
+    """
 
-    def __init__(self, C_in: int, C_out: int, reduce: bool = False, affine: bool = True,
-                 neuron: dict | None = None, normalize: bool = True) -> None:
+    def __init__(self, C_in: int, C_out: int, reduce: bool = False, affine: bool = True) -> None:
         super().__init__()
-        self.norm = TimeDistributed(batch_norm(C_in, affine)) if normalize else nn.Identity()
-        self.lif = make_neuron(neuron)
         if reduce:
             self.body: nn.Module = FactorizedReduce(C_in, C_out, affine)
         else:
             self.body = TimeDistributed(nn.Sequential(nn.Conv2d(C_in, C_out, 1, bias=False),
                                                       batch_norm(C_out, affine)))
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.body(self.lif(self.norm(x)))
+    def forward(self, spikes: Tensor) -> Tensor:
+        return self.body(spikes)
 
 
 def _skip(C: int, stride: int, affine: bool, neuron: dict | None = None) -> nn.Module:  # no neuron inside

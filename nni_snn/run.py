@@ -21,6 +21,15 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def network_parameters(net: torch.nn.Module) -> dict:
+    """``params``: the network a user deploys, without the auxiliary head (a training aid);
+    ``params_with_auxiliary_head``: with it, as DARTS-style papers count (equal when ``net`` has none)."""
+    total = count_parameters(net)
+    head = getattr(net, "auxiliary_head", None)
+    return {"params": total - (count_parameters(head) if head is not None else 0),
+            "params_with_auxiliary_head": total}
+
+
 class EpochShuffle(torch.utils.data.Sampler):
     """A shuffle that depends only on (seed, epoch): a resumed run sees the same batches as an uninterrupted one.
 
@@ -75,9 +84,9 @@ COUNTED = ("spikes_per_sample", "sops_per_sample", "macs_per_sample", "energy_uj
            "sops_per_cell")
 
 
-def _final_metrics(reporter: EpochReporter, params: int) -> dict:
+def _final_metrics(reporter: EpochReporter, params: dict) -> dict:
     last = reporter.history[-1]
-    return {"accuracy": last.get("val_acc"), **{k: last[k] for k in COUNTED}, "params": params,
+    return {"accuracy": last.get("val_acc"), **{k: last[k] for k in COUNTED}, **params,
             "energy_pj": dict(zip(("ac", "mac"), reporter.energy_pj)), "history": reporter.history}
 
 
@@ -116,7 +125,7 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
     neuron = neuron_spec(opts)
     space = SNNDartsSpace(width=opts["width"], num_cells=opts["cells"], timesteps=opts["timesteps"],
                           attention=opts["attention"], num_classes=data.num_classes, in_channels=data.in_channels,
-                          neuron=neuron, normalize=opts["normalize"])
+                          neuron=neuron, normalize=opts["normalize"], attention_cells=opts["attention_cells"])
     reporter = _reporter(opts, trial)
     evaluator = Lightning(
         SNNClassifier(num_classes=data.num_classes, learning_rate=opts["lr"]),
@@ -132,7 +141,8 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
 
     sample = strategy.oneshot_module.export()
     alpha = strategy.oneshot_module.export_probs()
-    arch = {"format": FORMAT, "version": VERSION, "attention": opts["attention"], "timesteps": opts["timesteps"],
+    arch = {"format": FORMAT, "version": VERSION, "attention": opts["attention"],
+            "attention_cells": opts["attention_cells"], "timesteps": opts["timesteps"],
             "genotype": genotype_from_sample(sample), "neuron": neuron, "normalize": opts["normalize"],
             "alpha": alpha, "nni_sample": sample,
             "search": {k: opts[k] for k in ("dataset", "width", "cells", "epochs", "batch_size", "seed", "lr",
@@ -140,15 +150,15 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
     metrics = _final_metrics(reporter, derived_params(arch, opts, data))
     metrics["supernet_params"] = count_parameters(space)
     arch["results"] = {k: metrics[k] for k in ("accuracy", "spikes_per_sample", "sops_per_sample",
-                                                "energy_uj_per_sample", "params")}
+                                                "energy_uj_per_sample", "params", "params_with_auxiliary_head")}
     write_search_outputs(output, arch, metrics)
     return metrics
 
 
-def derived_params(arch: dict, opts: dict, data) -> int:
-    """Parameters of the network ``arch`` describes, at the search's width and depth."""
-    return count_parameters(build_network(arch, width=opts["width"], num_cells=opts["cells"],
-                                          num_classes=data.num_classes, in_channels=data.in_channels))
+def derived_params(arch: dict, opts: dict, data) -> dict:
+    """Parameters of the network ``arch`` describes, at the search's width and depth (:func:`network_parameters`)."""
+    return network_parameters(build_network(arch, width=opts["width"], num_cells=opts["cells"], auxiliary=True,
+                                            num_classes=data.num_classes, in_channels=data.in_channels))
 
 
 def write_search_outputs(output: Path, arch: dict, metrics: dict) -> None:
@@ -240,7 +250,8 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
     else:
         net = build_network(arch, width=opts["width"], num_cells=opts["cells"], num_classes=data.num_classes,
                             in_channels=data.in_channels, auxiliary=opts["auxiliary_weight"] > 0,
-                            timesteps=timesteps, neuron=neuron, normalize=opts["normalize"])
+                            timesteps=timesteps, neuron=neuron, normalize=opts["normalize"],
+                            attention_cells=opts["attention_cells"])
     module = SNNClassifier(num_classes=data.num_classes, learning_rate=opts["lr"],
                            auxiliary_weight=opts["auxiliary_weight"])
     module.set_model(net)
@@ -254,10 +265,11 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
                 ckpt_path=str(resume_path(output)) if opts.get("resume") else None, weights_only=True)
     if not trainer.is_global_zero:
         return None
-    metrics = _final_metrics(reporter, count_parameters(net))
+    metrics = _final_metrics(reporter, network_parameters(net))
     metrics["best_accuracy"] = float(best.best_model_score) if best.best_model_score is not None else None
     metrics["timesteps"] = timesteps
     metrics["network"] = {"arch": opts["arch"], "baseline": opts["baseline"], "neuron": neuron,
-                          "normalize": getattr(net, "normalize", None)}  # the file's unless overridden
+                          "normalize": getattr(net, "normalize", None),  # the file's unless overridden
+                          "attention_cells": getattr(net, "attention_cells", None)}
     write_json_atomic(output / "metrics.json", metrics)
     return metrics

@@ -1,13 +1,18 @@
 """The SNN DARTS search space (paper 3.2, Figure 1) as an NNI model space.
 
-Macro network: stem (conv + BN, the only layer fed analog pixels) -> ``num_cells`` cells, reduction cells at
-1/3 and 2/3 of the depth -> BN -> LIF -> global average pool -> BN -> linear classifier -> mean over T.
+Macro network: stem (conv + BN, the only layer fed analog pixels, then LIF) -> ``num_cells`` cells, reduction
+cells at 1/3 and 2/3 of the depth -> global average pool of the last cell's spikes -> BN -> linear -> mean over T.
 
-A cell has two preprocessed inputs and 4 intermediate nodes. Node k sums two edges chosen among its k + 2
-predecessors; each edge is one of the 7 spiking operations. Every state is turned into spikes once (one LIF per
-state) and those spikes are shared by all edges leaving it. The 4 nodes are concatenated and pass through the
-attention slot (none | ct | ma). Choices are labelled ``normal/...`` or ``reduce/...`` so all cells of one type
-share one architecture (one set of alpha per cell type, as in DARTS):
+A state is one neuron population: it is turned into spikes once, by one LIF, and every consumer reads those
+spikes. That holds for the stem's output and each cell's output (read by the next two cells, the classifier and
+the auxiliary head) as for the states inside a cell (read by every edge leaving them). So spike and SOP counts
+count each neuron once.
+
+A cell reads the spikes of the two previous states, preprocesses them (1x1 conv + BN) and has 4 intermediate
+nodes. Node k sums two edges chosen among its k + 2 predecessors; each edge is one of the 7 spiking operations. The
+4 nodes are concatenated and pass through the attention slot (none | ct | ma; in every cell or only the last,
+``attention_cells``), then [BN ->] the cell's output LIF. Choices are labelled ``normal/...`` or ``reduce/...`` so
+all cells of one type share one architecture (one set of alpha per cell type, as in DARTS):
 
 - ``{type}/op_{k}_{i}``: operation on the edge from state i to node k (LayerChoice over ``PRIMITIVES``);
 - ``{type}/input_{k}``: the two predecessors of node k (InputChoice, 2 of k + 2). State 0 is c_{k-2}, 1 is
@@ -20,16 +25,17 @@ the frozen network carries no unused weights.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from nni.mutable import label_scope
 from nni.nas.nn.pytorch import InputChoice, LayerChoice, ModelSpace
 from nni.nas.nn.pytorch.choice import ChosenInputs
 from nni.nas.space import current_model
 from torch import nn
 
-from nni_snn.archfile import CELL_TYPES, NUM_NODES
+from nni_snn.archfile import ATTENTION_CELLS, CELL_TYPES, NUM_NODES
 from nni_snn.attention import make_attention
 from nni_snn.neuron import make_neuron
-from nni_snn.ops import OPS, PRIMITIVES, Preprocess, TimeDistributed, batch_norm
+from nni_snn.ops import OPS, PRIMITIVES, Preprocess, TimeDistributed, batch_norm, fold, unfold
 from nni_snn.spikes import mark_analog
 
 
@@ -69,22 +75,59 @@ class SNNNode(nn.Module):
         return self.inputs([self.edges[str(i)](spikes_of(i)) for i in range(len(self.edges))])
 
 
+class Population(nn.Module):
+    """The neuron population of one state: [BN ->] LIF, run once; its spikes go to every consumer of the state.
+
+    ``normalize`` puts a BN before the LIF (the default): a cell's output is a sum of BN outputs scaled down by the
+    attention gates (MA's two sigmoids start near 1/4), so without it the neurons carrying one cell to the next
+    fired 0.7-2.5 % at initialisation, against ~30 % elsewhere, and 70x less gradient reached the first cell than
+    the last (benchmarks/bench_learning.py). Normalising the input current of a spiking layer is what
+    threshold-dependent BN (tdBN) does; at inference it folds into a per-channel gain and bias current, so the LIF
+    still reads one analog current and emits binary spikes.
+    """
+
+    def __init__(self, channels: int, neuron: dict | None = None, normalize: bool = True):
+        super().__init__()
+        self.norm = TimeDistributed(batch_norm(channels)) if normalize else nn.Identity()
+        self.spike = make_neuron(neuron)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.spike(self.norm(x))
+
+
+class Stem(nn.Module):
+    """The encoding layer: conv 3x3 + BN on the analog image (run once: the image is the same at every step), then
+    the stem's neuron population over T."""
+
+    def __init__(self, in_channels: int, channels: int, timesteps: int, neuron: dict | None = None):
+        super().__init__()
+        self.timesteps = timesteps
+        self.encode = mark_analog(nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
+                                                batch_norm(channels)))
+        self.spike = make_neuron(neuron)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.encode(images)
+        return self.spike(x.unsqueeze(0).expand(self.timesteps, *x.shape))
+
+
 class SNNCell(nn.Module):
-    """A DARTS cell on time-major tensors ``[T, N, C, H, W]``; outputs ``4 * channels`` channels."""
+    """A DARTS cell on time-major spikes ``[T, N, C, H, W]``; outputs the spikes of its ``4 * channels`` neurons."""
 
     def __init__(self, cell_type: str, c_prev_prev: int, c_prev: int, channels: int, reduction_prev: bool,
                  attention: str, timesteps: int, affine: bool, neuron: dict | None = None, normalize: bool = True):
         super().__init__()
         self.reduction = cell_type == "reduce"
-        self.pre0 = Preprocess(c_prev_prev, channels, reduce=reduction_prev, affine=affine, neuron=neuron,
-                               normalize=normalize)
-        self.pre1 = Preprocess(c_prev, channels, affine=affine, neuron=neuron, normalize=normalize)
-        # One LIF per state that can feed an edge: c_{k-2}, c_{k-1} and the first three nodes.
+        self.pre0 = Preprocess(c_prev_prev, channels, reduce=reduction_prev, affine=affine)
+        self.pre1 = Preprocess(c_prev, channels, affine=affine)
+        # One LIF per state that can feed an edge: the two preprocessed inputs and the first three nodes.
         self.spiking = nn.ModuleList(make_neuron(neuron) for _ in range(NUM_NODES + 1))
         self.nodes = nn.ModuleList(
             SNNNode(cell_type, k, channels, self.reduction, affine, neuron) for k in range(NUM_NODES))
         self.attention_channels = NUM_NODES * channels
+        self.timesteps = timesteps
         self.attention = mark_analog(make_attention(attention, self.attention_channels, timesteps))
+        self.output = Population(self.attention_channels, neuron, normalize)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         states = [self.pre0(s0), self.pre1(s1)]
@@ -97,70 +140,91 @@ class SNNCell(nn.Module):
 
         for node in self.nodes:
             states.append(node(spikes_of))
-        return self.attention(torch.cat(states[2:], dim=2))
+        return self.output(self.attention(torch.cat(states[2:], dim=2)))
+
+    def set_attention(self, kind: str) -> None:
+        self.attention = mark_analog(make_attention(kind, self.attention_channels, self.timesteps))
 
 
 class SpikingClassifier(nn.Module):
-    """BN -> LIF -> global average pool -> [BN] -> linear, logits averaged over T.
+    """Global average pool of spikes -> [BN] -> linear, logits averaged over T.
 
-    The first BN rescales the attention-weighted cell output so the LIF fires from the first step; the linear layer
-    reads spike counts pooled over space and time (linear, so averaging over T before or after it is the same).
-    With ``normalize`` (the default) a BN standardises the pooled spike rates first: they sit near the LIF's
-    firing rate (~0.3) and differ across samples by only ~0.05 at initialisation, so a plain linear readout needs
-    weights ~20x its initial scale before its logits separate classes, and at the paper's learning rates it
-    never got there (the loss stayed at ln 10). At inference that BN is an affine map of the rates and folds into
-    the linear layer's weights and bias: the classifier still reads spike counts.
+    The linear layer reads spike counts pooled over space and time (linear, so averaging over T before or after it
+    is the same). With ``normalize`` (the default) a BN standardises the pooled spike rates first: they sit near
+    the LIF's firing rate (~0.3) and differ across samples by only ~0.05 at initialisation, so a plain linear
+    readout needs weights ~20x its initial scale before its logits separate classes, and at the paper's learning
+    rates it never got there (the loss stayed at ln 10). At inference that BN is an affine map of the rates and
+    folds into the linear layer's weights and bias: the classifier still reads spike counts.
     """
 
-    def __init__(self, channels: int, num_classes: int, neuron: dict | None = None, normalize: bool = True):
+    def __init__(self, channels: int, num_classes: int, normalize: bool = True):
         super().__init__()
-        self.norm = TimeDistributed(batch_norm(channels))
-        self.spike = make_neuron(neuron)
         linear = nn.Linear(channels, num_classes)
         # Reads spike rates pooled over space and time.
         self.linear = mark_analog(nn.Sequential(batch_norm(channels, dims=1), linear) if normalize else linear)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.spike(self.norm(x)).mean(dim=(0, 3, 4)))
+    def forward(self, spikes: torch.Tensor) -> torch.Tensor:
+        return self.linear(spikes.mean(dim=(0, 3, 4)))
 
 
 class AuxiliaryHead(nn.Module):
-    """Auxiliary classifier (paper 3.4): BN -> LIF -> 1x1 conv -> then the spiking classifier."""
+    """DARTS's auxiliary head on spikes (paper 3.4; DARTS: ReLU, avg-pool 5/3, 1x1 conv to 128, BN, ReLU, 2x2 conv
+    to 768, BN, ReLU, linear; ~0.40 M parameters at 10 classes, whatever the width).
 
-    def __init__(self, channels: int, num_classes: int, hidden: int = 128, neuron: dict | None = None,
-                 normalize: bool = True):
+    Its input is the spikes of the cell it follows (DARTS's first ReLU), its two ReLUs are LIFs, and so that its
+    first conv reads binary spikes it runs before the pooling: a bias-free 1x1 conv and an average pool are both
+    linear and commute, so ``pool(conv(s)) == conv(pool(s))`` and the head computes DARTS's function. On CIFAR's
+    8x8 maps the 5/3 pool gives 2x2, and the 2x2 conv 1x1; smaller maps are averaged to 2x2 instead, and larger
+    ones' 2x2 conv outputs are averaged over space before the linear layer (a spiking classifier).
+    """
+
+    def __init__(self, channels: int, num_classes: int, neuron: dict | None = None, normalize: bool = True,
+                 hidden: int = 128, features: int = 768):
         super().__init__()
-        self.norm = TimeDistributed(batch_norm(channels))
+        self.reduce = TimeDistributed(nn.Conv2d(channels, hidden, 1, bias=False))
+        self.norm = TimeDistributed(batch_norm(hidden))
         self.spike = make_neuron(neuron)
-        self.conv = TimeDistributed(nn.Conv2d(channels, hidden, 1, bias=False))
-        self.classifier = SpikingClassifier(hidden, num_classes, neuron, normalize)
+        self.conv = TimeDistributed(nn.Sequential(nn.Conv2d(hidden, features, 2, bias=False), batch_norm(features)))
+        self.spike2 = make_neuron(neuron)
+        self.classifier = SpikingClassifier(features, num_classes, normalize)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.conv(self.spike(self.norm(x))))
+    @staticmethod
+    def pool(x: torch.Tensor) -> torch.Tensor:
+        if min(x.shape[-2:]) >= 5:
+            return F.avg_pool2d(x, 5, stride=3, count_include_pad=False)
+        return F.adaptive_avg_pool2d(x, 2)
+
+    def forward(self, spikes: torch.Tensor) -> torch.Tensor:
+        x = self.reduce(spikes)
+        x = unfold(self.pool(fold(x)), x.shape[0])
+        return self.classifier(self.spike2(self.conv(self.spike(self.norm(x)))))
 
 
 class SNNDartsSpace(ModelSpace):
     """MA-DARTS search space. ``forward`` maps images ``[N, C, H, W]`` to logits ``[N, num_classes]``.
 
-    With ``auxiliary=True`` and in training mode it returns ``(logits, auxiliary_logits)``. ``neuron`` is the spec
-    of every spiking site (:func:`nni_snn.neuron.make_neuron`; ``{"kind": "relu"}`` = the ANN twin);
-    ``normalize=False`` drops the BNs before the cell-input neurons and the classifier (the earlier network; see
-    :class:`~nni_snn.ops.Preprocess` and :class:`SpikingClassifier` for why they are there).
+    With ``auxiliary=True`` and in training mode it returns ``(logits, auxiliary_logits)``. ``attention_cells``:
+    ``"all"`` puts the attention at every cell's concatenation (paper 3.3), ``"last"`` only in the final cell
+    (paper 4.2's retraining). ``neuron`` is the spec of every spiking site (:func:`nni_snn.neuron.make_neuron`;
+    ``{"kind": "relu"}`` = the ANN twin); ``normalize=False`` drops the BNs before the cells' output neurons and
+    the classifier (see :class:`Population` and :class:`SpikingClassifier` for why they are there).
     """
 
     def __init__(self, width: int = 16, num_cells: int = 5, timesteps: int = 2, attention: str = "ma",
                  num_classes: int = 10, in_channels: int = 3, auxiliary: bool = False, stem_multiplier: int = 3,
-                 neuron: dict | None = None, normalize: bool = True):
+                 neuron: dict | None = None, normalize: bool = True, attention_cells: str = "all"):
         super().__init__()
+        if attention_cells not in ATTENTION_CELLS:
+            raise ValueError(f"attention_cells must be one of {', '.join(ATTENTION_CELLS)}, got {attention_cells!r}")
         self.timesteps = timesteps
         self.attention = attention
+        self.attention_cells = attention_cells
         self.normalize = normalize
         # Under a fixed architecture the BNs are affine (DARTS's evaluation networks); in the supernet they are
         # not, as in DARTS's search, so the mixed operations' scales stay comparable.
         affine = current_model() is not None
         c_curr = stem_multiplier * width
-        self.stem = mark_analog(nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False),
-                                              batch_norm(c_curr)))  # the encoding layer reads pixels
+        self.stem = Stem(in_channels, c_curr, timesteps, neuron)
         c_pp, c_p, c_curr = c_curr, c_curr, width
         reductions = reduction_indices(num_cells)
         self.cells = nn.ModuleList()
@@ -172,17 +236,19 @@ class SNNDartsSpace(ModelSpace):
             if reduction:
                 c_curr *= 2
             self.cells.append(SNNCell(CELL_TYPES[reduction], c_pp, c_p, c_curr, reduction_prev,
-                                      attention, timesteps, affine, neuron, normalize))
+                                      self._attention_of(i, attention, num_cells), timesteps, affine, neuron,
+                                      normalize))
             reduction_prev = reduction
             c_pp, c_p = c_p, NUM_NODES * c_curr
             if i == self.auxiliary_after:
-                self.auxiliary_head = AuxiliaryHead(c_p, num_classes, neuron=neuron, normalize=normalize)
-        self.classifier = SpikingClassifier(c_p, num_classes, neuron, normalize)
+                self.auxiliary_head = AuxiliaryHead(c_p, num_classes, neuron, normalize)
+        self.classifier = SpikingClassifier(c_p, num_classes, normalize)
+
+    def _attention_of(self, index: int, kind: str, num_cells: int) -> str:
+        return kind if self.attention_cells == "all" or index == num_cells - 1 else "none"
 
     def forward(self, images: torch.Tensor):
-        # The image is repeated over T; the stem is stateless, so run it once and share it across steps.
-        x = self.stem(images)
-        s0 = s1 = x.unsqueeze(0).expand(self.timesteps, *x.shape)
+        s0 = s1 = self.stem(images)
         aux = None
         for i, cell in enumerate(self.cells):
             s0, s1 = s1, cell(s0, s1)
@@ -192,10 +258,10 @@ class SNNDartsSpace(ModelSpace):
         return (logits, aux) if aux is not None else logits
 
     def set_attention(self, kind: str) -> None:
-        """Swap the attention at every cell's concatenation (MADarts uses this); the space's init arguments are
+        """Swap the attention at the cells' concatenation (MADarts uses this); the space's init arguments are
         updated too, so exports and frozen networks carry the new kind."""
-        for cell in self.cells:
-            cell.attention = mark_analog(make_attention(kind, cell.attention_channels, self.timesteps))
+        for i, cell in enumerate(self.cells):
+            cell.set_attention(self._attention_of(i, kind, len(self.cells)))
         self.attention = kind
         self.trace_kwargs["attention"] = kind
 

@@ -62,7 +62,8 @@ def test_build_network_from_path_and_auxiliary(tmp_path, hand_arch):
 
 @pytest.mark.parametrize("mutate,needle", [
     (lambda a: a.update(format="other"), "format"),
-    (lambda a: a.update(version=2), "version"),
+    (lambda a: a.update(version=3), "version"),
+    (lambda a: a.update(attention_cells="first"), "attention_cells"),
     (lambda a: a.pop("genotype"), "genotype"),
     (lambda a: a["genotype"]["normal"].pop(), "exactly 8"),
     (lambda a: a["genotype"]["reduce"].__setitem__(0, ["conv_9x9", 0]), "unknown operation"),

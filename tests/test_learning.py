@@ -74,13 +74,13 @@ def test_evaluation_mode_at_initialisation_distinguishes_inputs_once_bn_statisti
     assert not net.training
 
 
-def test_bn_before_the_cell_input_neurons_and_the_readout_is_the_default_and_can_be_turned_off():
+def test_bn_before_the_cell_output_neurons_and_the_readout_is_the_default_and_can_be_turned_off():
     from nni_snn.neuron import LIF
 
     on = build_network(ARCH, width=4, num_cells=3, num_classes=10, in_channels=1)
     off = build_network({**ARCH, "normalize": False}, width=4, num_cells=3, num_classes=10, in_channels=1)
-    assert isinstance(on.cells[0].pre0.norm.module, nn.BatchNorm2d)
-    assert isinstance(off.cells[0].pre0.norm, nn.Identity)
+    assert isinstance(on.cells[0].output.norm.module, nn.BatchNorm2d)
+    assert isinstance(off.cells[0].output.norm, nn.Identity)
     assert isinstance(on.classifier.linear[0], nn.BatchNorm1d) and isinstance(off.classifier.linear, nn.Linear)
     assert all(m.surrogate == "sigmoid" and m.alpha == 4.0 for m in on.modules() if isinstance(m, LIF))
     twin = build_network(ARCH, width=4, num_cells=3, num_classes=10, in_channels=1, neuron={"kind": "relu"})

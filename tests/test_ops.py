@@ -100,12 +100,14 @@ def test_every_synaptic_layer_receives_spikes(name: str, stride: int):
 
 
 @pytest.mark.parametrize("reduce", [False, True])
-def test_preprocess_conv_receives_spikes_from_analog_input(reduce: bool):
+def test_preprocess_reads_spikes_without_a_neuron_of_its_own(reduce: bool):
+    """The state it reads was spiked once by its producer; a neuron here would spike it a second time."""
     pre = Preprocess(C, 6, reduce=reduce)
     seen = record_conv_inputs(pre)
-    pre(torch.randn(T, N, C, 8, 8) * 2)  # analog cell output
+    out = pre(spikes(T, N, C, 8, 8))
+    assert out.shape == (T, N, 6, *([4, 4] if reduce else [8, 8]))
     assert len(seen) == (2 if reduce else 1)
-    assert_binary(seen)
+    assert not any(isinstance(m, LIF) for m in pre.modules())
 
 
 def test_gradient_flows_through_sep_conv():

@@ -37,6 +37,10 @@ def test_search_writes_arch_metrics_pictures_and_tensorboard(searched):
     assert all(r["train_sops_per_sample"] > 0 and r["train_energy_uj_per_sample"] > 0 for r in metrics["history"])
     assert set(metrics["spikes_per_cell"]) >= {"cells.0", "cells.1", "cells.2"}
     assert metrics["params"] > 0 and metrics["supernet_params"] > metrics["params"]
+    # the derived network's count with the auxiliary head: DARTS's head, ~0.40 M at 10 classes whatever the width
+    assert 0.39e6 < metrics["params_with_auxiliary_head"] - metrics["params"] < 0.42e6
+    assert arch["results"]["params_with_auxiliary_head"] == metrics["params_with_auxiliary_head"]
+    assert arch["attention_cells"] == "all" and arch["version"] == 2
     assert len(metrics["history"]) == 2
     for name in ("normal.png", "reduce.png"):
         assert (searched / name).read_bytes()[:4] == b"\x89PNG"
@@ -52,7 +56,7 @@ def test_tensorboard_has_spikes_and_alpha(searched):
     tags = set(acc.Tags()["scalars"])
     assert {"spikes/train/per_sample", "spikes/val/per_sample", "spikes/val/cells.1", "val_acc", "sops/val/per_sample",
             "macs/val/per_sample", "energy/val/uj_per_sample", "sops/val/cells.1", "firing_rate/val/cells.1",
-            "firing_rate/train/classifier", "grad_norm/cells.0", "grad_norm/classifier", "grad_norm/stem"} <= tags
+            "firing_rate/train/stem", "grad_norm/cells.0", "grad_norm/classifier", "grad_norm/stem"} <= tags
     grads = [event.value for event in acc.Scalars("grad_norm/cells.0")]
     assert len(grads) == 2 and all(0 < g < float("inf") for g in grads)  # one per epoch, weights got gradient
     rates = [event.value for event in acc.Scalars("firing_rate/val/cells.1")]
@@ -63,7 +67,8 @@ def test_tensorboard_has_spikes_and_alpha(searched):
 def test_show_prints_genotype_and_parameters(searched, capsys):
     assert main(["show", str(searched / "arch.json"), "--width", "4", "--cells", "3", "--in-channels", "1"]) == 0
     out = capsys.readouterr().out
-    assert "normal cell:" in out and "reduce cell:" in out and "parameters at width 4" in out
+    assert "normal cell:" in out and "reduce cell:" in out and "at width 4, 3 cells, 10 classes: " in out
+    assert "with the auxiliary head)" in out
 
 
 def test_stock_nni_darts_and_classification_evaluator_run_the_space():
@@ -162,6 +167,28 @@ def test_show_estimates_energy_on_a_dataset(searched, capsys):
     assert main(["show", arch, "--width", "8", "--cells", "3", "--dataset", "digits",
                  "--checkpoint", arch]) == 2
     assert "--checkpoint" in capsys.readouterr().err
+
+
+def test_estimate_of_untrained_weights_is_near_the_training_mode_count(searched):
+    """show on untrained weights first sets BN statistics from its images; otherwise evaluation mode with the
+    initial statistics leaves deep layers silent and the estimate far too low."""
+    from itertools import islice
+
+    from nni_snn.archfile import build_network
+    from nni_snn.data import load_dataset
+    from nni_snn.run import estimate_energy
+    from nni_snn.spikes import SpikeMonitor
+
+    images = load_dataset("digits").test
+    net = build_network(searched / "arch.json", width=8, num_cells=5, num_classes=10, in_channels=1)
+    net.train()
+    with torch.no_grad(), SpikeMonitor(net) as monitor, monitor.counting("train"):
+        for x, _ in islice(torch.utils.data.DataLoader(images, batch_size=64), 2):
+            net(x)
+        training = monitor.summary("train")
+    estimate = estimate_energy(net, images, 2, None, 0.9, 4.6)
+    assert 0.5 < estimate["spikes_per_sample"] / training["spikes_per_sample"] < 2
+    assert 0.5 < estimate["sops_per_sample"] / training["sops_per_sample"] < 2
 
 
 def test_front_tabulates_and_plots_accuracy_against_energy(searched, energy_aware, tmp_path, capsys):

@@ -84,3 +84,57 @@ def test_set_attention_updates_space_and_export():
     space.set_attention("ct")
     assert space.attention == "ct" and space.trace_kwargs["attention"] == "ct"
     assert not isinstance(space.cells[0].attention, nn.Identity)
+
+
+def test_every_state_is_spiked_once_and_its_spikes_shared(hand_arch):
+    """One neuron population per state: every LIF runs once per forward, no two LIFs read the same tensor, and the
+    stem's spikes reach cell 0 (both inputs) and cell 1 through one neuron."""
+    from nni_snn.neuron import LIF
+
+    net = build_network(hand_arch, width=4, num_cells=6, num_classes=10, auxiliary=True)
+    net.train()
+    calls, inputs = {}, []
+
+    def record(name):
+        def hook(module, args, out):
+            calls[name] = calls.get(name, 0) + 1
+            inputs.append(args[0])
+        return hook
+
+    for name, module in net.named_modules():
+        if isinstance(module, LIF):
+            module.register_forward_hook(record(name))
+    net(torch.randn(4, 3, 16, 16))
+    assert calls and set(calls.values()) == {1}, "a neuron ran twice"
+    states = [name for name in calls if ".edges." not in name]  # the rest: the inner LIF of each sep conv
+    assert len(states) == 1 + 6 * 6 + 2  # stem; per cell 5 inner states + its output; the auxiliary head's two
+    assert len({x.data_ptr() for x in inputs}) == len(inputs), "two neurons spiked the same state"
+
+
+def test_auxiliary_head_is_dartss_on_spikes():
+    """DARTS's head (1x1 conv to 128, BN, 2x2 conv to 768, BN, linear; ~0.40 M parameters at 10 classes besides
+    the 1x1 conv), its first conv before the pooling so it reads spikes: the same function as pooling first."""
+    from search_spaces.snn_darts import AuxiliaryHead
+
+    head = AuxiliaryHead(channels=64, num_classes=10)
+    params = sum(p.numel() for p in head.parameters())
+    assert 0.39e6 < params - 64 * 128 < 0.41e6
+    s = (torch.rand(2, 3, 64, 8, 8) < 0.3).float()  # CIFAR's 8x8 maps after two reductions
+    conv_first = head.pool(head.reduce.module(s.flatten(0, 1)))
+    pool_first = nn.functional.conv2d(nn.functional.avg_pool2d(s.flatten(0, 1), 5, 3), head.reduce.module.weight)
+    assert conv_first.shape[-2:] == (2, 2) and torch.allclose(conv_first, pool_first, atol=1e-5)
+    head.train()
+    assert head(s).shape == (3, 10)
+    assert head(torch.zeros(2, 3, 64, 2, 2)).shape == (3, 10)  # small maps are averaged to 2x2
+
+
+@pytest.mark.parametrize("where,with_attention", [("all", [0, 1, 2, 3]), ("last", [3])])
+def test_attention_in_every_cell_or_only_the_last(hand_arch, where, with_attention):
+    net = build_network({**hand_arch, "attention_cells": where}, width=4, num_cells=4, num_classes=10)
+    assert [i for i, c in enumerate(net.cells) if not isinstance(c.attention, nn.Identity)] == with_attention
+    space = SNNDartsSpace(width=4, num_cells=4, attention="none", attention_cells=where)
+    space.set_attention("ma")
+    assert [i for i, c in enumerate(space.cells) if not isinstance(c.attention, nn.Identity)] == with_attention
+    override = build_network({**hand_arch, "attention_cells": where}, width=4, num_cells=4, num_classes=10,
+                             attention_cells="all")
+    assert not any(isinstance(c.attention, nn.Identity) for c in override.cells)
