@@ -86,7 +86,7 @@ def diagnose(arch: dict, before: dict) -> None:
         net = build_network(arch, width=8, num_cells=5, num_classes=10, in_channels=1, **kwargs)
         rates, grads = {}, {}
         for module_name, module in net.named_modules():
-            if isinstance(module, LIF) and module_name.endswith("pre1.lif"):
+            if isinstance(module, LIF) and module_name.endswith("output.spike"):  # a cell's output = next's input
                 cell = module_name.split(".")[1]
 
                 def hook(_, __, out, cell=cell, rates=rates, grads=grads):

@@ -174,7 +174,7 @@ class AuxiliaryHead(nn.Module):
     Its input is the spikes of the cell it follows (DARTS's first ReLU), its two ReLUs are LIFs, and so that its
     first conv reads binary spikes it runs before the pooling: a bias-free 1x1 conv and an average pool are both
     linear and commute, so ``pool(conv(s)) == conv(pool(s))`` and the head computes DARTS's function. On CIFAR's
-    8x8 maps the 5/3 pool gives 2x2, and the 2x2 conv 1x1; smaller maps are averaged to 2x2 instead, and larger
+    8x8 maps the 5/3 pool gives 2x2, and the 2x2 conv 1x1; maps under 8x8 are averaged to 2x2 instead, and larger
     ones' 2x2 conv outputs are averaged over space before the linear layer (a spiking classifier).
     """
 
@@ -190,7 +190,7 @@ class AuxiliaryHead(nn.Module):
 
     @staticmethod
     def pool(x: torch.Tensor) -> torch.Tensor:
-        if min(x.shape[-2:]) >= 5:
+        if min(x.shape[-2:]) >= 8:  # the 5/3 pool leaves at least 2x2 for the 2x2 conv
             return F.avg_pool2d(x, 5, stride=3, count_include_pad=False)
         return F.adaptive_avg_pool2d(x, 2)
 

@@ -43,6 +43,16 @@ def test_build_network_any_width_and_depth(hand_arch, width, cells):
     out.sum().backward()
 
 
+def test_version_1_files_get_attention_in_every_cell_and_the_default_neuron(hand_arch):
+    from nni_snn.neuron import LIF
+
+    old = {k: v for k, v in hand_arch.items() if k not in ("attention_cells", "neuron", "normalize")}
+    net = build_network({**old, "version": 1}, width=4, num_cells=3, num_classes=10)
+    assert net.attention_cells == "all" and net.normalize
+    assert not any(isinstance(cell.attention, torch.nn.Identity) for cell in net.cells)
+    assert all(m.tau == 0.2 and m.v_threshold == 0.5 for m in net.modules() if isinstance(m, LIF))
+
+
 def test_build_network_keeps_only_chosen_edges(hand_arch):
     net = build_network(hand_arch, width=4, num_cells=3, num_classes=10)
     for cell in net.cells:
