@@ -29,6 +29,9 @@ SEARCH_DEFAULTS = {
     "cells": 5, "epochs": 40, "batch_size": 64, "seed": 0, "lr": 0.1, "arc_lr": 3e-4, "output": "runs/search",
     "accelerator": "auto", "devices": 1, "num_workers": 0, "progress": True, "retrain_epochs": 0, "resume": False,
     "spike_penalty": 0.0, "warmup_epochs": 0, **NETWORK_DEFAULTS, **ENERGY_DEFAULTS,
+    # The retrain after the search (--retrain-epochs > 0); None: retrain's own default (RETRAIN_DEFAULTS), not the
+    # search's value, since the paper retrains a larger network (36 channels, 6 cells) than it searches.
+    "retrain_width": None, "retrain_cells": None, "retrain_lr": None, "retrain_batch_size": None,
 }
 RETRAIN_DEFAULTS = {
     "arch": None, "baseline": None, "dataset": "digits", "data_dir": None, "download": False, "timesteps": None,
@@ -36,7 +39,8 @@ RETRAIN_DEFAULTS = {
     "seed": 0, "output": "runs/retrain", "accelerator": "auto", "devices": 1, "strategy": "auto", "num_workers": 0,
     "progress": True, "resume": False, **{key: None for key in NETWORK_DEFAULTS}, **ENERGY_DEFAULTS,
 }
-POSITIVE_INTS = ("timesteps", "width", "cells", "epochs", "batch_size", "devices", "trials", "concurrency")
+POSITIVE_INTS = ("timesteps", "width", "cells", "epochs", "batch_size", "devices", "trials", "concurrency",
+                 "retrain_width", "retrain_cells", "retrain_batch_size")
 
 
 class UsageError(Exception):
@@ -111,7 +115,16 @@ def _search_parser(sub) -> None:
     p.add_argument("--spike-penalty", type=float,
                    help="lambda of the energy penalty on the architecture loss; 1.0 is strong (default 0: none)")
     p.add_argument("--retrain-epochs", type=int,
-                   help="then retrain the found network this many epochs at the same size (default 0: don't)")
+                   help="then retrain the found network this many epochs at retrain's sizes and learning rate, "
+                        "or those given by the --retrain-* flags (default 0: don't)")
+    p.add_argument("--retrain-width", type=int,
+                   help=f"initial channels of that retrain (default retrain's, {RETRAIN_DEFAULTS['width']})")
+    p.add_argument("--retrain-cells", type=int,
+                   help=f"cells of that retrain (default retrain's, {RETRAIN_DEFAULTS['cells']})")
+    p.add_argument("--retrain-lr", type=float,
+                   help=f"learning rate of that retrain (default retrain's, {RETRAIN_DEFAULTS['lr']})")
+    p.add_argument("--retrain-batch-size", type=int,
+                   help=f"batch size of that retrain (default retrain's, {RETRAIN_DEFAULTS['batch_size']})")
 
 
 def _multitrial_parser(sub) -> None:
@@ -212,8 +225,8 @@ def resolve_options(args: argparse.Namespace, defaults: dict, trial_params: dict
         opts.update(layer)
     for key in (k for k in POSITIVE_INTS if k in opts):
         value = opts[key]
-        if key == "timesteps" and value is None and "arch" in defaults:
-            continue  # retrain: the arch file's
+        if value is None and (key.startswith("retrain_") or key == "timesteps" and "arch" in defaults):
+            continue  # retrain: the arch file's; search's retrain_*: retrain's default
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise UsageError(f"--{key.replace('_', '-')} must be an integer >= 1, got {value!r}")
     if "attention" in opts and opts["attention"] not in ATTENTIONS:
@@ -225,9 +238,20 @@ def resolve_options(args: argparse.Namespace, defaults: dict, trial_params: dict
     _check_network(opts)
     nonnegative = ("auxiliary_weight", "grad_clip", "spike_penalty", "e_ac_pj", "e_mac_pj")
     for key in (k for k in nonnegative if k in defaults):
-        if isinstance(opts[key], bool) or not isinstance(opts[key], (int, float)) or not opts[key] >= 0:
+        if not _is_number(opts[key]) or not opts[key] >= 0:
             raise UsageError(f"--{key.replace('_', '-')} must be a number >= 0, got {opts[key]!r}")
+    _check_recipe(opts)
     return opts
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_recipe(opts: dict) -> None:
+    """The search's retrain settings (where the command has them)."""
+    if opts.get("retrain_lr") is not None and not (_is_number(opts["retrain_lr"]) and opts["retrain_lr"] > 0):
+        raise UsageError(f"--retrain-lr must be a number > 0, got {opts['retrain_lr']!r}")
 
 
 def _check_network(opts: dict) -> None:
@@ -300,8 +324,12 @@ def _search(args) -> int:
     print(f"search: accuracy {metrics['accuracy']:.4f}, {_counts(metrics)}, {metrics['params']} parameters; "
           f"architecture: {output / 'arch.json'}")
     if opts["retrain_epochs"]:
-        # A short retrain of the found cells at the search's size: the trial's final result is its accuracy.
-        retrain = {**RETRAIN_DEFAULTS, **{k: opts[k] for k in RETRAIN_DEFAULTS if k in opts},
+        # Retrain the found cells: the trial's final result is its accuracy. Data, seed, hardware, neuron and energy
+        # prices are the search's; sizes and learning rate are retrain's unless --retrain-* says otherwise (the
+        # paper searches at 16 channels and 5 cells, and retrains at 36 or more and 6); T is the arch file's.
+        own = ("width", "cells", "lr", "batch_size")
+        retrain = {**RETRAIN_DEFAULTS, **{k: opts[k] for k in RETRAIN_DEFAULTS if k in opts and k not in own},
+                   **{k: opts[f"retrain_{k}"] for k in own if opts[f"retrain_{k}"] is not None},
                    "arch": str(output / "arch.json"), "timesteps": None, "epochs": opts["retrain_epochs"],
                    "devices": 1, "output": str(output / "retrain"),
                    "resume": opts["resume"] and resume_path(output / "retrain").is_file()}
