@@ -28,7 +28,7 @@ SEARCH_DEFAULTS = {
     "dataset": "digits", "data_dir": None, "download": False, "attention": "ma", "timesteps": 2, "width": 16,
     "cells": 5, "epochs": 40, "batch_size": 64, "seed": 0, "lr": 0.1, "arc_lr": 3e-4, "output": "runs/search",
     "accelerator": "auto", "devices": 1, "num_workers": 0, "progress": True, "retrain_epochs": 0, "resume": False,
-    "spike_penalty": 0.0, "warmup_epochs": 0, **NETWORK_DEFAULTS, **ENERGY_DEFAULTS,
+    "spike_penalty": 0.0, "warmup_epochs": 0, "export": "best", **NETWORK_DEFAULTS, **ENERGY_DEFAULTS,
     # The retrain after the search (--retrain-epochs > 0); None: retrain's own default (RETRAIN_DEFAULTS), not the
     # search's value, since the paper retrains a larger network (36 channels, 6 cells) than it searches.
     "retrain_width": None, "retrain_cells": None, "retrain_lr": None, "retrain_batch_size": None,
@@ -39,6 +39,9 @@ RETRAIN_DEFAULTS = {
     "seed": 0, "output": "runs/retrain", "accelerator": "auto", "devices": 1, "strategy": "auto", "num_workers": 0,
     "progress": True, "resume": False, **{key: None for key in NETWORK_DEFAULTS}, **ENERGY_DEFAULTS,
 }
+# How a search picks the architecture it writes (--export): the epoch whose supernet validation accuracy is highest
+# (the paper: "the optimal network structure is obtained according to accuracy"), or the final epoch's.
+EXPORTS = ("best", "last")
 POSITIVE_INTS = ("timesteps", "width", "cells", "epochs", "batch_size", "devices", "trials", "concurrency",
                  "retrain_width", "retrain_cells", "retrain_batch_size")
 
@@ -114,6 +117,8 @@ def _search_parser(sub) -> None:
                    help="train only the weights for this many first epochs, then alpha too (default 0)")
     p.add_argument("--spike-penalty", type=float,
                    help="lambda of the energy penalty on the architecture loss; 1.0 is strong (default 0: none)")
+    p.add_argument("--export", help="which epoch's architecture to write: best (highest validation accuracy of "
+                                    "the supernet on the alpha half; ties: the later epoch) or last (default best)")
     p.add_argument("--retrain-epochs", type=int,
                    help="then retrain the found network this many epochs at retrain's sizes and learning rate, "
                         "or those given by the --retrain-* flags (default 0: don't)")
@@ -249,7 +254,9 @@ def _is_number(value) -> bool:
 
 
 def _check_recipe(opts: dict) -> None:
-    """The search's retrain settings (where the command has them)."""
+    """The search's export and retrain settings, retrain's regularisers (each where the command has it)."""
+    if "export" in opts and opts["export"] not in EXPORTS:
+        raise UsageError(f"--export {opts['export']!r} is unknown; use one of {', '.join(EXPORTS)}")
     if opts.get("retrain_lr") is not None and not (_is_number(opts["retrain_lr"]) and opts["retrain_lr"] > 0):
         raise UsageError(f"--retrain-lr must be a number > 0, got {opts['retrain_lr']!r}")
 

@@ -5,6 +5,7 @@ This is the one module of ``nni_snn`` that wires in ``search_spaces`` and ``stra
 
 from __future__ import annotations
 
+import math
 import pickle
 from pathlib import Path
 
@@ -71,6 +72,12 @@ def _trainer(opts: dict, output: Path, callbacks: list, traced: bool = False, **
         enable_progress_bar=opts.get("progress", True), **kwargs)
 
 
+# What a retrain was trained with, recorded in its metrics.json under "recipe" (the keys a caller may leave out
+# default as in nni-snn retrain's options).
+RECIPE_KEYS = ("width", "cells", "epochs", "batch_size", "lr", "lr_min", "auxiliary_weight", "grad_clip", "drop_path",
+               "cutout")
+RECIPE_DEFAULTS = {"lr_min": 0.0, "drop_path": 0.0, "cutout": 0}
+
 COUNTED = ("spikes_per_sample", "sops_per_sample", "macs_per_sample", "energy_uj_per_sample", "spikes_per_cell",
            "sops_per_cell")
 
@@ -130,19 +137,49 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
                        warmup_epochs=opts["warmup_epochs"])
     strategy(RawFormatModelSpace.from_model(space, evaluator), SequentialExecutionEngine())
 
-    sample = strategy.oneshot_module.export()
-    alpha = strategy.oneshot_module.export_probs()
+    mode = opts.get("export", "best")
+    chosen = choose_export(reporter.history, mode, opts["warmup_epochs"])
+    record = reporter.history[chosen]
+    sample = record["nni_sample"]
     arch = {"format": FORMAT, "version": VERSION, "attention": opts["attention"], "timesteps": opts["timesteps"],
             "genotype": genotype_from_sample(sample), "neuron": neuron, "normalize": opts["normalize"],
-            "alpha": alpha, "nni_sample": sample,
-            "search": {k: opts[k] for k in ("dataset", "width", "cells", "epochs", "batch_size", "seed", "lr",
-                                             "arc_lr", "warmup_epochs", "spike_penalty")}}
-    metrics = _final_metrics(reporter, derived_params(arch, opts, data))
+            "alpha": record["alpha"], "nni_sample": sample,
+            "search": {**{k: opts[k] for k in ("dataset", "width", "cells", "epochs", "batch_size", "seed", "lr",
+                                                "arc_lr", "warmup_epochs", "spike_penalty")},
+                       "export": mode, "export_epoch": record["epoch"]}}
+    metrics = _final_metrics(reporter, derived_params(arch, opts, data))  # the final epoch's, params the export's
     metrics["supernet_params"] = count_parameters(space)
-    arch["results"] = {k: metrics[k] for k in ("accuracy", "spikes_per_sample", "sops_per_sample",
-                                                "energy_uj_per_sample", "params")}
+    metrics["export"] = {"mode": mode, "epoch": record["epoch"], "accuracy": record.get("val_acc")}
+    # The results are those of the exported epoch's supernet (its alpha, weights and validation pass).
+    arch["results"] = {"accuracy": record.get("val_acc"),
+                       **{k: record[k] for k in ("spikes_per_sample", "sops_per_sample", "energy_uj_per_sample")},
+                       "params": metrics["params"]}
     write_search_outputs(output, arch, metrics)
     return metrics
+
+
+def choose_export(history: list[dict], mode: str, warmup_epochs: int = 0) -> int:
+    """The index in ``history`` (= the 0-based epoch) of the architecture a search writes.
+
+    ``last``: the final epoch. ``best``: the epoch whose supernet reached the highest validation accuracy on the alpha
+    half (the paper keeps the structure "according to accuracy"); on a tie the later epoch, whose alpha had more
+    training. Warm-up epochs do not train alpha, so their architecture is the initial one and is not a candidate
+    unless the whole run was warm-up. An epoch without an accuracy ranks below any with one.
+    """
+    if not history:
+        raise ValueError("the search recorded no epoch")
+    if mode == "last":
+        return len(history) - 1
+    if mode != "best":
+        raise ValueError(f"unknown export {mode!r}")
+    candidates = [i for i in range(len(history)) if history[i]["epoch"] >= warmup_epochs] or range(len(history))
+
+    def score(i: int) -> tuple:
+        acc = history[i].get("val_acc")
+        measured = acc is not None and not math.isnan(acc)
+        return (measured, acc if measured else 0.0, i)
+
+    return max(candidates, key=score)
 
 
 def derived_params(arch: dict, opts: dict, data) -> int:
@@ -259,5 +296,6 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
     metrics["timesteps"] = timesteps
     metrics["network"] = {"arch": opts["arch"], "baseline": opts["baseline"], "neuron": neuron,
                           "normalize": getattr(net, "normalize", None)}  # the file's unless overridden
+    metrics["recipe"] = {key: opts.get(key, RECIPE_DEFAULTS.get(key)) for key in RECIPE_KEYS}
     write_json_atomic(output / "metrics.json", metrics)
     return metrics
