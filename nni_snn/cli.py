@@ -38,6 +38,9 @@ RETRAIN_DEFAULTS = {
     "width": 36, "cells": 6, "epochs": 600, "batch_size": 96, "lr": 0.2, "auxiliary_weight": 0.4, "grad_clip": 5.0,
     "seed": 0, "output": "runs/retrain", "accelerator": "auto", "devices": 1, "strategy": "auto", "num_workers": 0,
     "progress": True, "resume": False, **{key: None for key in NETWORK_DEFAULTS}, **ENERGY_DEFAULTS,
+    # DARTS's evaluation regularisers (the paper does not state its own): off by default, so a retrain on digits
+    # stays what it was; experiments/retrain_cifar10.yml sets DARTS's values.
+    "drop_path": 0.0, "cutout": 0, "lr_min": 0.0,
 }
 # How a search picks the architecture it writes (--export): the epoch whose supernet validation accuracy is highest
 # (the paper: "the optimal network structure is obtained according to accuracy"), or the final epoch's.
@@ -154,6 +157,13 @@ def _retrain_parser(sub) -> None:
     _run_flags(p, RETRAIN_DEFAULTS)
     p.add_argument("--auxiliary-weight", type=float, help="auxiliary head loss weight, 0 = no head (default 0.4)")
     p.add_argument("--grad-clip", type=float, help="clip the gradient norm to this, 0 = don't (default 5, DARTS's)")
+    p.add_argument("--lr-min", type=float, help="floor of the cosine schedule, its eta_min (default 0)")
+    p.add_argument("--drop-path", type=float,
+                   help="drop-path probability of the cells' edges (not identities), per sample, ramped as DARTS "
+                        "does: P x epoch / epochs at each epoch's start (default 0: off; DARTS: 0.2)")
+    p.add_argument("--cutout", type=int,
+                   help="zero a square of this side (pixels), at a random centre, in each training image, "
+                        "DARTS's Cutout (default 0: off; DARTS on CIFAR: 16)")
     p.add_argument("--strategy", help="Lightning strategy, e.g. ddp (default auto)")
 
 
@@ -241,7 +251,7 @@ def resolve_options(args: argparse.Namespace, defaults: dict, trial_params: dict
     if "arch" in defaults and not opts["arch"] and not opts["baseline"]:
         raise UsageError("retrain needs --arch ARCH.json (written by 'nni-snn search') or --baseline spiking-cnn")
     _check_network(opts)
-    nonnegative = ("auxiliary_weight", "grad_clip", "spike_penalty", "e_ac_pj", "e_mac_pj")
+    nonnegative = ("auxiliary_weight", "grad_clip", "spike_penalty", "e_ac_pj", "e_mac_pj", "lr_min")
     for key in (k for k in nonnegative if k in defaults):
         if not _is_number(opts[key]) or not opts[key] >= 0:
             raise UsageError(f"--{key.replace('_', '-')} must be a number >= 0, got {opts[key]!r}")
@@ -259,6 +269,17 @@ def _check_recipe(opts: dict) -> None:
         raise UsageError(f"--export {opts['export']!r} is unknown; use one of {', '.join(EXPORTS)}")
     if opts.get("retrain_lr") is not None and not (_is_number(opts["retrain_lr"]) and opts["retrain_lr"] > 0):
         raise UsageError(f"--retrain-lr must be a number > 0, got {opts['retrain_lr']!r}")
+    if "drop_path" in opts and not (_is_number(opts["drop_path"]) and 0 <= opts["drop_path"] < 1):
+        # 1 would drop every edge and divide by 0 when scaling the kept ones.
+        raise UsageError(f"--drop-path must be a number in [0, 1), got {opts['drop_path']!r}")
+    if "drop_path" in opts and opts["drop_path"] > 0 and opts.get("baseline"):
+        raise UsageError("--drop-path drops the edges of a searched network's cells; a --baseline has none")
+    if "cutout" in opts and (not isinstance(opts["cutout"], int) or isinstance(opts["cutout"], bool)
+                             or opts["cutout"] < 0):
+        raise UsageError(f"--cutout must be an integer >= 0 (pixels), got {opts['cutout']!r}")
+    if "lr_min" in opts and _is_number(opts.get("lr")) and opts["lr_min"] > opts["lr"]:
+        raise UsageError(f"--lr-min {opts['lr_min']} is above --lr {opts['lr']}: the cosine schedule would raise "
+                         "the learning rate")
 
 
 def _check_network(opts: dict) -> None:

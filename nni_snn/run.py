@@ -15,6 +15,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from nni_snn.archfile import FORMAT, VERSION, build_network, genotype_from_sample, write_json_atomic
 from nni_snn.data import load_dataset, split_for_search
+from nni_snn.regularizers import DropPathSchedule
 from nni_snn.training import EpochReporter, NonFiniteGuard, SNNClassifier, trial_result
 
 
@@ -267,7 +268,8 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
 
     pl.seed_everything(opts["seed"], workers=True, verbose=False)
     arch = load_arch(opts["arch"]) if opts["arch"] else None
-    data = load_dataset(opts["dataset"], opts.get("data_dir"), opts.get("download", False))
+    data = load_dataset(opts["dataset"], opts.get("data_dir"), opts.get("download", False),
+                        cutout=opts.get("cutout", 0))
     timesteps = opts["timesteps"] or (arch["timesteps"] if arch else 2)
     neuron = neuron_spec(opts, arch.get("neuron") if arch else None)
     if arch is None:
@@ -279,12 +281,13 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
                             in_channels=data.in_channels, auxiliary=opts["auxiliary_weight"] > 0,
                             timesteps=timesteps, neuron=neuron, normalize=opts["normalize"])
     module = SNNClassifier(num_classes=data.num_classes, learning_rate=opts["lr"],
-                           auxiliary_weight=opts["auxiliary_weight"])
+                           auxiliary_weight=opts["auxiliary_weight"], lr_min=opts.get("lr_min", 0.0))
     module.set_model(net)
     reporter = _reporter(opts, trial)
     best = _checkpoints(output, filename="best", monitor="val_acc", mode="max", save_top_k=1)
+    extra = [DropPathSchedule(opts["drop_path"])] if opts.get("drop_path") else []
     # DARTS clips at 5 too; without it, measured on digits at lr 0.1, one large step can silence a network for good.
-    trainer = _trainer(opts, output, [reporter, best], strategy=opts["strategy"],
+    trainer = _trainer(opts, output, [reporter, *extra, best], strategy=opts["strategy"],
                        gradient_clip_val=opts.get("grad_clip") or None)
     trainer.fit(module, _loader(data.train, opts["batch_size"], True, opts["num_workers"], opts["seed"]),
                 _loader(data.test, opts["batch_size"], False, opts["num_workers"], opts["seed"]),

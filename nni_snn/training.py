@@ -29,12 +29,12 @@ def cell_group(name: str) -> str:
 class SNNClassifier(LightningModule):
     """Cross-entropy on T-averaged logits (+ ``auxiliary_weight`` x the auxiliary head's), top-1 accuracy.
 
-    Weights: SGD with momentum and a cosine schedule over the trainer's epochs (paper 4.2: lr 0.005 for search,
-    0.0025 for retraining).
+    Weights: SGD with momentum and a cosine schedule over the trainer's epochs from ``learning_rate`` down to
+    ``lr_min`` (paper 4.2: lr 0.005 for search, 0.0025 for retraining; DARTS's search floors at 0.001).
     """
 
     def __init__(self, num_classes: int = 10, learning_rate: float = 0.005, momentum: float = 0.9,
-                 weight_decay: float = 3e-4, auxiliary_weight: float = 0.4):
+                 weight_decay: float = 3e-4, auxiliary_weight: float = 0.4, lr_min: float = 0.0):
         super().__init__()
         self.save_hyperparameters()
         self.criterion = nn.CrossEntropyLoss()
@@ -66,7 +66,8 @@ class SNNClassifier(LightningModule):
     def configure_optimizers(self):
         optimizer = torch.optim.SGD(self.parameters(), lr=self.hparams.learning_rate,
                                     momentum=self.hparams.momentum, weight_decay=self.hparams.weight_decay)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, self.trainer.max_epochs))
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, self.trainer.max_epochs),
+                                                               eta_min=self.hparams.lr_min)
         return [optimizer], [scheduler]
 
 
