@@ -349,8 +349,10 @@ def _search(args) -> int:
         if not isinstance(opts[key], int) or isinstance(opts[key], bool) or opts[key] < 0:
             raise UsageError(f"--{key.replace('_', '-')} must be an integer >= 0, got {opts[key]!r}")
     metrics = run_search(opts, output, trial)
-    print(f"search: accuracy {metrics['accuracy']:.4f}, {_counts(metrics)}, {metrics['params']} parameters; "
-          f"architecture: {output / 'arch.json'}")
+    export = metrics["export"]
+    print(f"search: accuracy {metrics['accuracy']:.4f}, {_counts(metrics)}; architecture of epoch {export['epoch']} "
+          f"({export['mode']}, accuracy {export['accuracy']:.4f}), {metrics['params']} parameters: "
+          f"{output / 'arch.json'}")
     if opts["retrain_epochs"]:
         # Retrain the found cells: the trial's final result is its accuracy. Data, seed, hardware, neuron and energy
         # prices are the search's; sizes and learning rate are retrain's unless --retrain-* says otherwise (the
