@@ -74,7 +74,8 @@ class MADartsModule(DartsLightningModule):
         reporter = next((cb for cb in self.trainer.callbacks if isinstance(cb, EpochReporter)), None)
         if reporter is not None and reporter.history and reporter.history[-1]["epoch"] == self.current_epoch:
             record = reporter.history[-1]
-            record["nni_sample"], record["alpha"] = sample, self.export_probs()
+            # Plain JSON types: NNI's labels are str subclasses, which a weights-only checkpoint cannot load back.
+            record["nni_sample"], record["alpha"] = _plain(sample), _plain(self.export_probs())
             if genotype is not None:
                 record["genotype"] = genotype
         return genotype
@@ -87,6 +88,19 @@ class MADartsModule(DartsLightningModule):
         for cell_type, pairs in genotype.items():
             image = render_cell(pairs, f"{cell_type} cell after epoch {self.current_epoch}")
             experiment.add_image(f"cells/{cell_type}", image, self.current_epoch, dataformats="HWC")
+
+
+def _plain(value):
+    """``value`` with every dict, list, string and number turned into the plain built-in type."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, bool) or value is None:
+        return value
+    return int(value) if isinstance(value, int) else float(value)
 
 
 class MADarts(DARTS):
