@@ -1,12 +1,12 @@
 """DARTS's evaluation regularisers for retraining: drop-path on the cells' edges and Cutout on training images.
 
 The paper does not say how it regularises its 600-epoch retrain; these are what DARTS's evaluation uses (drop-path
-0.2, Cutout 16 on CIFAR, gradient clip 5), written for time-major spiking tensors ``[T, N, C, H, W]``.
+0.2, Cutout 16 on CIFAR, gradient clip 5), written for time-major spiking tensors ``[T, N, C, H, W]``. The callback
+that ramps drop-path over the epochs is :class:`nni_snn.training.DropPathSchedule`.
 """
 
 from __future__ import annotations
 
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -33,26 +33,6 @@ def set_drop_path_prob(net: torch.nn.Module, p: float) -> int:
     for m in nodes:
         m.drop_path_prob = p
     return len(nodes)
-
-
-class DropPathSchedule(pl.Callback):
-    """DARTS's ramp: at the start of epoch ``e`` (0-based) of ``E``, drop-path probability ``p * e / E``.
-
-    So the first epoch trains without drop-path and the last one at ``p * (E - 1) / E``, as in DARTS's
-    ``train.py`` (``model.drop_path_prob = args.drop_path_prob * epoch / args.epochs``). Computed from the trainer's
-    epoch, so a resumed run continues the ramp where it stopped. The value is logged as ``drop_path_prob``.
-    """
-
-    def __init__(self, p: float):
-        self.p = p
-
-    def probability(self, epoch: int, epochs: int) -> float:
-        return self.p * epoch / max(1, epochs)
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        prob = self.probability(trainer.current_epoch, trainer.max_epochs)
-        set_drop_path_prob(pl_module.model, prob)
-        pl_module.log("drop_path_prob", prob, on_step=False, on_epoch=True)
 
 
 class Cutout:

@@ -15,8 +15,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from nni_snn.archfile import FORMAT, VERSION, build_network, genotype_from_sample, write_json_atomic
 from nni_snn.data import load_dataset, split_for_search
-from nni_snn.regularizers import DropPathSchedule
-from nni_snn.training import EpochReporter, NonFiniteGuard, SNNClassifier, trial_result
+from nni_snn.training import DropPathSchedule, EpochReporter, NonFiniteGuard, SNNClassifier, trial_result
 
 
 def count_parameters(model: torch.nn.Module) -> int:

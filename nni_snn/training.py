@@ -16,6 +16,7 @@ import torchmetrics
 from nni.nas.evaluator.pytorch import LightningModule
 from torch import nn
 
+from nni_snn.regularizers import set_drop_path_prob
 from nni_snn.spikes import E_AC_PJ, E_MAC_PJ, SpikeMonitor, energy_uj
 
 
@@ -69,6 +70,26 @@ class SNNClassifier(LightningModule):
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, self.trainer.max_epochs),
                                                                eta_min=self.hparams.lr_min)
         return [optimizer], [scheduler]
+
+
+class DropPathSchedule(pl.Callback):
+    """DARTS's ramp: at the start of epoch ``e`` (0-based) of ``E``, drop-path probability ``p * e / E``.
+
+    So the first epoch trains without drop-path and the last one at ``p * (E - 1) / E``, as in DARTS's
+    ``train.py`` (``model.drop_path_prob = args.drop_path_prob * epoch / args.epochs``). Computed from the trainer's
+    epoch, so a resumed run continues the ramp where it stopped. The value is logged as ``drop_path_prob``.
+    """
+
+    def __init__(self, p: float):
+        self.p = p
+
+    def probability(self, epoch: int, epochs: int) -> float:
+        return self.p * epoch / max(1, epochs)
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        prob = self.probability(trainer.current_epoch, trainer.max_epochs)
+        set_drop_path_prob(pl_module.model, prob)
+        pl_module.log("drop_path_prob", prob, on_step=False, on_epoch=True)
 
 
 class NonFiniteError(RuntimeError):

@@ -65,7 +65,7 @@ class SNNNode(nn.Module):
         self.inputs.edge_labels = [f"{cell_type}/op_{index}_{i}" for i in range(n_inputs)]
 
     # Drop-path probability of the fixed network's edges in training (DARTS's evaluation regulariser). A plain
-    # attribute that nni_snn.regularizers.DropPathSchedule sets each epoch, so NNI does not trace it as an argument.
+    # attribute that nni_snn.training.DropPathSchedule sets each epoch, so NNI does not trace it as an argument.
     drop_path_prob = 0.0
 
     def forward(self, spikes_of) -> torch.Tensor:

@@ -126,7 +126,7 @@ def test_drop_path_in_the_fixed_network_spares_identities_and_evaluation(hand_ar
 
 
 def test_drop_path_schedule_is_dartss_ramp():
-    from nni_snn.regularizers import DropPathSchedule
+    from nni_snn.training import DropPathSchedule
 
     schedule = DropPathSchedule(0.2)
     assert [schedule.probability(e, 4) for e in range(4)] == pytest.approx([0.0, 0.05, 0.1, 0.15])
