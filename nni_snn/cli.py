@@ -28,15 +28,25 @@ SEARCH_DEFAULTS = {
     "dataset": "digits", "data_dir": None, "download": False, "attention": "ma", "timesteps": 2, "width": 16,
     "cells": 5, "epochs": 40, "batch_size": 64, "seed": 0, "lr": 0.1, "arc_lr": 3e-4, "output": "runs/search",
     "accelerator": "auto", "devices": 1, "num_workers": 0, "progress": True, "retrain_epochs": 0, "resume": False,
-    "spike_penalty": 0.0, "warmup_epochs": 0, **NETWORK_DEFAULTS, **ENERGY_DEFAULTS,
+    "spike_penalty": 0.0, "warmup_epochs": 0, "export": "best", **NETWORK_DEFAULTS, **ENERGY_DEFAULTS,
+    # The retrain after the search (--retrain-epochs > 0); None: retrain's own default (RETRAIN_DEFAULTS), not the
+    # search's value, since the paper retrains a larger network (36 channels, 6 cells) than it searches.
+    "retrain_width": None, "retrain_cells": None, "retrain_lr": None, "retrain_batch_size": None,
 }
 RETRAIN_DEFAULTS = {
     "arch": None, "baseline": None, "dataset": "digits", "data_dir": None, "download": False, "timesteps": None,
     "width": 36, "cells": 6, "epochs": 600, "batch_size": 96, "lr": 0.2, "auxiliary_weight": 0.4, "grad_clip": 5.0,
     "seed": 0, "output": "runs/retrain", "accelerator": "auto", "devices": 1, "strategy": "auto", "num_workers": 0,
     "progress": True, "resume": False, **{key: None for key in NETWORK_DEFAULTS}, **ENERGY_DEFAULTS,
+    # DARTS's evaluation regularisers (the paper does not state its own): off by default, so a retrain on digits
+    # stays what it was; experiments/retrain_cifar10.yml sets DARTS's values.
+    "drop_path": 0.0, "cutout": 0, "lr_min": 0.0,
 }
-POSITIVE_INTS = ("timesteps", "width", "cells", "epochs", "batch_size", "devices", "trials", "concurrency")
+# How a search picks the architecture it writes (--export): the epoch whose supernet validation accuracy is highest
+# (the paper: "the optimal network structure is obtained according to accuracy"), or the final epoch's.
+EXPORTS = ("best", "last")
+POSITIVE_INTS = ("timesteps", "width", "cells", "epochs", "batch_size", "devices", "trials", "concurrency",
+                 "retrain_width", "retrain_cells", "retrain_batch_size")
 
 
 class UsageError(Exception):
@@ -112,8 +122,19 @@ def _search_parser(sub) -> None:
                    help="train only the weights for this many first epochs, then alpha too (default 0)")
     p.add_argument("--spike-penalty", type=float,
                    help="lambda of the energy penalty on the architecture loss; 1.0 is strong (default 0: none)")
+    p.add_argument("--export", help="which epoch's architecture to write: best (highest validation accuracy of "
+                                    "the supernet on the alpha half; ties: the later epoch) or last (default best)")
     p.add_argument("--retrain-epochs", type=int,
-                   help="then retrain the found network this many epochs at the same size (default 0: don't)")
+                   help="then retrain the found network this many epochs at retrain's sizes and learning rate, "
+                        "or those given by the --retrain-* flags (default 0: don't)")
+    p.add_argument("--retrain-width", type=int,
+                   help=f"initial channels of that retrain (default retrain's, {RETRAIN_DEFAULTS['width']})")
+    p.add_argument("--retrain-cells", type=int,
+                   help=f"cells of that retrain (default retrain's, {RETRAIN_DEFAULTS['cells']})")
+    p.add_argument("--retrain-lr", type=float,
+                   help=f"learning rate of that retrain (default retrain's, {RETRAIN_DEFAULTS['lr']})")
+    p.add_argument("--retrain-batch-size", type=int,
+                   help=f"batch size of that retrain (default retrain's, {RETRAIN_DEFAULTS['batch_size']})")
 
 
 def _multitrial_parser(sub) -> None:
@@ -138,6 +159,13 @@ def _retrain_parser(sub) -> None:
     _run_flags(p, RETRAIN_DEFAULTS)
     p.add_argument("--auxiliary-weight", type=float, help="auxiliary head loss weight, 0 = no head (default 0.4)")
     p.add_argument("--grad-clip", type=float, help="clip the gradient norm to this, 0 = don't (default 5, DARTS's)")
+    p.add_argument("--lr-min", type=float, help="floor of the cosine schedule, its eta_min (default 0)")
+    p.add_argument("--drop-path", type=float,
+                   help="drop-path probability of the cells' edges (not identities), per sample, ramped as DARTS "
+                        "does: P x epoch / epochs at each epoch's start (default 0: off; DARTS: 0.2)")
+    p.add_argument("--cutout", type=int,
+                   help="zero a square of this side (pixels), at a random centre, in each training image, "
+                        "DARTS's Cutout (default 0: off; DARTS on CIFAR: 16)")
     p.add_argument("--strategy", help="Lightning strategy, e.g. ddp (default auto)")
 
 
@@ -214,8 +242,8 @@ def resolve_options(args: argparse.Namespace, defaults: dict, trial_params: dict
         opts.update(layer)
     for key in (k for k in POSITIVE_INTS if k in opts):
         value = opts[key]
-        if key == "timesteps" and value is None and "arch" in defaults:
-            continue  # retrain: the arch file's
+        if value is None and (key.startswith("retrain_") or key == "timesteps" and "arch" in defaults):
+            continue  # retrain: the arch file's; search's retrain_*: retrain's default
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise UsageError(f"--{key.replace('_', '-')} must be an integer >= 1, got {value!r}")
     if "attention" in opts and opts["attention"] not in ATTENTIONS:
@@ -225,11 +253,35 @@ def resolve_options(args: argparse.Namespace, defaults: dict, trial_params: dict
     if "arch" in defaults and not opts["arch"] and not opts["baseline"]:
         raise UsageError("retrain needs --arch ARCH.json (written by 'nni-snn search') or --baseline spiking-cnn")
     _check_network(opts)
-    nonnegative = ("auxiliary_weight", "grad_clip", "spike_penalty", "e_ac_pj", "e_mac_pj")
+    nonnegative = ("auxiliary_weight", "grad_clip", "spike_penalty", "e_ac_pj", "e_mac_pj", "lr_min")
     for key in (k for k in nonnegative if k in defaults):
-        if isinstance(opts[key], bool) or not isinstance(opts[key], (int, float)) or not opts[key] >= 0:
+        if not _is_number(opts[key]) or not opts[key] >= 0:
             raise UsageError(f"--{key.replace('_', '-')} must be a number >= 0, got {opts[key]!r}")
+    _check_recipe(opts)
     return opts
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_recipe(opts: dict) -> None:
+    """The search's export and retrain settings, retrain's regularisers (each where the command has it)."""
+    if "export" in opts and opts["export"] not in EXPORTS:
+        raise UsageError(f"--export {opts['export']!r} is unknown; use one of {', '.join(EXPORTS)}")
+    if opts.get("retrain_lr") is not None and not (_is_number(opts["retrain_lr"]) and opts["retrain_lr"] > 0):
+        raise UsageError(f"--retrain-lr must be a number > 0, got {opts['retrain_lr']!r}")
+    if "drop_path" in opts and not (_is_number(opts["drop_path"]) and 0 <= opts["drop_path"] < 1):
+        # 1 would drop every edge and divide by 0 when scaling the kept ones.
+        raise UsageError(f"--drop-path must be a number in [0, 1), got {opts['drop_path']!r}")
+    if "drop_path" in opts and opts["drop_path"] > 0 and opts.get("baseline"):
+        raise UsageError("--drop-path drops the edges of a searched network's cells; a --baseline has none")
+    if "cutout" in opts and (not isinstance(opts["cutout"], int) or isinstance(opts["cutout"], bool)
+                             or opts["cutout"] < 0):
+        raise UsageError(f"--cutout must be an integer >= 0 (pixels), got {opts['cutout']!r}")
+    if "lr_min" in opts and _is_number(opts.get("lr")) and opts["lr_min"] > opts["lr"]:
+        raise UsageError(f"--lr-min {opts['lr_min']} is above --lr {opts['lr']}: the cosine schedule would raise "
+                         "the learning rate")
 
 
 def _check_network(opts: dict) -> None:
@@ -305,11 +357,16 @@ def _search(args) -> int:
         if not isinstance(opts[key], int) or isinstance(opts[key], bool) or opts[key] < 0:
             raise UsageError(f"--{key.replace('_', '-')} must be an integer >= 0, got {opts[key]!r}")
     metrics = run_search(opts, output, trial)
-    print(f"search: accuracy {metrics['accuracy']:.4f}, {_counts(metrics)}, {_params(metrics)}; "
-          f"architecture: {output / 'arch.json'}")
+    export = metrics["export"]
+    print(f"search: accuracy {metrics['accuracy']:.4f}, {_counts(metrics)}; architecture of epoch {export['epoch']} "
+          f"({export['mode']}, accuracy {export['accuracy']:.4f}), {_params(metrics)}: {output / 'arch.json'}")
     if opts["retrain_epochs"]:
-        # A short retrain of the found cells at the search's size: the trial's final result is its accuracy.
-        retrain = {**RETRAIN_DEFAULTS, **{k: opts[k] for k in RETRAIN_DEFAULTS if k in opts},
+        # Retrain the found cells: the trial's final result is its accuracy. Data, seed, hardware, neuron and energy
+        # prices are the search's; sizes and learning rate are retrain's unless --retrain-* says otherwise (the
+        # paper searches at 16 channels and 5 cells, and retrains at 36 or more and 6); T is the arch file's.
+        own = ("width", "cells", "lr", "batch_size")
+        retrain = {**RETRAIN_DEFAULTS, **{k: opts[k] for k in RETRAIN_DEFAULTS if k in opts and k not in own},
+                   **{k: opts[f"retrain_{k}"] for k in own if opts[f"retrain_{k}"] is not None},
                    "arch": str(output / "arch.json"), "timesteps": None, "epochs": opts["retrain_epochs"],
                    "devices": 1, "output": str(output / "retrain"),
                    "resume": opts["resume"] and resume_path(output / "retrain").is_file()}

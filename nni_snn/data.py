@@ -34,16 +34,18 @@ class Data:
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = False,
-                 augment: bool = True) -> Data:
-    """Load ``name`` (one of :data:`DATASETS`); ``augment`` adds DARTS's crop+flip to CIFAR training images."""
+                 augment: bool = True, cutout: int = 0) -> Data:
+    """Load ``name`` (one of :data:`DATASETS`); ``augment`` adds DARTS's crop+flip to CIFAR and Tiny ImageNet
+    training images; ``cutout`` > 0 zeroes a square of that side in every training image, after the augmentation and
+    normalisation (:class:`~nni_snn.regularizers.Cutout`, DARTS's). The held-out split is never altered."""
     if name == "digits":
-        return _digits()
+        return _digits(cutout)
     if name in ("cifar10", "cifar100"):
-        return _cifar(name, data_dir, download, augment)
+        return _cifar(name, data_dir, download, augment, cutout)
     if name == "imagefolder":
-        return _imagefolder(data_dir)
+        return _imagefolder(data_dir, cutout)
     if name == "tinyimagenet":
-        return _tinyimagenet(data_dir, augment)
+        return _tinyimagenet(data_dir, augment, cutout)
     raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
 
 
@@ -54,7 +56,14 @@ def split_for_search(dataset: Dataset, seed: int = 0) -> tuple[Subset, Subset]:
     return Subset(dataset, order[:half]), Subset(dataset, order[half:2 * half])
 
 
-def _digits() -> Data:
+def _cutout(size: int) -> list:
+    """The Cutout step to append to a training transform: none at size 0."""
+    from nni_snn.regularizers import Cutout
+
+    return [Cutout(size)] if size > 0 else []
+
+
+def _digits(cutout: int = 0) -> Data:
     """scikit-learn's bundled 1797 real 8x8 digit scans; a fixed 80/20 train/test split."""
     from sklearn.datasets import load_digits
 
@@ -66,7 +75,12 @@ def _digits() -> Data:
     test_idx, train_idx = order[:n_test], order[n_test:]
     mean, std = images[train_idx].mean(), images[train_idx].std()
     images = (images - mean) / std
-    return Data(TensorDataset(images[train_idx], labels[train_idx]),
+    train: Dataset = TensorDataset(images[train_idx], labels[train_idx])
+    if cutout > 0:  # a tensor dataset has no transform: Cutout is applied as each image is read
+        from nni_snn.regularizers import Cutout, TransformedImages
+
+        train = TransformedImages(train, Cutout(cutout))
+    return Data(train,
                 TensorDataset(images[test_idx], labels[test_idx]), num_classes=10, in_channels=1, image_size=8)
 
 
@@ -79,13 +93,14 @@ def _require_dir(data_dir: str | Path | None, hint: str) -> Path:
     return path
 
 
-def _cifar(name: str, data_dir, download: bool, augment: bool) -> Data:
+def _cifar(name: str, data_dir, download: bool, augment: bool, cutout: int = 0) -> Data:
     import torchvision
     from torchvision import transforms as tf
 
     mean, std = CIFAR10_STATS if name == "cifar10" else CIFAR100_STATS
     normalize = [tf.ToTensor(), tf.Normalize(mean, std)]
-    train_tf = tf.Compose(([tf.RandomCrop(32, padding=4), tf.RandomHorizontalFlip()] if augment else []) + normalize)
+    train_tf = tf.Compose(([tf.RandomCrop(32, padding=4), tf.RandomHorizontalFlip()] if augment else []) + normalize
+                          + _cutout(cutout))
     cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
     if download:
         root = Path(data_dir or "data")
@@ -104,7 +119,7 @@ def _to_rgb(image):
     return image.convert("RGB")
 
 
-def _imagefolder(data_dir) -> Data:
+def _imagefolder(data_dir, cutout: int = 0) -> Data:
     """``data_dir/train/<class>/*`` and ``data_dir/val/<class>/*``; grey or RGB, resized to the train images' size."""
     import torchvision
     from torchvision import transforms as tf
@@ -123,14 +138,14 @@ def _imagefolder(data_dir) -> Data:
     base = [tf.Grayscale(1)] if grey else [tf.Lambda(_to_rgb)]
     transform = tf.Compose(base + [tf.Resize(size), tf.CenterCrop(size), tf.ToTensor(),
                                    tf.Normalize([0.5] * (1 if grey else 3), [0.5] * (1 if grey else 3))])
-    train = torchvision.datasets.ImageFolder(str(root / "train"), transform=transform)
+    train = torchvision.datasets.ImageFolder(str(root / "train"), transform=tf.Compose([transform, *_cutout(cutout)]))
     test = torchvision.datasets.ImageFolder(str(root / "val"), transform=transform)
     if train.classes != test.classes:
         raise DataError(f"train/ and val/ under {root} have different class folders")
     return Data(train, test, num_classes=len(train.classes), in_channels=1 if grey else 3, image_size=size)
 
 
-def _tinyimagenet(data_dir, augment: bool) -> Data:
+def _tinyimagenet(data_dir, augment: bool, cutout: int = 0) -> Data:
     """Tiny ImageNet's official layout: ``train/<wnid>/images/*.JPEG``, ``val/images/*.JPEG`` labelled by
     ``val/val_annotations.txt`` (file, wnid, box); 64x64 RGB, 200 classes."""
     import torchvision
@@ -142,7 +157,8 @@ def _tinyimagenet(data_dir, augment: bool) -> Data:
         raise DataError(f"{root} is not a Tiny ImageNet folder: expected train/ and val/val_annotations.txt")
     normalize = [tf.ToTensor(), tf.Normalize((0.480, 0.448, 0.398), (0.277, 0.269, 0.282))]
     augmentation = [tf.RandomCrop(64, padding=8), tf.RandomHorizontalFlip()] if augment else []
-    train = torchvision.datasets.ImageFolder(str(root / "train"), transform=tf.Compose(augmentation + normalize))
+    train = torchvision.datasets.ImageFolder(str(root / "train"),
+                                             transform=tf.Compose(augmentation + normalize + _cutout(cutout)))
     test = torchvision.datasets.ImageFolder(str(root / "train"), transform=tf.Compose(normalize))
     try:
         test.samples = [(str(root / "val" / "images" / line.split("\t")[0]),

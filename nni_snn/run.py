@@ -5,6 +5,7 @@ This is the one module of ``nni_snn`` that wires in ``search_spaces`` and ``stra
 
 from __future__ import annotations
 
+import math
 import pickle
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from nni_snn.archfile import FORMAT, VERSION, build_network, genotype_from_sample, write_json_atomic
 from nni_snn.data import load_dataset, split_for_search
-from nni_snn.training import EpochReporter, NonFiniteGuard, SNNClassifier, trial_result
+from nni_snn.training import DropPathSchedule, EpochReporter, NonFiniteGuard, SNNClassifier, trial_result
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -80,6 +81,12 @@ def _trainer(opts: dict, output: Path, callbacks: list, traced: bool = False, **
         enable_progress_bar=opts.get("progress", True), **kwargs)
 
 
+# What a retrain was trained with, recorded in its metrics.json under "recipe" (the keys a caller may leave out
+# default as in nni-snn retrain's options).
+RECIPE_KEYS = ("width", "cells", "epochs", "batch_size", "lr", "lr_min", "auxiliary_weight", "grad_clip", "drop_path",
+               "cutout")
+RECIPE_DEFAULTS = {"lr_min": 0.0, "drop_path": 0.0, "cutout": 0}
+
 COUNTED = ("spikes_per_sample", "sops_per_sample", "macs_per_sample", "energy_uj_per_sample", "spikes_per_cell",
            "sops_per_cell")
 
@@ -139,20 +146,50 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
                        warmup_epochs=opts["warmup_epochs"])
     strategy(RawFormatModelSpace.from_model(space, evaluator), SequentialExecutionEngine())
 
-    sample = strategy.oneshot_module.export()
-    alpha = strategy.oneshot_module.export_probs()
+    mode = opts.get("export", "best")
+    chosen = choose_export(reporter.history, mode, opts["warmup_epochs"])
+    record = reporter.history[chosen]
+    sample = record["nni_sample"]
     arch = {"format": FORMAT, "version": VERSION, "attention": opts["attention"],
             "attention_cells": opts["attention_cells"], "timesteps": opts["timesteps"],
             "genotype": genotype_from_sample(sample), "neuron": neuron, "normalize": opts["normalize"],
-            "alpha": alpha, "nni_sample": sample,
-            "search": {k: opts[k] for k in ("dataset", "width", "cells", "epochs", "batch_size", "seed", "lr",
-                                             "arc_lr", "warmup_epochs", "spike_penalty")}}
-    metrics = _final_metrics(reporter, derived_params(arch, opts, data))
+            "alpha": record["alpha"], "nni_sample": sample,
+            "search": {**{k: opts[k] for k in ("dataset", "width", "cells", "epochs", "batch_size", "seed", "lr",
+                                                "arc_lr", "warmup_epochs", "spike_penalty")},
+                       "export": mode, "export_epoch": record["epoch"]}}
+    metrics = _final_metrics(reporter, derived_params(arch, opts, data))  # the final epoch's, params the export's
     metrics["supernet_params"] = count_parameters(space)
-    arch["results"] = {k: metrics[k] for k in ("accuracy", "spikes_per_sample", "sops_per_sample",
-                                                "energy_uj_per_sample", "params", "params_with_auxiliary_head")}
+    metrics["export"] = {"mode": mode, "epoch": record["epoch"], "accuracy": record.get("val_acc")}
+    # The results are those of the exported epoch's supernet (its alpha, weights and validation pass).
+    arch["results"] = {"accuracy": record.get("val_acc"),
+                       **{k: record[k] for k in ("spikes_per_sample", "sops_per_sample", "energy_uj_per_sample")},
+                       **{k: metrics[k] for k in ("params", "params_with_auxiliary_head")}}
     write_search_outputs(output, arch, metrics)
     return metrics
+
+
+def choose_export(history: list[dict], mode: str, warmup_epochs: int = 0) -> int:
+    """The index in ``history`` (= the 0-based epoch) of the architecture a search writes.
+
+    ``last``: the final epoch. ``best``: the epoch whose supernet reached the highest validation accuracy on the alpha
+    half (the paper keeps the structure "according to accuracy"); on a tie the later epoch, whose alpha had more
+    training. Warm-up epochs do not train alpha, so their architecture is the initial one and is not a candidate
+    unless the whole run was warm-up. An epoch without an accuracy ranks below any with one.
+    """
+    if not history:
+        raise ValueError("the search recorded no epoch")
+    if mode == "last":
+        return len(history) - 1
+    if mode != "best":
+        raise ValueError(f"unknown export {mode!r}")
+    candidates = [i for i in range(len(history)) if history[i]["epoch"] >= warmup_epochs] or range(len(history))
+
+    def score(i: int) -> tuple:
+        acc = history[i].get("val_acc")
+        measured = acc is not None and not math.isnan(acc)
+        return (measured, acc if measured else 0.0, i)
+
+    return max(candidates, key=score)
 
 
 def derived_params(arch: dict, opts: dict, data) -> dict:
@@ -240,7 +277,8 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
 
     pl.seed_everything(opts["seed"], workers=True, verbose=False)
     arch = load_arch(opts["arch"]) if opts["arch"] else None
-    data = load_dataset(opts["dataset"], opts.get("data_dir"), opts.get("download", False))
+    data = load_dataset(opts["dataset"], opts.get("data_dir"), opts.get("download", False),
+                        cutout=opts.get("cutout", 0))
     timesteps = opts["timesteps"] or (arch["timesteps"] if arch else 2)
     neuron = neuron_spec(opts, arch.get("neuron") if arch else None)
     if arch is None:
@@ -253,12 +291,13 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
                             timesteps=timesteps, neuron=neuron, normalize=opts["normalize"],
                             attention_cells=opts["attention_cells"])
     module = SNNClassifier(num_classes=data.num_classes, learning_rate=opts["lr"],
-                           auxiliary_weight=opts["auxiliary_weight"])
+                           auxiliary_weight=opts["auxiliary_weight"], lr_min=opts.get("lr_min", 0.0))
     module.set_model(net)
     reporter = _reporter(opts, trial)
     best = _checkpoints(output, filename="best", monitor="val_acc", mode="max", save_top_k=1)
+    extra = [DropPathSchedule(opts["drop_path"])] if opts.get("drop_path") else []
     # DARTS clips at 5 too; without it, measured on digits at lr 0.1, one large step can silence a network for good.
-    trainer = _trainer(opts, output, [reporter, best], strategy=opts["strategy"],
+    trainer = _trainer(opts, output, [reporter, *extra, best], strategy=opts["strategy"],
                        gradient_clip_val=opts.get("grad_clip") or None)
     trainer.fit(module, _loader(data.train, opts["batch_size"], True, opts["num_workers"], opts["seed"]),
                 _loader(data.test, opts["batch_size"], False, opts["num_workers"], opts["seed"]),
@@ -271,5 +310,6 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
     metrics["network"] = {"arch": opts["arch"], "baseline": opts["baseline"], "neuron": neuron,
                           "normalize": getattr(net, "normalize", None),  # the file's unless overridden
                           "attention_cells": getattr(net, "attention_cells", None)}
+    metrics["recipe"] = {key: opts.get(key, RECIPE_DEFAULTS.get(key)) for key in RECIPE_KEYS}
     write_json_atomic(output / "metrics.json", metrics)
     return metrics

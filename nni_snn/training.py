@@ -16,6 +16,7 @@ import torchmetrics
 from nni.nas.evaluator.pytorch import LightningModule
 from torch import nn
 
+from nni_snn.regularizers import set_drop_path_prob
 from nni_snn.spikes import E_AC_PJ, E_MAC_PJ, SpikeMonitor, energy_uj
 
 
@@ -29,12 +30,12 @@ def cell_group(name: str) -> str:
 class SNNClassifier(LightningModule):
     """Cross-entropy on T-averaged logits (+ ``auxiliary_weight`` x the auxiliary head's), top-1 accuracy.
 
-    Weights: SGD with momentum and a cosine schedule over the trainer's epochs (paper 4.2: lr 0.005 for search,
-    0.0025 for retraining).
+    Weights: SGD with momentum and a cosine schedule over the trainer's epochs from ``learning_rate`` down to
+    ``lr_min`` (paper 4.2: lr 0.005 for search, 0.0025 for retraining; DARTS's search floors at 0.001).
     """
 
     def __init__(self, num_classes: int = 10, learning_rate: float = 0.005, momentum: float = 0.9,
-                 weight_decay: float = 3e-4, auxiliary_weight: float = 0.4):
+                 weight_decay: float = 3e-4, auxiliary_weight: float = 0.4, lr_min: float = 0.0):
         super().__init__()
         self.save_hyperparameters()
         self.criterion = nn.CrossEntropyLoss()
@@ -66,8 +67,29 @@ class SNNClassifier(LightningModule):
     def configure_optimizers(self):
         optimizer = torch.optim.SGD(self.parameters(), lr=self.hparams.learning_rate,
                                     momentum=self.hparams.momentum, weight_decay=self.hparams.weight_decay)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, self.trainer.max_epochs))
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, self.trainer.max_epochs),
+                                                               eta_min=self.hparams.lr_min)
         return [optimizer], [scheduler]
+
+
+class DropPathSchedule(pl.Callback):
+    """DARTS's ramp: at the start of epoch ``e`` (0-based) of ``E``, drop-path probability ``p * e / E``.
+
+    So the first epoch trains without drop-path and the last one at ``p * (E - 1) / E``, as in DARTS's
+    ``train.py`` (``model.drop_path_prob = args.drop_path_prob * epoch / args.epochs``). Computed from the trainer's
+    epoch, so a resumed run continues the ramp where it stopped. The value is logged as ``drop_path_prob``.
+    """
+
+    def __init__(self, p: float):
+        self.p = p
+
+    def probability(self, epoch: int, epochs: int) -> float:
+        return self.p * epoch / max(1, epochs)
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        prob = self.probability(trainer.current_epoch, trainer.max_epochs)
+        set_drop_path_prob(pl_module.model, prob)
+        pl_module.log("drop_path_prob", prob, on_step=False, on_epoch=True)
 
 
 class NonFiniteError(RuntimeError):

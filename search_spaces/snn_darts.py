@@ -36,6 +36,7 @@ from nni_snn.archfile import ATTENTION_CELLS, CELL_TYPES, NUM_NODES
 from nni_snn.attention import make_attention
 from nni_snn.neuron import make_neuron
 from nni_snn.ops import OPS, PRIMITIVES, Preprocess, TimeDistributed, batch_norm, fold, unfold
+from nni_snn.regularizers import drop_path
 from nni_snn.spikes import mark_analog
 
 
@@ -69,9 +70,20 @@ class SNNNode(nn.Module):
         # Read by the DARTS node hook (search_spaces.supernet) to derive inputs from operation strengths.
         self.inputs.edge_labels = [f"{cell_type}/op_{index}_{i}" for i in range(n_inputs)]
 
+    # Drop-path probability of the fixed network's edges in training (DARTS's evaluation regulariser). A plain
+    # attribute that nni_snn.training.DropPathSchedule sets each epoch, so NNI does not trace it as an argument.
+    drop_path_prob = 0.0
+
     def forward(self, spikes_of) -> torch.Tensor:
         if isinstance(self.inputs, ChosenInputs):  # fixed network: only the chosen edges exist
-            return sum(self.edges[str(i)](spikes_of(i)) for i in self.inputs.chosen)
+            total = 0
+            for i in self.inputs.chosen:
+                edge = self.edges[str(i)]
+                out = edge(spikes_of(i))
+                if self.training and self.drop_path_prob > 0 and not isinstance(edge, nn.Identity):
+                    out = drop_path(out, self.drop_path_prob)  # as in DARTS, an identity edge is never dropped
+                total = total + out
+            return total
         return self.inputs([self.edges[str(i)](spikes_of(i)) for i in range(len(self.edges))])
 
 

@@ -12,6 +12,9 @@ What it adds to :class:`nni.nas.strategy.DARTS`:
   weights by whatever the evaluator's module configures (``SNNClassifier``: SGD, momentum 0.9, cosine, lr 0.005).
 - a validation pass over the alpha half every epoch, so the accuracy and spikes of the supernet are reported;
 - pictures of the cells derived after every epoch, in TensorBoard (next to NNI's own per-edge alpha curves);
+- every epoch's architecture in the reporter's history, next to that epoch's validation accuracy: ``nni_sample``
+  (``export()``), ``alpha`` (``export_probs()``) and ``genotype``, so that a run can export the epoch whose supernet
+  validated best (``nni-snn search --export best``); the history is in the checkpoint, so a resumed run has them all;
 - ``spike_penalty`` (lambda > 0): energy-aware search, lambda x the expected energy of the mixed edges added to the
   architecture loss (:mod:`strategies.penalty`; it starts at lambda: 1 is a strong pressure).
 
@@ -51,20 +54,53 @@ class MADartsModule(DartsLightningModule):
 
     def on_train_epoch_end(self):
         super().on_train_epoch_end()
-        self._log_cells()
+        genotype = self._record_architecture()
+        if genotype is not None:
+            self._log_cells(genotype)
 
-    def _log_cells(self):
+    def _record_architecture(self) -> dict | None:
+        """Add this epoch's architecture to the reporter's record of the epoch; return its genotype (None for a
+        space other than SNNDartsSpace).
+
+        Lightning runs the validation loop before the ``on_train_epoch_end`` hooks, and the reporter's hook before
+        this one, so the record just appended holds the validation accuracy of the supernet with these very alpha;
+        the checkpoint callbacks come after, so the record is saved with the epoch.
+        """
+        sample = self.export()
+        try:
+            genotype = genotype_from_sample(sample)
+        except KeyError:  # no DARTS cells
+            genotype = None
+        reporter = next((cb for cb in self.trainer.callbacks if isinstance(cb, EpochReporter)), None)
+        if reporter is not None and reporter.history and reporter.history[-1]["epoch"] == self.current_epoch:
+            record = reporter.history[-1]
+            # Plain JSON types: NNI's labels are str subclasses, which a weights-only checkpoint cannot load back.
+            record["nni_sample"], record["alpha"] = _plain(sample), _plain(self.export_probs())
+            if genotype is not None:
+                record["genotype"] = genotype
+        return genotype
+
+    def _log_cells(self, genotype: dict):
         """Pictures of the cells derived from the current alpha, one per epoch, in TensorBoard."""
         experiment = getattr(self.logger, "experiment", None)
         if not hasattr(experiment, "add_image") or not self.trainer.is_global_zero:
             return
-        try:
-            genotype = genotype_from_sample(self.export())
-        except KeyError:  # a space other than SNNDartsSpace: no DARTS cells to draw
-            return
         for cell_type, pairs in genotype.items():
             image = render_cell(pairs, f"{cell_type} cell after epoch {self.current_epoch}")
             experiment.add_image(f"cells/{cell_type}", image, self.current_epoch, dataformats="HWC")
+
+
+def _plain(value):
+    """``value`` with every dict, list, string and number turned into the plain built-in type."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, bool) or value is None:
+        return value
+    return int(value) if isinstance(value, int) else float(value)
 
 
 class MADarts(DARTS):

@@ -87,3 +87,114 @@ def test_retrain_on_tiny_imagenet_layout(tmp_path, arch_file):
     assert main(["retrain", "--arch", str(arch_file), "--dataset", "tinyimagenet", "--data-dir", str(root),
                  *TINY, "--output", str(out)]) == 0
     assert 0.0 <= json.loads((out / "metrics.json").read_text())["accuracy"] <= 1.0
+
+
+def test_drop_path_drops_whole_samples_for_all_time_steps():
+    from nni_snn.regularizers import drop_path
+
+    x = torch.ones(3, 200, 2, 4, 4)  # [T, N, C, H, W]
+    out = drop_path(x, 0.25)
+    per_sample = out.transpose(0, 1).flatten(1)  # [N, T*C*H*W]
+    assert torch.isclose(per_sample, torch.tensor(0.0)).logical_or(
+        torch.isclose(per_sample, torch.tensor(1 / 0.75))).all()  # dropped, or kept and scaled by 1 / (1 - p)
+    assert (per_sample == per_sample[:, :1]).all()  # one draw per sample, the same at every time step
+    dropped = (per_sample[:, 0] == 0).float().mean()
+    assert 0.1 < dropped < 0.4  # about a quarter of 200
+    assert drop_path(x, 0.0) is x
+
+
+def test_drop_path_in_the_fixed_network_spares_identities_and_evaluation(hand_arch):
+    from nni_snn.archfile import build_network
+    from nni_snn.regularizers import set_drop_path_prob
+
+    net = build_network(hand_arch, width=4, num_cells=3, num_classes=10, in_channels=1)
+    assert set_drop_path_prob(net, 0.0) == 3 * 4  # every node of every cell reads it
+    node = net.cells[0].nodes[0]  # normal cell: sep_conv_3x3 from input 0, skip_connect (identity) from input 1
+    spikes = {i: (torch.rand(2, 64, 4, 8, 8) > 0.5).float() for i in (0, 1)}
+    net.train()
+    full = node(spikes.__getitem__)
+    conv = full - spikes[1]  # the sep conv's output (batch-statistics BN: the same input gives the same output)
+    node.drop_path_prob = 0.5
+    out = node(spikes.__getitem__) - spikes[1]  # what came through the conv edge; the identity always does
+    kept = torch.tensor([torch.allclose(out[:, n], 2 * conv[:, n], atol=1e-5) for n in range(64)])
+    dropped = torch.tensor([bool((out[:, n].abs() < 1e-6).all()) for n in range(64)])
+    assert (kept ^ dropped).all() and 5 < int(dropped.sum()) < 59
+    net.eval()
+    reference = node(spikes.__getitem__)
+    node.drop_path_prob = 0.0
+    assert torch.equal(node(spikes.__getitem__), reference)  # evaluation never drops
+
+
+def test_drop_path_schedule_is_dartss_ramp():
+    from nni_snn.training import DropPathSchedule
+
+    schedule = DropPathSchedule(0.2)
+    assert [schedule.probability(e, 4) for e in range(4)] == pytest.approx([0.0, 0.05, 0.1, 0.15])
+
+
+def test_retrain_with_drop_path_cutout_and_lr_min(tmp_path, arch_file):
+    out = tmp_path / "out"
+    assert main(["retrain", "--arch", str(arch_file), *TINY[:4], "--epochs", "2", *TINY[6:], "--drop-path", "0.3",
+                 "--cutout", "3", "--lr-min", "0.05", "--output", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    history = metrics["history"]
+    # Set on the model at each epoch's start: 0.3 x epoch / 2.
+    assert [h["drop_path_prob"] for h in history] == pytest.approx([0.0, 0.15])
+    # The cosine from lr 0.2 ends at the floor, 0.05 (the recorded lr is the one after the epoch's step).
+    assert [h["lr"] for h in history] == pytest.approx([0.125, 0.05])
+    assert {k: metrics["recipe"][k] for k in ("drop_path", "cutout", "lr_min", "grad_clip")} == {
+        "drop_path": 0.3, "cutout": 3, "lr_min": 0.05, "grad_clip": 5.0}
+
+
+def _cut_box(image: torch.Tensor) -> tuple[int, int] | None:
+    """(height, width) of the zeroed rectangle of a [C, H, W] image, None if nothing is zero; fails if the zeros
+    are not one rectangle through all channels."""
+    zero = (image == 0).all(dim=0)
+    if not zero.any():
+        return None
+    rows, cols = zero.any(dim=1).nonzero().flatten(), zero.any(dim=0).nonzero().flatten()
+    box = zero[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    assert box.all() and int(zero.sum()) == box.numel()
+    return box.shape
+
+
+def test_cutout_zeroes_a_square_in_training_digits_only():
+    from nni_snn.data import load_dataset
+
+    plain, cut = load_dataset("digits"), load_dataset("digits", cutout=4)
+    boxes = [_cut_box(cut.train[i][0]) for i in range(200)]
+    # Side 4, clipped at the border (centre anywhere in the 8x8 image): 2 to 4 pixels each way.
+    assert all(box is not None and 2 <= min(box) and max(box) <= 4 for box in boxes)
+    assert (4, 4) in boxes and len(set(boxes)) > 1
+    assert all(_cut_box(plain.train[i][0]) is None for i in range(200))  # normalised digits have no exact zeros
+    assert torch.equal(cut.train[0][1], plain.train[0][1])
+    assert torch.equal(cut.test.tensors[0], plain.test.tensors[0])  # the held-out images are never cut
+
+
+def test_cutout_on_an_image_folder_cuts_training_images_only(tmp_path):
+    from PIL import Image
+
+    from nni_snn.data import load_dataset
+
+    root = tmp_path / "images"
+    for part in ("train", "val"):
+        for label in ("a", "b"):
+            (root / part / label).mkdir(parents=True)
+            Image.new("RGB", (12, 12), (200, 30, 90)).save(root / part / label / "0.png")
+    data = load_dataset("imagefolder", root, cutout=6)
+    assert all(_cut_box(data.train[i][0]) is not None for i in range(2))
+    assert all(_cut_box(data.test[i][0]) is None for i in range(2))
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (["--drop-path", "1"], "--drop-path must be a number in [0, 1), got 1.0"),
+    (["--cutout", "-2"], "--cutout must be an integer >= 0 (pixels), got -2"),
+    (["--lr-min", "-1"], "--lr-min must be a number >= 0"),
+    (["--lr-min", "0.5"], "--lr-min 0.5 is above --lr 0.2"),
+    (["--baseline", "spiking-cnn", "--drop-path", "0.2"], "a --baseline has none"),
+])
+def test_bad_recipe_options_are_one_line_and_exit_2(flags, needle, tmp_path, arch_file, capsys):
+    arch = [] if "--baseline" in flags else ["--arch", str(arch_file)]
+    assert main(["retrain", *arch, *flags, "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1 and "Traceback" not in err

@@ -93,8 +93,82 @@ def test_stock_nni_darts_and_classification_evaluator_run_the_space():
     assert all(len(sample[f"normal/input_{k}"]) == 2 for k in range(4))
 
 
+def test_every_epoch_keeps_its_architecture_and_the_best_is_exported(searched):
+    """The paper keeps the structure "according to accuracy": by default the epoch whose supernet validated best."""
+    history = json.loads((searched / "metrics.json").read_text())["history"]
+    assert len(history) == 2 and all(set(r["genotype"]) == {"normal", "reduce"} for r in history)
+    accuracies = [r["val_acc"] for r in history]
+    best = max(range(len(accuracies)), key=lambda i: (accuracies[i], i))  # ties: the later epoch
+    arch = load_arch(searched / "arch.json")
+    assert arch["search"]["export"] == "best" and arch["search"]["export_epoch"] == best
+    assert arch["genotype"] == history[best]["genotype"] and arch["alpha"] == history[best]["alpha"]
+    assert arch["nni_sample"] == history[best]["nni_sample"]
+    assert arch["results"]["accuracy"] == accuracies[best]
+
+
+def test_export_picks_the_best_validated_epoch_after_warmup():
+    from nni_snn.run import choose_export
+
+    history = [{"epoch": i, "val_acc": acc} for i, acc in enumerate([0.9, 0.5, 0.7, 0.6, 0.7, float("nan")])]
+    assert choose_export(history, "best") == 0
+    assert choose_export(history, "best", warmup_epochs=1) == 4  # 0 is warm-up; 2 and 4 tie: the later
+    assert choose_export(history, "last", warmup_epochs=1) == 5
+    assert choose_export(history[:1], "best", warmup_epochs=3) == 0  # all warm-up: nothing better to offer
+
+
+@pytest.fixture(scope="module")
+def retrained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("retrained")
+    assert main(["search", *TINY, "--export", "last", "--retrain-epochs", "1", "--retrain-width", "6",
+                 "--retrain-cells", "4", "--retrain-batch-size", "256", "--retrain-lr", "0.05",
+                 "--output", str(out)]) == 0
+    return out
+
+
+def test_export_last_writes_the_final_epochs_architecture(retrained):
+    history = json.loads((retrained / "metrics.json").read_text())["history"]
+    arch = load_arch(retrained / "arch.json")
+    assert arch["search"]["export"] == "last" and arch["search"]["export_epoch"] == 1
+    assert arch["genotype"] == history[-1]["genotype"] and arch["alpha"] == history[-1]["alpha"]
+
+
+def test_search_then_retrain_at_the_retrain_settings_given(retrained):
+    """--retrain-width/--retrain-cells size the retrained network, not the search's --width/--cells."""
+    from nni_snn.archfile import build_network
+    from nni_snn.run import network_parameters
+
+    metrics = json.loads((retrained / "retrain" / "metrics.json").read_text())
+    arch = load_arch(retrained / "arch.json")
+
+    def params(width, cells):  # retrain trains with the auxiliary head (weight 0.4 by default)
+        return network_parameters(build_network(arch, width=width, num_cells=cells, num_classes=10, in_channels=1,
+                                                auxiliary=True))
+
+    assert {k: metrics[k] for k in ("params", "params_with_auxiliary_head")} == params(6, 4) != params(4, 3)
+    recipe = metrics["recipe"]
+    assert (recipe["width"], recipe["cells"], recipe["batch_size"], recipe["lr"], recipe["epochs"]) == (6, 4, 256,
+                                                                                                        0.05, 1)
+
+
+def test_search_retrain_defaults_are_retrains_not_the_searchs(capsys):
+    from nni_snn.cli import SEARCH_DEFAULTS, build_parser, resolve_options
+
+    opts = resolve_options(build_parser().parse_args(["search"]), SEARCH_DEFAULTS, None)
+    assert all(opts[f"retrain_{k}"] is None for k in ("width", "cells", "lr", "batch_size"))
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    for flag, default in (("width", 36), ("cells", 6), ("lr", 0.2), ("batch-size", 96)):
+        assert f"--retrain-{flag} RETRAIN_{flag.upper().replace('-', '_')} " in shown
+        assert f"(default retrain's, {default})" in shown
+
+
 @pytest.mark.parametrize("argv,needle", [
     (["search", "--attention", "se"], "attention"),
+    (["search", "--retrain-width", "0"], "--retrain-width must be an integer >= 1"),
+    (["search", "--retrain-batch-size", "-1"], "--retrain-batch-size must be an integer >= 1"),
+    (["search", "--retrain-lr", "0"], "--retrain-lr must be a number > 0"),
+    (["search", "--export", "foo"], "--export 'foo' is unknown; use one of best, last"),
     (["search", "--width", "0"], "--width must be an integer >= 1"),
     (["search", "--warmup-epochs", "-1"], "--warmup-epochs must be an integer >= 0"),
     (["search", "--spike-penalty", "-0.5"], "--spike-penalty must be a number >= 0"),
@@ -114,6 +188,9 @@ def test_config_file_and_unknown_keys(tmp_path, capsys):
     cfg.write_text("widht: 4\n")
     assert main(["search", "--config", str(cfg)]) == 2
     assert "unknown option 'widht'" in capsys.readouterr().err
+    cfg.write_text("retrain_cells: 0\n")
+    assert main(["search", "--config", str(cfg)]) == 2
+    assert "--retrain-cells must be an integer >= 1, got 0" in capsys.readouterr().err
 
 
 def test_tensorboard_has_cell_pictures_and_learning_rate(searched):
