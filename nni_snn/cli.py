@@ -32,6 +32,7 @@ SEARCH_DEFAULTS = {
     # The retrain after the search (--retrain-epochs > 0); None: retrain's own default (RETRAIN_DEFAULTS), not the
     # search's value, since the paper retrains a larger network (36 channels, 6 cells) than it searches.
     "retrain_width": None, "retrain_cells": None, "retrain_lr": None, "retrain_batch_size": None,
+    "retrain_attention_cells": None,  # None: the arch file's, i.e. the search's --attention-cells
 }
 RETRAIN_DEFAULTS = {
     "arch": None, "baseline": None, "dataset": "digits", "data_dir": None, "download": False, "timesteps": None,
@@ -135,6 +136,9 @@ def _search_parser(sub) -> None:
                    help=f"learning rate of that retrain (default retrain's, {RETRAIN_DEFAULTS['lr']})")
     p.add_argument("--retrain-batch-size", type=int,
                    help=f"batch size of that retrain (default retrain's, {RETRAIN_DEFAULTS['batch_size']})")
+    p.add_argument("--retrain-attention-cells",
+                   help="attention in all cells or the last of that retrain (default: the search's --attention-cells; "
+                        "the paper retrains with it behind the final cell, 4.2)")
 
 
 def _multitrial_parser(sub) -> None:
@@ -291,9 +295,9 @@ def _check_network(opts: dict) -> None:
     from nni_snn.neuron import NEURONS, SURROGATES
 
     for key, valid in (("neuron", NEURONS), ("surrogate", SURROGATES), ("baseline", BASELINES),
-                       ("attention_cells", ATTENTION_CELLS)):
+                       ("attention_cells", ATTENTION_CELLS), ("retrain_attention_cells", ATTENTION_CELLS)):
         if opts.get(key) is not None and opts[key] not in valid:
-            raise UsageError(f"--{key} {opts[key]!r} is unknown; use one of {', '.join(valid)}")
+            raise UsageError(f"--{key.replace('_', '-')} {opts[key]!r} is unknown; use one of {', '.join(valid)}")
     numbers = (("surrogate_alpha", "a number > 0", lambda v: v > 0), ("v_threshold", "a number > 0", lambda v: v > 0),
                ("tau", "a number in [0, 1]", lambda v: 0 <= v <= 1))
     for key, what, valid in numbers:
@@ -364,7 +368,7 @@ def _search(args) -> int:
         # Retrain the found cells: the trial's final result is its accuracy. Data, seed, hardware, neuron and energy
         # prices are the search's; sizes and learning rate are retrain's unless --retrain-* says otherwise (the
         # paper searches at 16 channels and 5 cells, and retrains at 36 or more and 6); T is the arch file's.
-        own = ("width", "cells", "lr", "batch_size")
+        own = ("width", "cells", "lr", "batch_size", "attention_cells")
         retrain = {**RETRAIN_DEFAULTS, **{k: opts[k] for k in RETRAIN_DEFAULTS if k in opts and k not in own},
                    **{k: opts[f"retrain_{k}"] for k in own if opts[f"retrain_{k}"] is not None},
                    "arch": str(output / "arch.json"), "timesteps": None, "epochs": opts["retrain_epochs"],

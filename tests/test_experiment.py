@@ -104,6 +104,9 @@ def test_shipped_commands_parse_and_carry_the_paper_recipe():
     ablation = resolved["ablation_cifar10.yml"]
     assert (ablation["retrain_width"], ablation["retrain_cells"], ablation["retrain_lr"],
             ablation["retrain_batch_size"], ablation["retrain_epochs"]) == (36, 6, 0.0025, 96, 600)
+    # Attention at every cell's concatenation in the search (3.3), behind the final cell in the retrain (4.2).
+    assert (ablation["attention_cells"], ablation["retrain_attention_cells"]) == ("all", "last")
+    assert resolved["retrain_cifar10.yml"]["attention_cells"] == "last"
     assert resolved["ablation_cifar10_remote.yml"]["retrain_width"] == 36
     retrain = resolved["retrain_cifar10.yml"]
     assert (retrain["drop_path"], retrain["cutout"], retrain["grad_clip"], retrain["lr"], retrain["epochs"],

@@ -121,7 +121,7 @@ def retrained(tmp_path_factory):
     out = tmp_path_factory.mktemp("retrained")
     assert main(["search", *TINY, "--export", "last", "--retrain-epochs", "1", "--retrain-width", "6",
                  "--retrain-cells", "4", "--retrain-batch-size", "256", "--retrain-lr", "0.05",
-                 "--output", str(out)]) == 0
+                 "--retrain-attention-cells", "last", "--output", str(out)]) == 0
     return out
 
 
@@ -144,7 +144,11 @@ def test_search_then_retrain_at_the_retrain_settings_given(retrained):
         return network_parameters(build_network(arch, width=width, num_cells=cells, num_classes=10, in_channels=1,
                                                 auxiliary=True))
 
-    assert {k: metrics[k] for k in ("params", "params_with_auxiliary_head")} == params(6, 4) != params(4, 3)
+    assert load_arch(retrained / "arch.json")["attention_cells"] == "all"  # the search's
+    assert metrics["network"]["attention_cells"] == "last"  # --retrain-attention-cells
+    assert {k: metrics[k] for k in ("params", "params_with_auxiliary_head")} == \
+        network_parameters(build_network(arch, width=6, num_cells=4, num_classes=10, in_channels=1, auxiliary=True,
+                                         attention_cells="last")) != params(6, 4)
     recipe = metrics["recipe"]
     assert (recipe["width"], recipe["cells"], recipe["batch_size"], recipe["lr"], recipe["epochs"]) == (6, 4, 256,
                                                                                                         0.05, 1)
@@ -154,7 +158,7 @@ def test_search_retrain_defaults_are_retrains_not_the_searchs(capsys):
     from nni_snn.cli import SEARCH_DEFAULTS, build_parser, resolve_options
 
     opts = resolve_options(build_parser().parse_args(["search"]), SEARCH_DEFAULTS, None)
-    assert all(opts[f"retrain_{k}"] is None for k in ("width", "cells", "lr", "batch_size"))
+    assert all(opts[f"retrain_{k}"] is None for k in ("width", "cells", "lr", "batch_size", "attention_cells"))
     with pytest.raises(SystemExit):
         main(["search", "--help"])
     shown = " ".join(capsys.readouterr().out.split())
@@ -169,6 +173,8 @@ def test_search_retrain_defaults_are_retrains_not_the_searchs(capsys):
     (["search", "--retrain-batch-size", "-1"], "--retrain-batch-size must be an integer >= 1"),
     (["search", "--retrain-lr", "0"], "--retrain-lr must be a number > 0"),
     (["search", "--export", "foo"], "--export 'foo' is unknown; use one of best, last"),
+    (["search", "--attention-cells", "first"], "--attention-cells 'first' is unknown; use one of all, last"),
+    (["search", "--retrain-attention-cells", "x"], "--retrain-attention-cells 'x' is unknown"),
     (["search", "--width", "0"], "--width must be an integer >= 1"),
     (["search", "--warmup-epochs", "-1"], "--warmup-epochs must be an integer >= 0"),
     (["search", "--spike-penalty", "-0.5"], "--spike-penalty must be a number >= 0"),
