@@ -27,7 +27,8 @@ NETWORK_DEFAULTS = {"neuron": "lif", "tau": 0.2, "v_threshold": 0.5, "surrogate"
 SEARCH_DEFAULTS = {
     "dataset": "digits", "data_dir": None, "download": False, "attention": "ma", "timesteps": 2, "width": 16,
     "cells": 5, "epochs": 40, "batch_size": 64, "seed": 0, "lr": 0.1, "arc_lr": 3e-4, "output": "runs/search",
-    "accelerator": "auto", "devices": 1, "num_workers": 0, "progress": True, "retrain_epochs": 0, "resume": False,
+    "accelerator": "auto", "devices": 1, "num_workers": None, "progress": True, "retrain_epochs": 0, "resume": False,
+    "precision": "32",
     "spike_penalty": 0.0, "warmup_epochs": 0, "export": "best", **NETWORK_DEFAULTS, **ENERGY_DEFAULTS,
     # The retrain after the search (--retrain-epochs > 0); None: retrain's own default (RETRAIN_DEFAULTS), not the
     # search's value, since the paper retrains a larger network (36 channels, 6 cells) than it searches.
@@ -37,7 +38,8 @@ SEARCH_DEFAULTS = {
 RETRAIN_DEFAULTS = {
     "arch": None, "baseline": None, "dataset": "digits", "data_dir": None, "download": False, "timesteps": None,
     "width": 36, "cells": 6, "epochs": 600, "batch_size": 96, "lr": 0.2, "auxiliary_weight": 0.4, "grad_clip": 5.0,
-    "seed": 0, "output": "runs/retrain", "accelerator": "auto", "devices": 1, "strategy": "auto", "num_workers": 0,
+    "seed": 0, "output": "runs/retrain", "accelerator": "auto", "devices": 1, "strategy": "auto", "num_workers": None,
+    "precision": "32",
     "progress": True, "resume": False, **{key: None for key in NETWORK_DEFAULTS}, **ENERGY_DEFAULTS,
     # DARTS's evaluation regularisers (the paper does not state its own): off by default, so a retrain on digits
     # stays what it was; experiments/retrain_cifar10.yml sets DARTS's values.
@@ -46,6 +48,7 @@ RETRAIN_DEFAULTS = {
 # How a search picks the architecture it writes (--export): the epoch whose supernet validation accuracy is highest
 # (the paper: "the optimal network structure is obtained according to accuracy"), or the final epoch's.
 EXPORTS = ("best", "last")
+PRECISIONS = ("32", "16-mixed", "bf16-mixed")
 POSITIVE_INTS = ("timesteps", "width", "cells", "epochs", "batch_size", "devices", "trials", "concurrency",
                  "retrain_width", "retrain_cells", "retrain_batch_size")
 
@@ -76,10 +79,12 @@ def _run_flags(p, defaults: dict) -> None:
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--output", help=f"output folder (default {defaults['output']}; the trial's folder inside NNI)")
     p.add_argument("--accelerator", help="Lightning accelerator: auto, cpu, gpu (default auto)")
-    p.add_argument("--num-workers", type=int, help="data loader workers (default 0)")
+    p.add_argument("--num-workers", type=int, help="data loader workers (default 0 on the CPU, 4 on a GPU)")
     if "devices" not in defaults:
         return  # multitrial: one device per trial, no resume, no progress bar, energy at the defaults
     p.add_argument("--devices", type=int, help="devices per node (default 1)")
+    p.add_argument("--precision", help="Lightning precision: 32, bf16-mixed (autocast; spikes and membranes stay exact, "
+                                       "float32) or 16-mixed (CUDA only) (default 32)")
     p.add_argument("--resume", action="store_true", default=None,
                    help="continue from the last checkpoint in --output (after a crash or kill)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
@@ -257,6 +262,10 @@ def resolve_options(args: argparse.Namespace, defaults: dict, trial_params: dict
     if "arch" in defaults and not opts["arch"] and not opts["baseline"]:
         raise UsageError("retrain needs --arch ARCH.json (written by 'nni-snn search') or --baseline spiking-cnn")
     _check_network(opts)
+    _check_precision(opts)
+    workers = opts.get("num_workers")
+    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 0):
+        raise UsageError(f"--num-workers must be an integer >= 0, got {workers!r}")
     nonnegative = ("auxiliary_weight", "grad_clip", "spike_penalty", "e_ac_pj", "e_mac_pj", "lr_min")
     for key in (k for k in nonnegative if k in defaults):
         if not _is_number(opts[key]) or not opts[key] >= 0:
@@ -286,6 +295,19 @@ def _check_recipe(opts: dict) -> None:
     if "lr_min" in opts and _is_number(opts.get("lr")) and opts["lr_min"] > opts["lr"]:
         raise UsageError(f"--lr-min {opts['lr_min']} is above --lr {opts['lr']}: the cosine schedule would raise "
                          "the learning rate")
+
+
+def _check_precision(opts: dict) -> None:
+    if "precision" not in opts:
+        return
+    opts["precision"] = str(opts["precision"])  # YAML reads 32 as a number
+    if opts["precision"] not in PRECISIONS:
+        raise UsageError(f"--precision {opts['precision']!r} is unknown; use one of {', '.join(PRECISIONS)}")
+    if opts["precision"] == "16-mixed":
+        from nni_snn.run import uses_cuda
+
+        if not uses_cuda(opts["accelerator"]):  # Lightning would fail later, with a traceback
+            raise UsageError("--precision 16-mixed needs a CUDA GPU; on the CPU use bf16-mixed")
 
 
 def _check_network(opts: dict) -> None:

@@ -141,6 +141,13 @@ class LIF(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() < 1 or x.shape[0] < 1:
             raise ValueError(f"LIF expects a time-major tensor [T, ...] with T >= 1, got shape {tuple(x.shape)}")
+        if x.dtype in (torch.float16, torch.bfloat16):
+            # Mixed precision (--precision bf16-mixed / 16-mixed): the convs run in half precision, but the membrane
+            # recurrence and the threshold comparison run in float32, so a neuron fires exactly when its float32
+            # membrane crosses V_th (bf16 keeps 8 bits of mantissa: u near 0.5 would be off by up to 0.002). The
+            # spikes come back in the input's dtype, where 0 and 1 are exact.
+            return _LIFFunction.apply(x.float(), self.tau, self.v_threshold, self.surrogate, self.alpha,
+                                      self.detach_reset).to(x.dtype)
         return _LIFFunction.apply(x, self.tau, self.v_threshold, self.surrogate, self.alpha,
                                   self.detach_reset)
 

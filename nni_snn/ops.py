@@ -140,7 +140,10 @@ class DepthwiseConv2d(nn.Conv2d):
                                    and (self.dilation != (1, 1) or max(k) >= 5))
 
     def forward(self, x: Tensor) -> Tensor:
-        if self._fast_cpu_backward and x.device.type == "cpu" and torch.is_grad_enabled():
+        # Under autocast the input is half precision and the weight float32: autocast's own conv casts them, the
+        # custom function would not.
+        if (self._fast_cpu_backward and x.device.type == "cpu" and torch.is_grad_enabled()
+                and x.dtype == self.weight.dtype):
             return _DepthwiseConvFunction.apply(x, self.weight, self.padding, self.dilation)
         return super().forward(x)
 

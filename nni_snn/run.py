@@ -6,6 +6,7 @@ This is the one module of ``nni_snn`` that wires in ``search_spaces`` and ``stra
 from __future__ import annotations
 
 import math
+import os
 import pickle
 from pathlib import Path
 
@@ -51,11 +52,28 @@ class EpochShuffle(torch.utils.data.Sampler):
         return self.size
 
 
-def _loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int):
-    from nni.nas.evaluator.pytorch import DataLoader  # traced, as NNI's evaluators want
+def uses_cuda(accelerator: str) -> bool:
+    """Whether Lightning's ``accelerator`` option will train on a CUDA GPU here."""
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
+def loader_workers(opts: dict) -> int:
+    """``--num-workers``, or its default: 0 on the CPU (the in-memory datasets need no workers, and worker processes
+    would compete with training for the cores), up to 4 on a GPU (decoding and augmenting CIFAR images for a GPU
+    step takes several cores)."""
+    if opts.get("num_workers") is not None:
+        return opts["num_workers"]
+    return min(4, os.cpu_count() or 1) if uses_cuda(opts.get("accelerator", "auto")) else 0
+
+
+def _loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int, cuda: bool = False):
+    """A traced DataLoader (as NNI's evaluators want). On a GPU its batches come in pinned memory, so the copy to
+    the device can overlap compute; with workers, they live across epochs instead of being restarted."""
+    from nni.nas.evaluator.pytorch import DataLoader
 
     sampler = EpochShuffle(len(dataset), seed) if shuffle else None
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, pin_memory=cuda,
+                      persistent_workers=num_workers > 0)
 
 
 def _checkpoints(output: Path, **kwargs):
@@ -76,6 +94,7 @@ def _trainer(opts: dict, output: Path, callbacks: list, traced: bool = False, **
 
     return (Trainer if traced else pl.Trainer)(
         max_epochs=opts["epochs"], accelerator=opts["accelerator"], devices=opts["devices"],
+        precision=opts.get("precision", "32"),
         logger=TensorBoardLogger(str(output), name="tensorboard", version=""),
         callbacks=[NonFiniteGuard(), *callbacks], num_sanity_val_steps=0, log_every_n_steps=1,
         enable_progress_bar=opts.get("progress", True), **kwargs)
@@ -134,11 +153,12 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
                           attention=opts["attention"], num_classes=data.num_classes, in_channels=data.in_channels,
                           neuron=neuron, normalize=opts["normalize"], attention_cells=opts["attention_cells"])
     reporter = _reporter(opts, trial)
+    workers, cuda = loader_workers(opts), uses_cuda(opts["accelerator"])
     evaluator = Lightning(
         SNNClassifier(num_classes=data.num_classes, learning_rate=opts["lr"]),
         _trainer(opts, output, [reporter, _checkpoints(output, save_top_k=0)], traced=True),
-        train_dataloaders=_loader(weight_half, opts["batch_size"], True, opts["num_workers"], opts["seed"]),
-        val_dataloaders=_loader(alpha_half, opts["batch_size"], False, opts["num_workers"], opts["seed"]),
+        train_dataloaders=_loader(weight_half, opts["batch_size"], True, workers, opts["seed"], cuda),
+        val_dataloaders=_loader(alpha_half, opts["batch_size"], False, workers, opts["seed"], cuda),
         # Resumed checkpoints are loaded as plain tensors and containers: nothing in them is unpickled as code.
         fit_kwargs={"ckpt_path": str(resume_path(output)), "weights_only": True} if opts.get("resume") else None,
     )
@@ -299,8 +319,9 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
     # DARTS clips at 5 too; without it, measured on digits at lr 0.1, one large step can silence a network for good.
     trainer = _trainer(opts, output, [reporter, *extra, best], strategy=opts["strategy"],
                        gradient_clip_val=opts.get("grad_clip") or None)
-    trainer.fit(module, _loader(data.train, opts["batch_size"], True, opts["num_workers"], opts["seed"]),
-                _loader(data.test, opts["batch_size"], False, opts["num_workers"], opts["seed"]),
+    workers, cuda = loader_workers(opts), uses_cuda(opts["accelerator"])
+    trainer.fit(module, _loader(data.train, opts["batch_size"], True, workers, opts["seed"], cuda),
+                _loader(data.test, opts["batch_size"], False, workers, opts["seed"], cuda),
                 ckpt_path=str(resume_path(output)) if opts.get("resume") else None, weights_only=True)
     if not trainer.is_global_zero:
         return None

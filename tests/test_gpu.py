@@ -1,0 +1,94 @@
+"""GPU and mixed-precision paths, selected by ``pytest -m gpu`` (what ``make gpu-check`` runs first).
+
+The CUDA tests skip without CUDA; the bf16 checks run on the CPU's autocast too, so the mixed-precision path is
+exercised on every machine.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from nni_snn.archfile import build_network
+from nni_snn.cli import main
+from nni_snn.neuron import LIF
+from nni_snn.run import fit_batch_norm, loader_workers
+from nni_snn.spikes import calibrate
+
+pytestmark = pytest.mark.gpu
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
+TINY = ["--dataset", "digits", "--width", "4", "--cells", "3", "--epochs", "1", "--batch-size", "256",
+        "--no-progress"]
+
+
+def _network(hand_arch, device: str):
+    torch.manual_seed(0)
+    net = build_network(hand_arch, width=8, num_cells=3, num_classes=10).to(device)
+    images = torch.rand(32, 3, 16, 16, generator=torch.Generator().manual_seed(0)).to(device)
+    fit_batch_norm(net, [images])
+    return net.eval(), images
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_bf16_autocast_keeps_spikes_binary_and_counts_close(hand_arch, device):
+    net, images = _network(hand_arch, device)
+    outputs = []
+    for module in net.modules():
+        if isinstance(module, LIF):
+            module.register_forward_hook(lambda m, args, out: outputs.append(out))
+    full = calibrate(net, [images])
+    outputs.clear()
+    with torch.autocast(device, dtype=torch.bfloat16):
+        half = calibrate(net, [images])
+    assert outputs and all(((o == 0) | (o == 1)).all() for o in outputs)
+    assert half["spikes_per_sample"] == pytest.approx(full["spikes_per_sample"], rel=0.05)
+    assert half["sops_per_sample"] == pytest.approx(full["sops_per_sample"], rel=0.05)
+
+
+def test_retrain_in_bf16_mixed_precision_on_this_machine(tmp_path, hand_arch):
+    arch = tmp_path / "arch.json"
+    arch.write_text(json.dumps(hand_arch))
+    out = tmp_path / "out"
+    accelerator = "gpu" if torch.cuda.is_available() else "cpu"
+    assert main(["retrain", "--arch", str(arch), *TINY, "--precision", "bf16-mixed", "--accelerator", accelerator,
+                 "--output", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["spikes_per_sample"] > 0 and 0 <= metrics["accuracy"] <= 1
+
+
+@needs_cuda
+def test_search_and_retrain_steps_on_cuda(tmp_path):
+    out = tmp_path / "search"
+    assert main(["search", *TINY, "--accelerator", "gpu", "--retrain-epochs", "1", "--retrain-width", "4",
+                 "--retrain-cells", "3", "--output", str(out)]) == 0
+    assert json.loads((out / "retrain" / "metrics.json").read_text())["sops_per_sample"] > 0
+
+
+@needs_cuda
+def test_spike_and_sop_counts_equal_on_cpu_and_cuda(hand_arch):
+    net, images = _network(hand_arch, "cpu")
+    on_cpu = calibrate(net, [images])
+    on_cuda = calibrate(net.cuda(), [images.cuda()])
+    # cuDNN's convolutions sum in another order (TF32 by default): a neuron right at the threshold may flip.
+    for key in ("spikes_per_sample", "sops_per_sample", "macs_per_sample"):
+        assert on_cuda[key] == pytest.approx(on_cpu[key], rel=0.01)
+
+
+def test_data_loader_workers_default_to_none_on_the_cpu():
+    assert loader_workers({"accelerator": "cpu", "num_workers": None}) == 0
+    assert loader_workers({"accelerator": "cpu", "num_workers": 3}) == 3
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given without CUDA")
+@pytest.mark.parametrize("flags,needle", [
+    (["--precision", "16-mixed"], "--precision 16-mixed needs a CUDA GPU"),
+    (["--precision", "fp8"], "--precision 'fp8' is unknown"),
+    (["--num-workers", "-1"], "--num-workers must be an integer >= 0"),
+])
+def test_precision_mistakes_are_one_line(flags, needle, capsys):
+    assert main(["search", *TINY, "--accelerator", "cpu", *flags]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1
