@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint bench gpu-check
 
 setup: $(VENV)/.installed
 
@@ -25,3 +25,8 @@ lint: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_neuron.py
+
+# On a CUDA machine: pytest -m gpu, then search and retrain step times at the paper's sizes against NNI's DARTS
+# (fp32 and bf16) and the projected GPU-hours; results in runs/gpu-check.json. Without CUDA: a tiny CPU run.
+gpu-check: setup
+	$(BIN)/python benchmarks/gpu_check.py

@@ -162,8 +162,11 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
         # Resumed checkpoints are loaded as plain tensors and containers: nothing in them is unpickled as code.
         fit_kwargs={"ckpt_path": str(resume_path(output)), "weights_only": True} if opts.get("resume") else None,
     )
+    # NNI's DARTS writes every edge's alpha to the logger every n steps, copying each to the host (a GPU sync per
+    # edge): once per epoch, at its first step, like the rest of what an epoch reports.
+    steps_per_epoch = -(-len(weight_half) // opts["batch_size"])
     strategy = MADarts(arc_learning_rate=opts["arc_lr"], spike_penalty=opts["spike_penalty"],
-                       warmup_epochs=opts["warmup_epochs"])
+                       warmup_epochs=opts["warmup_epochs"], log_prob_every_n_step=steps_per_epoch)
     strategy(RawFormatModelSpace.from_model(space, evaluator), SequentialExecutionEngine())
 
     mode = opts.get("export", "best")

@@ -92,3 +92,22 @@ def test_precision_mistakes_are_one_line(flags, needle, capsys):
     assert main(["search", *TINY, "--accelerator", "cpu", *flags]) == 2
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_gpu_check_without_cuda_runs_tiny_on_the_cpu_and_says_so(tmp_path, capsys):
+    """The script `make gpu-check` runs, on its CPU path: a table and JSON results, the projection marked void."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import gpu_check
+
+    out = tmp_path / "gpu-check.json"
+    assert gpu_check.main(["--cpu", "--skip-tests", "--repeats", "1", "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "no CUDA here" in printed and "projected GPU-h" in printed
+    results = json.loads(out.read_text())
+    assert not results["cuda"]
+    assert [(r["step"], r["precision"]) for r in results["rows"]] == [
+        ("search", "fp32"), ("search", "bf16"), ("retrain", "fp32"), ("retrain", "bf16")]
+    assert all(r["snn_s"] > 0 and r["ann_s"] > 0 and r["projected_gpu_hours"] > 0 for r in results["rows"])
