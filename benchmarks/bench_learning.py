@@ -4,7 +4,7 @@ Every row is trained in this one run by the same path a user runs (`nni_snn.run.
 split, SGD momentum 0.9 + cosine at the default learning rate, batch 96, auxiliary head, gradient clipping) and
 reports the held-out accuracy after the last epoch:
 
-- the convolution-heavy genotype (``nni_snn.archfile.CONV_HEAVY``, MA attention, T = 2) at two sizes, and its ANN
+- the convolution-heavy genotype (``nni_snn.genotype.CONV_HEAVY``, MA attention, T = 2) at two sizes, and its ANN
   twin (``--neuron relu``);
 - the hand-designed references: the spiking CNN (``--baseline spiking-cnn``, width 16), its ReLU twin, and
   logistic regression on the pixels (scikit-learn);
@@ -71,7 +71,7 @@ def diagnose(arch: dict, before: dict) -> None:
     import torch
     from torch import nn
 
-    from nni_snn.archfile import build_network
+    from nni_snn import build_network
     from nni_snn.data import load_dataset
     from nni_snn.neuron import LIF
 
@@ -114,11 +114,12 @@ def main() -> None:
     quiet()
     import torch
 
-    from nni_snn.archfile import CONV_HEAVY
+    from nni_snn.archfile import make_arch
     from nni_snn.cli import RETRAIN_DEFAULTS
+    from nni_snn.genotype import CONV_HEAVY
 
     torch.set_num_threads(torch.get_num_threads())
-    arch = {"format": "nni-snn/arch", "version": 1, "attention": "ma", "timesteps": 2, "genotype": CONV_HEAVY}
+    arch = make_arch(attention="ma", timesteps=2, genotype=CONV_HEAVY)
     tmp = Path(tempfile.mkdtemp())
     arch_path = tmp / "conv_heavy.json"
     arch_path.write_text(json.dumps(arch))

@@ -41,13 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from measure import cuda_peak, interleaved, saved_bytes  # benchmarks/measure.py (script directory)
 
-# DARTS-V2 (Liu et al.), as in nni.nas.hub.pytorch.DARTS.load_searched_model("darts-v2"): (op, input) per edge.
-DARTS_V2 = {
-    "normal": [["sep_conv_3x3", 0], ["sep_conv_3x3", 1], ["sep_conv_3x3", 0], ["sep_conv_3x3", 1],
-               ["sep_conv_3x3", 1], ["skip_connect", 0], ["skip_connect", 0], ["dil_conv_3x3", 2]],
-    "reduce": [["max_pool_3x3", 0], ["max_pool_3x3", 1], ["skip_connect", 2], ["max_pool_3x3", 1],
-               ["max_pool_3x3", 0], ["skip_connect", 2], ["skip_connect", 2], ["max_pool_3x3", 1]],
-}
+from nni_snn.genotype import DARTS_V2  # (op, input) per edge, as NNI's DARTS.load_searched_model("darts-v2")
 
 
 def quiet() -> None:
@@ -86,8 +80,9 @@ def ann_fixed(width: int, cells: int) -> nn.Module:
 
 
 def snn_fixed(width: int, cells: int, T: int, attention: str) -> nn.Module:
-    from nni_snn.archfile import build_network
-    arch = {"format": "nni-snn/arch", "version": 1, "attention": attention, "timesteps": T, "genotype": DARTS_V2}
+    from nni_snn import build_network
+    from nni_snn.archfile import make_arch
+    arch = make_arch(attention=attention, timesteps=T, genotype=DARTS_V2)
     return build_network(arch, width=width, num_cells=cells, num_classes=10, in_channels=3)
 
 

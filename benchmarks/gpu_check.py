@@ -35,8 +35,10 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_search import DARTS_V2, SearchStep, ann_supernet, quiet
+from bench_search import SearchStep, ann_supernet, quiet  # puts the repository on sys.path
 from measure import cuda_peak, interleaved
+
+from nni_snn.genotype import DARTS_V2
 
 PAPER = {"search": {"width": 16, "cells": 5, "batch": 64, "epochs": 40, "images": 25_000, "gpu_days": 2.0},
          "retrain": {"width": 64, "cells": 6, "batch": 128, "epochs": 600, "images": 50_000, "gpu_days": 2.08}}
@@ -69,8 +71,9 @@ def snn_supernet(width: int, cells: int) -> torch.nn.Module:
 
 
 def snn_fixed(width: int, cells: int) -> torch.nn.Module:
-    from nni_snn.archfile import VERSION, build_network
-    arch = {"format": "nni-snn/arch", "version": VERSION, "attention": "ma", "timesteps": 2, "genotype": DARTS_V2}
+    from nni_snn import build_network
+    from nni_snn.archfile import make_arch
+    arch = make_arch(attention="ma", timesteps=2, genotype=DARTS_V2)
     return build_network(arch, width=width, num_cells=cells, num_classes=10, auxiliary=True)
 
 

@@ -9,9 +9,9 @@ Format (version 2)::
                 "detach_reset": true}, "normalize": true,
      "alpha": {label: {op: weight}}, "nni_sample": {label: choice}, "search": {...}, "results": {...}}
 
-Pairs 2k and 2k+1 feed intermediate node k; input 0 is c_{k-2}, 1 is c_{k-1}, j >= 2 is node j - 2. Only the
-keys up to ``genotype`` are needed to rebuild a network. ``attention_cells`` (every cell's concatenation, or only the
-final cell's), ``neuron`` (a :func:`nni_snn.neuron.make_neuron` spec) and ``normalize`` (see ``SNNDartsSpace``) are
+The genotype is described in :mod:`nni_snn.genotype`; :func:`make_arch` assembles an architecture. Only the
+keys up to ``genotype`` are needed to rebuild a network (``nni_snn.build_network``). ``attention_cells`` (every
+cell's concatenation, or only the final cell's), ``neuron`` (a :func:`nni_snn.neuron.make_neuron` spec) and ``normalize`` (see ``SNNDartsSpace``) are
 optional: a file without them gets the defaults ("all", LIF with today's defaults, true). Version 1 files (written
 before version 2 added those three keys) are read the same way. The rest records the search.
 """
@@ -24,57 +24,37 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from nni_snn.attention import ATTENTIONS
+from nni_snn.genotype import ATTENTION_CELLS, CELL_TYPES, NUM_NODES, PRIMITIVES
+from nni_snn.neuron import make_neuron
+
 FORMAT = "nni-snn/arch"
 VERSION = 2
 READABLE_VERSIONS = (1, 2)
-NUM_NODES = 4
-CELL_TYPES = ("normal", "reduce")
-ATTENTION_CELLS = ("all", "last")  # where the attention sits: every cell's concatenation, or the final cell's
-
-
-# A convolution-heavy genotype (no pooling, no skip): the hardest of the space to train, as every path through a cell
-# crosses several spiking layers. Tests and benchmarks train it to check that the networks this project builds learn.
-CONV_HEAVY = {
-    "normal": [["sep_conv_3x3", 0], ["sep_conv_3x3", 1], ["sep_conv_5x5", 0], ["dil_conv_3x3", 1],
-               ["sep_conv_3x3", 1], ["dil_conv_5x5", 2], ["sep_conv_3x3", 0], ["dil_conv_3x3", 3]],
-    "reduce": [["sep_conv_5x5", 0], ["dil_conv_5x5", 1], ["sep_conv_3x3", 1], ["dil_conv_3x3", 2],
-               ["sep_conv_3x3", 0], ["sep_conv_5x5", 3], ["dil_conv_3x3", 2], ["sep_conv_3x3", 4]],
-}
 
 
 class ArchError(ValueError):
     """An architecture file that cannot be used; the message names the problem."""
 
 
-def genotype_from_sample(sample: dict[str, Any]) -> dict[str, list[list]]:
-    """Turn an NNI sample of ``SNNDartsSpace`` into the DARTS-style genotype."""
-    genotype = {}
-    for cell_type in CELL_TYPES:
-        pairs = []
-        for k in range(NUM_NODES):
-            for i in sorted(sample[f"{cell_type}/input_{k}"]):
-                pairs.append([sample[f"{cell_type}/op_{k}_{i}"], int(i)])
-        genotype[cell_type] = pairs
-    return genotype
-
-
-def sample_from_genotype(genotype: dict[str, list[list]]) -> dict[str, Any]:
-    """The NNI sample that freezes ``SNNDartsSpace`` to ``genotype`` (chosen edges only)."""
-    sample: dict[str, Any] = {}
-    for cell_type in CELL_TYPES:
-        pairs = genotype[cell_type]
-        for k in range(NUM_NODES):
-            (op_a, in_a), (op_b, in_b) = pairs[2 * k], pairs[2 * k + 1]
-            sample[f"{cell_type}/input_{k}"] = sorted([in_a, in_b])
-            sample[f"{cell_type}/op_{k}_{in_a}"] = op_a
-            sample[f"{cell_type}/op_{k}_{in_b}"] = op_b
-    return sample
+def make_arch(*, attention: str, timesteps: int, genotype: dict, attention_cells: str = "all",
+              neuron: dict | None = None, normalize: bool | None = None, **extra: Any) -> dict:
+    """An architecture in this format, keys in the file's order; ``neuron`` and ``normalize`` only when given (a
+    file without them reads as the defaults), then ``extra`` (e.g. ``alpha``, ``nni_sample``, ``search``,
+    ``results``). Every writer of arch.json and every caller of ``build_network`` that has only a genotype uses
+    this, so the format is assembled in one place."""
+    arch = {"format": FORMAT, "version": VERSION, "attention": attention, "attention_cells": attention_cells,
+            "timesteps": timesteps, "genotype": genotype}
+    if neuron is not None:
+        arch["neuron"] = neuron
+    if normalize is not None:
+        arch["normalize"] = normalize
+    arch.update(extra)
+    return arch
 
 
 def validate(arch: Any, source: str = "architecture") -> dict:
     """Check ``arch`` against the schema; raise :class:`ArchError` naming the first problem."""
-    from nni_snn.attention import ATTENTIONS
-    from nni_snn.ops import PRIMITIVES
 
     def fail(problem: str):
         raise ArchError(f"{source}: {problem}")
@@ -124,8 +104,6 @@ def validate(arch: Any, source: str = "architecture") -> dict:
 
 def neuron_problem(spec: Any) -> str | None:
     """What is wrong with a neuron spec (``None`` if nothing): it must build with :func:`make_neuron`."""
-    from nni_snn.neuron import make_neuron
-
     if not isinstance(spec, dict):
         return f"expected an object such as {{\"kind\": \"lif\"}}, got {spec!r}"
     try:
@@ -169,39 +147,3 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def build_network(arch: str | Path | dict, *, width: int, num_cells: int, num_classes: int, in_channels: int = 3,
-                  auxiliary: bool = False, timesteps: int | None = None, neuron: dict | None = None,
-                  normalize: bool | None = None, attention_cells: str | None = None):
-    """A plain ``nn.Module`` for ``arch`` at any width and depth: images ``[N, C, H, W]`` -> logits.
-
-    ``timesteps``, ``neuron``, ``normalize`` and ``attention_cells`` default to the file's. The network has no NNI mutables left and only
-    the chosen edges' weights.
-    """
-    from nni.nas.space import model_context
-
-    from search_spaces import SNNDartsSpace
-
-    arch = load_arch(arch)
-    with model_context(sample_from_genotype(arch["genotype"])):
-        return SNNDartsSpace(width=width, num_cells=num_cells, timesteps=timesteps or arch["timesteps"],
-                             attention=arch["attention"], num_classes=num_classes, in_channels=in_channels,
-                             auxiliary=auxiliary, neuron=neuron or arch.get("neuron"),
-                             normalize=arch.get("normalize", True) if normalize is None else normalize,
-                             attention_cells=attention_cells or arch.get("attention_cells", "all"))
-
-
-def format_genotype(arch: dict) -> str:
-    """The genotype as readable lines: one line per node and cell type."""
-    names = ["c_{k-2}", "c_{k-1}"] + [f"node {j}" for j in range(NUM_NODES)]
-    where = {"all": "in every cell", "last": "in the final cell only"}[arch.get("attention_cells", "all")]
-    lines = [f"attention: {arch['attention']} ({where})   timesteps: {arch['timesteps']}"]
-    for cell_type in CELL_TYPES:
-        lines.append(f"{cell_type} cell:")
-        pairs = arch["genotype"][cell_type]
-        for k in range(NUM_NODES):
-            edges = "  +  ".join(f"{op}({names[i]})" for op, i in pairs[2 * k:2 * k + 2])
-            lines.append(f"  node {k} = {edges}")
-        lines.append(f"  output = spikes of {arch['attention']}_attention(concat(node 0..{NUM_NODES - 1}))")
-    return "\n".join(lines)

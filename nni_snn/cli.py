@@ -312,8 +312,8 @@ def _check_precision(opts: dict) -> None:
 
 def _check_network(opts: dict) -> None:
     """The neuron, surrogate and baseline options (None: the arch file's, where the command has one)."""
-    from nni_snn.archfile import ATTENTION_CELLS
     from nni_snn.baselines import BASELINES
+    from nni_snn.genotype import ATTENTION_CELLS
     from nni_snn.neuron import NEURONS, SURROGATES
 
     for key, valid in (("neuron", NEURONS), ("surrogate", SURROGATES), ("baseline", BASELINES),
@@ -404,7 +404,9 @@ def _search(args) -> int:
 
 
 def _show(args) -> int:
-    from nni_snn.archfile import build_network, format_genotype, load_arch
+    from nni_snn.archfile import load_arch
+    from nni_snn.genotype import format_genotype
+    from nni_snn.networks import build_network
     from nni_snn.run import estimate_energy, network_parameters
 
     for key in ("width", "cells", "num_classes", "in_channels", "batches", "timesteps"):

@@ -27,12 +27,12 @@ import nni
 import pytorch_lightning as pl
 import torch
 
-from nni_snn.archfile import FORMAT, VERSION, genotype_from_sample, write_json_atomic
+from nni_snn.archfile import make_arch, write_json_atomic
 from nni_snn.data import load_dataset, split_for_search
-from nni_snn.training import EpochReporter, SNNClassifier, trial_result
+from nni_snn.genotype import genotype_from_sample
+from nni_snn.training import RESULT_COUNTS, EpochReporter, SNNClassifier, trial_result
 
 STRATEGIES = ("random", "evolution")
-COUNTED = ("spikes_per_sample", "sops_per_sample", "energy_uj_per_sample")  # per trial, from its final result
 
 MULTITRIAL_DEFAULTS = {
     "dataset": "digits", "data_dir": None, "download": False, "attention": "ma", "timesteps": 2, "width": 8,
@@ -105,11 +105,10 @@ def _write_trial_files(folder: Path, model, metrics: dict) -> None:
     # Inside a trial NNI's current parameter is the frozen model space; its sample is this network's.
     sample = getattr(nni.get_current_parameter(), "sample", None)
     if sample:
-        write_json_atomic(folder / "arch.json", {
-            "format": FORMAT, "version": VERSION, "attention": model.attention,
-            "attention_cells": model.attention_cells, "timesteps": model.timesteps,
-            "genotype": genotype_from_sample(sample), "nni_sample": sample,
-            "results": {k: metrics[k] for k in ("accuracy", *COUNTED, "params", "params_with_auxiliary_head")}})
+        write_json_atomic(folder / "arch.json", make_arch(
+            attention=model.attention, attention_cells=model.attention_cells, timesteps=model.timesteps,
+            genotype=genotype_from_sample(sample), nni_sample=sample,
+            results={k: metrics[k] for k in ("accuracy", *RESULT_COUNTS, "params", "params_with_auxiliary_head")}))
 
 
 def network_key(sample: dict) -> str:
@@ -196,7 +195,7 @@ def _trial_records(experiment) -> list[dict]:
             "trial_id": job.trialJobId, "sequence": job.sequenceId, "status": job.status,
             "genotype": genotype_from_sample(sample) if sample else None, "nni_sample": sample,
             "accuracy": final.get("default") if final else None,
-            **{key: final.get(key) if final else None for key in COUNTED},
+            **{key: final.get(key) if final else None for key in RESULT_COUNTS},
             "duration": round((job.endTime - job.startTime) / 1000, 1) if ended and job.startTime else None,
             "final": final,
         })
@@ -259,15 +258,15 @@ def run_multitrial(opts: dict, before_stop=None) -> dict:
 
     best_sample = top[0]
     best = next(r for r in trials if r["nni_sample"] == best_sample and r["status"] == "SUCCEEDED")
-    arch = {"format": FORMAT, "version": VERSION, "attention": opts["attention"], "attention_cells": "all",
-            "timesteps": opts["timesteps"], "genotype": genotype_from_sample(best_sample), "nni_sample": best_sample,
-            "search": {"strategy": opts["strategy"], "experiment_id": experiment.id,
-                       **{k: opts[k] for k in ("dataset", "width", "cells", "epochs", "batch_size", "seed", "lr",
-                                               "trials", "concurrency", "duration")}}}
+    arch = make_arch(attention=opts["attention"], attention_cells="all", timesteps=opts["timesteps"],
+                     genotype=genotype_from_sample(best_sample), nni_sample=best_sample,
+                     search={"strategy": opts["strategy"], "experiment_id": experiment.id,
+                             **{k: opts[k] for k in ("dataset", "width", "cells", "epochs", "batch_size", "seed", "lr",
+                                                     "trials", "concurrency", "duration")}})
     params = derived_params(arch, opts, data)
-    arch["results"] = {"accuracy": best["accuracy"], **{k: best[k] for k in COUNTED}, **params,
+    arch["results"] = {"accuracy": best["accuracy"], **{k: best[k] for k in RESULT_COUNTS}, **params,
                        "trial_id": best["trial_id"]}
     summary = {"strategy": opts["strategy"], "experiment_id": experiment.id, "best": arch["results"],
-               "accuracy": best["accuracy"], **{k: best[k] for k in COUNTED}, **params, "trials": trials}
+               "accuracy": best["accuracy"], **{k: best[k] for k in RESULT_COUNTS}, **params, "trials": trials}
     write_search_outputs(output, arch, summary)
     return summary

@@ -37,10 +37,6 @@ __all__ = [
     "unfold",
 ]
 
-PRIMITIVES = ["max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5",
-              "dil_conv_3x3", "dil_conv_5x5"]
-
-
 # BN's epsilon in every network here. Spike maps (and pooled spike maps) have channels that stay silent, or fire
 # everywhere, for a whole batch: zero variance, and BN's backward then multiplies their gradient by 1/sqrt(eps),
 # 316 at PyTorch's default 1e-5. In an exploratory run on digits (batch 32, a cell of pools and dilated convs) such
@@ -246,3 +242,6 @@ OPS: dict[str, Callable[..., nn.Module]] = {
     "dil_conv_5x5": lambda C, stride, affine, neuron=None: DilConv(C, C, 5, stride, affine),
 }
 """Op name -> factory ``(C, stride, affine, neuron=None)``; ``neuron`` is a spec for :func:`make_neuron`."""
+
+# The candidate operations of an edge, in the order of its alpha vector: the table's keys, so the two cannot drift.
+PRIMITIVES = list(OPS)

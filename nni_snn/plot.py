@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nni_snn.archfile import NUM_NODES
+from nni_snn.genotype import NUM_NODES
 
 
 def draw_cell(pairs: list[list], title: str, path: str | Path) -> Path:

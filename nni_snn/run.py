@@ -1,6 +1,7 @@
 """What ``nni-snn search`` and ``nni-snn retrain`` do, once their options are known and valid.
 
-This is the one module of ``nni_snn`` that wires in ``search_spaces`` and ``strategies``.
+Application layer: with ``networks``, ``multitrial`` and ``cli``, the only modules of ``nni_snn`` that wire in
+``search_spaces`` and ``strategies`` (the core imports neither; tests/test_layers.py).
 """
 
 from __future__ import annotations
@@ -14,9 +15,19 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from nni_snn.archfile import FORMAT, VERSION, build_network, genotype_from_sample, write_json_atomic
+from nni_snn.archfile import make_arch, write_json_atomic
 from nni_snn.data import load_dataset, split_for_search
-from nni_snn.training import DropPathSchedule, EpochReporter, NonFiniteGuard, SNNClassifier, trial_result
+from nni_snn.genotype import genotype_from_sample
+from nni_snn.networks import build_network
+from nni_snn.training import (
+    COUNTED,
+    RESULT_COUNTS,
+    DropPathSchedule,
+    EpochReporter,
+    NonFiniteGuard,
+    SNNClassifier,
+    trial_result,
+)
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -106,10 +117,6 @@ RECIPE_KEYS = ("width", "cells", "epochs", "batch_size", "lr", "lr_min", "auxili
                "cutout")
 RECIPE_DEFAULTS = {"lr_min": 0.0, "drop_path": 0.0, "cutout": 0}
 
-COUNTED = ("spikes_per_sample", "sops_per_sample", "macs_per_sample", "energy_uj_per_sample", "spikes_per_cell",
-           "sops_per_cell")
-
-
 def _final_metrics(reporter: EpochReporter, params: dict) -> dict:
     last = reporter.history[-1]
     return {"accuracy": last.get("val_acc"), **{k: last[k] for k in COUNTED}, **params,
@@ -173,19 +180,18 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
     chosen = choose_export(reporter.history, mode, opts["warmup_epochs"])
     record = reporter.history[chosen]
     sample = record["nni_sample"]
-    arch = {"format": FORMAT, "version": VERSION, "attention": opts["attention"],
-            "attention_cells": opts["attention_cells"], "timesteps": opts["timesteps"],
-            "genotype": genotype_from_sample(sample), "neuron": neuron, "normalize": opts["normalize"],
-            "alpha": record["alpha"], "nni_sample": sample,
-            "search": {**{k: opts[k] for k in ("dataset", "width", "cells", "epochs", "batch_size", "seed", "lr",
-                                                "arc_lr", "warmup_epochs", "spike_penalty")},
-                       "export": mode, "export_epoch": record["epoch"]}}
+    arch = make_arch(attention=opts["attention"], attention_cells=opts["attention_cells"], timesteps=opts["timesteps"],
+                     genotype=genotype_from_sample(sample), neuron=neuron, normalize=opts["normalize"],
+                     alpha=record["alpha"], nni_sample=sample,
+                     search={**{k: opts[k] for k in ("dataset", "width", "cells", "epochs", "batch_size", "seed", "lr",
+                                                     "arc_lr", "warmup_epochs", "spike_penalty")},
+                             "export": mode, "export_epoch": record["epoch"]})
     metrics = _final_metrics(reporter, derived_params(arch, opts, data))  # the final epoch's, params the export's
     metrics["supernet_params"] = count_parameters(space)
     metrics["export"] = {"mode": mode, "epoch": record["epoch"], "accuracy": record.get("val_acc")}
     # The results are those of the exported epoch's supernet (its alpha, weights and validation pass).
     arch["results"] = {"accuracy": record.get("val_acc"),
-                       **{k: record[k] for k in ("spikes_per_sample", "sops_per_sample", "energy_uj_per_sample")},
+                       **{k: record[k] for k in RESULT_COUNTS},
                        **{k: metrics[k] for k in ("params", "params_with_auxiliary_head")}}
     write_search_outputs(output, arch, metrics)
     return metrics

@@ -37,7 +37,7 @@ tensors on the outputs' device, and only :meth:`SpikeMonitor.summary` copies the
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -119,10 +119,13 @@ def _macs(layer: nn.Module, out: Tensor) -> int:
     return out.numel() * (layer.in_channels // layer.groups) * kh * kw
 
 
-def default_group_of(name: str) -> str:
-    """``"cells.3.node.op"`` -> ``"cells.3"`` (second component is a digit), ``"stem.lif"`` -> ``"stem"``."""
+def default_group_of(name: str, indexed: Container[str] | None = None) -> str:
+    """``"cells.3.node.op"`` -> ``"cells.3"`` (second component is a digit), ``"stem.lif"`` -> ``"stem"``.
+
+    ``indexed``: the top-level containers whose numbered children are groups of their own (None: every container).
+    """
     parts = name.split(".")
-    if len(parts) >= 2 and parts[1].isdigit():
+    if len(parts) >= 2 and parts[1].isdigit() and (indexed is None or parts[0] in indexed):
         return ".".join(parts[:2])
     return parts[0] or "<root>"
 

@@ -17,13 +17,19 @@ from nni.nas.evaluator.pytorch import LightningModule
 from torch import nn
 
 from nni_snn.regularizers import set_drop_path_prob
-from nni_snn.spikes import E_AC_PJ, E_MAC_PJ, SpikeMonitor, energy_uj
+from nni_snn.spikes import E_AC_PJ, E_MAC_PJ, SpikeMonitor, default_group_of, energy_uj
+
+# What the spike accounting measures: every epoch's record (EpochReporter) and a run's metrics.json carry COUNTED;
+# a trial's final result and arch.json's "results" carry the totals per sample, RESULT_COUNTS.
+COUNTED = ("spikes_per_sample", "sops_per_sample", "macs_per_sample", "energy_uj_per_sample", "spikes_per_cell",
+           "sops_per_cell")
+RESULT_COUNTS = ("spikes_per_sample", "sops_per_sample", "energy_uj_per_sample")
 
 
 def cell_group(name: str) -> str:
-    """Spike groups: ``cells.3`` for everything inside the 4th cell, else the top-level module name."""
-    parts = name.split(".")
-    return ".".join(parts[:2]) if parts[0] == "cells" and len(parts) > 1 else parts[0]
+    """Spike groups: ``cells.3`` for everything inside the 4th cell, else the top-level module name (a numbered
+    child of any other container, e.g. ``stem.0``, stays in its container's group)."""
+    return default_group_of(name, indexed=("cells",))
 
 
 @nni.trace
@@ -225,6 +231,6 @@ class EpochReporter(pl.Callback):
 def trial_result(record: dict) -> dict:
     """An NNI metric dict: ``default`` is the validation accuracy; spikes, SOPs and energy ride along."""
     result = {"default": record.get("val_acc", math.nan),
-              **{key: record[key] for key in ("spikes_per_sample", "sops_per_sample", "energy_uj_per_sample")}}
+              **{key: record[key] for key in RESULT_COUNTS}}
     result.update({f"spikes_{group}": value for group, value in record["spikes_per_cell"].items()})
     return result

@@ -32,10 +32,10 @@ from nni.nas.nn.pytorch.choice import ChosenInputs
 from nni.nas.space import current_model
 from torch import nn
 
-from nni_snn.archfile import ATTENTION_CELLS, CELL_TYPES, NUM_NODES
 from nni_snn.attention import make_attention
+from nni_snn.genotype import ATTENTION_CELLS, CELL_TYPES, NUM_NODES, PRIMITIVES
 from nni_snn.neuron import make_neuron
-from nni_snn.ops import OPS, PRIMITIVES, Preprocess, TimeDistributed, batch_norm, fold, unfold
+from nni_snn.ops import OPS, Preprocess, TimeDistributed, batch_norm, fold, unfold
 from nni_snn.regularizers import drop_path
 from nni_snn.spikes import mark_analog
 

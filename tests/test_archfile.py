@@ -8,14 +8,9 @@ import pytest
 import torch
 from nni.nas.nn.pytorch import MutableModule
 
-from nni_snn.archfile import (
-    ArchError,
-    build_network,
-    genotype_from_sample,
-    load_arch,
-    sample_from_genotype,
-    write_json_atomic,
-)
+from nni_snn import build_network
+from nni_snn.archfile import ArchError, load_arch, write_json_atomic
+from nni_snn.genotype import genotype_from_sample, sample_from_genotype
 from search_spaces.supernet import derive_inputs
 
 

@@ -11,7 +11,7 @@ import json
 import pytest
 import torch
 
-from nni_snn.archfile import build_network
+from nni_snn import build_network
 from nni_snn.cli import main
 from nni_snn.neuron import LIF
 from nni_snn.run import fit_batch_norm, loader_workers

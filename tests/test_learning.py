@@ -12,9 +12,10 @@ import pytest
 import torch
 from torch import nn
 
-from nni_snn.archfile import CONV_HEAVY, build_network
+from nni_snn import build_network
 from nni_snn.cli import RETRAIN_DEFAULTS, SEARCH_DEFAULTS, main
 from nni_snn.data import load_dataset
+from nni_snn.genotype import CONV_HEAVY
 from nni_snn.training import SNNClassifier
 
 ARCH = {"format": "nni-snn/arch", "version": 1, "attention": "ma", "timesteps": 2, "genotype": CONV_HEAVY}

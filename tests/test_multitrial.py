@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from nni_snn import archfile, experiment, multitrial
+from nni_snn import archfile, build_network, experiment, genotype, multitrial
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"dataset": "digits", "attention": "ma", "timesteps": 2, "width": 4, "cells": 3, "epochs": 1,
@@ -20,7 +20,7 @@ TINY = {"dataset": "digits", "attention": "ma", "timesteps": 2, "width": 4, "cel
 
 
 def _sample(hand_arch: dict) -> dict:
-    return archfile.sample_from_genotype(hand_arch["genotype"])
+    return genotype.sample_from_genotype(hand_arch["genotype"])
 
 
 def test_network_key_ignores_operations_of_unchosen_edges(hand_arch):
@@ -76,7 +76,7 @@ def test_train_sampled_reports_like_a_trial(tmp_path, monkeypatch):
     assert metrics["accuracy"] == pytest.approx(model.metrics.final)
     assert metrics["spikes_per_sample"] > 0 and metrics["params"] > 0
     arch = archfile.load_arch(tmp_path / "arch.json")
-    assert arch["genotype"] == archfile.genotype_from_sample(model.sample)
+    assert arch["genotype"] == genotype.genotype_from_sample(model.sample)
 
 
 @pytest.mark.parametrize("strategy", ["random", "evolution"])
@@ -125,7 +125,7 @@ def test_multitrial_through_the_nni_manager(strategy, tmp_path, monkeypatch):
     arch = archfile.load_arch(tmp_path / "out" / "arch.json")
     assert arch["search"]["strategy"] == strategy and arch["results"]["accuracy"] == summary["accuracy"]
     assert arch["genotype"] == next(t["genotype"] for t in trials if t["trial_id"] == summary["best"]["trial_id"])
-    net = archfile.build_network(arch, width=4, num_cells=3, num_classes=10, in_channels=1)
+    net = build_network(arch, width=4, num_cells=3, num_classes=10, in_channels=1)
     assert net(torch.randn(2, 1, 8, 8)).shape == (2, 10)
     assert (tmp_path / "out" / "normal.png").is_file()
 

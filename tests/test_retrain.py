@@ -104,7 +104,7 @@ def test_drop_path_drops_whole_samples_for_all_time_steps():
 
 
 def test_drop_path_in_the_fixed_network_spares_identities_and_evaluation(hand_arch):
-    from nni_snn.archfile import build_network
+    from nni_snn import build_network
     from nni_snn.regularizers import set_drop_path_prob
 
     net = build_network(hand_arch, width=4, num_cells=3, num_classes=10, in_channels=1)

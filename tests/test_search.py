@@ -134,7 +134,7 @@ def test_export_last_writes_the_final_epochs_architecture(retrained):
 
 def test_search_then_retrain_at_the_retrain_settings_given(retrained):
     """--retrain-width/--retrain-cells size the retrained network, not the search's --width/--cells."""
-    from nni_snn.archfile import build_network
+    from nni_snn import build_network
     from nni_snn.run import network_parameters
 
     metrics = json.loads((retrained / "retrain" / "metrics.json").read_text())
@@ -257,7 +257,7 @@ def test_estimate_of_untrained_weights_is_near_the_training_mode_count(searched)
     initial statistics leaves deep layers silent and the estimate far too low."""
     from itertools import islice
 
-    from nni_snn.archfile import build_network
+    from nni_snn import build_network
     from nni_snn.data import load_dataset
     from nni_snn.run import estimate_energy
     from nni_snn.spikes import SpikeMonitor

@@ -9,7 +9,7 @@ import torch
 from nni.mutable import Categorical, CategoricalMultiple
 from torch import nn
 
-from nni_snn.archfile import build_network
+from nni_snn import build_network
 from search_spaces import SNNDartsSpace
 from search_spaces.snn_darts import reduction_indices
 

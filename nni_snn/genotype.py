@@ -1,0 +1,88 @@
+"""Genotypes: what a DARTS cell is made of, and how it maps to a sample of ``SNNDartsSpace``.
+
+A genotype is ``{"normal": [[op, input], ... 8 pairs], "reduce": [... 8 pairs]}``: pairs 2k and 2k+1 feed
+intermediate node k; input 0 is c_{k-2}, 1 is c_{k-1}, j >= 2 is node j - 2; ``op`` is one of :data:`PRIMITIVES`.
+
+This module is the one home of these concepts: the model space (``search_spaces``), the strategies, the arch file
+and the plots all read them from here, so none of them has to import another to agree on the shape of a cell.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nni_snn.ops import PRIMITIVES  # the operation table's keys (nni_snn.ops.OPS)
+
+__all__ = ["ALL_OPS", "ATTENTION_CELLS", "CELL_TYPES", "CONV_HEAVY", "DARTS_V2", "NUM_NODES", "PRIMITIVES",
+           "format_genotype", "genotype_from_sample", "sample_from_genotype"]
+
+NUM_NODES = 4
+CELL_TYPES = ("normal", "reduce")
+ATTENTION_CELLS = ("all", "last")  # where the attention sits: every cell's concatenation, or the final cell's
+
+
+# A convolution-heavy genotype (no pooling, no skip): the hardest of the space to train, as every path through a cell
+# crosses several spiking layers. Tests and benchmarks train it to check that the networks this project builds learn.
+CONV_HEAVY = {
+    "normal": [["sep_conv_3x3", 0], ["sep_conv_3x3", 1], ["sep_conv_5x5", 0], ["dil_conv_3x3", 1],
+               ["sep_conv_3x3", 1], ["dil_conv_5x5", 2], ["sep_conv_3x3", 0], ["dil_conv_3x3", 3]],
+    "reduce": [["sep_conv_5x5", 0], ["dil_conv_5x5", 1], ["sep_conv_3x3", 1], ["dil_conv_3x3", 2],
+               ["sep_conv_3x3", 0], ["sep_conv_5x5", 3], ["dil_conv_3x3", 2], ["sep_conv_3x3", 4]],
+}
+
+# DARTS-V2 (Liu et al.), as in nni.nas.hub.pytorch.DARTS.load_searched_model("darts-v2"): the benchmarks compare the
+# SNN with NNI's ANN DARTS on this genotype.
+DARTS_V2 = {
+    "normal": [["sep_conv_3x3", 0], ["sep_conv_3x3", 1], ["sep_conv_3x3", 0], ["sep_conv_3x3", 1],
+               ["sep_conv_3x3", 1], ["skip_connect", 0], ["skip_connect", 0], ["dil_conv_3x3", 2]],
+    "reduce": [["max_pool_3x3", 0], ["max_pool_3x3", 1], ["skip_connect", 2], ["max_pool_3x3", 1],
+               ["max_pool_3x3", 0], ["skip_connect", 2], ["skip_connect", 2], ["max_pool_3x3", 1]],
+}
+
+# A hand-written genotype that uses every operation and every kind of input: the tests' architecture.
+ALL_OPS = {
+    "normal": [["sep_conv_3x3", 0], ["skip_connect", 1], ["dil_conv_3x3", 0], ["max_pool_3x3", 2],
+               ["sep_conv_5x5", 1], ["avg_pool_3x3", 3], ["dil_conv_5x5", 2], ["skip_connect", 4]],
+    "reduce": [["max_pool_3x3", 0], ["skip_connect", 1], ["avg_pool_3x3", 1], ["sep_conv_3x3", 2],
+               ["dil_conv_3x3", 0], ["sep_conv_5x5", 3], ["dil_conv_5x5", 1], ["skip_connect", 4]],
+}
+
+
+def genotype_from_sample(sample: dict[str, Any]) -> dict[str, list[list]]:
+    """Turn an NNI sample of ``SNNDartsSpace`` into the DARTS-style genotype."""
+    genotype = {}
+    for cell_type in CELL_TYPES:
+        pairs = []
+        for k in range(NUM_NODES):
+            for i in sorted(sample[f"{cell_type}/input_{k}"]):
+                pairs.append([sample[f"{cell_type}/op_{k}_{i}"], int(i)])
+        genotype[cell_type] = pairs
+    return genotype
+
+
+def sample_from_genotype(genotype: dict[str, list[list]]) -> dict[str, Any]:
+    """The NNI sample that freezes ``SNNDartsSpace`` to ``genotype`` (chosen edges only)."""
+    sample: dict[str, Any] = {}
+    for cell_type in CELL_TYPES:
+        pairs = genotype[cell_type]
+        for k in range(NUM_NODES):
+            (op_a, in_a), (op_b, in_b) = pairs[2 * k], pairs[2 * k + 1]
+            sample[f"{cell_type}/input_{k}"] = sorted([in_a, in_b])
+            sample[f"{cell_type}/op_{k}_{in_a}"] = op_a
+            sample[f"{cell_type}/op_{k}_{in_b}"] = op_b
+    return sample
+
+
+def format_genotype(arch: dict) -> str:
+    """An architecture's genotype as readable lines: one line per node and cell type."""
+    names = ["c_{k-2}", "c_{k-1}"] + [f"node {j}" for j in range(NUM_NODES)]
+    where = {"all": "in every cell", "last": "in the final cell only"}[arch.get("attention_cells", "all")]
+    lines = [f"attention: {arch['attention']} ({where})   timesteps: {arch['timesteps']}"]
+    for cell_type in CELL_TYPES:
+        lines.append(f"{cell_type} cell:")
+        pairs = arch["genotype"][cell_type]
+        for k in range(NUM_NODES):
+            edges = "  +  ".join(f"{op}({names[i]})" for op, i in pairs[2 * k:2 * k + 2])
+            lines.append(f"  node {k} = {edges}")
+        lines.append(f"  output = spikes of {arch['attention']}_attention(concat(node 0..{NUM_NODES - 1}))")
+    return "\n".join(lines)

@@ -1,0 +1,34 @@
+"""Networks from architecture files: the application-level join of the arch file and the model space.
+
+``build_network`` lives here, not in ``nni_snn.archfile``, because it instantiates ``search_spaces.SNNDartsSpace``:
+the core modules of ``nni_snn`` import nothing from ``search_spaces`` or ``strategies`` (tests/test_layers.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nni.nas.space import model_context
+
+from nni_snn.archfile import load_arch
+from nni_snn.genotype import sample_from_genotype
+from search_spaces import SNNDartsSpace
+
+__all__ = ["build_network"]
+
+
+def build_network(arch: str | Path | dict, *, width: int, num_cells: int, num_classes: int, in_channels: int = 3,
+                  auxiliary: bool = False, timesteps: int | None = None, neuron: dict | None = None,
+                  normalize: bool | None = None, attention_cells: str | None = None):
+    """A plain ``nn.Module`` for ``arch`` at any width and depth: images ``[N, C, H, W]`` -> logits.
+
+    ``timesteps``, ``neuron``, ``normalize`` and ``attention_cells`` default to the file's. The network has no NNI
+    mutables left and only the chosen edges' weights.
+    """
+    arch = load_arch(arch)
+    with model_context(sample_from_genotype(arch["genotype"])):
+        return SNNDartsSpace(width=width, num_cells=num_cells, timesteps=timesteps or arch["timesteps"],
+                             attention=arch["attention"], num_classes=num_classes, in_channels=in_channels,
+                             auxiliary=auxiliary, neuron=neuron or arch.get("neuron"),
+                             normalize=arch.get("normalize", True) if normalize is None else normalize,
+                             attention_cells=attention_cells or arch.get("attention_cells", "all"))
