@@ -97,8 +97,10 @@ def _network_flags(p, default: str | None) -> None:
     def shown(key):
         return default or NETWORK_DEFAULTS[key]
 
-    p.add_argument("--neuron", help=f"lif, or relu for the network's ANN twin (default {shown('neuron')})")
-    p.add_argument("--tau", type=float, help=f"LIF membrane decay per step, paper eq. 1 (default {shown('tau')})")
+    p.add_argument("--neuron", help=f"lif, plif (a LIF that learns its decay), or relu for the network's ANN twin "
+                                    f"(default {shown('neuron')})")
+    p.add_argument("--tau", type=float, help=f"LIF membrane decay per step, paper eq. 1; plif: its initial value "
+                                             f"(default {shown('tau')})")
     p.add_argument("--v-threshold", type=float, help=f"LIF firing threshold (default {shown('v_threshold')})")
     p.add_argument("--detach-reset", action=argparse.BooleanOptionalAction, default=None,
                    help=f"treat the reset as a constant in backward (default {shown('detach_reset')})")
@@ -329,6 +331,13 @@ def _check_network(opts: dict) -> None:
     for key in ("normalize", "detach_reset"):
         if opts.get(key) is not None and not isinstance(opts[key], bool):
             raise UsageError(f"--{key.replace('_', '-')} must be true or false, got {opts[key]!r}")
+    if opts.get("neuron") is not None:  # what a neuron itself rejects (e.g. plif's tau of 0 or 1)
+        from nni_snn.archfile import neuron_problem
+        from nni_snn.run import neuron_spec
+
+        problem = neuron_problem(neuron_spec(opts))
+        if problem:
+            raise UsageError(f"--neuron {opts['neuron']}: {problem}")
 
 
 def _prepare(args, defaults: dict):

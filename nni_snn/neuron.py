@@ -14,10 +14,15 @@ tensors per step that autograd would keep for a plain Python loop.
 The step function has zero gradient almost everywhere, so backward replaces ``dH/dv`` by a *surrogate*
 (``SURROGATES``), evaluated at ``v = u - v_threshold``. Every surrogate here integrates to 1 over ``v`` and
 gets sharper (taller and narrower) as ``alpha`` grows.
+
+Neurons are pluggable: :data:`NEURONS` maps a spec's ``kind`` to its factory (:func:`register_neuron`), and every
+neuron that emits spikes derives from :class:`SpikingNeuron`, which is what the spike monitor counts. :class:`PLIF`
+(a LIF with a learnable decay) is the second one.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 
@@ -25,7 +30,35 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-__all__ = ["LIF", "NEURONS", "SURROGATES", "lif_reference", "make_neuron"]
+__all__ = ["LIF", "NEURONS", "PLIF", "SURROGATES", "SpikingNeuron", "lif_reference", "make_neuron", "neuron_options",
+           "register_neuron"]
+
+# kind -> factory of the neuron (keyword options -> module); make_neuron(spec) calls NEURONS[spec["kind"]](**rest).
+NEURONS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_neuron(kind: str) -> Callable:
+    """Decorator: make a neuron class (or factory) buildable as ``{"kind": kind, **options}`` everywhere: the
+    ``--neuron`` option, arch.json's ``neuron`` spec and the model spaces all read :data:`NEURONS`."""
+
+    def register(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if kind in NEURONS:
+            raise ValueError(f"neuron {kind!r} is registered already")
+        NEURONS[kind] = factory
+        return factory
+
+    return register
+
+
+def neuron_options(kind: str) -> tuple[str, ...]:
+    """The spec keys (besides ``kind``) that neuron ``kind`` takes: its factory's named keyword parameters."""
+    parameters = inspect.signature(NEURONS[kind]).parameters.values()
+    return tuple(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+
+class SpikingNeuron(nn.Module):
+    """Base of the neurons that emit spikes ``[T, ...]`` of 0./1.: the spike monitor (``nni_snn.spikes``) counts the
+    output of every module of this class. Non-spiking stand-ins (the ReLU twin) do not derive from it."""
 
 
 def rectangular(v: Tensor, alpha: float) -> Tensor:
@@ -107,7 +140,8 @@ class _LIFFunction(torch.autograd.Function):
         return grad_x, None, None, None, None, None
 
 
-class LIF(nn.Module):
+@register_neuron("lif")
+class LIF(SpikingNeuron):
     """Multi-step LIF neuron: ``[T, ...]`` float input currents -> ``[T, ...]`` spikes (0./1., same dtype).
 
     Args:
@@ -189,18 +223,87 @@ def lif_reference(x: Tensor, tau: float = 0.2, v_threshold: float = 0.5, surroga
     return torch.stack(spikes)
 
 
-NEURONS = ("lif", "relu")
+class _PLIFFunction(torch.autograd.Function):
+    """:class:`_LIFFunction` with a learnable decay: its loops give the spikes and ``dL/dx``, and the gradient of the
+    decay follows from those. ``u_t = tau * u_{t-1} * (1 - o_{t-1}) + x_t`` depends on ``tau`` directly through
+    ``u_{t-1} * (1 - o_{t-1})`` (the rest flows through ``u_{t-1}``), and ``dL/du_t = dL/dx_t``, so
+    ``dL/dtau = sum_{t >= 1} dL/dx_t * u_{t-1} * (1 - o_{t-1})``; with ``tau = sigmoid(w)``,
+    ``dL/dw = dL/dtau * tau * (1 - tau)``."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, w: Tensor, v_th: float, surrogate: str, alpha: float, detach_reset: bool) -> Tensor:
+        # The LIF loop takes the decay as a number: one host sync per call, the price of reusing it unchanged.
+        tau = torch.sigmoid(w.detach().float()).item()
+        ctx.w_dtype, ctx.w_shape = w.dtype, w.shape
+        return _LIFFunction.forward(ctx, x, tau, v_th, surrogate, alpha, detach_reset)  # saves u_all, params
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor):
+        grad_x = _LIFFunction.backward(ctx, grad_out)[0]
+        (u_all,) = ctx.saved_tensors
+        tau, v_th = ctx.params[:2]
+        acc = torch.promote_types(u_all.dtype, torch.float32)
+        u_prev = u_all[:-1].to(acc)
+        grad_tau = (grad_x[1:].to(acc) * u_prev * _no_spike(u_prev, v_th)).sum()
+        grad_w = (grad_tau * (tau * (1.0 - tau))).to(ctx.w_dtype).reshape(ctx.w_shape)
+        return grad_x, grad_w, None, None, None, None
+
+
+@register_neuron("plif")
+class PLIF(SpikingNeuron):
+    """Parametric LIF (Fang et al., ICCV 2021, "Incorporating learnable membrane time constant to enhance learning
+    of spiking neural networks"): a :class:`LIF` whose decay ``tau = sigmoid(w)`` is learned, one scalar ``w`` per
+    neuron layer, initialised so that ``tau`` equals the ``tau`` option. Same threshold, reset and surrogate as
+    :class:`LIF`. The sigmoid keeps the decay in (0, 1) whatever the optimiser does, hence ``0 < tau < 1``.
+    """
+
+    def __init__(self, tau: float = 0.2, v_threshold: float = 0.5, surrogate: str = "sigmoid",
+                 alpha: float = 4.0, detach_reset: bool = True) -> None:
+        super().__init__()
+        if surrogate not in SURROGATES:
+            raise ValueError(f"unknown surrogate {surrogate!r}; valid: {', '.join(SURROGATES)}")
+        if not 0.0 < tau < 1.0:
+            raise ValueError(f"plif needs 0 < tau < 1 (tau = sigmoid(w)), got tau {tau!r}")
+        self.w = nn.Parameter(torch.tensor(math.log(tau / (1.0 - tau))))
+        self.v_threshold = float(v_threshold)
+        self.surrogate = surrogate
+        self.alpha = float(alpha)
+        self.detach_reset = bool(detach_reset)
+
+    @property
+    def tau(self) -> float:
+        """The current decay, ``sigmoid(w)``."""
+        return torch.sigmoid(self.w.detach()).item()
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() < 1 or x.shape[0] < 1:
+            raise ValueError(f"PLIF expects a time-major tensor [T, ...] with T >= 1, got shape {tuple(x.shape)}")
+        # As LIF: under mixed precision the membrane runs in float32, and the spikes come back in x's dtype.
+        spikes = _PLIFFunction.apply(x.float() if x.dtype in (torch.float16, torch.bfloat16) else x, self.w,
+                                     self.v_threshold, self.surrogate, self.alpha, self.detach_reset)
+        return spikes.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return (f"tau=sigmoid(w)={self.tau:.4g}, v_threshold={self.v_threshold}, surrogate={self.surrogate!r}, "
+                f"alpha={self.alpha}, detach_reset={self.detach_reset}")
+
+
+@register_neuron("relu")
+def relu_twin(**ignored) -> nn.Module:
+    """The ANN twin's "neuron": ``nn.ReLU`` (no spikes, so the monitor does not count it); a spec's other keys,
+    meant for the spiking neurons, are ignored."""
+    return nn.ReLU()
 
 
 def make_neuron(spec: dict | None = None) -> nn.Module:
     """The neuron a network uses at every spiking site, from a spec such as ``{"kind": "lif", "surrogate":
-    "sigmoid", "alpha": 4.0}`` (missing keys: :class:`LIF`'s defaults). ``{"kind": "relu"}`` builds the ANN twin
-    of a network: the same layers with ``nn.ReLU`` in place of every LIF (it reads ``[T, ...]`` elementwise), so
-    the accuracy an SNN pays for its binary spikes can be measured."""
+    "sigmoid", "alpha": 4.0}`` (missing keys: the neuron's defaults; no kind: ``lif``). ``{"kind": "relu"}`` builds
+    the ANN twin of a network: the same layers with ``nn.ReLU`` in place of every spiking neuron (it reads
+    ``[T, ...]`` elementwise), so the accuracy an SNN pays for its binary spikes can be measured. Kinds:
+    :data:`NEURONS`."""
     spec = dict(spec or {})
     kind = spec.pop("kind", "lif")
-    if kind == "relu":
-        return nn.ReLU()
-    if kind != "lif":
+    if kind not in NEURONS:
         raise ValueError(f"unknown neuron {kind!r}; valid: {', '.join(NEURONS)}")
-    return LIF(**spec)
+    return NEURONS[kind](**spec)

@@ -19,6 +19,7 @@ from nni_snn.archfile import make_arch, write_json_atomic
 from nni_snn.data import load_dataset, split_for_search
 from nni_snn.genotype import genotype_from_sample
 from nni_snn.networks import build_network
+from nni_snn.neuron import NEURONS, neuron_options
 from nni_snn.training import (
     COUNTED,
     RESULT_COUNTS,
@@ -125,17 +126,20 @@ def _final_metrics(reporter: EpochReporter, params: dict) -> dict:
 
 def neuron_spec(opts: dict, base: dict | None = None) -> dict:
     """The neuron spec (``nni_snn.neuron.make_neuron``) of ``opts``, over ``base`` (an arch file's) where an option
-    is None: ``{"kind": "lif", "tau": ..., "v_threshold": ..., "surrogate": ..., "alpha": ..., "detach_reset": ...}``
-    (the keys given) or ``{"kind": "relu"}``."""
+    is None, holding the keys given that the neuron takes (``nni_snn.neuron.neuron_options``): e.g. ``{"kind":
+    "lif", "tau": ..., "v_threshold": ..., "surrogate": ..., "alpha": ..., "detach_reset": ...}`` or ``{"kind":
+    "relu"}``."""
     spec = dict(base or {})
     options = (("kind", "neuron"), ("tau", "tau"), ("v_threshold", "v_threshold"), ("surrogate", "surrogate"),
                ("alpha", "surrogate_alpha"), ("detach_reset", "detach_reset"))
     for key, option in options:
         if opts.get(option) is not None:
             spec[key] = opts[option]
-    if spec.get("kind", "lif") == "relu":
-        return {"kind": "relu"}
-    return {"kind": "lif", **{k: v for k, v in spec.items() if k != "kind"}}
+    kind = spec.pop("kind", "lif")
+    if kind not in NEURONS:  # make_neuron names the problem
+        return {"kind": kind, **spec}
+    taken = neuron_options(kind)
+    return {"kind": kind, **{k: v for k, v in spec.items() if k in taken}}
 
 
 def _reporter(opts: dict, trial) -> EpochReporter:

@@ -2,9 +2,9 @@
 
 Convention (what is counted, per what):
 
-- *spikes per sample* = number of spikes emitted by all :class:`~nni_snn.neuron.LIF` neurons of the network
-  over all T time steps for one input sample, averaged over the samples seen in that phase. Only LIF outputs
-  count; the analog stem input and the classifier are not spikes.
+- *spikes per sample* = number of spikes emitted by all spiking neurons (:class:`~nni_snn.neuron.SpikingNeuron`:
+  LIF, PLIF, ...) of the network over all T time steps for one input sample, averaged over the samples seen in that
+  phase. Only their outputs count; the analog stem input and the classifier are not spikes, nor is the ReLU twin.
 - *firing rate* = spikes / neuron-steps, where neuron-steps is the number of output elements of the LIFs
   (neurons x T x samples); a value in [0, 1].
 - *samples* = sum of ``shape[0]`` of the first input of the monitored model's forward (images ``[N, C, H, W]``)
@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from nni_snn.neuron import LIF
+from nni_snn.neuron import SpikingNeuron
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -146,7 +146,7 @@ class SpikeMonitor:
         self._samples: dict[str, int] = {}
         self._handles = []
         for name, module in model.named_modules():
-            if not isinstance(module, LIF):
+            if not isinstance(module, SpikingNeuron):
                 continue
             group = group_of(name)
             if group is None:

@@ -153,3 +153,106 @@ def test_cuda_matches_cpu():
 
 def test_repr():
     assert "tau=0.2" in repr(LIF()) and "surrogate='sigmoid', alpha=4.0" in repr(LIF())
+
+
+# --- the neuron registry and PLIF (a LIF with a learnable decay) -------------------------------------------------
+
+
+def test_the_registry_builds_every_kind_and_only_spiking_neurons_are_marked():
+    from torch import nn
+
+    from nni_snn.neuron import NEURONS, PLIF, SpikingNeuron, neuron_options
+
+    assert list(NEURONS) == ["lif", "plif", "relu"]
+    assert isinstance(make_neuron({"kind": "plif"}), PLIF) and isinstance(make_neuron({"kind": "plif"}), SpikingNeuron)
+    assert isinstance(make_neuron({"kind": "lif"}), SpikingNeuron)
+    relu = make_neuron({"kind": "relu", "tau": 0.5})  # the twin ignores the spiking neurons' options
+    assert isinstance(relu, nn.ReLU) and not isinstance(relu, SpikingNeuron)
+    assert neuron_options("plif") == neuron_options("lif") == ("tau", "v_threshold", "surrogate", "alpha",
+                                                                "detach_reset")
+    assert neuron_options("relu") == ()
+    with pytest.raises(ValueError, match="unknown neuron 'izhikevich'; valid: lif, plif, relu"):
+        make_neuron({"kind": "izhikevich"})
+    with pytest.raises(ValueError, match="0 < tau < 1"):
+        make_neuron({"kind": "plif", "tau": 1.0})
+
+
+def test_plif_starts_at_the_tau_option_and_behaves_as_lif_there():
+    from nni_snn.neuron import PLIF
+
+    plif = PLIF(tau=0.3, surrogate="arctan", alpha=2.0)
+    assert [p.shape for p in plif.parameters()] == [torch.Size([])]  # one scalar per neuron layer
+    assert plif.tau == pytest.approx(0.3)
+    x = torch.rand(5, 3, 4) * 0.8
+    assert torch.equal(plif(x), LIF(tau=torch.sigmoid(plif.w).item(), surrogate="arctan", alpha=2.0)(x))
+
+
+@pytest.mark.parametrize("detach_reset", [True, False])
+@pytest.mark.parametrize("surrogate", ["sigmoid", "arctan"])
+def test_plif_forward_and_gradients_match_autograd_through_a_plain_loop(surrogate, detach_reset):
+    from nni_snn.neuron import PLIF
+
+    torch.manual_seed(1)
+    x = (torch.rand(6, 4, 5, dtype=torch.float64) * 1.2).requires_grad_()
+    weights = torch.randn(6, 4, 5, dtype=torch.float64)
+    plif = PLIF(tau=0.4, surrogate=surrogate, alpha=3.0, detach_reset=detach_reset)
+    out = plif(x)
+    (out * weights).sum().backward()
+
+    x_ref = x.detach().clone().requires_grad_()
+    w_ref = torch.tensor(plif.w.item(), dtype=torch.float64, requires_grad=True)
+    ref = lif_reference(x_ref, tau=torch.sigmoid(w_ref), v_threshold=0.5, surrogate=surrogate, alpha=3.0,
+                        detach_reset=detach_reset)
+    (ref * weights).sum().backward()
+
+    assert torch.equal(out, ref)
+    assert torch.allclose(x.grad, x_ref.grad, atol=1e-12)
+    assert plif.w.grad is not None and plif.w.grad.dtype == torch.float32
+    assert plif.w.grad.item() == pytest.approx(w_ref.grad.item(), rel=1e-5, abs=1e-9)
+    assert w_ref.grad.item() != 0.0  # the test exercises the decay's gradient
+
+
+def test_plif_in_mixed_precision_keeps_the_dtype_and_learns_tau():
+    from nni_snn.neuron import PLIF
+
+    plif = PLIF()
+    x = (torch.rand(4, 8) * 0.6).to(torch.bfloat16).requires_grad_()
+    out = plif(x)
+    assert out.dtype == torch.bfloat16
+    out.float().sum().backward()
+    assert x.grad.dtype == torch.bfloat16 and plif.w.grad is not None
+
+
+def test_retrain_with_plif_learns_tau_and_counts_spikes(tmp_path):
+    import json
+
+    from nni_snn.cli import main
+    from nni_snn.genotype import CONV_HEAVY
+
+    arch = tmp_path / "arch.json"
+    arch.write_text(json.dumps({"format": "nni-snn/arch", "version": 1, "attention": "ma", "timesteps": 2,
+                                "genotype": CONV_HEAVY}))
+    out = tmp_path / "plif"
+    tiny = ["--width", "4", "--cells", "3", "--epochs", "1", "--batch-size", "256", "--no-progress"]
+    assert main(["retrain", "--arch", str(arch), "--neuron", "plif", "--tau", "0.3", *tiny, "--output", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["network"]["neuron"] == {"kind": "plif", "tau": 0.3}
+    assert metrics["spikes_per_sample"] > 0 and metrics["sops_per_sample"] > 0
+    state = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True, map_location="cpu")["state_dict"]
+    taus = torch.sigmoid(torch.stack([v for k, v in state.items() if k.endswith(".w")]))
+    assert len(taus) > 10 and not torch.allclose(taus, torch.full_like(taus, 0.3))  # training moved the decays
+    assert main(["retrain", "--arch", str(arch), "--neuron", "plif", "--tau", "1", *tiny]) == 2
+
+
+def test_search_with_plif_records_it_in_the_arch_file(tmp_path):
+    import json
+
+    from nni_snn.archfile import load_arch
+    from nni_snn.cli import main
+
+    out = tmp_path / "search"
+    assert main(["search", "--neuron", "plif", "--width", "4", "--cells", "3", "--epochs", "1", "--batch-size", "256",
+                 "--no-progress", "--output", str(out)]) == 0
+    assert load_arch(out / "arch.json")["neuron"] == {"kind": "plif", "tau": 0.2, "v_threshold": 0.5,
+                                                      "surrogate": "sigmoid", "alpha": 4.0, "detach_reset": True}
+    assert json.loads((out / "metrics.json").read_text())["spikes_per_sample"] > 0
