@@ -85,10 +85,10 @@ def ann_fixed(width: int, cells: int) -> nn.Module:
     return DartsSpace.frozen_factory(arch)(width=width, num_cells=cells, dataset="cifar")
 
 
-def snn_fixed(width: int, cells: int, T: int, attention: str) -> nn.Module:
+def snn_fixed(width: int, cells: int, T: int, attention: str, neuron: dict | None = None) -> nn.Module:
     from nni_snn.archfile import build_network
     arch = {"format": "nni-snn/arch", "version": 1, "attention": attention, "timesteps": T, "genotype": DARTS_V2}
-    return build_network(arch, width=width, num_cells=cells, num_classes=10, in_channels=3)
+    return build_network(arch, width=width, num_cells=cells, num_classes=10, in_channels=3, neuron=neuron)
 
 
 def split_params(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
@@ -257,20 +257,24 @@ def bench_overheads(args: argparse.Namespace, device: torch.device) -> None:
 
 
 def bench_retrain(args: argparse.Namespace, device: torch.device) -> None:
+    """The SNN's step against its ReLU twin at T = 1 (the same network, layers and parameters, ReLU for every LIF:
+    the floor is T x its time) and against NNI's own DARTS-V2 ANN, all interleaved in one loop."""
     w, c, b, s = args.retrain_width, args.retrain_cells, args.retrain_batch, args.size
     print(f"\n== Retrain forward+backward+SGD on {device}: DARTS-V2 genotype, width {w}, {c} cells, batch {b}, "
-          f"{s}x{s} RGB; images/s, median of {args.repeats}")
-    print(f"{'T':>2} {'attn':>4} {'SNN img/s':>10} {'ANN img/s':>10} {'SNN/ANN time':>13} {'saved MB':>9} "
-          f"{'ANN sv':>7}")
+          f"{s}x{s} RGB; median of {args.repeats}, interleaved; twin = the same network with ReLU at T=1")
+    print(f"{'T':>2} {'attn':>4} {'SNN img/s':>10} {'SNN/twin':>9} {'SNN/ANN':>8} {'saved MB':>9} {'ANN sv':>7}")
     ann = RetrainStep(ann_fixed(w, c), b, s, device)
     ann_saved = step_saved_bytes(ann)
-    for T in args.timesteps:
-        for attention in args.retrain_attention:
-            snn = RetrainStep(snn_fixed(w, c, T, attention), b, s, device)
-            med = interleaved({"snn": snn, "ann": ann}, device, args.repeats)
-            print(f"{T:>2} {attention:>4} {b / med['snn']:>10.1f} {b / med['ann']:>10.1f} "
-                  f"{med['snn'] / med['ann']:>12.2f}x {step_saved_bytes(snn) / MB:>9.1f} {ann_saved / MB:>7.1f}",
-                  flush=True)
+    for attention in args.retrain_attention:
+        twin = RetrainStep(snn_fixed(w, c, 1, attention, {"kind": "relu"}), b, s, device)
+        snns = {T: RetrainStep(snn_fixed(w, c, T, attention), b, s, device) for T in args.timesteps}
+        med = interleaved({"ann": ann, "twin": twin, **{f"snn{T}": step for T, step in snns.items()}}, device,
+                          args.repeats)
+        print(f"{'':>2} {attention:>4} twin {b / med['twin']:.1f} img/s, NNI's ANN {b / med['ann']:.1f} img/s")
+        for T, step in snns.items():
+            snn = med[f"snn{T}"]
+            print(f"{T:>2} {attention:>4} {b / snn:>10.1f} {snn / med['twin']:>8.2f}x {snn / med['ann']:>7.2f}x "
+                  f"{step_saved_bytes(step) / MB:>9.1f} {ann_saved / MB:>7.1f}", flush=True)
 
 
 def main() -> None:
@@ -302,6 +306,8 @@ def main() -> None:
         rss_child(json.loads(args.rss_child))
         return
     quiet()
+    from nni_snn.run import keep_freed_memory
+    keep_freed_memory()  # as nni-snn search / retrain do
     torch.manual_seed(0)
     device = torch.device(args.device)
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
