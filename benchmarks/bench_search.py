@@ -129,6 +129,9 @@ class SearchStep:
 
 
 class RetrainStep:
+    """One step of ``nni-snn retrain``: forward, loss (+ 0.4 x the auxiliary head's, for a model that returns one),
+    backward, gradient clipping at 5, SGD."""
+
     def __init__(self, model: nn.Module, batch: int, size: int, device: torch.device) -> None:
         self.model = model.to(device).train()
         self.opt = torch.optim.SGD(self.model.parameters(), 0.0025, momentum=0.9, weight_decay=3e-4)
@@ -139,7 +142,12 @@ class RetrainStep:
     def __call__(self) -> None:
         self.opt.zero_grad(set_to_none=True)
         out = self.model(self.x)
-        F.cross_entropy(out[0] if isinstance(out, tuple) else out, self.y).backward()
+        logits, aux = out if isinstance(out, tuple) else (out, None)
+        loss = F.cross_entropy(logits, self.y)
+        if aux is not None:
+            loss = loss + 0.4 * F.cross_entropy(aux, self.y)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
         self.opt.step()
 
 

@@ -30,35 +30,16 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_search import DARTS_V2, SearchStep, ann_supernet, quiet
+from bench_search import DARTS_V2, RetrainStep, SearchStep, ann_supernet, quiet
 from measure import cuda_peak, interleaved
 
 PAPER = {"search": {"width": 16, "cells": 5, "batch": 64, "epochs": 40, "images": 25_000, "gpu_days": 2.0},
          "retrain": {"width": 64, "cells": 6, "batch": 128, "epochs": 600, "images": 50_000, "gpu_days": 2.08}}
 TINY = {"search": {"width": 4, "cells": 3, "batch": 4}, "retrain": {"width": 4, "cells": 3, "batch": 4}}
-
-
-class RetrainStep:
-    """Forward, loss with the auxiliary head's (weight 0.4), backward, SGD: one step of ``nni-snn retrain``."""
-
-    def __init__(self, model: torch.nn.Module, batch: int, size: int, device: torch.device) -> None:
-        self.model = model.to(device).train()
-        self.opt = torch.optim.SGD(self.model.parameters(), 0.0025, momentum=0.9, weight_decay=3e-4)
-        g = torch.Generator().manual_seed(0)
-        self.x = torch.rand(batch, 3, size, size, generator=g).to(device)
-        self.y = torch.randint(0, 10, (batch,), generator=g).to(device)
-
-    def __call__(self) -> None:
-        self.opt.zero_grad(set_to_none=True)
-        logits, aux = self.model(self.x)
-        (F.cross_entropy(logits, self.y) + 0.4 * F.cross_entropy(aux, self.y)).backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
-        self.opt.step()
 
 
 def snn_supernet(width: int, cells: int) -> torch.nn.Module:
