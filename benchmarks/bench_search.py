@@ -74,7 +74,7 @@ def snn_supernet(width: int, cells: int, T: int, attention: str, classes: int = 
     return DARTS().mutate_model(space)
 
 
-def ann_fixed(width: int, cells: int) -> nn.Module:
+def ann_fixed(width: int, cells: int, auxiliary: bool = False) -> nn.Module:
     from nni.nas.hub.pytorch import DARTS as DartsSpace
     arch = {}
     for cell_type, pairs in DARTS_V2.items():
@@ -82,13 +82,15 @@ def ann_fixed(width: int, cells: int) -> nn.Module:
             for e, (op, i) in enumerate(pairs[2 * k:2 * k + 2]):
                 arch[f"{cell_type}/op_{k + 2}_{e}"] = op
                 arch[f"{cell_type}/input_{k + 2}_{e}"] = [i]
-    return DartsSpace.frozen_factory(arch)(width=width, num_cells=cells, dataset="cifar")
+    return DartsSpace.frozen_factory(arch)(width=width, num_cells=cells, dataset="cifar", auxiliary_loss=auxiliary)
 
 
-def snn_fixed(width: int, cells: int, T: int, attention: str, neuron: dict | None = None) -> nn.Module:
+def snn_fixed(width: int, cells: int, T: int, attention: str, neuron: dict | None = None,
+              auxiliary: bool = False) -> nn.Module:
     from nni_snn.archfile import build_network
     arch = {"format": "nni-snn/arch", "version": 1, "attention": attention, "timesteps": T, "genotype": DARTS_V2}
-    return build_network(arch, width=width, num_cells=cells, num_classes=10, in_channels=3, neuron=neuron)
+    return build_network(arch, width=width, num_cells=cells, num_classes=10, in_channels=3, neuron=neuron,
+                         auxiliary=auxiliary)
 
 
 def split_params(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:

@@ -34,36 +34,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_search import DARTS_V2, RetrainStep, SearchStep, ann_supernet, quiet
+from bench_search import RetrainStep, SearchStep, ann_fixed, ann_supernet, quiet, snn_fixed, snn_supernet
 from measure import cuda_peak, interleaved
 
 PAPER = {"search": {"width": 16, "cells": 5, "batch": 64, "epochs": 40, "images": 25_000, "gpu_days": 2.0},
          "retrain": {"width": 64, "cells": 6, "batch": 128, "epochs": 600, "images": 50_000, "gpu_days": 2.08}}
 TINY = {"search": {"width": 4, "cells": 3, "batch": 4}, "retrain": {"width": 4, "cells": 3, "batch": 4}}
-
-
-def snn_supernet(width: int, cells: int) -> torch.nn.Module:
-    from nni.nas.strategy import DARTS
-
-    from search_spaces import SNNDartsSpace
-    return DARTS().mutate_model(SNNDartsSpace(width=width, num_cells=cells, timesteps=2, attention="ma"))
-
-
-def snn_fixed(width: int, cells: int) -> torch.nn.Module:
-    from nni_snn.archfile import VERSION, build_network
-    arch = {"format": "nni-snn/arch", "version": VERSION, "attention": "ma", "timesteps": 2, "genotype": DARTS_V2}
-    return build_network(arch, width=width, num_cells=cells, num_classes=10, auxiliary=True)
-
-
-def ann_fixed(width: int, cells: int) -> torch.nn.Module:
-    from nni.nas.hub.pytorch import DARTS as DartsSpace
-    arch = {}
-    for cell_type, pairs in DARTS_V2.items():
-        for k in range(4):
-            for e, (op, i) in enumerate(pairs[2 * k:2 * k + 2]):
-                arch[f"{cell_type}/op_{k + 2}_{e}"] = op
-                arch[f"{cell_type}/input_{k + 2}_{e}"] = [i]
-    return DartsSpace.frozen_factory(arch)(width=width, num_cells=cells, dataset="cifar", auxiliary_loss=True)
 
 
 def autocast(step, device: torch.device, dtype: torch.dtype | None):
@@ -80,11 +56,12 @@ def time_pair(kind: str, sizes: dict, device: torch.device, image: int, repeats:
     """SNN against ANN step times (and CUDA peak memory) in fp32 and bf16, for ``kind`` search or retrain."""
     torch.manual_seed(0)
     if kind == "search":
-        snn = SearchStep(snn_supernet(sizes["width"], sizes["cells"]), sizes["batch"], image, device)
+        snn = SearchStep(snn_supernet(sizes["width"], sizes["cells"], 2, "ma"), sizes["batch"], image, device)
         ann = SearchStep(ann_supernet(sizes["width"], sizes["cells"]), sizes["batch"], image, device)
     else:
-        snn = RetrainStep(snn_fixed(sizes["width"], sizes["cells"]), sizes["batch"], image, device)
-        ann = RetrainStep(ann_fixed(sizes["width"], sizes["cells"]), sizes["batch"], image, device)
+        snn = RetrainStep(snn_fixed(sizes["width"], sizes["cells"], 2, "ma", auxiliary=True), sizes["batch"], image,
+                          device)
+        ann = RetrainStep(ann_fixed(sizes["width"], sizes["cells"], auxiliary=True), sizes["batch"], image, device)
     rows = []
     for precision, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
         steps = {"snn": autocast(snn, device, dtype), "ann": autocast(ann, device, dtype)}
