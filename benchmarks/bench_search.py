@@ -68,7 +68,7 @@ def snn_supernet(width: int, cells: int, T: int, attention: str, classes: int = 
     return DARTS().mutate_model(space)
 
 
-def ann_fixed(width: int, cells: int) -> nn.Module:
+def ann_fixed(width: int, cells: int, auxiliary: bool = False) -> nn.Module:
     from nni.nas.hub.pytorch import DARTS as DartsSpace
     arch = {}
     for cell_type, pairs in DARTS_V2.items():
@@ -76,14 +76,16 @@ def ann_fixed(width: int, cells: int) -> nn.Module:
             for e, (op, i) in enumerate(pairs[2 * k:2 * k + 2]):
                 arch[f"{cell_type}/op_{k + 2}_{e}"] = op
                 arch[f"{cell_type}/input_{k + 2}_{e}"] = [i]
-    return DartsSpace.frozen_factory(arch)(width=width, num_cells=cells, dataset="cifar")
+    return DartsSpace.frozen_factory(arch)(width=width, num_cells=cells, dataset="cifar", auxiliary_loss=auxiliary)
 
 
-def snn_fixed(width: int, cells: int, T: int, attention: str) -> nn.Module:
+def snn_fixed(width: int, cells: int, T: int, attention: str, neuron: dict | None = None,
+              auxiliary: bool = False) -> nn.Module:
     from nni_snn import build_network
     from nni_snn.archfile import make_arch
     arch = make_arch(attention=attention, timesteps=T, genotype=DARTS_V2)
-    return build_network(arch, width=width, num_cells=cells, num_classes=10, in_channels=3)
+    return build_network(arch, width=width, num_cells=cells, num_classes=10, in_channels=3, neuron=neuron,
+                         auxiliary=auxiliary)
 
 
 def split_params(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
@@ -124,6 +126,9 @@ class SearchStep:
 
 
 class RetrainStep:
+    """One step of ``nni-snn retrain``: forward, loss (+ 0.4 x the auxiliary head's, for a model that returns one),
+    backward, gradient clipping at 5, SGD."""
+
     def __init__(self, model: nn.Module, batch: int, size: int, device: torch.device) -> None:
         self.model = model.to(device).train()
         self.opt = torch.optim.SGD(self.model.parameters(), 0.0025, momentum=0.9, weight_decay=3e-4)
@@ -134,7 +139,12 @@ class RetrainStep:
     def __call__(self) -> None:
         self.opt.zero_grad(set_to_none=True)
         out = self.model(self.x)
-        F.cross_entropy(out[0] if isinstance(out, tuple) else out, self.y).backward()
+        logits, aux = out if isinstance(out, tuple) else (out, None)
+        loss = F.cross_entropy(logits, self.y)
+        if aux is not None:
+            loss = loss + 0.4 * F.cross_entropy(aux, self.y)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
         self.opt.step()
 
 
@@ -252,20 +262,24 @@ def bench_overheads(args: argparse.Namespace, device: torch.device) -> None:
 
 
 def bench_retrain(args: argparse.Namespace, device: torch.device) -> None:
+    """The SNN's step against its ReLU twin at T = 1 (the same network, layers and parameters, ReLU for every LIF:
+    the floor is T x its time) and against NNI's own DARTS-V2 ANN, all interleaved in one loop."""
     w, c, b, s = args.retrain_width, args.retrain_cells, args.retrain_batch, args.size
     print(f"\n== Retrain forward+backward+SGD on {device}: DARTS-V2 genotype, width {w}, {c} cells, batch {b}, "
-          f"{s}x{s} RGB; images/s, median of {args.repeats}")
-    print(f"{'T':>2} {'attn':>4} {'SNN img/s':>10} {'ANN img/s':>10} {'SNN/ANN time':>13} {'saved MB':>9} "
-          f"{'ANN sv':>7}")
+          f"{s}x{s} RGB; median of {args.repeats}, interleaved; twin = the same network with ReLU at T=1")
+    print(f"{'T':>2} {'attn':>4} {'SNN img/s':>10} {'SNN/twin':>9} {'SNN/ANN':>8} {'saved MB':>9} {'ANN sv':>7}")
     ann = RetrainStep(ann_fixed(w, c), b, s, device)
     ann_saved = step_saved_bytes(ann)
-    for T in args.timesteps:
-        for attention in args.retrain_attention:
-            snn = RetrainStep(snn_fixed(w, c, T, attention), b, s, device)
-            med = interleaved({"snn": snn, "ann": ann}, device, args.repeats)
-            print(f"{T:>2} {attention:>4} {b / med['snn']:>10.1f} {b / med['ann']:>10.1f} "
-                  f"{med['snn'] / med['ann']:>12.2f}x {step_saved_bytes(snn) / MB:>9.1f} {ann_saved / MB:>7.1f}",
-                  flush=True)
+    for attention in args.retrain_attention:
+        twin = RetrainStep(snn_fixed(w, c, 1, attention, {"kind": "relu"}), b, s, device)
+        snns = {T: RetrainStep(snn_fixed(w, c, T, attention), b, s, device) for T in args.timesteps}
+        med = interleaved({"ann": ann, "twin": twin, **{f"snn{T}": step for T, step in snns.items()}}, device,
+                          args.repeats)
+        print(f"{'':>2} {attention:>4} twin {b / med['twin']:.1f} img/s, NNI's ANN {b / med['ann']:.1f} img/s")
+        for T, step in snns.items():
+            snn = med[f"snn{T}"]
+            print(f"{T:>2} {attention:>4} {b / snn:>10.1f} {snn / med['twin']:>8.2f}x {snn / med['ann']:>7.2f}x "
+                  f"{step_saved_bytes(step) / MB:>9.1f} {ann_saved / MB:>7.1f}", flush=True)
 
 
 def main() -> None:
@@ -297,6 +311,8 @@ def main() -> None:
         rss_child(json.loads(args.rss_child))
         return
     quiet()
+    from nni_snn.run import keep_freed_memory
+    keep_freed_memory()  # as nni-snn search / retrain do
     torch.manual_seed(0)
     device = torch.device(args.device)
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "

@@ -30,62 +30,16 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_search import SearchStep, ann_supernet, quiet  # puts the repository on sys.path
+from bench_search import RetrainStep, SearchStep, ann_fixed, ann_supernet, quiet, snn_fixed, snn_supernet
 from measure import cuda_peak, interleaved
-
-from nni_snn.genotype import DARTS_V2
 
 PAPER = {"search": {"width": 16, "cells": 5, "batch": 64, "epochs": 40, "images": 25_000, "gpu_days": 2.0},
          "retrain": {"width": 64, "cells": 6, "batch": 128, "epochs": 600, "images": 50_000, "gpu_days": 2.08}}
 TINY = {"search": {"width": 4, "cells": 3, "batch": 4}, "retrain": {"width": 4, "cells": 3, "batch": 4}}
-
-
-class RetrainStep:
-    """Forward, loss with the auxiliary head's (weight 0.4), backward, SGD: one step of ``nni-snn retrain``."""
-
-    def __init__(self, model: torch.nn.Module, batch: int, size: int, device: torch.device) -> None:
-        self.model = model.to(device).train()
-        self.opt = torch.optim.SGD(self.model.parameters(), 0.0025, momentum=0.9, weight_decay=3e-4)
-        g = torch.Generator().manual_seed(0)
-        self.x = torch.rand(batch, 3, size, size, generator=g).to(device)
-        self.y = torch.randint(0, 10, (batch,), generator=g).to(device)
-
-    def __call__(self) -> None:
-        self.opt.zero_grad(set_to_none=True)
-        logits, aux = self.model(self.x)
-        (F.cross_entropy(logits, self.y) + 0.4 * F.cross_entropy(aux, self.y)).backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
-        self.opt.step()
-
-
-def snn_supernet(width: int, cells: int) -> torch.nn.Module:
-    from nni.nas.strategy import DARTS
-
-    from search_spaces import SNNDartsSpace
-    return DARTS().mutate_model(SNNDartsSpace(width=width, num_cells=cells, timesteps=2, attention="ma"))
-
-
-def snn_fixed(width: int, cells: int) -> torch.nn.Module:
-    from nni_snn import build_network
-    from nni_snn.archfile import make_arch
-    arch = make_arch(attention="ma", timesteps=2, genotype=DARTS_V2)
-    return build_network(arch, width=width, num_cells=cells, num_classes=10, auxiliary=True)
-
-
-def ann_fixed(width: int, cells: int) -> torch.nn.Module:
-    from nni.nas.hub.pytorch import DARTS as DartsSpace
-    arch = {}
-    for cell_type, pairs in DARTS_V2.items():
-        for k in range(4):
-            for e, (op, i) in enumerate(pairs[2 * k:2 * k + 2]):
-                arch[f"{cell_type}/op_{k + 2}_{e}"] = op
-                arch[f"{cell_type}/input_{k + 2}_{e}"] = [i]
-    return DartsSpace.frozen_factory(arch)(width=width, num_cells=cells, dataset="cifar", auxiliary_loss=True)
 
 
 def autocast(step, device: torch.device, dtype: torch.dtype | None):
@@ -102,11 +56,12 @@ def time_pair(kind: str, sizes: dict, device: torch.device, image: int, repeats:
     """SNN against ANN step times (and CUDA peak memory) in fp32 and bf16, for ``kind`` search or retrain."""
     torch.manual_seed(0)
     if kind == "search":
-        snn = SearchStep(snn_supernet(sizes["width"], sizes["cells"]), sizes["batch"], image, device)
+        snn = SearchStep(snn_supernet(sizes["width"], sizes["cells"], 2, "ma"), sizes["batch"], image, device)
         ann = SearchStep(ann_supernet(sizes["width"], sizes["cells"]), sizes["batch"], image, device)
     else:
-        snn = RetrainStep(snn_fixed(sizes["width"], sizes["cells"]), sizes["batch"], image, device)
-        ann = RetrainStep(ann_fixed(sizes["width"], sizes["cells"]), sizes["batch"], image, device)
+        snn = RetrainStep(snn_fixed(sizes["width"], sizes["cells"], 2, "ma", auxiliary=True), sizes["batch"], image,
+                          device)
+        ann = RetrainStep(ann_fixed(sizes["width"], sizes["cells"], auxiliary=True), sizes["batch"], image, device)
     rows = []
     for precision, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
         steps = {"snn": autocast(snn, device, dtype), "ann": autocast(ann, device, dtype)}

@@ -64,6 +64,30 @@ class EpochShuffle(torch.utils.data.Sampler):
         return self.size
 
 
+def keep_freed_memory() -> None:
+    """Have glibc's malloc keep freed blocks up to 32 MiB for reuse instead of returning them to the OS.
+
+    Its defaults return large blocks (above a threshold that starts at 128 KiB) and the next allocation of the same
+    size faults every page in again. A CPU training step allocates and frees the same activation-sized tensors
+    over and over: measured on a T = 4 retrain step (width 16, 6 cells, batch 32, 32x32), 375,000 page faults and
+    about a quarter of the step's time. Linux with glibc only; anywhere else this does nothing. Safe to call twice.
+    """
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (e.g. musl)
+        return
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    mallopt(m_mmap_threshold, 32 << 20)  # glibc's maximum: blocks below it come from the heap, and are reused
+    mallopt(m_trim_threshold, 1 << 30)  # do not shrink the heap after every large free
+    mallopt(m_top_pad, 64 << 20)  # grow it in large steps
+
+
 def uses_cuda(accelerator: str) -> bool:
     """Whether Lightning's ``accelerator`` option will train on a CUDA GPU here."""
     return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
@@ -156,6 +180,7 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
     from search_spaces import SNNDartsSpace
     from strategies import MADarts
 
+    keep_freed_memory()
     pl.seed_everything(opts["seed"], workers=True, verbose=False)
     data = load_dataset(opts["dataset"], opts.get("data_dir"), opts.get("download", False))
     weight_half, alpha_half = split_for_search(data.train, opts["seed"])
@@ -308,6 +333,7 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
     from nni_snn.archfile import load_arch
     from nni_snn.baselines import build_baseline
 
+    keep_freed_memory()
     pl.seed_everything(opts["seed"], workers=True, verbose=False)
     arch = load_arch(opts["arch"]) if opts["arch"] else None
     data = load_dataset(opts["dataset"], opts.get("data_dir"), opts.get("download", False),

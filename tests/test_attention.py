@@ -70,3 +70,23 @@ def test_gradients(kind: str):
     x = torch.randn(2, 2, 16, 4, 4, requires_grad=True)
     att(x).sum().backward()
     assert x.grad is not None and all(p.grad is not None for p in att.parameters())
+
+
+def test_ma_matches_cbam_written_plainly():
+    """The fast form (sums times 1/count, max with indices) computes eq. 7-10 as written with mean and amax, values
+    and gradients (float64, where ties do not occur)."""
+    torch.manual_seed(0)
+    att = MultiDimAttention(16, 2).double()
+    x = torch.randn(2, 3, 16, 5, 5, dtype=torch.float64, requires_grad=True)
+
+    def plain(x):
+        y = x.flatten(0, 1)
+        w = att.sigmoid(att.mlp(y.mean(dim=(2, 3), keepdim=True)) + att.mlp(y.amax(dim=(2, 3), keepdim=True)))
+        y = y * w
+        s = torch.cat([y.amax(dim=1, keepdim=True), y.mean(dim=1, keepdim=True)], dim=1)
+        return (y * att.sigmoid(att.spatial(s))).reshape(x.shape)
+
+    g = torch.randn_like(x)
+    fast, reference = att(x), plain(x)
+    assert torch.allclose(fast, reference)
+    assert torch.allclose(torch.autograd.grad(fast, x, g)[0], torch.autograd.grad(reference, x, g)[0])
