@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("nni_snn", "search_spaces", "strategies")
 CORE = {f"nni_snn.{name}" for name in ("neuron", "ops", "attention", "spikes", "genotype", "data", "training",
                                         "regularizers", "baselines", "plot", "archfile")}
-APPLICATION = {f"nni_snn.{name}" for name in ("cli", "run", "multitrial", "trial", "experiment", "networks",
+APPLICATION = {f"nni_snn.{name}" for name in ("cli", "run", "multitrial", "trial", "experiment", "networks", "tuners",
                                                "__main__")}
 
 
