@@ -65,9 +65,9 @@ def logistic_regression() -> float:
 
 
 def diagnose(arch: dict, before: dict) -> None:
-    """At initialisation, on one batch of 96 digits: what the cell-input neurons fire, how much gradient reaches each
-    cell, how far apart the logits of different samples are (in training mode, and in evaluation mode with the
-    initial BN statistics). Where the earlier network's learning stalled, side by side with today's."""
+    """At initialisation, on one batch of 96 digits: what each cell's output neurons (the next cell's input) fire,
+    how much gradient reaches each cell, how far apart the logits of different samples are (in training mode, and in
+    evaluation mode with the initial BN statistics). Where the earlier network's learning stalled, side by side with today's."""
     import torch
     from torch import nn
 
@@ -76,8 +76,8 @@ def diagnose(arch: dict, before: dict) -> None:
     from nni_snn.neuron import LIF
 
     images, labels = (t[:96] for t in load_dataset("digits").train.tensors)
-    print("\n== at initialisation (width 8, 5 cells, T=2, one batch of 96): cell-input firing rate / gradient RMS of "
-          "the cell-input spikes, per cell; logit spread across samples")
+    print("\n== at initialisation (width 8, 5 cells, T=2, one batch of 96): cell-output firing rate / gradient RMS of "
+          "the cell-output spikes, per cell; logit spread across samples")
     networks = {"before": ({"normalize": False, "neuron": {"surrogate": before["surrogate"],
                                                            "alpha": before["surrogate_alpha"]}}),
                 "defaults": {}}

@@ -108,7 +108,7 @@ def _network_flags(p, default: str | None) -> None:
                                        f"(default {shown('surrogate')})")
     p.add_argument("--surrogate-alpha", type=float, help=f"surrogate sharpness (default {shown('surrogate_alpha')})")
     p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
-                   help="BN before each cell's input neurons and on the classifier's pooled spike rates; "
+                   help="BN before each cell's output neurons and on the classifier's pooled spike rates; "
                         f"--no-normalize builds the network without them (default {shown('normalize')})")
     p.add_argument("--attention-cells", help="where the attention sits: all (every cell's concatenation, paper 3.3) "
                                              f"or last (the final cell's, paper 4.2) (default {shown('attention_cells')})")
