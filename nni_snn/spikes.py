@@ -140,7 +140,8 @@ class SpikeMonitor:
     def __init__(self, model: nn.Module, group_of: Callable[[str], str | None] | None = None) -> None:
         self.phase: str | None = None
         group_of = group_of or default_group_of
-        self.groups: list[str] = []
+        self.groups: list[str] = []  # groups with neurons or synaptic layers
+        self.neuron_groups: list[str] = []  # groups with neurons: the only ones spikes and firing rates describe
         self._spikes: dict[str, dict[str, Tensor]] = {}
         self._steps: dict[str, dict[str, int]] = {}
         self._samples: dict[str, int] = {}
@@ -153,6 +154,7 @@ class SpikeMonitor:
                 continue
             if group not in self.groups:
                 self.groups.append(group)
+                self.neuron_groups.append(group)
             self._handles.append(module.register_forward_hook(self._make_hook(group)))
         self.layer_groups: dict[str, str] = {}  # synaptic layer name -> group
         self._sops: dict[str, dict[str, Tensor]] = {}  # phase -> layer -> SOPs (device tensor)
@@ -281,8 +283,8 @@ class SpikeMonitor:
         """Counts of ``phase`` as plain Python numbers (the one place that syncs with the device).
 
         Keys: ``samples``, ``spikes_per_sample``, ``firing_rate``, ``sops_per_sample``, ``macs_per_sample`` and,
-        per group (dicts over all groups), ``spikes_per_group``, ``firing_rate_per_group``, ``sops_per_group``,
-        ``macs_per_group``. A phase without samples gives zeros.
+        per group, ``spikes_per_group`` and ``firing_rate_per_group`` (over the groups with neurons),
+        ``sops_per_group`` and ``macs_per_group`` (over all groups). A phase without samples gives zeros.
         """
         samples = self._samples.get(phase, 0)
         spike_t = self._spikes.get(phase, {})
@@ -291,7 +293,7 @@ class SpikeMonitor:
         # One stack, one copy to the host for everything counted on the device.
         keyed = [("spikes", g, t) for g, t in spike_t.items()] + [("sops", n, t) for n, t in sop_t.items()]
         host = torch.stack([t.to(keyed[0][2].device) for *_, t in keyed]).cpu().tolist() if keyed else []
-        spikes = {g: 0.0 for g in self.groups}
+        spikes = {g: 0.0 for g in self.neuron_groups}  # a group of synaptic layers only (a classifier) has no spikes
         sops = {g: 0.0 for g in self.groups}
         macs = {g: 0.0 for g in self.groups}
         for (kind, key, _), value in zip(keyed, host):

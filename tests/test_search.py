@@ -35,7 +35,8 @@ def test_search_writes_arch_metrics_pictures_and_tensorboard(searched):
         (0.9 * metrics["sops_per_sample"] + 4.6 * metrics["macs_per_sample"]) * 1e-6)
     assert metrics["macs_per_sample"] < metrics["sops_per_sample"]  # only stem, attention gates and classifier
     assert all(r["train_sops_per_sample"] > 0 and r["train_energy_uj_per_sample"] > 0 for r in metrics["history"])
-    assert set(metrics["spikes_per_cell"]) >= {"cells.0", "cells.1", "cells.2"}
+    assert set(metrics["spikes_per_cell"]) >= {"cells.0", "cells.1", "cells.2", "stem"}
+    assert "classifier" not in metrics["spikes_per_cell"]  # it reads the last cell's spikes: no neurons of its own
     assert metrics["params"] > 0 and metrics["supernet_params"] > metrics["params"]
     # the derived network's count with the auxiliary head: DARTS's head, ~0.40 M at 10 classes whatever the width
     assert 0.39e6 < metrics["params_with_auxiliary_head"] - metrics["params"] < 0.42e6
@@ -57,6 +58,7 @@ def test_tensorboard_has_spikes_and_alpha(searched):
     assert {"spikes/train/per_sample", "spikes/val/per_sample", "spikes/val/cells.1", "val_acc", "sops/val/per_sample",
             "macs/val/per_sample", "energy/val/uj_per_sample", "sops/val/cells.1", "firing_rate/val/cells.1",
             "firing_rate/train/stem", "grad_norm/cells.0", "grad_norm/classifier", "grad_norm/stem"} <= tags
+    assert "firing_rate/val/classifier" not in tags  # no neurons there
     grads = [event.value for event in acc.Scalars("grad_norm/cells.0")]
     assert len(grads) == 2 and all(0 < g < float("inf") for g in grads)  # one per epoch, weights got gradient
     rates = [event.value for event in acc.Scalars("firing_rate/val/cells.1")]
