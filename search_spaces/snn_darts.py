@@ -137,7 +137,6 @@ class SNNCell(nn.Module):
         self.nodes = nn.ModuleList(
             SNNNode(cell_type, k, channels, self.reduction, affine, neuron) for k in range(NUM_NODES))
         self.attention_channels = NUM_NODES * channels
-        self.timesteps = timesteps
         self.attention = mark_analog(make_attention(attention, self.attention_channels, timesteps))
         self.output = Population(self.attention_channels, neuron, normalize)
 
@@ -154,8 +153,6 @@ class SNNCell(nn.Module):
             states.append(node(spikes_of))
         return self.output(self.attention(torch.cat(states[2:], dim=2)))
 
-    def set_attention(self, kind: str) -> None:
-        self.attention = mark_analog(make_attention(kind, self.attention_channels, self.timesteps))
 
 
 class SpikingClassifier(nn.Module):
@@ -268,14 +265,6 @@ class SNNDartsSpace(ModelSpace):
                 aux = self.auxiliary_head(s1)
         logits = self.classifier(s1)
         return (logits, aux) if aux is not None else logits
-
-    def set_attention(self, kind: str) -> None:
-        """Swap the attention at the cells' concatenation (MADarts uses this); the space's init arguments are
-        updated too, so exports and frozen networks carry the new kind."""
-        for i, cell in enumerate(self.cells):
-            cell.set_attention(self._attention_of(i, kind, len(self.cells)))
-        self.attention = kind
-        self.trace_kwargs["attention"] = kind
 
     def extra_oneshot_hooks(self, strategy) -> list:
         """DARTS sums every incoming edge of a node and derives inputs from operation strengths (paper 3.4)."""

@@ -2,9 +2,8 @@
 
 What it adds to :class:`nni.nas.strategy.DARTS`:
 
-- ``attention`` (``none | ct | ma``): DARTS, CT-DARTS or MA-DARTS. The space's own ``attention=`` argument is the
-  source of truth; when given here, it is set on the space before the supernet is built (the paper frames the
-  attention as part of the algorithm), so the export and every rebuilt network carry it.
+- the attention (``none | ct | ma``: DARTS, CT-DARTS or MA-DARTS) is the search space's, set by its ``attention=``
+  argument (one door: the export and every rebuilt network carry it);
 - spike counting: an :class:`~nni_snn.training.EpochReporter` is attached to the trainer, so per-cell spikes per
   sample of the training and validation batches reach TensorBoard and, inside an NNI trial, the intermediate
   results.
@@ -27,7 +26,6 @@ from __future__ import annotations
 from nni.nas.oneshot.pytorch.differentiable import DartsLightningModule
 from nni.nas.strategy import DARTS
 
-from nni_snn.attention import ATTENTIONS
 from nni_snn.genotype import genotype_from_sample
 from nni_snn.plot import render_cell
 from nni_snn.training import EpochReporter
@@ -106,23 +104,13 @@ def _plain(value):
 class MADarts(DARTS):
     """MA-DARTS search strategy; see the module docstring. Other keyword arguments go to NNI's ``DARTS``."""
 
-    def __init__(self, *, attention: str | None = None, arc_learning_rate: float = 3e-4,
-                 gradient_clip_val: float | None = 5.0, spike_penalty: float = 0.0, **kwargs):
-        if attention is not None and attention not in ATTENTIONS:
-            raise ValueError(f"unknown attention {attention!r}; choose one of {', '.join(ATTENTIONS)}")
+    def __init__(self, *, arc_learning_rate: float = 3e-4, gradient_clip_val: float | None = 5.0,
+                 spike_penalty: float = 0.0, **kwargs):
         if spike_penalty < 0:
             raise ValueError(f"spike_penalty must be >= 0, got {spike_penalty}")
         if spike_penalty > 0:
             kwargs["penalty"] = ExpectedEnergyPenalty(spike_penalty)
         super().__init__(arc_learning_rate=arc_learning_rate, gradient_clip_val=gradient_clip_val, **kwargs)
-        self.attention = attention
-
-    def mutate_model(self, model):
-        if self.attention is not None:
-            if not hasattr(model, "set_attention"):
-                raise TypeError(f"{type(model).__name__} has no attention slot; pass attention=None")
-            model.set_attention(self.attention)
-        return super().mutate_model(model)
 
     def mutate_evaluator(self, evaluator):
         evaluator = super().mutate_evaluator(evaluator)

@@ -79,13 +79,6 @@ def test_every_synaptic_layer_past_the_stem_receives_spikes(hand_arch):
     assert len(checked) > 30
 
 
-def test_set_attention_updates_space_and_export():
-    space = SNNDartsSpace(width=4, num_cells=3, attention="none")
-    space.set_attention("ct")
-    assert space.attention == "ct" and space.trace_kwargs["attention"] == "ct"
-    assert not isinstance(space.cells[0].attention, nn.Identity)
-
-
 def test_every_state_is_spiked_once_and_its_spikes_shared(hand_arch):
     """One neuron population per state: every LIF runs once per forward, no two LIFs read the same tensor, and the
     stem's spikes reach cell 0 (both inputs) and cell 1 through one neuron."""
@@ -133,8 +126,7 @@ def test_auxiliary_head_is_dartss_on_spikes():
 def test_attention_in_every_cell_or_only_the_last(hand_arch, where, with_attention):
     net = build_network({**hand_arch, "attention_cells": where}, width=4, num_cells=4, num_classes=10)
     assert [i for i, c in enumerate(net.cells) if not isinstance(c.attention, nn.Identity)] == with_attention
-    space = SNNDartsSpace(width=4, num_cells=4, attention="none", attention_cells=where)
-    space.set_attention("ma")
+    space = SNNDartsSpace(width=4, num_cells=4, attention="ma", attention_cells=where)
     assert [i for i, c in enumerate(space.cells) if not isinstance(c.attention, nn.Identity)] == with_attention
     override = build_network({**hand_arch, "attention_cells": where}, width=4, num_cells=4, num_classes=10,
                              attention_cells="all")
