@@ -201,7 +201,7 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
     # NNI's DARTS writes every edge's alpha to the logger every n steps, copying each to the host (a GPU sync per
     # edge): once per epoch, at its first step, like the rest of what an epoch reports.
     steps_per_epoch = -(-len(weight_half) // opts["batch_size"])
-    strategy = MADarts(arc_learning_rate=opts["arc_lr"], spike_penalty=opts["spike_penalty"],
+    strategy = MADarts(reporter=reporter, arc_learning_rate=opts["arc_lr"], spike_penalty=opts["spike_penalty"],
                        warmup_epochs=opts["warmup_epochs"], log_prob_every_n_step=steps_per_epoch)
     strategy(RawFormatModelSpace.from_model(space, evaluator), SequentialExecutionEngine())
 

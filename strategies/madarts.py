@@ -4,9 +4,9 @@ What it adds to :class:`nni.nas.strategy.DARTS`:
 
 - the attention (``none | ct | ma``: DARTS, CT-DARTS or MA-DARTS) is the search space's, set by its ``attention=``
   argument (one door: the export and every rebuilt network carry it);
-- spike counting: an :class:`~nni_snn.training.EpochReporter` is attached to the trainer, so per-cell spikes per
-  sample of the training and validation batches reach TensorBoard and, inside an NNI trial, the intermediate
-  results.
+- spike counting: an :class:`~nni_snn.training.EpochReporter` (``reporter=``, or a default one) is attached to the
+  trainer, so per-cell spikes per sample of the training and validation batches reach TensorBoard and, inside an
+  NNI trial, the intermediate results; the module and the energy penalty are handed the same reporter.
 - the paper's defaults: alpha by Adam at lr 3e-4 (NNI's DARTS betas and weight decay), gradient clipping at 5;
   weights by whatever the evaluator's module configures (``SNNClassifier``: SGD, momentum 0.9, cosine, lr 0.005).
 - a validation pass over the alpha half every epoch, so the accuracy and spikes of the supernet are reported;
@@ -33,7 +33,12 @@ from strategies.penalty import ExpectedEnergyPenalty
 
 
 class MADartsModule(DartsLightningModule):
-    """DARTS's search loop plus a validation loop over the alpha half (NNI's DARTS has none)."""
+    """DARTS's search loop plus a validation loop over the alpha half (NNI's DARTS has none); ``reporter`` is the
+    search's :class:`EpochReporter`, handed over by :class:`MADarts`."""
+
+    def __init__(self, training_module, *, reporter: EpochReporter, **kwargs):
+        super().__init__(training_module, **kwargs)
+        self.reporter = reporter
 
     def validation_step(self, batch, batch_idx):
         return self.training_module.validation_step(batch, batch_idx)
@@ -46,9 +51,9 @@ class MADartsModule(DartsLightningModule):
 
     def on_fit_start(self):
         super().on_fit_start()
-        if isinstance(self.penalty, ExpectedEnergyPenalty):  # the supernet and the reporter exist from now on
-            reporter = next(cb for cb in self.trainer.callbacks if isinstance(cb, EpochReporter))
-            self.penalty.bind(self.model, lambda: reporter.monitor)
+        if isinstance(self.penalty, ExpectedEnergyPenalty):
+            # Lightning runs the callbacks' on_fit_start first: the reporter's monitor of the supernet exists now.
+            self.penalty.bind(self.model, self.reporter.monitor)
 
     def on_train_epoch_end(self):
         super().on_train_epoch_end()
@@ -69,9 +74,9 @@ class MADartsModule(DartsLightningModule):
             genotype = genotype_from_sample(sample)
         except KeyError:  # no DARTS cells
             genotype = None
-        reporter = next((cb for cb in self.trainer.callbacks if isinstance(cb, EpochReporter)), None)
-        if reporter is not None and reporter.history and reporter.history[-1]["epoch"] == self.current_epoch:
-            record = reporter.history[-1]
+        history = self.reporter.history
+        if history and history[-1]["epoch"] == self.current_epoch:
+            record = history[-1]
             # Plain JSON types: NNI's labels are str subclasses, which a weights-only checkpoint cannot load back.
             record["nni_sample"], record["alpha"] = _plain(sample), _plain(self.export_probs())
             if genotype is not None:
@@ -104,30 +109,29 @@ def _plain(value):
 class MADarts(DARTS):
     """MA-DARTS search strategy; see the module docstring. Other keyword arguments go to NNI's ``DARTS``."""
 
-    def __init__(self, *, arc_learning_rate: float = 3e-4, gradient_clip_val: float | None = 5.0,
-                 spike_penalty: float = 0.0, **kwargs):
+    def __init__(self, *, reporter: EpochReporter | None = None, arc_learning_rate: float = 3e-4,
+                 gradient_clip_val: float | None = 5.0, spike_penalty: float = 0.0, **kwargs):
         if spike_penalty < 0:
             raise ValueError(f"spike_penalty must be >= 0, got {spike_penalty}")
+        # The one reporter of the search (the caller's, to read its history afterwards, or a default one): it counts
+        # spikes and energy, and the penalty prices energy as it does and reads its monitor.
+        self.reporter = reporter if reporter is not None else EpochReporter()
         if spike_penalty > 0:
-            kwargs["penalty"] = ExpectedEnergyPenalty(spike_penalty)
+            kwargs["penalty"] = ExpectedEnergyPenalty(spike_penalty, *self.reporter.energy_pj)
         super().__init__(arc_learning_rate=arc_learning_rate, gradient_clip_val=gradient_clip_val, **kwargs)
 
     def mutate_evaluator(self, evaluator):
         evaluator = super().mutate_evaluator(evaluator)
         callbacks = evaluator.trainer.callbacks
-        reporter = next((cb for cb in callbacks if isinstance(cb, EpochReporter)), None)
-        if reporter is None:
-            reporter = EpochReporter()
-            callbacks.insert(0, reporter)
-        if isinstance(self.penalty, ExpectedEnergyPenalty):  # price energy as the reporter does
-            self.penalty.e_ac_pj, self.penalty.e_mac_pj = reporter.energy_pj
+        if not any(cb is self.reporter for cb in callbacks):  # a trainer built without it (NNI's stock evaluators)
+            callbacks.insert(0, self.reporter)
         return evaluator
 
     def configure_oneshot_module(self, training_module):
         return MADartsModule(training_module, arc_learning_rate=self.arc_learning_rate,
                              gradient_clip_val=self.gradient_clip_val,
                              log_prob_every_n_step=self.log_prob_every_n_step,
-                             warmup_epochs=self.warmup_epochs, penalty=self.penalty)
+                             warmup_epochs=self.warmup_epochs, penalty=self.penalty, reporter=self.reporter)
 
     def val_dataloader(self, train_dataloader_fn, val_dataloader_fn):
         return val_dataloader_fn()

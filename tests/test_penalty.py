@@ -36,3 +36,14 @@ def test_penalty_prices_candidates_and_pushes_alpha_toward_cheap_operations():
     # d/d alpha_i of sum_i p_i c_i is p_i (c_i - mean): descent lowers the operations dearer than average.
     assert (alpha.grad[free] < 0).all() and alpha.grad[PRIMITIVES.index("sep_conv_5x5")] > 0
     assert details["expected_energy_uj"] > 0
+
+
+def test_madarts_hands_its_one_reporter_and_its_prices_to_the_penalty():
+    from nni_snn.training import EpochReporter
+    from strategies import MADarts
+
+    reporter = EpochReporter(e_ac_pj=1.5, e_mac_pj=7.0)
+    strategy = MADarts(reporter=reporter, spike_penalty=1.0)
+    assert strategy.reporter is reporter
+    assert (strategy.penalty.e_ac_pj, strategy.penalty.e_mac_pj) == (1.5, 7.0)
+    assert isinstance(MADarts().reporter, EpochReporter)  # a default one for NNI's stock evaluators
