@@ -136,9 +136,9 @@ class SNNCell(nn.Module):
         self.spiking = nn.ModuleList(make_neuron(neuron) for _ in range(NUM_NODES + 1))
         self.nodes = nn.ModuleList(
             SNNNode(cell_type, k, channels, self.reduction, affine, neuron) for k in range(NUM_NODES))
-        self.attention_channels = NUM_NODES * channels
-        self.attention = mark_analog(make_attention(attention, self.attention_channels, timesteps))
-        self.output = Population(self.attention_channels, neuron, normalize)
+        concatenated = NUM_NODES * channels
+        self.attention = mark_analog(make_attention(attention, concatenated, timesteps))
+        self.output = Population(concatenated, neuron, normalize)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         states = [self.pre0(s0), self.pre1(s1)]
@@ -152,7 +152,6 @@ class SNNCell(nn.Module):
         for node in self.nodes:
             states.append(node(spikes_of))
         return self.output(self.attention(torch.cat(states[2:], dim=2)))
-
 
 
 class SpikingClassifier(nn.Module):
