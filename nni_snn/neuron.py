@@ -100,7 +100,7 @@ class _LIFFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, tau: float, v_th: float, surrogate: str, alpha: float,
+    def forward(ctx, x: Tensor, tau: float | Tensor, v_th: float, surrogate: str, alpha: float,
                 detach_reset: bool) -> Tensor:
         # Membrane potentials of all steps, in the input dtype: the only thing backward needs.
         u_all = torch.empty(x.shape, dtype=x.dtype, device=x.device)
@@ -132,9 +132,9 @@ class _LIFFunction(torch.autograd.Function):
             d = torch.mul(grad_out[t], sg, out=grad_x[t]) if in_place else grad_out[t].to(acc) * sg
             if delta is not None:
                 # du_{t+1}/du_t = tau * (1 - o_t)  [- tau * u_t * do_t/du_t if the reset is not detached]
-                d.add_(_no_spike(u, v_th).mul_(delta), alpha=tau)
+                d.addcmul_(_no_spike(u, v_th).mul_(tau), delta)  # tau: a number, or PLIF's 0-dim tensor
                 if not detach_reset:
-                    d.addcmul_(delta, u * sg, value=-tau)
+                    d.addcmul_(delta, (u * sg).mul_(tau), value=-1.0)
             if not in_place:
                 grad_x[t].copy_(d)
             delta = d
@@ -233,8 +233,8 @@ class _PLIFFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, w: Tensor, v_th: float, surrogate: str, alpha: float, detach_reset: bool) -> Tensor:
-        # The LIF loop takes the decay as a number: one host sync per call, the price of reusing it unchanged.
-        tau = torch.sigmoid(w.detach().float()).item()
+        # A 0-dim tensor on w's device: the LIF loops take it as they take a number, without a host sync.
+        tau = torch.sigmoid(w.detach().float())
         ctx.w_dtype, ctx.w_shape = w.dtype, w.shape
         return _LIFFunction.forward(ctx, x, tau, v_th, surrogate, alpha, detach_reset)  # saves u_all, params
 
