@@ -51,6 +51,7 @@ EXPORTS = ("best", "last")
 PRECISIONS = ("32", "16-mixed", "bf16-mixed")
 POSITIVE_INTS = ("timesteps", "width", "cells", "epochs", "batch_size", "devices", "trials", "concurrency",
                  "retrain_width", "retrain_cells", "retrain_batch_size")
+NONNEGATIVE_INTS = ("num_workers", "retrain_epochs", "warmup_epochs")
 
 
 class UsageError(Exception):
@@ -257,6 +258,9 @@ def resolve_options(args: argparse.Namespace, defaults: dict, trial_params: dict
             continue  # retrain: the arch file's; search's retrain_*: retrain's default
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise UsageError(f"--{key.replace('_', '-')} must be an integer >= 1, got {value!r}")
+    for key in (k for k in NONNEGATIVE_INTS if opts.get(k) is not None):  # num_workers None: the device's default
+        if not isinstance(opts[key], int) or isinstance(opts[key], bool) or opts[key] < 0:
+            raise UsageError(f"--{key.replace('_', '-')} must be an integer >= 0, got {opts[key]!r}")
     if "attention" in opts and opts["attention"] not in ATTENTIONS:
         raise UsageError(f"--attention {opts['attention']!r} is unknown; use one of {', '.join(ATTENTIONS)}")
     if opts["dataset"] not in DATASETS:
@@ -265,9 +269,6 @@ def resolve_options(args: argparse.Namespace, defaults: dict, trial_params: dict
         raise UsageError("retrain needs --arch ARCH.json (written by 'nni-snn search') or --baseline spiking-cnn")
     _check_network(opts)
     _check_precision(opts)
-    workers = opts.get("num_workers")
-    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 0):
-        raise UsageError(f"--num-workers must be an integer >= 0, got {workers!r}")
     nonnegative = ("auxiliary_weight", "grad_clip", "spike_penalty", "e_ac_pj", "e_mac_pj", "lr_min")
     for key in (k for k in nonnegative if k in defaults):
         if not _is_number(opts[key]) or not opts[key] >= 0:
@@ -281,9 +282,7 @@ def _is_number(value) -> bool:
 
 
 def _check_recipe(opts: dict) -> None:
-    """The search's export and retrain settings, retrain's regularisers (each where the command has it)."""
-    if "export" in opts and opts["export"] not in EXPORTS:
-        raise UsageError(f"--export {opts['export']!r} is unknown; use one of {', '.join(EXPORTS)}")
+    """The search's retrain settings and retrain's regularisers (each where the command has it)."""
     if opts.get("retrain_lr") is not None and not (_is_number(opts["retrain_lr"]) and opts["retrain_lr"] > 0):
         raise UsageError(f"--retrain-lr must be a number > 0, got {opts['retrain_lr']!r}")
     if "drop_path" in opts and not (_is_number(opts["drop_path"]) and 0 <= opts["drop_path"] < 1):
@@ -313,13 +312,15 @@ def _check_precision(opts: dict) -> None:
 
 
 def _check_network(opts: dict) -> None:
-    """The neuron, surrogate and baseline options (None: the arch file's, where the command has one)."""
+    """The options with a fixed set of values, and the neuron's numbers (None: the arch file's, where the command
+    has one)."""
     from nni_snn.baselines import BASELINES
     from nni_snn.genotype import ATTENTION_CELLS
     from nni_snn.neuron import NEURONS, SURROGATES
 
     for key, valid in (("neuron", NEURONS), ("surrogate", SURROGATES), ("baseline", BASELINES),
-                       ("attention_cells", ATTENTION_CELLS), ("retrain_attention_cells", ATTENTION_CELLS)):
+                       ("attention_cells", ATTENTION_CELLS), ("retrain_attention_cells", ATTENTION_CELLS),
+                       ("export", EXPORTS)):
         if opts.get(key) is not None and opts[key] not in valid:
             raise UsageError(f"--{key.replace('_', '-')} {opts[key]!r} is unknown; use one of {', '.join(valid)}")
     numbers = (("surrogate_alpha", "a number > 0", lambda v: v > 0), ("v_threshold", "a number > 0", lambda v: v > 0),
@@ -388,9 +389,6 @@ def _search(args) -> int:
     from nni_snn.run import final_result, resume_path, run_retrain, run_search
 
     opts, output, trial = _prepare(args, SEARCH_DEFAULTS)
-    for key in ("retrain_epochs", "warmup_epochs"):
-        if not isinstance(opts[key], int) or isinstance(opts[key], bool) or opts[key] < 0:
-            raise UsageError(f"--{key.replace('_', '-')} must be an integer >= 0, got {opts[key]!r}")
     metrics = run_search(opts, output, trial)
     export = metrics["export"]
     print(f"search: accuracy {metrics['accuracy']:.4f}, {_counts(metrics)}; architecture of epoch {export['epoch']} "

@@ -77,7 +77,7 @@ def test_spike_and_sop_counts_equal_on_cpu_and_cuda(hand_arch):
         assert on_cuda[key] == pytest.approx(on_cpu[key], rel=0.01)
 
 
-def test_data_loader_workers_default_to_none_on_the_cpu():
+def test_data_loader_workers_default_to_0_on_the_cpu():
     assert loader_workers({"accelerator": "cpu", "num_workers": None}) == 0
     assert loader_workers({"accelerator": "cpu", "num_workers": 3}) == 3
 
