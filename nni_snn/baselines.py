@@ -8,8 +8,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from nni_snn.neuron import make_neuron
-from nni_snn.ops import TimeDistributed, batch_norm
-from nni_snn.spikes import mark_analog
+from nni_snn.ops import Encoder, TimeDistributed, batch_norm
 
 BASELINES = ("spiking-cnn",)
 
@@ -17,16 +16,16 @@ BASELINES = ("spiking-cnn",)
 class SpikingCNN(nn.Module):
     """conv3x3-BN-LIF-maxpool twice, then a linear layer on the flattened spike maps; logits averaged over T.
 
-    The first conv + BN is the encoding layer (it reads pixels, runs once and is shared by the T steps of the
-    repeated image); the second conv and the linear layer read binary spikes (max-pooling spikes keeps them binary).
+    The first conv + BN is the encoding layer (:class:`~nni_snn.ops.Encoder`: on an image it runs once and is shared
+    by the T steps; on event frames it runs on each); the second conv and the linear layer read binary spikes
+    (max-pooling spikes keeps them binary).
     """
 
     def __init__(self, width: int, num_classes: int, in_channels: int, image_size: int, timesteps: int = 2,
                  neuron: dict | None = None) -> None:
         super().__init__()
         self.timesteps = timesteps
-        self.stem = mark_analog(nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
-                                              batch_norm(width)))
+        self.stem = Encoder(in_channels, width, timesteps)
         self.spike1 = make_neuron(neuron)
         self.conv2 = TimeDistributed(nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(width, width, 3, padding=1, bias=False),
                                                    batch_norm(width)))
@@ -35,9 +34,8 @@ class SpikingCNN(nn.Module):
         side = image_size // 4
         self.linear = nn.Linear(width * side * side, num_classes)
 
-    def forward(self, images: Tensor) -> Tensor:
-        x = self.stem(images)
-        x = self.spike1(x.unsqueeze(0).expand(self.timesteps, *x.shape))
+    def forward(self, inputs: Tensor) -> Tensor:
+        x = self.spike1(self.stem(inputs))
         x = self.pool2(self.spike2(self.conv2(x)))
         return self.linear(x.flatten(2)).mean(0)
 

@@ -1,6 +1,8 @@
-"""Datasets: the embedded 8x8 digits (offline default), CIFAR-10/100, Tiny ImageNet and any ImageFolder tree.
+"""Datasets: the embedded 8x8 digits (offline default), CIFAR-10/100, Tiny ImageNet, any ImageFolder tree, and the
+event-camera datasets of :mod:`nni_snn.events` (digits-events, offline; N-MNIST, CIFAR10-DVS, DVS128 Gesture).
 
-Every loader returns a :class:`Data` with a training split and a held-out split. Search divides the training split
+Every loader returns a :class:`Data` with a training split and a held-out split; images come as ``[C, H, W]``,
+event recordings as T frames ``[T, 2, H, W]``. Search divides the training split
 1:1 into a weight half and an alpha half (paper 4.1); retraining trains on the training split and validates on the
 held-out one.
 """
@@ -13,7 +15,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
-DATASETS = ("digits", "cifar10", "cifar100", "tinyimagenet", "imagefolder")
+from nni_snn.events import EVENT_DATASETS, EventDataError
+
+IMAGE_DATASETS = ("digits", "cifar10", "cifar100", "tinyimagenet", "imagefolder")
+DATASETS = IMAGE_DATASETS + EVENT_DATASETS
 
 # Per-dataset channel statistics (CIFAR: the values DARTS uses).
 CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
@@ -31,13 +36,23 @@ class Data:
     num_classes: int
     in_channels: int
     image_size: int
+    frames: int | None = None  # event data: frames per sample (the network's T); None: static images
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = False,
-                 augment: bool = True, cutout: int = 0) -> Data:
+                 augment: bool = True, cutout: int = 0, timesteps: int = 2, frames_by: str = "time",
+                 event_size: int | None = None) -> Data:
     """Load ``name`` (one of :data:`DATASETS`); ``augment`` adds DARTS's crop+flip to CIFAR and Tiny ImageNet
     training images; ``cutout`` > 0 zeroes a square of that side in every training image, after the augmentation and
-    normalisation (:class:`~nni_snn.regularizers.Cutout`, DARTS's). The held-out split is never altered."""
+    normalisation (:class:`~nni_snn.regularizers.Cutout`, DARTS's). The held-out split is never altered.
+
+    Event datasets give ``timesteps`` frames per sample, binned by ``frames_by`` (time or count), down-sampled to
+    ``event_size`` pixels a side (None: the sensor's); they have no augmentation or Cutout."""
+    if name in EVENT_DATASETS:
+        try:
+            return _events(name, data_dir, timesteps, frames_by, event_size)
+        except EventDataError as err:
+            raise DataError(str(err)) from None
     if name == "digits":
         return _digits(cutout)
     if name in ("cifar10", "cifar100"):
@@ -63,6 +78,12 @@ def _cutout(size: int) -> list:
     return [Cutout(size)] if size > 0 else []
 
 
+def _digits_split(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fixed 80/20 (train, test) indices of the digits, shared by digits and digits-events."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    return order[n // 5:], order[:n // 5]
+
+
 def _digits(cutout: int = 0) -> Data:
     """scikit-learn's bundled 1797 real 8x8 digit scans; a fixed 80/20 train/test split."""
     from sklearn.datasets import load_digits
@@ -70,9 +91,7 @@ def _digits(cutout: int = 0) -> Data:
     digits = load_digits()
     images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
     labels = torch.tensor(digits.target, dtype=torch.long)
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
-    n_test = len(labels) // 5
-    test_idx, train_idx = order[:n_test], order[n_test:]
+    train_idx, test_idx = _digits_split(len(labels))
     mean, std = images[train_idx].mean(), images[train_idx].std()
     images = (images - mean) / std
     train: Dataset = TensorDataset(images[train_idx], labels[train_idx])
@@ -168,3 +187,32 @@ def _tinyimagenet(data_dir, augment: bool, cutout: int = 0) -> Data:
         raise DataError(f"{annotations} names a class that train/ does not have, or is malformed") from None
     test.targets = [label for _, label in test.samples]
     return Data(train, test, num_classes=len(train.classes), in_channels=3, image_size=64)
+
+
+def _events(name: str, data_dir, timesteps: int, frames_by: str, size: int | None) -> Data:
+    """An event dataset as frames (:mod:`nni_snn.events`), cached on disk after the first binning."""
+    from nni_snn import events as ev
+
+    settings = (timesteps, frames_by, size)
+    if name == "digits-events":
+        recordings, labels = ev.digits_events(ev.cache_base())
+        sensor, classes, root = (8, 8), 10, None
+        train_idx, test_idx = _digits_split(len(labels))
+        splits = {split: ([recordings[i] for i in idx], labels[idx].tolist())
+                  for split, idx in (("train", train_idx), ("test", test_idx))}
+        read = ev.as_recorded
+    else:
+        hints = {"nmnist": "N-MNIST's Train/ and Test/", "cifar10dvs": "CIFAR10-DVS's ten class folders",
+                 "dvsgesture": "DVS128 Gesture's DvsGesture/"}
+        root = _require_dir(data_dir, f"point it at the folder holding {hints[name]}")
+        lister, read, sensor, classes = {
+            "nmnist": (ev.nmnist_split, ev.read_nmnist, (34, 34), 10),
+            "cifar10dvs": (ev.cifar10dvs_split, ev.read_cifar10dvs, (128, 128), 10),
+            "dvsgesture": (ev.gesture_split, ev.read_gesture, (128, 128), 11),
+        }[name]
+        splits = {split: lister(root, split == "train") for split in ("train", "test")}
+    transform = ev.frames_transform(sensor, timesteps, frames_by, size)
+    train, test = (ev.cached_frames(name, root, split, ev.Recordings(*splits[split], read, transform), settings,
+                                    fill_in_order=name == "dvsgesture")
+                   for split in ("train", "test"))
+    return Data(train, test, num_classes=classes, in_channels=2, image_size=size or sensor[0], frames=timesteps)

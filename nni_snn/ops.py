@@ -27,6 +27,7 @@ __all__ = [
     "PRIMITIVES",
     "DepthwiseConv2d",
     "DilConv",
+    "Encoder",
     "FactorizedReduce",
     "PoolBN",
     "Preprocess",
@@ -69,6 +70,33 @@ class TimeDistributed(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return unfold(self.module(fold(x)), x.shape[0])
+
+
+class Encoder(nn.Module):
+    """The encoding layer: conv 3x3 + BN from the input to the current of the first neurons, ``[T, N, C, H, W]``.
+
+    An image ``[N, C, H, W]`` is static, so the conv runs once and its output is the current at every one of the T
+    steps (the image is repeated, not convolved T times). Event frames ``[N, T, P, H, W]`` (P polarity channels,
+    :mod:`nni_snn.events`) differ from step to step: the conv runs on each frame, and since its input is then
+    events, not pixels, :mod:`nni_snn.spikes` counts it as a synaptic layer (SOPs: one accumulation per event per
+    output it reaches), not as MACs; it tells the two apart from the input, as for every layer.
+    """
+
+    def __init__(self, in_channels: int, channels: int, timesteps: int) -> None:
+        super().__init__()
+        self.timesteps = timesteps
+        self.conv = nn.Conv2d(in_channels, channels, 3, padding=1, bias=False)
+        self.bn = batch_norm(channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 5:  # event frames, batch-major as a data loader stacks them
+            if x.shape[1] != self.timesteps:
+                raise ValueError(f"the input has {x.shape[1]} frames per sample but the network runs "
+                                 f"{self.timesteps} time steps; make the frames with T = {self.timesteps}")
+            frames = x.transpose(0, 1)
+            return unfold(self.bn(self.conv(fold(frames))), self.timesteps)
+        current = self.bn(self.conv(x))
+        return current.unsqueeze(0).expand(self.timesteps, *current.shape)
 
 
 class PoolBN(nn.Module):

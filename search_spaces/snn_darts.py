@@ -1,6 +1,6 @@
 """The SNN DARTS search space (paper 3.2, Figure 1) as an NNI model space.
 
-Macro network: stem (conv + BN, the only layer fed analog pixels, then LIF) -> ``num_cells`` cells, reduction
+Macro network: stem (conv + BN on the image, run once, or on each event frame; then LIF) -> ``num_cells`` cells, reduction
 cells at 1/3 and 2/3 of the depth -> global average pool of the last cell's spikes -> BN -> linear -> mean over T.
 
 A state is one neuron population: it is turned into spikes once, by one LIF, and every consumer reads those
@@ -35,7 +35,7 @@ from torch import nn
 from nni_snn.attention import make_attention
 from nni_snn.genotype import ATTENTION_CELLS, CELL_TYPES, NUM_NODES, PRIMITIVES
 from nni_snn.neuron import make_neuron
-from nni_snn.ops import OPS, Preprocess, TimeDistributed, batch_norm, fold, unfold
+from nni_snn.ops import OPS, Encoder, Preprocess, TimeDistributed, batch_norm, fold, unfold
 from nni_snn.regularizers import drop_path
 from nni_snn.spikes import mark_analog
 
@@ -108,19 +108,16 @@ class Population(nn.Module):
 
 
 class Stem(nn.Module):
-    """The encoding layer: conv 3x3 + BN on the analog image (run once: the image is the same at every step), then
-    the stem's neuron population over T."""
+    """The encoding layer (:class:`~nni_snn.ops.Encoder`: conv 3x3 + BN on an image, run once, or on each event
+    frame), then the stem's neuron population over T."""
 
     def __init__(self, in_channels: int, channels: int, timesteps: int, neuron: dict | None = None):
         super().__init__()
-        self.timesteps = timesteps
-        self.encode = mark_analog(nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
-                                                batch_norm(channels)))
+        self.encode = Encoder(in_channels, channels, timesteps)
         self.spike = make_neuron(neuron)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.encode(images)
-        return self.spike(x.unsqueeze(0).expand(self.timesteps, *x.shape))
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.spike(self.encode(inputs))
 
 
 class SNNCell(nn.Module):
@@ -209,7 +206,8 @@ class AuxiliaryHead(nn.Module):
 
 
 class SNNDartsSpace(ModelSpace):
-    """MA-DARTS search space. ``forward`` maps images ``[N, C, H, W]`` to logits ``[N, num_classes]``.
+    """MA-DARTS search space. ``forward`` maps images ``[N, C, H, W]`` or event frames ``[N, T, 2, H, W]`` to logits
+    ``[N, num_classes]``.
 
     With ``auxiliary=True`` and in training mode it returns ``(logits, auxiliary_logits)``. ``attention_cells``:
     ``"all"`` puts the attention at every cell's concatenation (paper 3.3), ``"last"`` only in the final cell
@@ -255,8 +253,8 @@ class SNNDartsSpace(ModelSpace):
     def _attention_of(self, index: int, kind: str, num_cells: int) -> str:
         return kind if self.attention_cells == "all" or index == num_cells - 1 else "none"
 
-    def forward(self, images: torch.Tensor):
-        s0 = s1 = self.stem(images)
+    def forward(self, inputs: torch.Tensor):
+        s0 = s1 = self.stem(inputs)
         aux = None
         for i, cell in enumerate(self.cells):
             s0, s1 = s1, cell(s0, s1)

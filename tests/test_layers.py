@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("nni_snn", "search_spaces", "strategies")
-CORE = {f"nni_snn.{name}" for name in ("neuron", "ops", "attention", "spikes", "genotype", "data", "training",
+CORE = {f"nni_snn.{name}" for name in ("neuron", "ops", "attention", "spikes", "genotype", "data", "events", "training",
                                         "regularizers", "baselines", "plot", "archfile")}
 APPLICATION = {f"nni_snn.{name}" for name in ("cli", "run", "multitrial", "trial", "experiment", "networks", "tuners",
                                                "__main__")}

@@ -1,0 +1,286 @@
+"""Event-camera (DVS) data: N-MNIST, CIFAR10-DVS and DVS128 Gesture read from their official distributions, and
+``digits-events``, the bundled digits seen by an emulated DVS sensor (offline, the default of the event datasets).
+
+A sample is a recording of events ``(x, y, t, p)`` (tonic's structured arrays; t in microseconds, p 0 = OFF,
+1 = ON). tonic turns it into T frames ``[T, 2, H, W]`` (:func:`frames_transform`): the events of each of T equal
+time bins (``frames_by="time"``) or of T bins of equal event count (``"count"``) are counted per pixel and
+polarity. A data loader stacks them to ``[N, T, 2, H, W]`` and the network's encoding layer reads frame t at step
+t (:class:`nni_snn.ops.Encoder`). Frames keep their event counts (non-negative integers, not normalised), so the
+encoding layer's synaptic operations are one accumulation per event per output it reaches.
+
+Binning reads every event of a recording, so the frames are written once, by tonic's ``DiskCachedDataset``,
+under ``$NNI_SNN_CACHE`` (default ``~/.cache/nni-snn``) in a folder named after the dataset, its folder and the
+frame settings: the second epoch (and the next run) reads frames, not events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import struct
+from functools import lru_cache
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+EVENT_DATASETS = ("digits-events", "nmnist", "cifar10dvs", "dvsgesture")
+FRAMES_BY = ("time", "count")
+EVENT_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", np.int8)])
+CIFAR10DVS_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CACHE_VERSION = 1  # bump when frames of the same settings would come out different
+
+
+class EventDataError(ValueError):
+    """An event dataset that cannot be read as asked; the message says what to do."""
+
+
+class Recordings(Dataset):
+    """``(frames, label)`` per recording: ``read(source)`` gives the events, ``transform`` the frames."""
+
+    def __init__(self, sources: list, labels: list[int], read, transform) -> None:
+        self.sources, self.labels, self.read, self.transform = sources, labels, read, transform
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, index: int):
+        return self.transform(self.read(self.sources[index])), self.labels[index]
+
+
+class FrameTensors(Dataset):
+    """A cached frame dataset as the training loop wants it: float32 tensors and int labels."""
+
+    def __init__(self, cached) -> None:
+        self.cached = cached
+
+    def __len__(self) -> int:
+        return len(self.cached)
+
+    def __getitem__(self, index: int):
+        frames, label = self.cached[index]
+        return torch.from_numpy(np.asarray(frames, dtype=np.float32)), int(label)
+
+
+def frames_transform(sensor: tuple[int, int], timesteps: int, frames_by: str, size: int | None):
+    """Events -> ``[T, 2, size, size]`` counts (tonic's ``Downsample`` to ``size``, then ``ToFrame``)."""
+    import tonic.transforms as tt
+
+    if frames_by not in FRAMES_BY:
+        raise EventDataError(f"--frames-by must be one of {', '.join(FRAMES_BY)}, got {frames_by!r}")
+    width, height = sensor
+    steps = []
+    if size is not None and (size, size) != (width, height):
+        if size > max(width, height):
+            raise EventDataError(f"--event-size {size} is larger than the sensor ({width}x{height}); "
+                                 "it can only shrink the frames")
+        steps.append(tt.Downsample(sensor_size=(width, height, 2), target_size=(size, size)))
+        width = height = size
+    bins = {"n_time_bins": timesteps} if frames_by == "time" else {"n_event_bins": timesteps}
+    steps.append(tt.ToFrame(sensor_size=(width, height, 2), **bins))
+    return tt.Compose(steps)
+
+
+def cache_base() -> Path:
+    return Path(os.environ.get("NNI_SNN_CACHE") or Path.home() / ".cache" / "nni-snn")
+
+
+def _cache_folder(name: str, root: Path | None, split: str, settings: tuple) -> Path:
+    key = repr((CACHE_VERSION, str(root.resolve()) if root else None, *settings)).encode()
+    return cache_base() / f"{name}-{hashlib.sha1(key).hexdigest()[:12]}" / split
+
+
+def as_recorded(events: np.ndarray) -> np.ndarray:
+    """The reader of recordings already in memory (digits-events)."""
+    return events
+
+
+def cached_frames(name: str, root: Path | None, split: str, recordings: Recordings, settings: tuple,
+                  fill_in_order: bool = False) -> FrameTensors:
+    """``recordings`` through tonic's ``DiskCachedDataset``; ``fill_in_order`` bins every sample now, in order
+    (recordings that share a file are then read once, see :func:`read_gesture_file`)."""
+    from tonic import DiskCachedDataset
+
+    cached = DiskCachedDataset(recordings, cache_path=str(_cache_folder(name, root, split, settings)))
+    if fill_in_order:
+        for index in range(len(cached)):
+            cached[index]
+    return FrameTensors(cached)
+
+
+# ---- N-MNIST (Orchard et al. 2015): Train/<digit>/*.bin and Test/<digit>/*.bin, 34x34 ----
+
+def read_nmnist(path: str) -> np.ndarray:
+    from tonic.io import read_mnist_file
+
+    return read_mnist_file(path, dtype=EVENT_DTYPE)
+
+
+def nmnist_split(root: Path, train: bool) -> tuple[list, list]:
+    folder = root / ("Train" if train else "Test")
+    if not folder.is_dir():
+        raise EventDataError(f"{folder} is missing: --data-dir must hold N-MNIST's Train/ and Test/ (unzip "
+                             "Train.zip and Test.zip there)")
+    files = sorted(folder.glob("[0-9]/*.bin"))
+    if not files:
+        raise EventDataError(f"{folder} has no <digit>/*.bin recordings")
+    return [str(f) for f in files], [int(f.parent.name) for f in files]
+
+
+# ---- CIFAR10-DVS (Li et al. 2017): <class>/cifar10_<class>_<i>.aedat, AEDAT 2.0, 128x128 ----
+
+def read_cifar10dvs(path: str) -> np.ndarray:
+    """AEDAT 2.0: '#' header lines, then big-endian (address, timestamp) pairs. The DVS128 address holds the
+    polarity in bit 0, the column in bits 1-7 and the row in bits 8-14; read that way the scenes come out
+    transposed and flipped, so x = 127 - row, y = 127 - column and the polarity is inverted (as SpikingJelly and
+    events-tfds read this dataset)."""
+    from tonic.io import get_aer_events_from_file, read_aedat_header_from_file
+
+    version, start, _ = read_aedat_header_from_file(path)
+    raw = get_aer_events_from_file(path, version, start)
+    address = raw["address"].astype(np.int64)
+    events = np.empty(len(raw), dtype=EVENT_DTYPE)
+    events["x"] = 127 - ((address >> 8) & 0x7F)
+    events["y"] = 127 - ((address >> 1) & 0x7F)
+    events["t"] = raw["timeStamp"]
+    events["p"] = 1 - (address & 1)
+    return events
+
+
+def _index(path: Path) -> int:
+    digits = re.findall(r"\d+", path.stem)
+    return int(digits[-1]) if digits else 0
+
+
+def cifar10dvs_split(root: Path, train: bool, test_fraction: float = 0.1) -> tuple[list, list]:
+    """CIFAR10-DVS has no official split: per class, the recordings in index order, the last tenth held out (the
+    usual 9:1, as SpikingJelly's)."""
+    sources, labels = [], []
+    for label, name in enumerate(CIFAR10DVS_CLASSES):
+        files = sorted((root / name).glob("*.aedat"), key=_index)
+        if not files:
+            raise EventDataError(f"{root / name} has no .aedat recordings: --data-dir must hold CIFAR10-DVS's ten "
+                                 "class folders (unzip airplane.zip ... truck.zip there)")
+        n_test = max(1, round(len(files) * test_fraction))
+        part = files[:-n_test] if train else files[-n_test:]
+        sources += [str(f) for f in part]
+        labels += [label] * len(part)
+    return sources, labels
+
+
+# ---- DVS128 Gesture (Amir et al. 2017): DvsGesture/userNN_<light>.aedat (AEDAT 3.1) + _labels.csv ----
+
+@lru_cache(maxsize=2)
+def read_gesture_file(path: str) -> np.ndarray:
+    """AEDAT 3.1: a text header ending in '#!END-HEADER', then packets, each a 28-byte header (event type, source,
+    event size, timestamp offset, timestamp overflow, capacity, number, valid) and ``capacity`` events. Only
+    polarity events (type 1: 32-bit data, 32-bit timestamp) are kept, and only valid ones (data bit 0); x is in
+    bits 17-31, y in bits 2-16, polarity in bit 1. Cached: the ~11 gestures of a recording come from one file."""
+    raw = Path(path).read_bytes()
+    end = raw.find(b"#!END-HEADER")
+    if end < 0:
+        raise EventDataError(f"{path} is not an AEDAT 3.1 file (no '#!END-HEADER')")
+    pos, parts = raw.index(b"\n", end) + 1, []
+    while pos + 28 <= len(raw):
+        kind, _, size, _, overflow, capacity, number, _ = struct.unpack_from("<hhiiiiii", raw, pos)
+        pos += 28
+        if kind == 1 and size == 8:
+            words = np.frombuffer(raw, dtype="<u4", count=2 * number, offset=pos).reshape(-1, 2).astype(np.int64)
+            words = words[(words[:, 0] & 1) == 1]
+            part = np.empty(len(words), dtype=EVENT_DTYPE)
+            part["x"] = (words[:, 0] >> 17) & 0x7FFF
+            part["y"] = (words[:, 0] >> 2) & 0x7FFF
+            part["p"] = (words[:, 0] >> 1) & 1
+            part["t"] = words[:, 1] | (overflow << 31)
+            parts.append(part)
+        pos += capacity * size
+    return np.concatenate(parts) if parts else np.empty(0, dtype=EVENT_DTYPE)
+
+
+def read_gesture(source: tuple[str, int, int]) -> np.ndarray:
+    path, start, end = source
+    events = read_gesture_file(path)
+    return events[(events["t"] >= start) & (events["t"] < end)]
+
+
+def gesture_split(root: Path, train: bool) -> tuple[list, list]:
+    """The official split (trials_to_train.txt / trials_to_test.txt); one sample per labelled gesture, the events
+    between its start and end time; classes 1-11 of the labels become 0-10."""
+    folder = root / "DvsGesture" if (root / "DvsGesture").is_dir() else root
+    listing = folder / ("trials_to_train.txt" if train else "trials_to_test.txt")
+    if not listing.is_file():
+        raise EventDataError(f"{listing} is missing: --data-dir must hold DVS128 Gesture's DvsGesture/ folder "
+                             "(unpack DvsGesture.tar.gz there)")
+    sources, labels = [], []
+    for name in listing.read_text().split():
+        recording = folder / name
+        table = recording.with_name(recording.stem + "_labels.csv")
+        if not recording.is_file() or not table.is_file():
+            raise EventDataError(f"{listing.name} names {name}, but {recording.name} or {table.name} is missing")
+        for line in table.read_text().splitlines()[1:]:
+            if line.strip():
+                label, start, end = (int(v) for v in line.split(","))
+                sources.append((str(recording), start, end))
+                labels.append(label - 1)
+    return sources, labels
+
+
+# ---- digits-events: the bundled 8x8 digits seen by an emulated DVS ----
+
+SACCADE = ((0.0, 0.0), (0.5, 1.0), (1.0, 0.0), (0.0, 0.0))  # pixels (dx, dy): three moves, as N-MNIST's triangle
+STEPS_PER_MOVE = 10
+STEP_US = 1000
+CONTRAST_THRESHOLD = 0.15  # log-intensity change per event, a typical DVS contrast threshold
+LOG_EPS = 0.1  # log(I + eps): a dark pixel does not swing to -inf
+
+
+def emulate_dvs(images: torch.Tensor) -> list[np.ndarray]:
+    """Events of a DVS looking at ``images`` ``[N, H, W]`` (intensity in [0, 1]) during a saccade.
+
+    The scene is the image, bilinearly interpolated, moved along :data:`SACCADE` (three straight moves of
+    :data:`STEPS_PER_MOVE` steps of 1 ms: sub-pixel shifts). Each pixel keeps the log intensity at its last event;
+    whenever the current log intensity has moved n whole thresholds (:data:`CONTRAST_THRESHOLD`) from it, the
+    pixel emits n events, ON if it brightened and OFF if it darkened, and its reference moves by n thresholds.
+    """
+    n, height, width = images.shape
+    path = [(x0 + (x1 - x0) * k / STEPS_PER_MOVE, y0 + (y1 - y0) * k / STEPS_PER_MOVE)
+            for (x0, y0), (x1, y1) in pairwise(SACCADE) for k in range(STEPS_PER_MOVE)] + [SACCADE[-1]]
+    ys = torch.linspace(-1, 1, height).view(height, 1).expand(height, width)
+    xs = torch.linspace(-1, 1, width).view(1, width).expand(height, width)
+    batch = images.unsqueeze(1).float()
+    reference = None
+    events: list[list] = [[] for _ in range(n)]
+    for step, (dx, dy) in enumerate(path):
+        grid = torch.stack((xs + 2 * dx / (width - 1), ys + 2 * dy / (height - 1)), dim=-1)
+        seen = torch.nn.functional.grid_sample(batch, grid.expand(n, height, width, 2), align_corners=True)[:, 0]
+        level = torch.log(seen + LOG_EPS)
+        if reference is None:
+            reference = level
+            continue
+        crossings = torch.trunc((level - reference) / CONTRAST_THRESHOLD).to(torch.int64)
+        reference = reference + crossings * CONTRAST_THRESHOLD
+        for sample, y, x in crossings.nonzero().tolist():
+            count = crossings[sample, y, x].item()
+            events[sample].extend([(x, y, step * STEP_US, int(count > 0))] * abs(count))
+    return [np.array(e, dtype=EVENT_DTYPE) for e in events]
+
+
+def digits_events(cache_root: Path) -> tuple[list[np.ndarray], torch.Tensor]:
+    """The events of all 1797 digits and their labels, emulated once and kept in ``cache_root`` (written to a
+    temporary name and renamed, so an interrupted run leaves no half file)."""
+    from sklearn.datasets import load_digits
+
+    path = cache_root / f"digits-events-v{CACHE_VERSION}.npz"
+    digits = load_digits()
+    labels = torch.tensor(digits.target, dtype=torch.long)
+    if not path.is_file():
+        recordings = emulate_dvs(torch.tensor(digits.images, dtype=torch.float32) / 16.0)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.npz")
+        np.savez(partial, events=np.concatenate(recordings), counts=np.array([len(r) for r in recordings]))
+        os.replace(partial, path)
+    stored = np.load(path)
+    return np.split(stored["events"], np.cumsum(stored["counts"])[:-1]), labels
