@@ -2,9 +2,8 @@
 ``digits-events``, the bundled digits seen by an emulated DVS sensor (offline, the default of the event datasets).
 
 A sample is a recording of events ``(x, y, t, p)`` (tonic's structured arrays; t in microseconds, p 0 = OFF,
-1 = ON). tonic turns it into T frames ``[T, 2, H, W]`` (:func:`frames_transform`): the events of each of T equal
-time bins (``frames_by="time"``) or of T bins of equal event count (``"count"``) are counted per pixel and
-polarity. A data loader stacks them to ``[N, T, 2, H, W]`` and the network's encoding layer reads frame t at step
+1 = ON), turned into T frames ``[T, 2, H, W]`` (:func:`frames_transform`): the events of each of T equal time bins
+(``frames_by="time"``) or of T bins of equal event count (``"count"``) are counted per pixel and polarity. A data loader stacks them to ``[N, T, 2, H, W]`` and the network's encoding layer reads frame t at step
 t (:class:`nni_snn.ops.Encoder`). Frames keep their event counts (non-negative integers, not normalised), so the
 encoding layer's synaptic operations are one accumulation per event per output it reaches.
 
@@ -65,8 +64,33 @@ class FrameTensors(Dataset):
         return torch.from_numpy(np.asarray(frames, dtype=np.float32)), int(label)
 
 
+class ToFrames:
+    """Events -> ``[T, 2, H, W]`` event counts (uint16) per time bin (``"time"``: T bins of equal duration over
+    the recording) or event bin (``"count"``: T bins of equal event count). Every event lands in exactly one frame;
+    tonic's ``ToFrame`` would drop the last events of a recording (its bins are floor(duration / T) long, or
+    floor(n / T) events)."""
+
+    def __init__(self, size: tuple[int, int], timesteps: int, frames_by: str) -> None:
+        self.size, self.timesteps, self.frames_by = size, timesteps, frames_by
+
+    def __call__(self, events: np.ndarray) -> np.ndarray:
+        width, height = self.size
+        counts = np.zeros((self.timesteps, 2, height, width), dtype=np.int64)
+        if len(events):
+            t = events["t"].astype(np.int64) - events["t"].min()
+            if self.frames_by == "time":
+                bins = t * self.timesteps // (t.max() + 1)
+            else:
+                rank = np.empty(len(t), dtype=np.int64)
+                rank[np.argsort(t, kind="stable")] = np.arange(len(t))
+                bins = rank * self.timesteps // len(t)
+            np.add.at(counts, (bins, events["p"].astype(np.int64), events["y"].astype(np.int64),
+                               events["x"].astype(np.int64)), 1)
+        return np.minimum(counts, np.iinfo(np.uint16).max).astype(np.uint16)
+
+
 def frames_transform(sensor: tuple[int, int], timesteps: int, frames_by: str, size: int | None):
-    """Events -> ``[T, 2, size, size]`` counts (tonic's ``Downsample`` to ``size``, then ``ToFrame``)."""
+    """Events -> ``[T, 2, size, size]`` counts: tonic's ``Downsample`` to ``size``, then :class:`ToFrames`."""
     import tonic.transforms as tt
 
     if frames_by not in FRAMES_BY:
@@ -79,8 +103,7 @@ def frames_transform(sensor: tuple[int, int], timesteps: int, frames_by: str, si
                                  "it can only shrink the frames")
         steps.append(tt.Downsample(sensor_size=(width, height, 2), target_size=(size, size)))
         width = height = size
-    bins = {"n_time_bins": timesteps} if frames_by == "time" else {"n_event_bins": timesteps}
-    steps.append(tt.ToFrame(sensor_size=(width, height, 2), **bins))
+    steps.append(ToFrames((width, height), timesteps, frames_by))
     return tt.Compose(steps)
 
 
