@@ -1,6 +1,6 @@
 """Do the networks this project builds learn? Accuracy on the embedded digits at `nni-snn retrain`'s defaults.
 
-Every row is trained in this one run by the same path a user runs (`nni_snn.run.run_retrain`: Lightning, the same
+Every row is trained in this one run by the same path a user runs (`nni_snn.search_retrain.run_retrain`: Lightning, the same
 split, SGD momentum 0.9 + cosine at the default learning rate, batch 96, auxiliary head, gradient clipping) and
 reports the held-out accuracy after the last epoch:
 
@@ -42,7 +42,7 @@ def quiet() -> None:
 def retrain(arch_path: Path | None, seed: int, **overrides) -> tuple[float, float]:
     """(final held-out accuracy, seconds) of one retrain at the defaults, with ``overrides``."""
     from nni_snn.cli import RETRAIN_DEFAULTS
-    from nni_snn.run import run_retrain
+    from nni_snn.search_retrain import run_retrain
 
     with tempfile.TemporaryDirectory() as out:
         opts = {**RETRAIN_DEFAULTS, "arch": str(arch_path) if arch_path else None, "seed": seed, "progress": False,

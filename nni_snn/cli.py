@@ -1,4 +1,4 @@
-"""The ``nni-snn`` command: ``search``, ``retrain``, ``show``, ``experiment``.
+"""The ``nni-snn`` command: ``search``, ``retrain``, ``multitrial``, ``show``, ``experiment``, ``front``.
 
 Options come from, later winning: built-in defaults (the paper's, on the embedded digits data), ``--config FILE``
 (YAML or JSON with the same names as the flags), flags given on the command line, and, inside an NNI trial, the
@@ -150,7 +150,7 @@ def _search_parser(sub) -> None:
 
 
 def _multitrial_parser(sub) -> None:
-    from nni_snn.multitrial import MULTITRIAL_DEFAULTS as defaults
+    from nni_snn.multitrial_baseline import MULTITRIAL_DEFAULTS as defaults
 
     p = sub.add_parser("multitrial", help="baseline: NNI's Random or RegularizedEvolution over the same SNN space, "
                                           "each trial training one sampled network, through the NNI manager")
@@ -305,7 +305,7 @@ def _check_precision(opts: dict) -> None:
     if opts["precision"] not in PRECISIONS:
         raise UsageError(f"--precision {opts['precision']!r} is unknown; use one of {', '.join(PRECISIONS)}")
     if opts["precision"] == "16-mixed":
-        from nni_snn.run import uses_cuda
+        from nni_snn.search_retrain import uses_cuda
 
         if not uses_cuda(opts["accelerator"]):  # Lightning would fail later, with a traceback
             raise UsageError("--precision 16-mixed needs a CUDA GPU; on the CPU use bf16-mixed")
@@ -334,7 +334,7 @@ def _check_network(opts: dict) -> None:
             raise UsageError(f"--{key.replace('_', '-')} must be true or false, got {opts[key]!r}")
     if opts.get("neuron") is not None:  # what a neuron itself rejects (e.g. plif's tau of 0 or 1)
         from nni_snn.archfile import neuron_problem
-        from nni_snn.run import neuron_spec
+        from nni_snn.search_retrain import neuron_spec
 
         problem = neuron_problem(neuron_spec(opts))
         if problem:
@@ -343,14 +343,14 @@ def _check_network(opts: dict) -> None:
 
 def _prepare(args, defaults: dict):
     """Options, output folder and NNI trial (or None); inside a trial the tuner's parameters and folder win."""
-    from nni_snn import trial as nni_trial
+    from nni_snn import nni_trial
 
     trial_dir = nni_trial.output_dir()
     trial = nni_trial.Trial() if trial_dir else None
     opts = resolve_options(args, defaults, trial.parameters if trial else None)
     output = Path(opts["output"]) if trial_dir is None or args.output else trial_dir
     if opts["resume"]:
-        from nni_snn.run import resume_path
+        from nni_snn.search_retrain import resume_path
 
         if not resume_path(output).is_file():
             raise UsageError(f"--resume: no checkpoint {resume_path(output)}; run without --resume to start afresh")
@@ -369,7 +369,7 @@ def _params(counts: dict) -> str:
 
 def _retrain(args) -> int:
     from nni_snn.archfile import load_arch
-    from nni_snn.run import final_result, run_retrain
+    from nni_snn.search_retrain import final_result, run_retrain
 
     opts, output, trial = _prepare(args, RETRAIN_DEFAULTS)
     if opts["baseline"] and opts["arch"]:
@@ -386,7 +386,7 @@ def _retrain(args) -> int:
 
 
 def _search(args) -> int:
-    from nni_snn.run import final_result, resume_path, run_retrain, run_search
+    from nni_snn.search_retrain import final_result, resume_path, run_retrain, run_search
 
     opts, output, trial = _prepare(args, SEARCH_DEFAULTS)
     metrics = run_search(opts, output, trial)
@@ -414,7 +414,7 @@ def _show(args) -> int:
     from nni_snn.archfile import load_arch
     from nni_snn.genotype import format_genotype
     from nni_snn.networks import build_network
-    from nni_snn.run import estimate_energy, network_parameters
+    from nni_snn.search_retrain import estimate_energy, network_parameters
 
     for key in ("width", "cells", "num_classes", "in_channels", "batches", "timesteps"):
         if getattr(args, key) is not None and getattr(args, key) < 1:
@@ -455,7 +455,7 @@ def _show(args) -> int:
 def _multitrial(args) -> int:
     import socket
 
-    from nni_snn.multitrial import MULTITRIAL_DEFAULTS, STRATEGIES, run_multitrial
+    from nni_snn.multitrial_baseline import MULTITRIAL_DEFAULTS, STRATEGIES, run_multitrial
 
     opts = resolve_options(args, MULTITRIAL_DEFAULTS, None)
     if opts["strategy"] not in STRATEGIES:
@@ -533,11 +533,11 @@ def _front(args) -> int:
 
 
 def _experiment(args) -> int:
-    from nni_snn import experiment
+    from nni_snn import nnictl
 
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be in 1..65535, got {args.port}")
-    return experiment.run(Path(args.config), args.port, args.timeout, args.stop)
+    return nnictl.run(Path(args.config), args.port, args.timeout, args.stop)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -545,8 +545,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module", category=RuntimeWarning)
     from nni_snn.archfile import ArchError
     from nni_snn.data import DataError
-    from nni_snn.experiment import ExperimentError
-    from nni_snn.multitrial import MultitrialError
+    from nni_snn.multitrial_baseline import MultitrialError
+    from nni_snn.nnictl import ExperimentError
     from nni_snn.training import NonFiniteError
 
     commands = {"search": _search, "retrain": _retrain, "show": _show, "experiment": _experiment, "front": _front,

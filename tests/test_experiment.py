@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nni_snn import experiment
+from nni_snn import nnictl
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,14 +43,14 @@ def test_quickstart_through_nnictl(tiny_quickstart, capsys, monkeypatch):
     monkeypatch.setenv("NODE_OPTIONS", f"--require {ROOT / 'tests' / 'support' / 'loopback.cjs'}")
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     port = free_port()
-    experiment_id = experiment.create(tiny_quickstart, port)
-    client = experiment.RestClient(port)
+    experiment_id = nnictl.create(tiny_quickstart, port)
+    client = nnictl.RestClient(port)
     try:
-        trials = experiment.wait(client, timeout=900, progress=lambda line: None)
+        trials = nnictl.wait(client, timeout=900, progress=lambda line: None)
         assert [t["status"] for t in trials] == ["SUCCEEDED", "SUCCEEDED"]
 
         metrics = client.metrics()
-        intermediate = [experiment.metric_value(m) for m in metrics if m["type"] == "PERIODICAL"]
+        intermediate = [nnictl.metric_value(m) for m in metrics if m["type"] == "PERIODICAL"]
         # 1 search epoch + 1 retrain epoch per trial, each with accuracy and spike counts
         assert len(intermediate) == 4
         for result in intermediate:
@@ -58,15 +58,15 @@ def test_quickstart_through_nnictl(tiny_quickstart, capsys, monkeypatch):
             assert result["spikes_per_sample"] > 0 and "spikes_cells.0" in result
         assert sum(m["type"] == "FINAL" for m in metrics) == 2
 
-        trial, final = experiment.best_trial(client)
-        folder = experiment.trial_dir(client, experiment_id, trial["trialJobId"])
+        trial, final = nnictl.best_trial(client)
+        folder = nnictl.trial_dir(client, experiment_id, trial["trialJobId"])
         arch = json.loads((folder / "arch.json").read_text())
-        assert arch["attention"] == experiment.trial_parameters(trial)["attention"]
+        assert arch["attention"] == nnictl.trial_parameters(trial)["attention"]
         assert (folder / "retrain" / "metrics.json").exists()
         assert final["default"] == pytest.approx(json.loads((folder / "retrain" / "metrics.json").read_text())
                                                  ["accuracy"])
     finally:
-        experiment.stop(experiment_id)
+        nnictl.stop(experiment_id)
     with pytest.raises(OSError):
         client.trials()  # the manager is gone
 

@@ -63,7 +63,7 @@ def test_supernet_learns_at_the_default_search_lr(digits_batch):
 
 
 def test_evaluation_mode_at_initialisation_distinguishes_inputs_once_bn_statistics_are_set(digits_batch):
-    from nni_snn.run import fit_batch_norm
+    from nni_snn.search_retrain import fit_batch_norm
 
     net = build_network(ARCH, width=8, num_cells=5, num_classes=10, in_channels=1)
     images, _ = digits_batch
@@ -94,7 +94,7 @@ TINY = ["--width", "4", "--cells", "3", "--epochs", "1", "--batch-size", "256", 
 
 def test_neuron_options_override_the_arch_files_and_are_recorded(tmp_path):
     from nni_snn.neuron import LIF
-    from nni_snn.run import neuron_spec
+    from nni_snn.search_retrain import neuron_spec
 
     base = {"kind": "lif", "tau": 0.2, "surrogate": "sigmoid", "alpha": 4.0}
     spec = neuron_spec({"tau": 0.5, "v_threshold": 1.0, "detach_reset": False, "surrogate": None}, base)

@@ -7,7 +7,7 @@ the strategy samples architectures and the manager launches one trial process pe
 split, validates on the alpha half (the data an MA-DARTS search uses, so the numbers compare), reports every epoch
 and a final result (``default`` = final validation accuracy, spikes alongside) with plain ``nni.report_*``.
 
-Unlike NNI's in-process engine (see ``nni_snn.trial``), the multi-trial trial entry hands the model straight to the
+Unlike NNI's in-process engine (see ``nni_snn.nni_trial``), the multi-trial trial entry hands the model straight to the
 evaluator without swapping NNI's trial channel, so plain ``nni.report_*`` reaches the manager.
 
 Afterwards the best sample (NNI's ``export_top_models``) becomes ``arch.json`` in ``opts['output']``, next to
@@ -73,8 +73,8 @@ def train_sampled(model, *, dataset: str, data_dir: str | None = None, download:
     accuracy). Writes ``metrics.json`` (and ``arch.json`` when NNI's sample is known) and TensorBoard logs into
     ``output``, else the trial's folder, else nowhere. ``threads`` caps torch's CPU threads. Returns the metrics.
     """
-    from nni_snn.run import _final_metrics, _loader, _trainer, network_parameters
-    from nni_snn.trial import output_dir
+    from nni_snn.nni_trial import output_dir
+    from nni_snn.search_retrain import _final_metrics, _loader, _trainer, network_parameters
 
     folder = Path(output) if output else output_dir()
     # No channel swapping needed here: in a multi-trial trial NNI's default channel talks to the manager.
@@ -213,7 +213,7 @@ def run_multitrial(opts: dict, before_stop=None) -> dict:
     from nni.nas.evaluator import FunctionalEvaluator
     from nni.nas.experiment import NasExperiment
 
-    from nni_snn.run import derived_params, write_search_outputs
+    from nni_snn.search_retrain import derived_params, write_search_outputs
     from search_spaces import SNNDartsSpace
 
     opts = {**MULTITRIAL_DEFAULTS, **opts}
