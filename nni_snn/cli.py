@@ -487,43 +487,15 @@ def _multitrial(args) -> int:
 
 def _front(args) -> int:
     """Accuracy and energy of every run found, from its retrain metrics when it retrained, else its search's."""
-    import json
-
-    from nni_snn.archfile import load_arch
-    from nni_snn.plot import draw_front, pareto_front
+    from nni_snn.front import energy_front
+    from nni_snn.plot import draw_front
 
     picture = Path(args.output)
     try:
         picture.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UsageError(f"--output {picture}: cannot create its folder ({err.strerror})") from None
-    folders = []
-    for root in map(Path, args.runs):
-        if not root.is_dir():
-            raise UsageError(f"{root}: no such folder")
-        found = [root] if (root / "arch.json").is_file() else sorted(p.parent for p in root.rglob("arch.json"))
-        if not found:
-            raise UsageError(f"{root}: no arch.json in it or below it")
-        folders += found
-    runs = []
-    for folder in folders:
-        retrained = folder / "retrain" / "metrics.json"
-        metrics_file = retrained if retrained.is_file() else folder / "metrics.json"
-        try:
-            metrics = json.loads(metrics_file.read_text())
-        except (OSError, json.JSONDecodeError):
-            raise UsageError(f"{folder}: no readable metrics.json (the run has not finished?)") from None
-        if metrics.get("accuracy") is None or "energy_uj_per_sample" not in metrics:
-            raise UsageError(f"{metrics_file}: no accuracy and energy (written by an older nni-snn?)")
-        arch = load_arch(folder / "arch.json")
-        search = arch.get("search", {})
-        # A multi-trial baseline is labelled by its strategy, a DARTS search by its attention and energy penalty.
-        method = {"none": "DARTS", "ct": "CT-DARTS", "ma": "MA-DARTS"}[arch["attention"]]
-        label = search.get("strategy") or f"{method} λ={search.get('spike_penalty', 0):g}"
-        runs.append({"label": label, "accuracy": metrics["accuracy"], "folder": str(folder),
-                     **{k: metrics[k] for k in ("energy_uj_per_sample", "spikes_per_sample", "sops_per_sample")}})
-    runs.sort(key=lambda r: r["energy_uj_per_sample"])
-    front = set(pareto_front([(r["energy_uj_per_sample"], r["accuracy"]) for r in runs]))
+    runs, front = energy_front(args.runs)
     print(f"{'run':<16} {'accuracy':>8} {'uJ/sample':>10} {'SOPs/sample':>12} {'spikes/sample':>13}  front")
     for i, r in enumerate(runs):
         print(f"{r['label']:<16} {r['accuracy']:>8.4f} {r['energy_uj_per_sample']:>10.4f} "
@@ -545,6 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module", category=RuntimeWarning)
     from nni_snn.archfile import ArchError
     from nni_snn.data import DataError
+    from nni_snn.front import FrontError
     from nni_snn.multitrial_baseline import MultitrialError
     from nni_snn.nnictl import ExperimentError
     from nni_snn.training import NonFiniteError
@@ -554,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return commands[args.command](args)
-    except (UsageError, ArchError, DataError, ExperimentError) as err:
+    except (UsageError, ArchError, DataError, ExperimentError, FrontError) as err:
         print(f"nni-snn: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except (NonFiniteError, MultitrialError) as err:

@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("nni_snn", "search_spaces", "strategies")
 CORE = {f"nni_snn.{name}" for name in ("neuron", "ops", "attention", "spikes", "genotype", "data", "training",
-                                        "regularizers", "baselines", "plot", "archfile")}
+                                        "regularizers", "baselines", "plot", "front", "archfile")}
 APPLICATION = {f"nni_snn.{name}" for name in ("cli", "search_retrain", "multitrial_baseline", "nni_trial", "nnictl",
                                                "networks", "tuners", "__main__")}
 
