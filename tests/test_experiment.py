@@ -93,18 +93,19 @@ def test_shipped_commands_parse_and_carry_the_paper_recipe():
     the CIFAR-10 configs retrain with Table 3's sizes and lr (ablation) and DARTS's regularisers (retrain)."""
     import shlex
 
-    from nni_snn.cli import RETRAIN_DEFAULTS, SEARCH_DEFAULTS, build_parser, resolve_options
+    from nni_snn.cli import build_parser
+    from nni_snn.options import RetrainOptions, SearchOptions, resolve
 
     resolved = {}
     for path in sorted((ROOT / "experiments").glob("*.yml")):
         config = yaml.safe_load(path.read_text())
         words = shlex.split(config["trialCommand"])
         args = build_parser().parse_args(words[words.index("nni_snn") + 1:])
-        defaults = {"search": SEARCH_DEFAULTS, "retrain": RETRAIN_DEFAULTS}[args.command]
+        options = {"search": SearchOptions, "retrain": RetrainOptions}[args.command]
         # The tuner's parameters are options too: a misspelt or out-of-range one fails here, not in the trial.
         for pick in (0, -1):
             sample = {key: space["_value"][pick] for key, space in config.get("searchSpace", {}).items()}
-            resolved[path.name] = resolve_options(args, defaults, sample)
+            resolved[path.name] = resolve(options, args, sample).as_dict()
     ablation = resolved["ablation_cifar10.yml"]
     assert (ablation["retrain_width"], ablation["retrain_cells"], ablation["retrain_lr"],
             ablation["retrain_batch_size"], ablation["retrain_epochs"]) == (36, 6, 0.0025, 96, 600)

@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("nni_snn", "search_spaces", "strategies")
 CORE = {f"nni_snn.{name}" for name in ("neuron", "ops", "attention", "spikes", "genotype", "data", "training",
                                         "regularizers", "baselines", "plot", "front", "archfile")}
-APPLICATION = {f"nni_snn.{name}" for name in ("cli", "search_retrain", "multitrial_baseline", "nni_trial", "nnictl",
-                                               "networks", "tuners", "__main__")}
+APPLICATION = {f"nni_snn.{name}" for name in ("cli", "options", "search_retrain", "multitrial_baseline", "nni_trial",
+                                               "nnictl", "networks", "tuners", "__main__")}
 
 
 def _modules() -> dict[str, Path]:

@@ -97,7 +97,7 @@ def test_multitrial_through_the_nni_manager(strategy, tmp_path, monkeypatch):
         seen["trials"] = client.trials()
         seen["metrics"] = client.metrics()
 
-    opts = {**TINY, "strategy": strategy, "trials": 3, "concurrency": 1, "port": port,
+    opts = {**TINY, "search_strategy": strategy, "trials": 3, "concurrency": 1, "port": port,
             "output": str(tmp_path / "out"), "working_dir": str(tmp_path / "nni-experiments")}
     summary = multitrial_baseline.run_multitrial(opts, before_stop=while_running)
     with pytest.raises(OSError):
@@ -131,7 +131,7 @@ def test_multitrial_through_the_nni_manager(strategy, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("argv,needle", [
-    (["--strategy", "bayes"], "--strategy 'bayes' is unknown"),
+    (["--search-strategy", "bayes"], "--search-strategy 'bayes' is unknown"),
     (["--trials", "0"], "--trials must be an integer >= 1"),
     (["--attention", "se"], "--attention"),
     (["--port", "70000"], "--port must be in 1..65535"),

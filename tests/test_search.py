@@ -157,10 +157,11 @@ def test_search_then_retrain_at_the_retrain_settings_given(retrained):
 
 
 def test_search_retrain_defaults_are_retrains_not_the_searchs(capsys):
-    from nni_snn.cli import SEARCH_DEFAULTS, build_parser, resolve_options
+    from nni_snn.cli import build_parser
+    from nni_snn.options import SearchOptions, resolve
 
-    opts = resolve_options(build_parser().parse_args(["search"]), SEARCH_DEFAULTS, None)
-    assert all(opts[f"retrain_{k}"] is None for k in ("width", "cells", "lr", "batch_size", "attention_cells"))
+    opts = resolve(SearchOptions, build_parser().parse_args(["search"]))
+    assert all(getattr(opts, f"retrain_{k}") is None for k in ("width", "cells", "lr", "batch_size", "attention_cells"))
     with pytest.raises(SystemExit):
         main(["search", "--help"])
     shown = " ".join(capsys.readouterr().out.split())
