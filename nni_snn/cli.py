@@ -39,7 +39,7 @@ def _options_parser(sub, command: str, options: type, help: str) -> None:
 
 def _show_parser(sub) -> None:
     p = sub.add_parser("show", help="print an arch.json readably, with its parameter count")
-    p.add_argument("arch", help="path of an arch.json")
+    p.add_argument("arch_path", metavar="arch", help="path of an arch.json")
     p.add_argument("--width", type=int, default=16, help="initial channels for the parameter count (default 16)")
     p.add_argument("--cells", type=int, default=5, help="cells for the parameter count (default 5)")
     p.add_argument("--num-classes", type=int, default=10, help="classes for the parameter count (default 10)")
@@ -157,7 +157,7 @@ def _show(args) -> int:
             raise UsageError(f"--{key.replace('_', '-')} must be >= 0")
     if args.dataset is None and (args.checkpoint or args.data_dir):
         raise UsageError("--checkpoint and --data-dir need --dataset (the images to estimate energy on)")
-    arch = load_arch(args.arch)
+    arch = load_arch(args.arch_path)
     data = None
     if args.dataset is not None:
         from nni_snn.data import DATASETS, load_dataset

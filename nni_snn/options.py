@@ -299,7 +299,8 @@ class SearchOptions(TrainOptions):
 class MultitrialOptions(CommonOptions):
     """``nni-snn multitrial``: one device per trial, no resume, no progress bar, energy at the defaults."""
 
-    RENAMED: ClassVar[dict[str, str]] = {"strategy": "search_strategy"}  # since 0.2: retrain's --strategy differs
+    # Retrain's --strategy is Lightning's; the old name works for one more release.
+    RENAMED: ClassVar[dict[str, str]] = {"strategy": "search_strategy"}
 
     timesteps: int = 2
     width: int = 8
