@@ -80,7 +80,7 @@ def option(default: Any = dataclasses.MISSING, help: str = "", *, check: str | N
 class CommonOptions:
     """What every command that trains has; fields without a default here take each command's own."""
 
-    # None: "the arch file's" (retrain) in the help of an option whose default is None.
+    # What ``{default}`` in a help shows for a default of None (retrain: "the arch file's").
     UNSET: ClassVar[str] = "none"
     # Old name -> new name; the old one still works, with a one-line warning on stderr.
     RENAMED: ClassVar[dict[str, str]] = {}
@@ -361,7 +361,10 @@ def _choices(choices: tuple | str) -> tuple:
     return tuple(choices)
 
 
-_FLAG_TYPES = {"int": int, "float": float, "str": str}
+def _flag_type(cls: type, name: str) -> type:
+    """What argparse converts a flag's text to: the field's type without None (annotations are strings here)."""
+    types = {"int": int, "float": float, "str": str}
+    return types[next(t.strip() for t in str(cls.__dataclass_fields__[name].type).split("|") if "None" not in t)]
 
 
 def add_flags(parser: argparse.ArgumentParser, cls: type, only: tuple[str, ...] | None = None,
@@ -390,12 +393,10 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, only: tuple[str, ...] 
         elif action == "both":
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
-            type_name = next(t.strip() for t in str(cls.__dataclass_fields__[name].type).split("|") if "None" not in t)
-            kwargs["type"] = _FLAG_TYPES[type_name]
+            kwargs["type"] = _flag_type(cls, name)
         parser.add_argument(flag, **kwargs)
     for old, new in cls.RENAMED.items():
-        new_field = cls.__dataclass_fields__[new]
-        parser.add_argument(f"--{old.replace('_', '-')}", dest=old, type=_FLAG_TYPES[str(new_field.type).split()[0]],
+        parser.add_argument(f"--{old.replace('_', '-')}", dest=old, type=_flag_type(cls, new),
                             help=f"deprecated name of --{new.replace('_', '-')}")
 
 
