@@ -1,6 +1,6 @@
 """Do the networks this project builds learn? Accuracy on the embedded digits at `nni-snn retrain`'s defaults.
 
-Every row is trained in this one run by the same path a user runs (`nni_snn.run.run_retrain`: Lightning, the same
+Every row is trained in this one run by the same path a user runs (`nni_snn.search_retrain.run_retrain`: Lightning, the same
 split, SGD momentum 0.9 + cosine at the default learning rate, batch 96, auxiliary head, gradient clipping) and
 reports the held-out accuracy after the last epoch:
 
@@ -41,11 +41,11 @@ def quiet() -> None:
 
 def retrain(arch_path: Path | None, seed: int, **overrides) -> tuple[float, float]:
     """(final held-out accuracy, seconds) of one retrain at the defaults, with ``overrides``."""
-    from nni_snn.cli import RETRAIN_DEFAULTS
-    from nni_snn.run import run_retrain
+    from nni_snn.options import RetrainOptions
+    from nni_snn.search_retrain import run_retrain
 
     with tempfile.TemporaryDirectory() as out:
-        opts = {**RETRAIN_DEFAULTS, "arch": str(arch_path) if arch_path else None, "seed": seed, "progress": False,
+        opts = {**RetrainOptions().as_dict(), "arch": str(arch_path) if arch_path else None, "seed": seed, "progress": False,
                 "accelerator": "cpu", "output": out, **overrides}
         start = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -115,8 +115,8 @@ def main() -> None:
     import torch
 
     from nni_snn.archfile import make_arch
-    from nni_snn.cli import RETRAIN_DEFAULTS
     from nni_snn.genotype import CONV_HEAVY
+    from nni_snn.options import RetrainOptions
 
     torch.set_num_threads(torch.get_num_threads())
     arch = make_arch(attention="ma", timesteps=2, genotype=CONV_HEAVY)
@@ -128,8 +128,8 @@ def main() -> None:
     diagnose(arch, before)
     sizes = [(16, 6, 10)] + ([] if args.quick else [(8, 5, 5)])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; digits: 1437 train / 359 held-out images; "
-          f"retrain defaults: lr {RETRAIN_DEFAULTS['lr']}, batch {RETRAIN_DEFAULTS['batch_size']}, auxiliary weight "
-          f"{RETRAIN_DEFAULTS['auxiliary_weight']}, grad clip {RETRAIN_DEFAULTS['grad_clip']}; "
+          f"retrain defaults: lr {RetrainOptions.lr}, batch {RetrainOptions.batch_size}, auxiliary weight "
+          f"{RetrainOptions.auxiliary_weight}, grad clip {RetrainOptions.grad_clip}; "
           f"{args.seeds} seed(s) per row")
     print(f"logistic regression on pixels: {logistic_regression():.4f}")
     for width, cells, epochs in sizes:

@@ -18,7 +18,7 @@ start=$(date +%s)
 "$bin/nni-snn" search "${data[@]}" "${small[@]}" --epochs 3 --no-progress --output "$out/madarts"
 budget=$(( $(date +%s) - start ))
 echo "budget: ${budget} s (the MA-DARTS search's wall time)"
-"$bin/nni-snn" multitrial "${data[@]}" "${small[@]}" --strategy random --epochs 2 --trials 1000 \
+"$bin/nni-snn" multitrial "${data[@]}" "${small[@]}" --search-strategy random --epochs 2 --trials 1000 \
     --duration "${budget}s" --port "$port" --output "$out/random"
 for run in madarts random; do
     "$bin/nni-snn" retrain --arch "$out/$run/arch.json" "${data[@]}" --width 8 --cells 5 --epochs 10 \

@@ -67,7 +67,7 @@ class SNNNode(nn.Module):
                 )
                 for i in chosen
             })
-        # Read by the DARTS node hook (search_spaces.supernet) to derive inputs from operation strengths.
+        # Read by the DARTS node hook (search_spaces.darts_nodes) to derive inputs from operation strengths.
         self.inputs.edge_labels = [f"{cell_type}/op_{index}_{i}" for i in range(n_inputs)]
 
     # Drop-path probability of the fixed network's edges in training (DARTS's evaluation regulariser). A plain
@@ -265,5 +265,5 @@ class SNNDartsSpace(ModelSpace):
 
     def extra_oneshot_hooks(self, strategy) -> list:
         """DARTS sums every incoming edge of a node and derives inputs from operation strengths (paper 3.4)."""
-        from search_spaces.supernet import darts_node_hooks
+        from search_spaces.darts_nodes import darts_node_hooks
         return darts_node_hooks(strategy)

@@ -11,7 +11,7 @@ from nni.nas.nn.pytorch import MutableModule
 from nni_snn import build_network
 from nni_snn.archfile import ArchError, load_arch, write_json_atomic
 from nni_snn.genotype import genotype_from_sample, sample_from_genotype
-from search_spaces.supernet import derive_inputs
+from search_spaces.darts_nodes import derive_inputs
 
 
 def test_genotype_sample_roundtrip(hand_arch):

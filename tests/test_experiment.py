@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nni_snn import experiment
+from nni_snn import nnictl
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,14 +43,14 @@ def test_quickstart_through_nnictl(tiny_quickstart, capsys, monkeypatch):
     monkeypatch.setenv("NODE_OPTIONS", f"--require {ROOT / 'tests' / 'support' / 'loopback.cjs'}")
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     port = free_port()
-    experiment_id = experiment.create(tiny_quickstart, port)
-    client = experiment.RestClient(port)
+    experiment_id = nnictl.create(tiny_quickstart, port)
+    client = nnictl.RestClient(port)
     try:
-        trials = experiment.wait(client, timeout=900, progress=lambda line: None)
+        trials = nnictl.wait(client, timeout=900, progress=lambda line: None)
         assert [t["status"] for t in trials] == ["SUCCEEDED", "SUCCEEDED"]
 
         metrics = client.metrics()
-        intermediate = [experiment.metric_value(m) for m in metrics if m["type"] == "PERIODICAL"]
+        intermediate = [nnictl.metric_value(m) for m in metrics if m["type"] == "PERIODICAL"]
         # 1 search epoch + 1 retrain epoch per trial, each with accuracy and spike counts
         assert len(intermediate) == 4
         for result in intermediate:
@@ -58,15 +58,15 @@ def test_quickstart_through_nnictl(tiny_quickstart, capsys, monkeypatch):
             assert result["spikes_per_sample"] > 0 and "spikes_cells.0" in result
         assert sum(m["type"] == "FINAL" for m in metrics) == 2
 
-        trial, final = experiment.best_trial(client)
-        folder = experiment.trial_dir(client, experiment_id, trial["trialJobId"])
+        trial, final = nnictl.best_trial(client)
+        folder = nnictl.trial_dir(client, experiment_id, trial["trialJobId"])
         arch = json.loads((folder / "arch.json").read_text())
-        assert arch["attention"] == experiment.trial_parameters(trial)["attention"]
+        assert arch["attention"] == nnictl.trial_parameters(trial)["attention"]
         assert (folder / "retrain" / "metrics.json").exists()
         assert final["default"] == pytest.approx(json.loads((folder / "retrain" / "metrics.json").read_text())
                                                  ["accuracy"])
     finally:
-        experiment.stop(experiment_id)
+        nnictl.stop(experiment_id)
     with pytest.raises(OSError):
         client.trials()  # the manager is gone
 
@@ -93,18 +93,19 @@ def test_shipped_commands_parse_and_carry_the_paper_recipe():
     the CIFAR-10 configs retrain with Table 3's sizes and lr (ablation) and DARTS's regularisers (retrain)."""
     import shlex
 
-    from nni_snn.cli import RETRAIN_DEFAULTS, SEARCH_DEFAULTS, build_parser, resolve_options
+    from nni_snn.cli import build_parser
+    from nni_snn.options import RetrainOptions, SearchOptions, resolve
 
     resolved = {}
     for path in sorted((ROOT / "experiments").glob("*.yml")):
         config = yaml.safe_load(path.read_text())
         words = shlex.split(config["trialCommand"])
         args = build_parser().parse_args(words[words.index("nni_snn") + 1:])
-        defaults = {"search": SEARCH_DEFAULTS, "retrain": RETRAIN_DEFAULTS}[args.command]
+        options = {"search": SearchOptions, "retrain": RetrainOptions}[args.command]
         # The tuner's parameters are options too: a misspelt or out-of-range one fails here, not in the trial.
         for pick in (0, -1):
             sample = {key: space["_value"][pick] for key, space in config.get("searchSpace", {}).items()}
-            resolved[path.name] = resolve_options(args, defaults, sample)
+            resolved[path.name] = resolve(options, args, sample).as_dict()
     ablation = resolved["ablation_cifar10.yml"]
     assert (ablation["retrain_width"], ablation["retrain_cells"], ablation["retrain_lr"],
             ablation["retrain_batch_size"], ablation["retrain_epochs"]) == (36, 6, 0.0025, 96, 600)

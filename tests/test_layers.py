@@ -3,7 +3,8 @@
 - core (``nni_snn``'s building blocks) imports nothing from ``search_spaces``, ``strategies`` or the application
   modules, not even inside a function;
 - ``search_spaces`` and ``strategies`` import only the core (and their own package);
-- the application modules (cli, run, multitrial, trial, experiment, networks) are the only ones that wire them in;
+- the application modules (cli, search_retrain, multitrial_baseline, nni_trial, nnictl, networks, ...) are the
+  only ones that wire them in;
 - no cycle among the modules' top-level imports.
 """
 
@@ -17,9 +18,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("nni_snn", "search_spaces", "strategies")
 CORE = {f"nni_snn.{name}" for name in ("neuron", "ops", "attention", "spikes", "genotype", "data", "events", "training",
-                                        "regularizers", "baselines", "plot", "archfile")}
-APPLICATION = {f"nni_snn.{name}" for name in ("cli", "run", "multitrial", "trial", "experiment", "networks", "tuners",
-                                               "__main__")}
+                                        "regularizers", "baselines", "plot", "front", "archfile")}
+APPLICATION = {f"nni_snn.{name}" for name in ("cli", "options", "search_retrain", "multitrial_baseline", "nni_trial",
+                                               "nnictl", "networks", "tuners", "__main__")}
 
 
 def _modules() -> dict[str, Path]:

@@ -13,9 +13,10 @@ import torch
 from torch import nn
 
 from nni_snn import build_network
-from nni_snn.cli import RETRAIN_DEFAULTS, SEARCH_DEFAULTS, main
+from nni_snn.cli import main
 from nni_snn.data import load_dataset
 from nni_snn.genotype import CONV_HEAVY
+from nni_snn.options import RetrainOptions, SearchOptions
 from nni_snn.training import SNNClassifier
 
 ARCH = {"format": "nni-snn/arch", "version": 1, "attention": "ma", "timesteps": 2, "genotype": CONV_HEAVY}
@@ -46,7 +47,7 @@ def loss_after_steps(net: nn.Module, params, batch, lr: float, steps: int) -> tu
 
 def test_fixed_network_learns_at_the_default_retrain_lr(digits_batch):
     net = build_network(ARCH, width=8, num_cells=5, num_classes=10, in_channels=1)
-    first, last = loss_after_steps(net, net.parameters(), digits_batch, RETRAIN_DEFAULTS["lr"], 25)
+    first, last = loss_after_steps(net, net.parameters(), digits_batch, RetrainOptions.lr, 25)
     assert first == pytest.approx(2.3, abs=0.3)  # ln 10: chance
     assert last < 0.5 * first  # the network before this default reached 0.97 x first (lr 0.0025) or 0.93 x (0.1)
 
@@ -58,12 +59,12 @@ def test_supernet_learns_at_the_default_search_lr(digits_batch):
 
     supernet = DARTS().mutate_model(SNNDartsSpace(width=4, num_cells=3, in_channels=1))
     weights = [p for name, p in supernet.named_parameters() if "_arch_alpha" not in name]
-    first, last = loss_after_steps(supernet, weights, digits_batch, SEARCH_DEFAULTS["lr"], 25)
+    first, last = loss_after_steps(supernet, weights, digits_batch, SearchOptions.lr, 25)
     assert last < 0.5 * first
 
 
 def test_evaluation_mode_at_initialisation_distinguishes_inputs_once_bn_statistics_are_set(digits_batch):
-    from nni_snn.run import fit_batch_norm
+    from nni_snn.search_retrain import fit_batch_norm
 
     net = build_network(ARCH, width=8, num_cells=5, num_classes=10, in_channels=1)
     images, _ = digits_batch
@@ -94,7 +95,7 @@ TINY = ["--width", "4", "--cells", "3", "--epochs", "1", "--batch-size", "256", 
 
 def test_neuron_options_override_the_arch_files_and_are_recorded(tmp_path):
     from nni_snn.neuron import LIF
-    from nni_snn.run import neuron_spec
+    from nni_snn.search_retrain import neuron_spec
 
     base = {"kind": "lif", "tau": 0.2, "surrogate": "sigmoid", "alpha": 4.0}
     spec = neuron_spec({"tau": 0.5, "v_threshold": 1.0, "detach_reset": False, "surrogate": None}, base)

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from nni_snn import archfile, build_network, experiment, genotype, multitrial
+from nni_snn import archfile, build_network, genotype, multitrial_baseline, nnictl
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"dataset": "digits", "attention": "ma", "timesteps": 2, "width": 4, "cells": 3, "epochs": 1,
@@ -28,10 +28,10 @@ def test_network_key_ignores_operations_of_unchosen_edges(hand_arch):
     # Node 1 of the normal cell reads inputs 0 and 2: an operation on its edge from input 1 is never built.
     same_network = {**sample, "normal/op_1_1": "avg_pool_3x3"}
     other_network = {**sample, "normal/op_1_0": "avg_pool_3x3"}
-    assert multitrial.network_key(same_network) == multitrial.network_key(sample)
-    assert multitrial.network_key(other_network) != multitrial.network_key(sample)
+    assert multitrial_baseline.network_key(same_network) == multitrial_baseline.network_key(sample)
+    assert multitrial_baseline.network_key(other_network) != multitrial_baseline.network_key(sample)
 
-    chain = multitrial.make_strategy("random", trials=3, concurrency=1, seed=0)
+    chain = multitrial_baseline.make_strategy("random", trials=3, concurrency=1, seed=0)
     new_network = chain[1].filter_fn  # the Filter middleware behind NNI's strategy
     assert new_network(SimpleNamespace(sample=sample))
     assert not new_network(SimpleNamespace(sample=same_network))
@@ -41,17 +41,17 @@ def test_network_key_ignores_operations_of_unchosen_edges(hand_arch):
 def test_strategies_fit_small_trial_counts():
     from nni.nas.strategy import Random, RegularizedEvolution
 
-    assert isinstance(multitrial.make_strategy("random", trials=3, concurrency=1, seed=0)[0], Random)
-    evolution = multitrial.make_strategy("evolution", trials=3, concurrency=1, seed=0)[0]
+    assert isinstance(multitrial_baseline.make_strategy("random", trials=3, concurrency=1, seed=0)[0], Random)
+    evolution = multitrial_baseline.make_strategy("evolution", trials=3, concurrency=1, seed=0)[0]
     assert isinstance(evolution, RegularizedEvolution)
     assert (evolution.population_size, evolution.sample_size) == (2, 2)  # 2 random, then mutants
-    big = multitrial.make_strategy("evolution", trials=400, concurrency=4, seed=0)[0]
+    big = multitrial_baseline.make_strategy("evolution", trials=400, concurrency=4, seed=0)[0]
     assert (big.population_size, big.sample_size) == (100, 25)  # Real et al.'s sizes
-    assert multitrial.make_strategy("evolution", trials=3, concurrency=4, seed=0)[0].population_size == 4
+    assert multitrial_baseline.make_strategy("evolution", trials=3, concurrency=4, seed=0)[0].population_size == 4
     with pytest.raises(ValueError, match="population"):
-        multitrial.make_strategy("evolution", trials=10, concurrency=4, seed=0, population=2)
+        multitrial_baseline.make_strategy("evolution", trials=10, concurrency=4, seed=0, population=2)
     with pytest.raises(ValueError, match="unknown"):
-        multitrial.make_strategy("bayes", trials=3, concurrency=1, seed=0)
+        multitrial_baseline.make_strategy("bayes", trials=3, concurrency=1, seed=0)
 
 
 def test_train_sampled_reports_like_a_trial(tmp_path, monkeypatch):
@@ -64,7 +64,7 @@ def test_train_sampled_reports_like_a_trial(tmp_path, monkeypatch):
 
     monkeypatch.setattr(nni.trial, "_params", None)  # no parameters left over from other tests
     space = SNNDartsSpace(width=4, num_cells=3, timesteps=2, attention="ma", num_classes=10, in_channels=1)
-    evaluator = FunctionalEvaluator(multitrial.train_sampled, dataset="digits", epochs=1, batch_size=64, lr=0.05,
+    evaluator = FunctionalEvaluator(multitrial_baseline.train_sampled, dataset="digits", epochs=1, batch_size=64, lr=0.05,
                                     seed=0, accelerator="cpu", threads=1, output=str(tmp_path))
     model = SimplifiedModelSpace.from_model(space, evaluator).random()
     with evaluator.mock_runtime(model):
@@ -89,7 +89,7 @@ def test_multitrial_through_the_nni_manager(strategy, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.chdir(ROOT)  # NNI runs trials in the parent's working directory
     port = free_port()
-    client = experiment.RestClient(port)
+    client = nnictl.RestClient(port)
     seen = {}
 
     def while_running(exp):
@@ -97,16 +97,16 @@ def test_multitrial_through_the_nni_manager(strategy, tmp_path, monkeypatch):
         seen["trials"] = client.trials()
         seen["metrics"] = client.metrics()
 
-    opts = {**TINY, "strategy": strategy, "trials": 3, "concurrency": 1, "port": port,
+    opts = {**TINY, "search_strategy": strategy, "trials": 3, "concurrency": 1, "port": port,
             "output": str(tmp_path / "out"), "working_dir": str(tmp_path / "nni-experiments")}
-    summary = multitrial.run_multitrial(opts, before_stop=while_running)
+    summary = multitrial_baseline.run_multitrial(opts, before_stop=while_running)
     with pytest.raises(OSError):
         client.trials()  # run_multitrial stopped the manager
 
     # What the manager recorded: every trial succeeded and reported every epoch and a final result.
     assert [t["status"] for t in seen["trials"]] == ["SUCCEEDED"] * 3
     for kind, count in (("PERIODICAL", 3), ("FINAL", 3)):
-        results = [experiment.metric_value(m) for m in seen["metrics"] if m["type"] == kind]
+        results = [nnictl.metric_value(m) for m in seen["metrics"] if m["type"] == kind]
         assert len(results) == count
         for result in results:
             assert 0.0 <= result["default"] <= 1.0
@@ -131,7 +131,7 @@ def test_multitrial_through_the_nni_manager(strategy, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("argv,needle", [
-    (["--strategy", "bayes"], "--strategy 'bayes' is unknown"),
+    (["--search-strategy", "bayes"], "--search-strategy 'bayes' is unknown"),
     (["--trials", "0"], "--trials must be an integer >= 1"),
     (["--attention", "se"], "--attention"),
     (["--port", "70000"], "--port must be in 1..65535"),

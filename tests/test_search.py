@@ -109,7 +109,7 @@ def test_every_epoch_keeps_its_architecture_and_the_best_is_exported(searched):
 
 
 def test_export_picks_the_best_validated_epoch_after_warmup():
-    from nni_snn.run import choose_export
+    from nni_snn.search_retrain import choose_export
 
     history = [{"epoch": i, "val_acc": acc} for i, acc in enumerate([0.9, 0.5, 0.7, 0.6, 0.7, float("nan")])]
     assert choose_export(history, "best") == 0
@@ -137,7 +137,7 @@ def test_export_last_writes_the_final_epochs_architecture(retrained):
 def test_search_then_retrain_at_the_retrain_settings_given(retrained):
     """--retrain-width/--retrain-cells size the retrained network, not the search's --width/--cells."""
     from nni_snn import build_network
-    from nni_snn.run import network_parameters
+    from nni_snn.search_retrain import network_parameters
 
     metrics = json.loads((retrained / "retrain" / "metrics.json").read_text())
     arch = load_arch(retrained / "arch.json")
@@ -157,10 +157,11 @@ def test_search_then_retrain_at_the_retrain_settings_given(retrained):
 
 
 def test_search_retrain_defaults_are_retrains_not_the_searchs(capsys):
-    from nni_snn.cli import SEARCH_DEFAULTS, build_parser, resolve_options
+    from nni_snn.cli import build_parser
+    from nni_snn.options import SearchOptions, resolve
 
-    opts = resolve_options(build_parser().parse_args(["search"]), SEARCH_DEFAULTS, None)
-    assert all(opts[f"retrain_{k}"] is None for k in ("width", "cells", "lr", "batch_size", "attention_cells"))
+    opts = resolve(SearchOptions, build_parser().parse_args(["search"]))
+    assert all(getattr(opts, f"retrain_{k}") is None for k in ("width", "cells", "lr", "batch_size", "attention_cells"))
     with pytest.raises(SystemExit):
         main(["search", "--help"])
     shown = " ".join(capsys.readouterr().out.split())
@@ -261,7 +262,7 @@ def test_estimate_of_untrained_weights_is_near_the_training_mode_count(searched)
 
     from nni_snn import build_network
     from nni_snn.data import load_dataset
-    from nni_snn.run import estimate_energy
+    from nni_snn.search_retrain import estimate_energy
     from nni_snn.spikes import SpikeMonitor
 
     images = load_dataset("digits").test

@@ -204,7 +204,7 @@ def test_sops_of_any_conv_geometry_match_an_all_ones_conv(kwargs):
 
 
 def test_command_line_energy_defaults_are_the_library_constants():
-    from nni_snn.cli import ENERGY_DEFAULTS
+    from nni_snn.options import ENERGY_DEFAULTS
     from nni_snn.spikes import E_AC_PJ, E_MAC_PJ
 
     assert ENERGY_DEFAULTS == {"e_ac_pj": E_AC_PJ, "e_mac_pj": E_MAC_PJ}

@@ -148,11 +148,11 @@ def run(config: Path, port: int, timeout: float, stop_after: bool) -> int:
             raise ExperimentError("no trial succeeded; see the trials' logs in the web UI")
         trial, final = found
         folder = trial_dir(client, experiment_id, trial["trialJobId"])
-        arch = folder / "arch.json"
+        arch_path = folder / "arch.json"
         print(f"best trial: {trial['trialJobId']} {json.dumps(trial_parameters(trial))}")
         print(f"accuracy: {final['default']:.4f}   spikes/sample: {final.get('spikes_per_sample', float('nan')):.1f}"
               f"   energy/sample: {final.get('energy_uj_per_sample', float('nan')):.4g} uJ")
-        print(f"architecture: {arch if arch.exists() else '(none written)'}")
+        print(f"architecture: {arch_path if arch_path.exists() else '(none written)'}")
     finally:
         if stop_after:
             stop(experiment_id)

@@ -1,7 +1,7 @@
 """What ``nni-snn search`` and ``nni-snn retrain`` do, once their options are known and valid.
 
-Application layer: with ``networks``, ``multitrial`` and ``cli``, the only modules of ``nni_snn`` that wire in
-``search_spaces`` and ``strategies`` (the core imports neither; tests/test_layers.py).
+Application layer: with ``networks``, ``multitrial_baseline`` and ``cli``, the only modules of ``nni_snn`` that wire
+in ``search_spaces`` and ``strategies`` (the core imports neither; tests/test_layers.py).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ the strategy samples architectures and the manager launches one trial process pe
 split, validates on the alpha half (the data an MA-DARTS search uses, so the numbers compare), reports every epoch
 and a final result (``default`` = final validation accuracy, spikes alongside) with plain ``nni.report_*``.
 
-Unlike NNI's in-process engine (see ``nni_snn.trial``), the multi-trial trial entry hands the model straight to the
+Unlike NNI's in-process engine (see ``nni_snn.nni_trial``), the multi-trial trial entry hands the model straight to the
 evaluator without swapping NNI's trial channel, so plain ``nni.report_*`` reaches the manager.
 
 Afterwards the best sample (NNI's ``export_top_models``) becomes ``arch.json`` in ``opts['output']``, next to
@@ -30,20 +30,13 @@ import torch
 from nni_snn.archfile import make_arch, write_json_atomic
 from nni_snn.data import load_dataset, split_for_search
 from nni_snn.genotype import genotype_from_sample
+from nni_snn.options import MultitrialOptions
 from nni_snn.training import RESULT_COUNTS, EpochReporter, SNNClassifier, trial_result
 
 STRATEGIES = ("random", "evolution")
 
-MULTITRIAL_DEFAULTS = {
-    "dataset": "digits", "data_dir": None, "download": False, "attention": "ma", "timesteps": 2, "width": 8,
-    "cells": 5, "epochs": 4, "batch_size": 64, "lr": 0.1, "seed": 0, "num_workers": 0,
-    "strategy": "random", "trials": 10, "concurrency": 1, "duration": None, "port": 8080,
-    "output": "runs/multitrial", "accelerator": "auto",
-    # Optional: evolution's population and tournament size (None: derived from the trial count), torch's CPU
-    # threads per trial (None: the cores shared among concurrent trials), NNI's experiment folder (None:
-    # ~/nni-experiments).
-    "population": None, "sample_size": None, "threads": None, "working_dir": None,
-}
+# The options' defaults, for a caller that gives only some (the command gives them all).
+MULTITRIAL_DEFAULTS = MultitrialOptions().as_dict()
 
 
 class MultitrialError(RuntimeError):
@@ -73,8 +66,8 @@ def train_sampled(model, *, dataset: str, data_dir: str | None = None, download:
     accuracy). Writes ``metrics.json`` (and ``arch.json`` when NNI's sample is known) and TensorBoard logs into
     ``output``, else the trial's folder, else nowhere. ``threads`` caps torch's CPU threads. Returns the metrics.
     """
-    from nni_snn.run import _final_metrics, _loader, _trainer, network_parameters
-    from nni_snn.trial import output_dir
+    from nni_snn.nni_trial import output_dir
+    from nni_snn.search_retrain import _final_metrics, _loader, _trainer, network_parameters
 
     folder = Path(output) if output else output_dir()
     # No channel swapping needed here: in a multi-trial trial NNI's default channel talks to the manager.
@@ -157,7 +150,7 @@ def _config(opts: dict):
     from nni.nas.experiment import NasExperimentConfig
 
     config = NasExperimentConfig("ts", "simplified", "local")
-    config.experiment_name = f"nni-snn multitrial ({opts['strategy']}, {opts['dataset']})"
+    config.experiment_name = f"nni-snn multitrial ({opts['search_strategy']}, {opts['dataset']})"
     config.trial_concurrency = opts["concurrency"]
     config.max_trial_number = opts["trials"]
     if opts.get("duration"):
@@ -205,15 +198,16 @@ def _trial_records(experiment) -> list[dict]:
 def run_multitrial(opts: dict, before_stop=None) -> dict:
     """Run a multi-trial search to completion; writes ``arch.json``, ``metrics.json`` and cell pictures.
 
-    ``opts`` are :data:`MULTITRIAL_DEFAULTS`'s keys (missing ones take the defaults). The NNI manager (REST API and
-    web UI) listens on ``opts['port']`` while the experiment runs; ``before_stop(experiment)``, if given, is called
-    with the finished, still running ``NasExperiment``, which is then stopped before this returns. Returns the
-    summary (what ``metrics.json`` holds).
+    ``opts`` are ``nni_snn.options.MultitrialOptions``'s fields (missing ones take the defaults); arch.json and
+    metrics.json record ``search_strategy`` as ``strategy``. The NNI manager (REST API and web UI) listens on
+    ``opts['port']`` while the experiment runs; ``before_stop(experiment)``, if given, is called with the finished,
+    still running ``NasExperiment``, which is then stopped before this returns. Returns the summary (what
+    ``metrics.json`` holds).
     """
     from nni.nas.evaluator import FunctionalEvaluator
     from nni.nas.experiment import NasExperiment
 
-    from nni_snn.run import derived_params, write_search_outputs
+    from nni_snn.search_retrain import derived_params, write_search_outputs
     from search_spaces import SNNDartsSpace
 
     opts = {**MULTITRIAL_DEFAULTS, **opts}
@@ -223,7 +217,7 @@ def run_multitrial(opts: dict, before_stop=None) -> dict:
     for key in ("trials", "concurrency"):
         if not isinstance(opts[key], int) or opts[key] < 1:
             raise ValueError(f"{key} must be an integer >= 1, got {opts[key]!r}")
-    strategy = make_strategy(opts["strategy"], trials=opts["trials"], concurrency=opts["concurrency"],
+    strategy = make_strategy(opts["search_strategy"], trials=opts["trials"], concurrency=opts["concurrency"],
                              seed=opts["seed"], population=opts["population"], sample_size=opts["sample_size"])
     data = load_dataset(opts["dataset"], opts["data_dir"], opts["download"])  # fails here, before the manager
     space = SNNDartsSpace(width=opts["width"], num_cells=opts["cells"], timesteps=opts["timesteps"],
@@ -260,13 +254,13 @@ def run_multitrial(opts: dict, before_stop=None) -> dict:
     best = next(r for r in trials if r["nni_sample"] == best_sample and r["status"] == "SUCCEEDED")
     arch = make_arch(attention=opts["attention"], attention_cells="all", timesteps=opts["timesteps"],
                      genotype=genotype_from_sample(best_sample), nni_sample=best_sample,
-                     search={"strategy": opts["strategy"], "experiment_id": experiment.id,
+                     search={"strategy": opts["search_strategy"], "experiment_id": experiment.id,
                              **{k: opts[k] for k in ("dataset", "width", "cells", "epochs", "batch_size", "seed", "lr",
                                                      "trials", "concurrency", "duration")}})
     params = derived_params(arch, opts, data)
     arch["results"] = {"accuracy": best["accuracy"], **{k: best[k] for k in RESULT_COUNTS}, **params,
                        "trial_id": best["trial_id"]}
-    summary = {"strategy": opts["strategy"], "experiment_id": experiment.id, "best": arch["results"],
+    summary = {"strategy": opts["search_strategy"], "experiment_id": experiment.id, "best": arch["results"],
                "accuracy": best["accuracy"], **{k: best[k] for k in RESULT_COUNTS}, **params, "trials": trials}
     write_search_outputs(output, arch, summary)
     return summary

@@ -1,0 +1,53 @@
+"""The runs behind ``nni-snn front``: find finished runs below some folders, read their accuracy and energy, and
+mark the Pareto front (lower energy, higher accuracy). The picture itself is :func:`nni_snn.plot.draw_front`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from nni_snn.archfile import load_arch
+from nni_snn.plot import pareto_front
+
+METHODS = {"none": "DARTS", "ct": "CT-DARTS", "ma": "MA-DARTS"}
+
+
+class FrontError(ValueError):
+    """No run, or an unfinished one, where the user pointed; the message says which folder."""
+
+
+def run_folders(roots: list[str | Path]) -> list[Path]:
+    """Every run folder (one holding arch.json) given, or found below a folder given (e.g. an NNI experiment's)."""
+    folders = []
+    for root in map(Path, roots):
+        if not root.is_dir():
+            raise FrontError(f"{root}: no such folder")
+        found = [root] if (root / "arch.json").is_file() else sorted(p.parent for p in root.rglob("arch.json"))
+        if not found:
+            raise FrontError(f"{root}: no arch.json in it or below it")
+        folders += found
+    return folders
+
+
+def read_run(folder: Path) -> dict:
+    """A run's label, accuracy and counts: from its retrain metrics when it retrained, else its search's."""
+    retrained = folder / "retrain" / "metrics.json"
+    metrics_file = retrained if retrained.is_file() else folder / "metrics.json"
+    try:
+        metrics = json.loads(metrics_file.read_text())
+    except (OSError, json.JSONDecodeError):
+        raise FrontError(f"{folder}: no readable metrics.json (the run has not finished?)") from None
+    if metrics.get("accuracy") is None or "energy_uj_per_sample" not in metrics:
+        raise FrontError(f"{metrics_file}: no accuracy and energy (written by an older nni-snn?)")
+    arch = load_arch(folder / "arch.json")
+    search = arch.get("search", {})
+    # A multi-trial baseline is labelled by its strategy, a DARTS search by its attention and energy penalty.
+    label = search.get("strategy") or f"{METHODS[arch['attention']]} λ={search.get('spike_penalty', 0):g}"
+    return {"label": label, "accuracy": metrics["accuracy"], "folder": str(folder),
+            **{k: metrics[k] for k in ("energy_uj_per_sample", "spikes_per_sample", "sops_per_sample")}}
+
+
+def energy_front(roots: list[str | Path]) -> tuple[list[dict], set[int]]:
+    """The runs found below ``roots``, by energy per sample, and the indices of those on the Pareto front."""
+    runs = sorted((read_run(folder) for folder in run_folders(roots)), key=lambda r: r["energy_uj_per_sample"])
+    return runs, set(pareto_front([(r["energy_uj_per_sample"], r["accuracy"]) for r in runs]))

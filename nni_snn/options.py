@@ -1,0 +1,440 @@
+"""The options of ``nni-snn search``, ``retrain`` and ``multitrial``: one dataclass per command.
+
+Each field is one option: its name is the config/NNI key (``--flag-name`` on the command line), its default the
+command's, and its metadata the help text and what a valid value is. The command-line flags are generated from the
+fields (:func:`add_flags`), and :func:`resolve` layers and validates them in one place. Adding an option is one
+line, e.g. ``event_size: int = option(64, "events per frame (default {default})", check="int>=1")``.
+
+Options come from, later winning: the defaults here (the paper's, on the embedded digits data), ``--config FILE``
+(YAML or JSON with the same names as the flags), flags given on the command line, and, inside an NNI trial, the
+tuner's parameters. A user's mistake ends in one line on stderr and exit code 2 (:class:`UsageError`).
+
+No torch at module level: ``nni-snn --help`` builds its parsers from these classes. The sets of valid values that
+live beside torch code (neurons, datasets, ...) are named by import path and read when an option is checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+# nni_snn.spikes.E_AC_PJ / E_MAC_PJ, written out so that `--help` does not import torch (a test keeps them equal).
+ENERGY_DEFAULTS = {"e_ac_pj": 0.9, "e_mac_pj": 4.6}
+# How a search picks the architecture it writes (--export): the epoch whose supernet validation accuracy is highest
+# (the paper: "the optimal network structure is obtained according to accuracy"), or the final epoch's.
+EXPORTS = ("best", "last")
+PRECISIONS = ("32", "16-mixed", "bf16-mixed")
+
+
+class UsageError(Exception):
+    """A mistake the user can fix; printed as one line, exit code 2."""
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# What ``check=`` may name: (the error's "must be ...", the test of a value that is not None).
+CHECKS = {
+    "int>=1": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
+    "int>=0": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
+    "pixels>=0": ("an integer >= 0 (pixels)", lambda v: _is_int(v) and v >= 0),
+    "number>=0": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
+    "number>0": ("a number > 0", lambda v: _is_number(v) and v > 0),
+    "[0,1]": ("a number in [0, 1]", lambda v: _is_number(v) and 0 <= v <= 1),
+    # 1 would drop every edge and divide by 0 when scaling the kept ones.
+    "[0,1)": ("a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "port": ("in 1..65535", lambda v: _is_int(v) and 0 < v < 65536),
+}
+
+
+def option(default: Any = dataclasses.MISSING, help: str = "", *, check: str | None = None,
+           choices: tuple | str | None = None, action: str | None = None, none_ok: bool = False,
+           flag: bool = True, coerce=None) -> Any:
+    """A field that is an option.
+
+    ``help``: the flag's help; ``{default}`` in it shows the command's default (a command that sets another default
+    with a plain ``name: type = value`` keeps the help and checks of the class it overrides). ``check``: a key of
+    :data:`CHECKS`. ``choices``: the valid values, or ``"module:NAME"`` of a tuple read when checked (so that
+    ``--help`` imports no torch). None passes the checks where the command's default is None, or ``none_ok``.
+    ``action``: for a bool, ``store_true`` (``--flag``), ``store_false`` (``--no-flag``) or ``both``
+    (``--flag/--no-flag``). ``flag=False``: a config/NNI key only. ``coerce``: applied to the value before its
+    checks (YAML reads ``precision: 32`` as a number).
+    """
+    meta = {"help": help, "check": check, "choices": choices, "action": action, "none_ok": none_ok, "flag": flag,
+            "coerce": coerce}
+    return field(default=default, metadata=meta)
+
+
+@dataclass(kw_only=True)
+class CommonOptions:
+    """What every command that trains has; fields without a default here take each command's own."""
+
+    # What ``{default}`` in a help shows for a default of None (retrain: "the arch file's").
+    UNSET: ClassVar[str] = "none"
+    # Old name -> new name; the old one still works, with a one-line warning on stderr.
+    RENAMED: ClassVar[dict[str, str]] = {}
+
+    dataset: str = option("digits", "digits (default, embedded), cifar10, cifar100, tinyimagenet, imagefolder",
+                          choices="nni_snn.data:DATASETS")
+    data_dir: str | None = option(None, "folder holding the dataset (not needed for digits)")
+    download: bool = option(False, "download CIFAR into --data-dir", action="store_true")
+    timesteps: int | None = option(help="time steps T (default {default})", check="int>=1")
+    width: int = option(help="initial channels (default {default})", check="int>=1")
+    cells: int = option(help="number of cells (default {default})", check="int>=1")
+    epochs: int = option(help="epochs (default {default})", check="int>=1")
+    batch_size: int = option(help="batch size (default {default})", check="int>=1")
+    # Learning rates: SGD momentum 0.9 + cosine. The paper's (search 0.005, retrain 0.0025) are for CIFAR at 40 and
+    # 600 epochs of 390 steps; measured on digits (benchmarks/README.md, "Learning"), a 5-epoch retrain at 0.0025
+    # ends at 0.17 accuracy. Search: 0.1, the usual value for directly trained SNNs with BN (SEW-ResNet,
+    # SpikingJelly's zoo); retrain: 0.2, which learned a 5-cell network faster than 0.1 in short runs (with DARTS's
+    # gradient clip at 5 guarding against the large steps). The CIFAR configs set the paper's values.
+    lr: float = option(help="weight learning rate, SGD momentum 0.9 + cosine (default {default})")
+    seed: int = option(0, "random seed (default 0)")
+    output: str = option(help="output folder (default {default}; the trial's folder inside NNI)")
+    accelerator: str = option("auto", "Lightning accelerator: auto, cpu, gpu (default auto)")
+    num_workers: int | None = option(help="data loader workers (default 0 on the CPU, 4 on a GPU)", check="int>=0",
+                                     none_ok=True)
+
+    def as_dict(self) -> dict:
+        """The options as the code that runs a command takes them."""
+        return dataclasses.asdict(self)
+
+    def check(self) -> None:
+        """Every option's own check (:func:`option`), then those that relate options (:meth:`check_together`)."""
+        for f in dataclasses.fields(self):
+            meta = _metadata(type(self), f.name)
+            value = getattr(self, f.name)
+            if meta.get("coerce") and value is not None:
+                value = meta["coerce"](value)
+                setattr(self, f.name, value)
+            if value is None and (meta.get("none_ok") or _default(type(self), f.name) is None):
+                continue
+            flag = f"--{f.name.replace('_', '-')}"
+            if meta.get("check"):
+                what, valid = CHECKS[meta["check"]]
+                if not valid(value):
+                    raise UsageError(f"{flag} must be {what}, got {value!r}")
+            if meta.get("choices"):
+                valid = _choices(meta["choices"])
+                if value not in valid:
+                    raise UsageError(f"{flag} {value!r} is unknown; use one of {', '.join(valid)}")
+        self.check_together()
+
+    def check_together(self) -> None:
+        """Checks that involve several options (or the machine); a command adds its own."""
+
+
+@dataclass(kw_only=True)
+class TrainOptions(CommonOptions):
+    """Search and retrain: one Lightning run, its hardware, the network's neuron and the energy prices."""
+
+    devices: int = option(1, "devices per node (default 1)", check="int>=1")
+    precision: str = option("32", "Lightning precision: 32, bf16-mixed (autocast; spikes and membranes stay exact, "
+                                  "float32) or 16-mixed (CUDA only) (default 32)", choices=PRECISIONS, coerce=str)
+    resume: bool = option(False, "continue from the last checkpoint in --output (after a crash or kill)",
+                          action="store_true")
+    progress: bool = option(True, "no progress bar", action="store_false")
+    # The network's neuron and normalisation (search: recorded in arch.json; retrain: None = the arch file's).
+    neuron: str | None = option("lif", "lif, plif (a LIF that learns its decay), or relu for the network's ANN twin "
+                                       "(default {default})", choices="nni_snn.neuron:NEURONS")
+    tau: float | None = option(0.2, "LIF membrane decay per step, paper eq. 1; plif: its initial value "
+                                    "(default {default})", check="[0,1]")
+    v_threshold: float | None = option(0.5, "LIF firing threshold (default {default})", check="number>0")
+    detach_reset: bool | None = option(True, "treat the reset as a constant in backward (default {default})",
+                                       check="bool", action="both")
+    surrogate: str | None = option("sigmoid", "surrogate gradient of the LIF: sigmoid, arctan, rectangular "
+                                              "(default {default})", choices="nni_snn.neuron:SURROGATES")
+    surrogate_alpha: float | None = option(4.0, "surrogate sharpness (default {default})", check="number>0")
+    normalize: bool | None = option(True, "BN before each cell's output neurons and on the classifier's pooled spike "
+                                          "rates; --no-normalize builds the network without them (default {default})",
+                                    check="bool", action="both")
+    attention_cells: str | None = option("all", "where the attention sits: all (every cell's concatenation, paper "
+                                                "3.3) or last (the final cell's, paper 4.2) (default {default})",
+                                         choices="nni_snn.genotype:ATTENTION_CELLS")
+    e_ac_pj: float = option(ENERGY_DEFAULTS["e_ac_pj"], "energy per synaptic operation (accumulate), pJ "
+                                                        "(default {default})", check="number>=0")
+    e_mac_pj: float = option(ENERGY_DEFAULTS["e_mac_pj"], "energy per multiply-accumulate, pJ (default {default})",
+                             check="number>=0")
+
+    def check_together(self) -> None:
+        super().check_together()
+        if self.neuron is not None:  # what a neuron itself rejects (e.g. plif's tau of 0 or 1)
+            from nni_snn.archfile import neuron_problem
+            from nni_snn.search_retrain import neuron_spec
+
+            problem = neuron_problem(neuron_spec(self.as_dict()))
+            if problem:
+                raise UsageError(f"--neuron {self.neuron}: {problem}")
+        if self.precision == "16-mixed":
+            from nni_snn.search_retrain import uses_cuda
+
+            if not uses_cuda(self.accelerator):  # Lightning would fail later, with a traceback
+                raise UsageError("--precision 16-mixed needs a CUDA GPU; on the CPU use bf16-mixed")
+
+
+@dataclass(kw_only=True)
+class RetrainOptions(TrainOptions):
+    """``nni-snn retrain``: train the fixed network of an arch.json (or a hand-designed baseline)."""
+
+    UNSET: ClassVar[str] = "the arch file's"
+
+    arch: str | None = option(None, "arch.json written by 'nni-snn search'")
+    baseline: str | None = option(None, "instead of --arch, train a hand-designed reference: spiking-cnn "
+                                        "(conv3x3-BN-LIF-maxpool x2, linear; --cells is ignored)",
+                                  choices="nni_snn.baselines:BASELINES")
+    timesteps: int | None = None
+    width: int = 36
+    cells: int = 6
+    epochs: int = 600
+    batch_size: int = 96
+    lr: float = 0.2
+    output: str = "runs/retrain"
+    num_workers: int | None = None
+    # None: the arch file's.
+    neuron: str | None = None
+    tau: float | None = None
+    v_threshold: float | None = None
+    detach_reset: bool | None = None
+    surrogate: str | None = None
+    surrogate_alpha: float | None = None
+    normalize: bool | None = None
+    attention_cells: str | None = None
+    auxiliary_weight: float = option(0.4, "auxiliary head loss weight, 0 = no head (default 0.4)", check="number>=0")
+    grad_clip: float = option(5.0, "clip the gradient norm to this, 0 = don't (default 5, DARTS's)",
+                              check="number>=0")
+    # DARTS's evaluation regularisers (the paper does not state its own): off by default, so a retrain on digits
+    # stays what it was; experiments/retrain_cifar10.yml sets DARTS's values.
+    lr_min: float = option(0.0, "floor of the cosine schedule, its eta_min (default 0)", check="number>=0")
+    drop_path: float = option(0.0, "drop-path probability of the cells' edges (not identities), per sample, ramped "
+                                   "as DARTS does: P x epoch / epochs at each epoch's start (default 0: off; DARTS: "
+                                   "0.2)", check="[0,1)")
+    cutout: int = option(0, "zero a square of this side (pixels), at a random centre, in each training image, "
+                            "DARTS's Cutout (default 0: off; DARTS on CIFAR: 16)", check="pixels>=0")
+    strategy: str = option("auto", "Lightning strategy, e.g. ddp (default auto)")
+
+    # In --help, the network to train comes first.
+    FIRST: ClassVar[tuple[str, ...]] = ("arch", "baseline")
+
+    def check_together(self) -> None:
+        if not self.arch and not self.baseline:
+            raise UsageError("retrain needs --arch ARCH.json (written by 'nni-snn search') or --baseline spiking-cnn")
+        if self.baseline and self.arch:
+            raise UsageError("give either --arch or --baseline, not both")
+        super().check_together()
+        if self.drop_path > 0 and self.baseline:
+            raise UsageError("--drop-path drops the edges of a searched network's cells; a --baseline has none")
+        if _is_number(self.lr) and self.lr_min > self.lr:
+            raise UsageError(f"--lr-min {self.lr_min} is above --lr {self.lr}: the cosine schedule would raise "
+                             "the learning rate")
+
+
+@dataclass(kw_only=True)
+class SearchOptions(TrainOptions):
+    """``nni-snn search``: MA-DARTS (or DARTS, CT-DARTS), then optionally a retrain of the cells found."""
+
+    timesteps: int = 2
+    width: int = 16
+    cells: int = 5
+    epochs: int = 40
+    batch_size: int = 64
+    lr: float = 0.1
+    output: str = "runs/search"
+    num_workers: int | None = None
+    attention: str = option("ma", "none (DARTS), ct (CT-DARTS) or ma (MA-DARTS, default)",
+                            choices="nni_snn.attention:ATTENTIONS")
+    arc_lr: float = option(3e-4, "architecture learning rate, Adam (default 3e-4)")
+    warmup_epochs: int = option(0, "train only the weights for this many first epochs, then alpha too (default 0)",
+                                check="int>=0")
+    spike_penalty: float = option(0.0, "lambda of the energy penalty on the architecture loss; 1.0 is strong "
+                                       "(default 0: none)", check="number>=0")
+    export: str = option("best", "which epoch's architecture to write: best (highest validation accuracy of the "
+                                 "supernet on the alpha half; ties: the later epoch) or last (default best)",
+                         choices=EXPORTS)
+    # The retrain after the search (--retrain-epochs > 0); None: retrain's own default (RetrainOptions), not the
+    # search's value, since the paper retrains a larger network (36 channels, 6 cells) than it searches.
+    retrain_epochs: int = option(0, "then retrain the found network this many epochs at retrain's sizes and learning "
+                                    "rate, or those given by the --retrain-* flags (default 0: don't)", check="int>=0")
+    retrain_width: int | None = option(None, f"initial channels of that retrain (default retrain's, "
+                                             f"{RetrainOptions.width})", check="int>=1")
+    retrain_cells: int | None = option(None, f"cells of that retrain (default retrain's, {RetrainOptions.cells})",
+                                       check="int>=1")
+    retrain_lr: float | None = option(None, f"learning rate of that retrain (default retrain's, {RetrainOptions.lr})",
+                                      check="number>0")
+    retrain_batch_size: int | None = option(None, f"batch size of that retrain (default retrain's, "
+                                                  f"{RetrainOptions.batch_size})", check="int>=1")
+    # None: the arch file's, i.e. the search's --attention-cells.
+    retrain_attention_cells: str | None = option(None, "attention in all cells or the last of that retrain (default: "
+                                                       "the search's --attention-cells; the paper retrains with it "
+                                                       "behind the final cell, 4.2)",
+                                                 choices="nni_snn.genotype:ATTENTION_CELLS")
+
+    def retrain(self, output: Path) -> RetrainOptions:
+        """The retrain after this search, of ``output``'s arch.json. Data, seed, hardware, neuron and energy prices
+        are the search's; sizes and learning rate are retrain's unless --retrain-* says otherwise (the paper
+        searches at 16 channels and 5 cells, and retrains at 36 or more and 6); T is the arch file's."""
+        from nni_snn.search_retrain import resume_path
+
+        own = ("width", "cells", "lr", "batch_size", "attention_cells")
+        shared = {f.name for f in dataclasses.fields(RetrainOptions)} & {f.name for f in dataclasses.fields(self)}
+        values = {k: getattr(self, k) for k in shared if k not in own}
+        values.update({k: getattr(self, f"retrain_{k}") for k in own if getattr(self, f"retrain_{k}") is not None})
+        values.update(arch=str(output / "arch.json"), timesteps=None, epochs=self.retrain_epochs, devices=1,
+                      output=str(output / "retrain"),
+                      resume=self.resume and resume_path(output / "retrain").is_file())
+        return RetrainOptions(**values)
+
+
+@dataclass(kw_only=True)
+class MultitrialOptions(CommonOptions):
+    """``nni-snn multitrial``: one device per trial, no resume, no progress bar, energy at the defaults."""
+
+    # Retrain's --strategy is Lightning's; the old name works for one more release.
+    RENAMED: ClassVar[dict[str, str]] = {"strategy": "search_strategy"}
+
+    timesteps: int = 2
+    width: int = 8
+    cells: int = 5
+    epochs: int = 4
+    batch_size: int = 64
+    lr: float = 0.1
+    output: str = "runs/multitrial"
+    num_workers: int | None = 0
+    attention: str = option("ma", "attention of every sampled network: none, ct, ma (default ma)",
+                            choices="nni_snn.attention:ATTENTIONS")
+    search_strategy: str = option("random", "random (default) or evolution (NNI's RegularizedEvolution)",
+                                  choices="nni_snn.multitrial_baseline:STRATEGIES")
+    trials: int = option(10, "networks to train (default {default})", check="int>=1")
+    concurrency: int = option(1, "trials at a time (default 1)", check="int>=1")
+    duration: str | None = option(None, "stop submitting after this long, e.g. 10m or 2h (default: no limit)")
+    port: int = option(8080, "port of the NNI manager and web UI (default 8080)", check="port")
+    # Config/NNI keys only: evolution's population and tournament size (None: derived from the trial count),
+    # torch's CPU threads per trial (None: the cores shared among concurrent trials), NNI's experiment folder
+    # (None: ~/nni-experiments).
+    population: int | None = option(None, flag=False)
+    sample_size: int | None = option(None, flag=False)
+    threads: int | None = option(None, flag=False)
+    working_dir: str | None = option(None, flag=False)
+
+    def check_together(self) -> None:
+        super().check_together()
+        if self.duration is not None:
+            # NNI's own reading of "30s", "10m", "2h", "1d".
+            from nni.experiment.config.utils import parse_time
+
+            try:
+                if parse_time(str(self.duration)) <= 0:
+                    raise ValueError("not positive")
+            except ValueError:
+                raise UsageError(f"--duration {self.duration!r}: give a positive time such as 90s, 10m, 2h or "
+                                 "1d") from None
+
+
+def _metadata(cls: type, name: str) -> dict:
+    """A field's option metadata: its own, or that of the class whose default it overrides."""
+    for klass in cls.__mro__:
+        f = getattr(klass, "__dataclass_fields__", {}).get(name)
+        if f is not None and f.metadata:
+            return dict(f.metadata)
+    return {}
+
+
+def _default(cls: type, name: str):
+    f = cls.__dataclass_fields__[name]
+    return None if f.default is dataclasses.MISSING else f.default
+
+
+def _choices(choices: tuple | str) -> tuple:
+    if isinstance(choices, str):
+        module, name = choices.split(":")
+        return tuple(getattr(importlib.import_module(module), name))
+    return tuple(choices)
+
+
+def _flag_type(cls: type, name: str) -> type:
+    """What argparse converts a flag's text to: the field's type without None (annotations are strings here)."""
+    types = {"int": int, "float": float, "str": str}
+    return types[next(t.strip() for t in str(cls.__dataclass_fields__[name].type).split("|") if "None" not in t)]
+
+
+def add_flags(parser: argparse.ArgumentParser, cls: type, only: tuple[str, ...] | None = None,
+              defaults: bool = False) -> None:
+    """One flag per option of ``cls`` (or of the names in ``only``), its help showing ``cls``'s default.
+
+    ``defaults=False``: a flag not given is None, so that it does not hide the config file's value (:func:`resolve`
+    applies the defaults); ``True``: argparse's defaults are final (``show``, which has no config).
+    """
+    names = [f.name for f in dataclasses.fields(cls) if only is None or f.name in only]
+    first = getattr(cls, "FIRST", ())
+    for name in sorted(names, key=lambda n: n not in first):  # sorted() keeps the fields' order otherwise
+        meta = _metadata(cls, name)
+        if not meta.get("flag", True):
+            continue
+        default = _default(cls, name)
+        shown = cls.UNSET if default is None else default
+        kwargs = {"help": meta["help"].format(default=shown), "default": default if defaults else None}
+        flag = f"--{name.replace('_', '-')}"
+        action = meta.get("action")
+        if action == "store_false":
+            parser.add_argument(f"--no-{name.replace('_', '-')}", dest=name, action="store_false", **kwargs)
+            continue
+        if action == "store_true":
+            kwargs["action"] = "store_true"
+        elif action == "both":
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = _flag_type(cls, name)
+        parser.add_argument(flag, **kwargs)
+    for old, new in cls.RENAMED.items():
+        parser.add_argument(f"--{old.replace('_', '-')}", dest=old, type=_flag_type(cls, new),
+                            help=f"deprecated name of --{new.replace('_', '-')}")
+
+
+def read_config(path: str) -> dict:
+    """A ``--config`` file's options (YAML or JSON), its keys spelt with _ (``data-dir`` reads as ``data_dir``)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as err:
+        raise UsageError(f"--config {path}: cannot read ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        raise UsageError(f"--config {path}: not valid YAML/JSON ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {path}: expected a mapping of option names to values")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def resolve(cls: type, args: argparse.Namespace, trial_params: dict | None = None):
+    """``cls``'s options from its defaults < ``--config`` < command-line flags < NNI trial parameters, checked."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    given = vars(args)
+    layers = [("--config", read_config(given["config"]) if given.get("config") else {}),
+              ("command line", {k: v for k, v in given.items() if v is not None and (k in names or k in cls.RENAMED)}),
+              ("NNI trial parameters", {str(k).replace("-", "_"): v for k, v in (trial_params or {}).items()})]
+    values = {}
+    for source, layer in layers:
+        for old, new in cls.RENAMED.items():
+            if old in layer:
+                said = f"--{old.replace('_', '-')}" if source == "command line" else f"{source}: {old!r}"
+                instead = f"--{new.replace('_', '-')}" if source == "command line" else repr(new)
+                print(f"nni-snn: warning: {said} is deprecated; use {instead}", file=sys.stderr)
+                value = layer.pop(old)
+                layer.setdefault(new, value)  # the new name wins where both are given
+        unknown = sorted(set(layer) - names)
+        if unknown:
+            raise UsageError(f"{source}: unknown option {unknown[0]!r}; known: {', '.join(sorted(names))}")
+        values.update(layer)
+    opts = cls(**values)
+    opts.check()
+    return opts

@@ -1,0 +1,108 @@
+"""The options as data (nni_snn.options): flags generated from the fields, one place that checks them, renames."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nni_snn.cli import build_parser, main
+from nni_snn.options import (
+    MultitrialOptions,
+    RetrainOptions,
+    SearchOptions,
+    UsageError,
+    add_flags,
+    option,
+    resolve,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMANDS = {"search": SearchOptions, "retrain": RetrainOptions, "multitrial": MultitrialOptions}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_option_is_a_flag_of_its_command_with_its_default_shown(command, capsys):
+    options = COMMANDS[command]
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    config_only = {"population", "sample_size", "threads", "working_dir"}
+    for f in dataclasses.fields(options):
+        flag = "--no-progress" if f.name == "progress" else f"--{f.name.replace('_', '-')}"
+        assert (flag in shown) != (f.name in config_only), f.name
+    assert f"(default {options.width})" in shown and f"(default {options.output};" in shown
+
+
+def test_defaults_resolve_unchanged_and_none_means_the_arch_files():
+    opts = resolve(RetrainOptions, build_parser().parse_args(["retrain", "--arch", "a.json"]))
+    assert opts == RetrainOptions(arch="a.json")
+    assert opts.timesteps is None and opts.neuron is None  # the arch file's
+    assert resolve(SearchOptions, build_parser().parse_args(["search"])).as_dict() == SearchOptions().as_dict()
+
+
+def test_layering_config_then_flags_then_trial_parameters(tmp_path):
+    cfg = tmp_path / "cfg.yml"
+    cfg.write_text("width: 4\ncells: 3\nepochs: 2\nprecision: 32\n")
+    args = build_parser().parse_args(["search", "--config", str(cfg), "--cells", "2"])
+    opts = resolve(SearchOptions, args, {"epochs": 1})
+    assert (opts.width, opts.cells, opts.epochs, opts.precision) == (4, 2, 1, "32")  # YAML's 32 read as "32"
+    with pytest.raises(UsageError, match=r"NNI trial parameters: unknown option 'depth'; known: .*width"):
+        resolve(SearchOptions, args, {"depth": 3})
+
+
+def test_multitrial_strategy_is_search_strategy_and_the_old_name_warns(tmp_path, capsys):
+    parse = build_parser().parse_args
+    assert resolve(MultitrialOptions, parse(["multitrial", "--search-strategy", "evolution"])).search_strategy == \
+        "evolution"
+    assert capsys.readouterr().err == ""
+
+    opts = resolve(MultitrialOptions, parse(["multitrial", "--strategy", "evolution"]))
+    assert opts.search_strategy == "evolution"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--strategy is deprecated; use --search-strategy" in err
+
+    cfg = tmp_path / "cfg.yml"
+    cfg.write_text("strategy: evolution\n")
+    assert resolve(MultitrialOptions, parse(["multitrial", "--config", str(cfg)])).search_strategy == "evolution"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'strategy' is deprecated; use 'search_strategy'" in err
+    # retrain's --strategy is Lightning's, unchanged.
+    assert resolve(RetrainOptions, parse(["retrain", "--arch", "a.json", "--strategy", "ddp"])).strategy == "ddp"
+    assert capsys.readouterr().err == ""
+
+
+def test_a_bad_deprecated_strategy_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["multitrial", "--strategy", "bayes", "--output", str(tmp_path)]) == 2
+    warning, error = capsys.readouterr().err.splitlines()
+    assert "deprecated" in warning and "--search-strategy 'bayes' is unknown" in error
+
+
+def test_a_new_option_is_one_line():
+    """What adding an option takes: the field; its flag, help, default and check follow."""
+    import argparse
+
+    @dataclasses.dataclass(kw_only=True)
+    class Extended(SearchOptions):
+        frames_by: str = option("time", "slice events into frames by time or count (default {default})",
+                                choices=("time", "count"))
+        event_size: int = option(64, "events per frame (default {default})", check="int>=1")
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config")
+    add_flags(parser, Extended)
+    assert "events per frame (default 64)" in parser.format_help()
+    assert resolve(Extended, parser.parse_args(["--frames-by", "count"])).frames_by == "count"
+    with pytest.raises(UsageError, match=r"--event-size must be an integer >= 1, got 0"):
+        resolve(Extended, parser.parse_args(["--event-size", "0"]))
+    with pytest.raises(UsageError, match=r"--frames-by 'space' is unknown; use one of time, count"):
+        resolve(Extended, parser.parse_args(["--frames-by", "space"]))
+
+
+def test_help_imports_no_torch():
+    code = "import sys; from nni_snn.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert out.strip() == "False"
