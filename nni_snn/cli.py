@@ -46,11 +46,11 @@ def _show_parser(sub) -> None:
     p.add_argument("--in-channels", type=int, default=3, help="image channels for the parameter count (default 3)")
     p.add_argument("--dataset", help="also estimate spikes, SOPs, MACs and energy per sample on this dataset's test "
                                      "images (classes and image channels then come from the dataset)")
-    p.add_argument("--data-dir", help="folder holding the dataset (not needed for digits)")
+    p.add_argument("--data-dir", help="folder holding the dataset (not needed for digits, digits-events)")
     p.add_argument("--checkpoint", help="weights for the estimate: a retrain checkpoint (default: untrained weights)")
     p.add_argument("--timesteps", type=int, help="time steps T for the estimate (default: the arch file's)")
     p.add_argument("--batches", type=int, default=4, help="test batches of 64 for the estimate (default 4)")
-    add_flags(p, TrainOptions, only=("e_ac_pj", "e_mac_pj"), defaults=True)  # show has no config: defaults final
+    add_flags(p, TrainOptions, only=("frames_by", "event_size", "e_ac_pj", "e_mac_pj"), defaults=True)  # show has no config: defaults final
 
 
 def _experiment_parser(sub) -> None:
@@ -149,7 +149,7 @@ def _show(args) -> int:
     from nni_snn.networks import build_network
     from nni_snn.search_retrain import estimate_energy, network_parameters
 
-    for key in ("width", "cells", "num_classes", "in_channels", "batches", "timesteps"):
+    for key in ("width", "cells", "num_classes", "in_channels", "batches", "timesteps", "event_size"):
         if getattr(args, key) is not None and getattr(args, key) < 1:
             raise UsageError(f"--{key.replace('_', '-')} must be >= 1")
     for key in ("e_ac_pj", "e_mac_pj"):
@@ -164,7 +164,8 @@ def _show(args) -> int:
 
         if args.dataset not in DATASETS:
             raise UsageError(f"--dataset {args.dataset!r} is unknown; use one of {', '.join(DATASETS)}")
-        data = load_dataset(args.dataset, args.data_dir)
+        data = load_dataset(args.dataset, args.data_dir, timesteps=args.timesteps or arch["timesteps"],
+                            frames_by=args.frames_by, event_size=args.event_size)
         args.num_classes, args.in_channels = data.num_classes, data.in_channels
     size = {"width": args.width, "num_cells": args.cells, "num_classes": args.num_classes,
             "in_channels": args.in_channels, "timesteps": args.timesteps}

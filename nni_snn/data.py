@@ -64,6 +64,13 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
     raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
 
 
+def load_for(opts: dict, timesteps: int, cutout: int = 0) -> Data:
+    """The dataset a command's options name; event data gets ``timesteps`` frames per sample (the network's T)."""
+    return load_dataset(opts["dataset"], opts.get("data_dir"), opts.get("download", False), cutout=cutout,
+                        timesteps=timesteps, frames_by=opts.get("frames_by", "time"),
+                        event_size=opts.get("event_size"))
+
+
 def split_for_search(dataset: Dataset, seed: int = 0) -> tuple[Subset, Subset]:
     """Shuffle the training split with ``seed`` and cut it 1:1 into (weight half, alpha half)."""
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()
@@ -193,26 +200,22 @@ def _events(name: str, data_dir, timesteps: int, frames_by: str, size: int | Non
     """An event dataset as frames (:mod:`nni_snn.events`), cached on disk after the first binning."""
     from nni_snn import events as ev
 
-    settings = (timesteps, frames_by, size)
+    sensor, classes = ev.SENSORS[name]
+    transform = ev.frames_transform(sensor, timesteps, frames_by, size)  # bad settings fail before any reading
     if name == "digits-events":
         recordings, labels = ev.digits_events(ev.cache_base())
-        sensor, classes, root = (8, 8), 10, None
-        train_idx, test_idx = _digits_split(len(labels))
+        root, read = None, ev.as_recorded
         splits = {split: ([recordings[i] for i in idx], labels[idx].tolist())
-                  for split, idx in (("train", train_idx), ("test", test_idx))}
-        read = ev.as_recorded
+                  for split, idx in zip(("train", "test"), _digits_split(len(labels)))}
     else:
         hints = {"nmnist": "N-MNIST's Train/ and Test/", "cifar10dvs": "CIFAR10-DVS's ten class folders",
                  "dvsgesture": "DVS128 Gesture's DvsGesture/"}
         root = _require_dir(data_dir, f"point it at the folder holding {hints[name]}")
-        lister, read, sensor, classes = {
-            "nmnist": (ev.nmnist_split, ev.read_nmnist, (34, 34), 10),
-            "cifar10dvs": (ev.cifar10dvs_split, ev.read_cifar10dvs, (128, 128), 10),
-            "dvsgesture": (ev.gesture_split, ev.read_gesture, (128, 128), 11),
-        }[name]
+        lister, read = {"nmnist": (ev.nmnist_split, ev.read_nmnist),
+                        "cifar10dvs": (ev.cifar10dvs_split, ev.read_cifar10dvs),
+                        "dvsgesture": (ev.gesture_split, ev.read_gesture)}[name]
         splits = {split: lister(root, split == "train") for split in ("train", "test")}
-    transform = ev.frames_transform(sensor, timesteps, frames_by, size)
-    train, test = (ev.cached_frames(name, root, split, ev.Recordings(*splits[split], read, transform), settings,
-                                    fill_in_order=name == "dvsgesture")
+    train, test = (ev.cached_frames(name, root, split, ev.Recordings(*splits[split], read, transform),
+                                    (timesteps, frames_by, size), fill_in_order=name == "dvsgesture")
                    for split in ("train", "test"))
     return Data(train, test, num_classes=classes, in_channels=2, image_size=size or sensor[0], frames=timesteps)

@@ -29,6 +29,9 @@ from torch.utils.data import Dataset
 EVENT_DATASETS = ("digits-events", "nmnist", "cifar10dvs", "dvsgesture")
 FRAMES_BY = ("time", "count")
 EVENT_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", np.int8)])
+# Sensor (width, height) and classes of each dataset.
+SENSORS = {"digits-events": ((8, 8), 10), "nmnist": ((34, 34), 10), "cifar10dvs": ((128, 128), 10),
+           "dvsgesture": ((128, 128), 11)}
 CIFAR10DVS_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CACHE_VERSION = 1  # bump when frames of the same settings would come out different
 

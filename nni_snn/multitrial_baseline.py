@@ -28,7 +28,7 @@ import pytorch_lightning as pl
 import torch
 
 from nni_snn.archfile import make_arch, write_json_atomic
-from nni_snn.data import load_dataset, split_for_search
+from nni_snn.data import load_dataset, load_for, split_for_search
 from nni_snn.genotype import genotype_from_sample
 from nni_snn.options import MultitrialOptions
 from nni_snn.training import RESULT_COUNTS, EpochReporter, SNNClassifier, trial_result
@@ -56,8 +56,8 @@ def _torch_threads(threads: int | None):
         torch.set_num_threads(previous)  # when called in-process (tests), leave torch as it was
 
 
-def train_sampled(model, *, dataset: str, data_dir: str | None = None, download: bool = False, epochs: int,
-                  batch_size: int, lr: float, seed: int, num_workers: int = 0, accelerator: str = "auto",
+def train_sampled(model, *, dataset: str, data_dir: str | None = None, download: bool = False,
+                  frames_by: str = "time", event_size: int | None = None, epochs: int, batch_size: int, lr: float, seed: int, num_workers: int = 0, accelerator: str = "auto",
                   threads: int | None = None, output: str | None = None) -> dict:
     """Train one sampled fixed SNN and report it to NNI; the function ``FunctionalEvaluator`` calls in a trial.
 
@@ -74,7 +74,8 @@ def train_sampled(model, *, dataset: str, data_dir: str | None = None, download:
     reporter = EpochReporter(report=nni.report_intermediate_result)
     with _torch_threads(threads), contextlib.ExitStack() as stack:
         pl.seed_everything(seed, workers=True, verbose=False)  # same seed in every trial: only the network differs
-        data = load_dataset(dataset, data_dir, download)
+        data = load_dataset(dataset, data_dir, download, timesteps=model.timesteps, frames_by=frames_by,
+                            event_size=event_size)
         weight_half, alpha_half = split_for_search(data.train, seed)
         module = SNNClassifier(num_classes=data.num_classes, learning_rate=lr)
         module.set_model(model)
@@ -219,13 +220,14 @@ def run_multitrial(opts: dict, before_stop=None) -> dict:
             raise ValueError(f"{key} must be an integer >= 1, got {opts[key]!r}")
     strategy = make_strategy(opts["search_strategy"], trials=opts["trials"], concurrency=opts["concurrency"],
                              seed=opts["seed"], population=opts["population"], sample_size=opts["sample_size"])
-    data = load_dataset(opts["dataset"], opts["data_dir"], opts["download"])  # fails here, before the manager
+    data = load_for(opts, opts["timesteps"])  # fails here, before the manager
     space = SNNDartsSpace(width=opts["width"], num_cells=opts["cells"], timesteps=opts["timesteps"],
                           attention=opts["attention"], num_classes=data.num_classes, in_channels=data.in_channels)
     # The evaluator travels to each trial as JSON: the function by its import path, the options as plain values.
     evaluator = FunctionalEvaluator(
         train_sampled, dataset=opts["dataset"], data_dir=str(opts["data_dir"]) if opts["data_dir"] else None,
-        download=bool(opts["download"]), epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"],
+        download=bool(opts["download"]), frames_by=opts["frames_by"], event_size=opts["event_size"],
+        epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"],
         seed=opts["seed"], num_workers=opts["num_workers"], accelerator=opts["accelerator"],
         threads=opts["threads"] or max(1, (os.cpu_count() or 1) // opts["concurrency"]))
     experiment = NasExperiment(space, evaluator, strategy, _config(opts))

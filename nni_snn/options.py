@@ -85,9 +85,14 @@ class CommonOptions:
     # Old name -> new name; the old one still works, with a one-line warning on stderr.
     RENAMED: ClassVar[dict[str, str]] = {}
 
-    dataset: str = option("digits", "digits (default, embedded), cifar10, cifar100, tinyimagenet, imagefolder",
+    dataset: str = option("digits", "digits (default, embedded), cifar10, cifar100, tinyimagenet, imagefolder; "
+                                    "event camera: digits-events (embedded), nmnist, cifar10dvs, dvsgesture",
                           choices="nni_snn.data:DATASETS")
-    data_dir: str | None = option(None, "folder holding the dataset (not needed for digits)")
+    data_dir: str | None = option(None, "folder holding the dataset (not needed for digits, digits-events)")
+    frames_by: str = option("time", "event data: cut each recording into T frames of equal duration (time) or of "
+                                    "equal event count (count) (default time)", choices="nni_snn.events:FRAMES_BY")
+    event_size: int | None = option(None, "event data: down-sample the sensor to this many pixels a side, e.g. 48 "
+                                          "for DVS128 Gesture (default: the sensor's)", check="int>=1")
     download: bool = option(False, "download CIFAR into --data-dir", action="store_true")
     timesteps: int | None = option(help="time steps T (default {default})", check="int>=1")
     width: int = option(help="initial channels (default {default})", check="int>=1")

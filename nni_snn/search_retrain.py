@@ -16,7 +16,7 @@ import torch
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from nni_snn.archfile import make_arch, write_json_atomic
-from nni_snn.data import load_dataset, split_for_search
+from nni_snn.data import load_for, split_for_search
 from nni_snn.genotype import genotype_from_sample
 from nni_snn.networks import build_network
 from nni_snn.neuron import NEURONS, neuron_options
@@ -182,7 +182,7 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
 
     keep_freed_memory()
     pl.seed_everything(opts["seed"], workers=True, verbose=False)
-    data = load_dataset(opts["dataset"], opts.get("data_dir"), opts.get("download", False))
+    data = load_for(opts, opts["timesteps"])
     weight_half, alpha_half = split_for_search(data.train, opts["seed"])
     neuron = neuron_spec(opts)
     space = SNNDartsSpace(width=opts["width"], num_cells=opts["cells"], timesteps=opts["timesteps"],
@@ -336,9 +336,8 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
     keep_freed_memory()
     pl.seed_everything(opts["seed"], workers=True, verbose=False)
     arch = load_arch(opts["arch"]) if opts["arch"] else None
-    data = load_dataset(opts["dataset"], opts.get("data_dir"), opts.get("download", False),
-                        cutout=opts.get("cutout", 0))
     timesteps = opts["timesteps"] or (arch["timesteps"] if arch else 2)
+    data = load_for(opts, timesteps, cutout=opts.get("cutout", 0))
     neuron = neuron_spec(opts, arch.get("neuron") if arch else None)
     if arch is None:
         net = build_baseline(opts["baseline"], width=opts["width"], num_classes=data.num_classes,

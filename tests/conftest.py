@@ -10,6 +10,21 @@ from nni_snn.genotype import ALL_OPS
 HAND_ARCH = {"format": "nni-snn/arch", "version": 1, "attention": "ma", "timesteps": 2, "genotype": ALL_OPS}
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _event_cache(tmp_path_factory):
+    """Event frames are cached under NNI_SNN_CACHE (default ~/.cache/nni-snn): tests write theirs in a temporary
+    folder, never in the home directory."""
+    import os
+
+    previous = os.environ.get("NNI_SNN_CACHE")
+    os.environ["NNI_SNN_CACHE"] = str(tmp_path_factory.mktemp("event-cache"))
+    yield
+    if previous is None:
+        del os.environ["NNI_SNN_CACHE"]
+    else:
+        os.environ["NNI_SNN_CACHE"] = previous
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

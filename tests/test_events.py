@@ -3,6 +3,7 @@ T frames of event counts, cached, and fed to the network frame by frame with the
 
 from __future__ import annotations
 
+import json
 import shutil
 import struct
 
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from nni_snn import events as ev
+from nni_snn.cli import main
 from nni_snn.data import DataError, load_dataset
 from nni_snn.ops import Encoder
 from nni_snn.spikes import SpikeMonitor
@@ -213,3 +215,15 @@ def test_the_encoding_layer_reads_events_per_step_and_counts_them_as_sops():
     assert torch.equal(current[0], current[1]) and monitor.summary("x")["sops_per_sample"] == 0
     with pytest.raises(ValueError, match="3 frames per sample but the network runs 2"):
         encoder(torch.zeros(1, 3, 2, 6, 6))
+
+
+def test_search_and_retrain_on_digits_events_count_the_encoding_layer_as_sops(tmp_path):
+    tiny = ["--dataset", "digits-events", "--timesteps", "3", "--width", "4", "--cells", "3", "--batch-size", "128",
+            "--no-progress"]
+    assert main(["search", *tiny, "--epochs", "1", "--retrain-epochs", "1", "--retrain-width", "4",
+                 "--retrain-cells", "3", "--output", str(tmp_path / "s")]) == 0
+    assert json.loads((tmp_path / "s" / "arch.json").read_text())["timesteps"] == 3  # T = the frames per sample
+    for metrics_file in (tmp_path / "s" / "metrics.json", tmp_path / "s" / "retrain" / "metrics.json"):
+        metrics = json.loads(metrics_file.read_text())
+        assert metrics["sops_per_cell"]["stem"] > 0  # the encoding layer reads events: synaptic operations
+        assert metrics["accuracy"] > 0.0

@@ -78,6 +78,11 @@ def test_diverging_run_stops_and_keeps_last_good_files(tmp_path, capsys, hand_ar
     (["retrain", "--arch", "missing.json"], "cannot read"),
     (["search", "--dataset", "cifar10", "--data-dir", "EMPTY"], "missing or empty"),
     (["search", "--dataset", "imagefolder", "--data-dir", "EMPTY"], "missing or empty"),
+    (["search", "--dataset", "nmnist", "--data-dir", "EMPTY"], "missing or empty"),
+    (["search", "--dataset", "dvsgesture"], "needs --data-dir"),
+    (["search", "--dataset", "digits-events", "--frames-by", "space"], "--frames-by 'space' is unknown"),
+    (["search", "--dataset", "digits-events", "--event-size", "0"], "--event-size must be an integer >= 1"),
+    (["search", "--dataset", "digits-events", "--event-size", "9"], "larger than the sensor"),
     (["experiment", "no/such/config.yml", "--port", "1"], "not found"),
 ])
 def test_bad_flags_are_one_line_and_exit_2(argv, needle, tmp_path, capsys):
