@@ -1,8 +1,8 @@
 """Do the networks this project builds learn? Accuracy on the embedded digits at `nni-snn retrain`'s defaults.
 
-Every row is trained in this one run by the same path a user runs (`nni_snn.search_retrain.run_retrain`: Lightning, the same
-split, SGD momentum 0.9 + cosine at the default learning rate, batch 96, auxiliary head, gradient clipping) and
-reports the held-out accuracy after the last epoch:
+Every row is trained in this one run by the same path a user runs (`nni_snn.search_retrain.run_retrain`: Lightning,
+the same split, SGD momentum 0.9 + cosine at the default learning rate, batch 96, auxiliary head, gradient clipping)
+and reports the held-out accuracy after the last epoch:
 
 - the convolution-heavy genotype (``nni_snn.genotype.CONV_HEAVY``, MA attention, T = 2) at two sizes, and its ANN
   twin (``--neuron relu``);
@@ -15,6 +15,7 @@ reports the held-out accuracy after the last epoch:
 
     .venv/bin/python benchmarks/bench_learning.py            # ~10 min on 2 CPU cores
     .venv/bin/python benchmarks/bench_learning.py --quick    # only the first size
+    .venv/bin/python benchmarks/bench_learning.py --quick --dataset digits-events --timesteps 4   # DVS events
 """
 
 from __future__ import annotations
@@ -53,15 +54,21 @@ def retrain(arch_path: Path | None, seed: int, **overrides) -> tuple[float, floa
         return metrics["accuracy"], time.perf_counter() - start
 
 
-def logistic_regression() -> float:
+def logistic_regression(dataset: str, timesteps: int) -> float:
+    """On the pixels, or on the event frames (all T frames' counts side by side)."""
+    import torch
     from sklearn.linear_model import LogisticRegression
 
     from nni_snn.data import load_dataset
 
-    data = load_dataset("digits")
-    (x, y), (xt, yt) = data.train.tensors, data.test.tensors
-    model = LogisticRegression(max_iter=2000).fit(x.flatten(1).numpy(), y.numpy())
-    return float(model.score(xt.flatten(1).numpy(), yt.numpy()))
+    data = load_dataset(dataset, timesteps=timesteps)
+
+    def arrays(split):
+        inputs, labels = zip(*(split[i] for i in range(len(split))))
+        return torch.stack(inputs).flatten(1).numpy(), [int(label) for label in labels]
+
+    model = LogisticRegression(max_iter=2000).fit(*arrays(data.train))
+    return float(model.score(*arrays(data.test)))
 
 
 def diagnose(arch: dict, before: dict) -> None:
@@ -110,6 +117,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=1, help="seeds per row (mean and range are printed)")
     parser.add_argument("--quick", action="store_true", help="only width 16, 6 cells, 10 epochs")
+    parser.add_argument("--dataset", default="digits", choices=("digits", "digits-events"),
+                        help="the embedded images, or the same digits as DVS events (frames of event counts)")
+    parser.add_argument("--timesteps", type=int, default=2, help="T, and frames per sample for events (default 2)")
     args = parser.parse_args()
     quiet()
     import torch
@@ -119,19 +129,21 @@ def main() -> None:
     from nni_snn.options import RetrainOptions
 
     torch.set_num_threads(torch.get_num_threads())
-    arch = make_arch(attention="ma", timesteps=2, genotype=CONV_HEAVY)
+    arch = make_arch(attention="ma", timesteps=args.timesteps, genotype=CONV_HEAVY)
     tmp = Path(tempfile.mkdtemp())
     arch_path = tmp / "conv_heavy.json"
     arch_path.write_text(json.dumps(arch))
     before = {"normalize": False, "surrogate": "arctan", "surrogate_alpha": 2.0, "grad_clip": 0.0, "lr": 0.0025}
 
-    diagnose(arch, before)
+    if args.dataset == "digits":
+        diagnose(arch, before)
     sizes = [(16, 6, 10)] + ([] if args.quick else [(8, 5, 5)])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; digits: 1437 train / 359 held-out images; "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.dataset}: 1437 train / 359 held-out; "
           f"retrain defaults: lr {RetrainOptions.lr}, batch {RetrainOptions.batch_size}, auxiliary weight "
           f"{RetrainOptions.auxiliary_weight}, grad clip {RetrainOptions.grad_clip}; "
           f"{args.seeds} seed(s) per row")
-    print(f"logistic regression on pixels: {logistic_regression():.4f}")
+    inputs = "pixels" if args.dataset == "digits" else "event frames"
+    print(f"logistic regression on {inputs}: {logistic_regression(args.dataset, args.timesteps):.4f}")
     for width, cells, epochs in sizes:
         rows = {
             "conv-heavy MA SNN (defaults)": (arch_path, {}),
@@ -150,10 +162,11 @@ def main() -> None:
                 "conv-heavy, defaults but --grad-clip 0": (arch_path, {"grad_clip": 0.0}),
                 "conv-heavy, defaults but lr 0.0025 (paper)": (arch_path, {"lr": 0.0025}),
             })
-        print(f"\n== width {width}, {cells} cells, {epochs} epochs, T=2")
+        print(f"\n== width {width}, {cells} cells, {epochs} epochs, T={args.timesteps}")
         print(f"{'network':44s} {'accuracy':>9s} {'range':>15s} {'s/run':>6s}")
         for name, (path, overrides) in rows.items():
-            size = {"width": width, "cells": cells, "epochs": epochs}
+            size = {"width": width, "cells": cells, "epochs": epochs, "dataset": args.dataset,
+                    "timesteps": args.timesteps}
             results = [retrain(path, seed, **{**size, **overrides}) for seed in range(args.seeds)]
             accs = [acc for acc, _ in results]
             spread = f"{min(accs):.4f}-{max(accs):.4f}" if len(accs) > 1 else ""
