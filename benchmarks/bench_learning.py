@@ -138,7 +138,7 @@ def main() -> None:
     if args.dataset == "digits":
         diagnose(arch, before)
     sizes = [(16, 6, 10)] + ([] if args.quick else [(8, 5, 5)])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.dataset}: 1437 train / 359 held-out; "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.dataset}: 1438 train / 359 held-out; "
           f"retrain defaults: lr {RetrainOptions.lr}, batch {RetrainOptions.batch_size}, auxiliary weight "
           f"{RetrainOptions.auxiliary_weight}, grad clip {RetrainOptions.grad_clip}; "
           f"{args.seeds} seed(s) per row")
