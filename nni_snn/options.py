@@ -3,7 +3,7 @@
 Each field is one option: its name is the config/NNI key (``--flag-name`` on the command line), its default the
 command's, and its metadata the help text and what a valid value is. The command-line flags are generated from the
 fields (:func:`add_flags`), and :func:`resolve` layers and validates them in one place. Adding an option is one
-line, e.g. ``event_size: int = option(64, "events per frame (default {default})", check="int>=1")``.
+line, e.g. ``event_size: int | None = option(None, "down-sample events to this side", check="int>=1")``.
 
 Options come from, later winning: the defaults here (the paper's, on the embedded digits data), ``--config FILE``
 (YAML or JSON with the same names as the flags), flags given on the command line, and, inside an NNI trial, the

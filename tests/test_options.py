@@ -87,19 +87,18 @@ def test_a_new_option_is_one_line():
 
     @dataclasses.dataclass(kw_only=True)
     class Extended(SearchOptions):
-        frames_by: str = option("time", "slice events into frames by time or count (default {default})",
-                                choices=("time", "count"))
-        event_size: int = option(64, "events per frame (default {default})", check="int>=1")
+        optimizer: str = option("sgd", "weight optimiser (default {default})", choices=("sgd", "adamw"))
+        label_smoothing: float = option(0.1, "label smoothing of the loss (default {default})", check="[0,1]")
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--config")
     add_flags(parser, Extended)
-    assert "events per frame (default 64)" in parser.format_help()
-    assert resolve(Extended, parser.parse_args(["--frames-by", "count"])).frames_by == "count"
-    with pytest.raises(UsageError, match=r"--event-size must be an integer >= 1, got 0"):
-        resolve(Extended, parser.parse_args(["--event-size", "0"]))
-    with pytest.raises(UsageError, match=r"--frames-by 'space' is unknown; use one of time, count"):
-        resolve(Extended, parser.parse_args(["--frames-by", "space"]))
+    assert "label smoothing of the loss (default 0.1)" in parser.format_help()
+    assert resolve(Extended, parser.parse_args(["--optimizer", "adamw"])).optimizer == "adamw"
+    with pytest.raises(UsageError, match=r"--label-smoothing must be a number in \[0, 1\], got 2.0"):
+        resolve(Extended, parser.parse_args(["--label-smoothing", "2"]))
+    with pytest.raises(UsageError, match=r"--optimizer 'adam' is unknown; use one of sgd, adamw"):
+        resolve(Extended, parser.parse_args(["--optimizer", "adam"]))
 
 
 def test_help_imports_no_torch():
