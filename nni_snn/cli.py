@@ -127,19 +127,21 @@ def _retrain(args) -> int:
 
 
 def _search(args) -> int:
-    from nni_snn.search_retrain import final_result, run_retrain, run_search
+    from nni_snn.search_retrain import exported_result, final_result, run_retrain, run_search
 
     opts, output, trial = _prepare(args, SearchOptions)
     metrics = run_search(opts.as_dict(), output, trial)
     export = metrics["export"]
     print(f"search: accuracy {metrics['accuracy']:.4f}, {_counts(metrics)}; architecture of epoch {export['epoch']} "
           f"({export['mode']}, accuracy {export['accuracy']:.4f}), {_params(metrics)}: {output / 'arch.json'}")
+    result = exported_result(metrics)
     if opts.retrain_epochs:
         # Retrain the found cells: the trial's final result is then its accuracy.
         metrics = run_retrain(opts.retrain(output).as_dict(), output / "retrain", trial)
         print(f"retrain: accuracy {metrics['accuracy']:.4f}, {_counts(metrics)}; {output / 'retrain' / 'metrics.json'}")
+        result = final_result(metrics)
     if trial:
-        trial.final(final_result(metrics))
+        trial.final(result)
     return 0
 
 

@@ -214,6 +214,7 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
                      alpha=record["alpha"], nni_sample=sample,
                      search={**{k: opts[k] for k in ("dataset", "width", "cells", "epochs", "batch_size", "seed", "lr",
                                                      "arc_lr", "warmup_epochs", "spike_penalty")},
+                             **({k: opts[k] for k in ("frames_by", "event_size")} if data.frames else {}),
                              "export": mode, "export_epoch": record["epoch"]})
     metrics = _final_metrics(reporter, derived_params(arch, opts, data))  # the final epoch's, params the export's
     metrics["supernet_params"] = count_parameters(space)
@@ -322,6 +323,12 @@ def fit_batch_norm(net: torch.nn.Module, batches) -> None:
 def final_result(metrics: dict) -> dict:
     """The trial's final result: ``default`` is the final validation accuracy."""
     return trial_result({"val_acc": metrics["accuracy"], **metrics})
+
+
+def exported_result(metrics: dict) -> dict:
+    """A search-only trial's final result: that of the epoch whose architecture was written (``--export``), so
+    that NNI ranks trials by the architectures they hand over, not by their final epochs."""
+    return trial_result(metrics["history"][metrics["export"]["epoch"]])
 
 
 def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:

@@ -106,6 +106,11 @@ def test_every_epoch_keeps_its_architecture_and_the_best_is_exported(searched):
     assert arch["genotype"] == history[best]["genotype"] and arch["alpha"] == history[best]["alpha"]
     assert arch["nni_sample"] == history[best]["nni_sample"]
     assert arch["results"]["accuracy"] == accuracies[best]
+    # a search-only NNI trial's final result is that epoch's too: NNI ranks the architectures handed over
+    from nni_snn.search_retrain import exported_result
+
+    result = exported_result(json.loads((searched / "metrics.json").read_text()))
+    assert result["default"] == accuracies[best] and result["sops_per_sample"] == history[best]["sops_per_sample"]
 
 
 def test_export_picks_the_best_validated_epoch_after_warmup():
