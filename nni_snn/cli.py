@@ -16,7 +16,6 @@ from nni_snn.options import (
     MultitrialOptions,
     RetrainOptions,
     SearchOptions,
-    TrainOptions,
     UsageError,
     add_flags,
     resolve,
@@ -50,7 +49,7 @@ def _show_parser(sub) -> None:
     p.add_argument("--checkpoint", help="weights for the estimate: a retrain checkpoint (default: untrained weights)")
     p.add_argument("--timesteps", type=int, help="time steps T for the estimate (default: the arch file's)")
     p.add_argument("--batches", type=int, default=4, help="test batches of 64 for the estimate (default 4)")
-    add_flags(p, TrainOptions, only=("frames_by", "event_size", "e_ac_pj", "e_mac_pj"), defaults=True)  # show has no config: defaults final
+    add_flags(p, RetrainOptions, only=("frames_by", "event_size", "e_ac_pj", "e_mac_pj"), defaults=True)  # show has no config: defaults final
 
 
 def _experiment_parser(sub) -> None:
@@ -149,7 +148,7 @@ def _show(args) -> int:
     from nni_snn.archfile import load_arch
     from nni_snn.genotype import format_genotype
     from nni_snn.networks import build_network
-    from nni_snn.search_retrain import estimate_energy, network_parameters
+    from nni_snn.search_retrain import estimate_energy, frame_settings, network_parameters
 
     for key in ("width", "cells", "num_classes", "in_channels", "batches", "timesteps", "event_size"):
         if getattr(args, key) is not None and getattr(args, key) < 1:
@@ -166,8 +165,9 @@ def _show(args) -> int:
 
         if args.dataset not in DATASETS:
             raise UsageError(f"--dataset {args.dataset!r} is unknown; use one of {', '.join(DATASETS)}")
-        data = load_dataset(args.dataset, args.data_dir, timesteps=args.timesteps or arch["timesteps"],
-                            frames_by=args.frames_by, event_size=args.event_size)
+        frames = frame_settings({"dataset": args.dataset, "frames_by": args.frames_by, "event_size": args.event_size},
+                                arch)
+        data = load_dataset(args.dataset, args.data_dir, timesteps=args.timesteps or arch["timesteps"], **frames)
         args.num_classes, args.in_channels = data.num_classes, data.in_channels
     size = {"width": args.width, "num_cells": args.cells, "num_classes": args.num_classes,
             "in_channels": args.in_channels, "timesteps": args.timesteps}
@@ -235,11 +235,21 @@ def _experiment(args) -> int:
     return nnictl.run(Path(args.config), args.port, args.timeout, args.stop)
 
 
+def _one_line(err: Exception) -> str:
+    """The message; of an error raised in a data loader worker (a recording found unreadable while training),
+    which PyTorch re-raises wrapped in the worker's traceback, its last line without the class name."""
+    lines = str(err).strip().splitlines()
+    if len(lines) <= 1:
+        return str(err)
+    return lines[-1].split(": ", 1)[-1] if lines[-1].startswith("nni_snn.") else lines[-1]
+
+
 def main(argv: list[str] | None = None) -> int:
     # NNI 3.0 warns about every newer torch class it does not know, on every import: harmless noise for users.
     warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module", category=RuntimeWarning)
     from nni_snn.archfile import ArchError
     from nni_snn.data import DataError
+    from nni_snn.events import EventDataError
     from nni_snn.front import FrontError
     from nni_snn.multitrial_baseline import MultitrialError
     from nni_snn.nnictl import ExperimentError
@@ -250,8 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return commands[args.command](args)
-    except (UsageError, ArchError, DataError, ExperimentError, FrontError) as err:
-        print(f"nni-snn: error: {err}", file=sys.stderr)
+    except (UsageError, ArchError, DataError, EventDataError, ExperimentError, FrontError) as err:
+        print(f"nni-snn: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
     except (NonFiniteError, MultitrialError) as err:
         print(f"nni-snn: stopped: {err}", file=sys.stderr)

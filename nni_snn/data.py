@@ -200,22 +200,22 @@ def _events(name: str, data_dir, timesteps: int, frames_by: str, size: int | Non
     """An event dataset as frames (:mod:`nni_snn.events`), cached on disk after the first binning."""
     from nni_snn import events as ev
 
-    sensor, classes = ev.SENSORS[name]
-    transform = ev.frames_transform(sensor, timesteps, frames_by, size)  # bad settings fail before any reading
+    spec = ev.EVENT_SETS[name]
+    transform = ev.frames_transform(spec.sensor, timesteps, frames_by, size)  # bad settings fail before any reading
     if name == "digits-events":
-        recordings, labels = ev.digits_events(ev.cache_base())
-        root, read = None, ev.as_recorded
+        root, (recordings, labels) = None, ev.digits_events(ev.cache_base())
         splits = {split: ([recordings[i] for i in idx], labels[idx].tolist())
                   for split, idx in zip(("train", "test"), _digits_split(len(labels)))}
     else:
-        hints = {"nmnist": "N-MNIST's Train/ and Test/", "cifar10dvs": "CIFAR10-DVS's ten class folders",
-                 "dvsgesture": "DVS128 Gesture's DvsGesture/"}
-        root = _require_dir(data_dir, f"point it at the folder holding {hints[name]}")
-        lister, read = {"nmnist": (ev.nmnist_split, ev.read_nmnist),
-                        "cifar10dvs": (ev.cifar10dvs_split, ev.read_cifar10dvs),
-                        "dvsgesture": (ev.gesture_split, ev.read_gesture)}[name]
-        splits = {split: lister(root, split == "train") for split in ("train", "test")}
-    train, test = (ev.cached_frames(name, root, split, ev.Recordings(*splits[split], read, transform),
-                                    (timesteps, frames_by, size), fill_in_order=name == "dvsgesture")
+        root = _require_dir(data_dir, f"point it at the folder holding {spec.layout}")
+        splits = {split: spec.split(root, split == "train") for split in ("train", "test")}
+    settings = (timesteps, frames_by, size)
+    train, test = (ev.CachedFrames(*splits[split], spec.read, transform,
+                                   ev.cache_folder(name, root, split, settings, *splits[split]))
                    for split in ("train", "test"))
-    return Data(train, test, num_classes=classes, in_channels=2, image_size=size or sensor[0], frames=timesteps)
+    if spec.fill_in_order:
+        train.fill()
+        test.fill()
+        ev.read_gesture_file.cache_clear()  # the last recordings read stay out of the data loader workers
+    return Data(train, test, num_classes=spec.classes, in_channels=2, image_size=size or spec.sensor[0],
+                frames=timesteps)

@@ -7,9 +7,9 @@ A sample is a recording of events ``(x, y, t, p)`` (tonic's structured arrays; t
 t (:class:`nni_snn.ops.Encoder`). Frames keep their event counts (non-negative integers, not normalised), so the
 encoding layer's synaptic operations are one accumulation per event per output it reaches.
 
-Binning reads every event of a recording, so the frames are written once, by tonic's ``DiskCachedDataset``,
-under ``$NNI_SNN_CACHE`` (default ``~/.cache/nni-snn``) in a folder named after the dataset, its folder and the
-frame settings: the second epoch (and the next run) reads frames, not events.
+Binning reads every event of a recording, so the frames are written once (:class:`CachedFrames`) under
+``$NNI_SNN_CACHE`` (default ``~/.cache/nni-snn``), in a folder named after the dataset, its folder, the frame
+settings and its list of recordings: the second epoch (and the next run) reads frames, not events.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ import hashlib
 import os
 import re
 import struct
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
@@ -29,9 +32,6 @@ from torch.utils.data import Dataset
 EVENT_DATASETS = ("digits-events", "nmnist", "cifar10dvs", "dvsgesture")
 FRAMES_BY = ("time", "count")
 EVENT_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", np.int8)])
-# Sensor (width, height) and classes of each dataset.
-SENSORS = {"digits-events": ((8, 8), 10), "nmnist": ((34, 34), 10), "cifar10dvs": ((128, 128), 10),
-           "dvsgesture": ((128, 128), 11)}
 CIFAR10DVS_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CACHE_VERSION = 1  # bump when frames of the same settings would come out different
 
@@ -40,31 +40,45 @@ class EventDataError(ValueError):
     """An event dataset that cannot be read as asked; the message says what to do."""
 
 
-class Recordings(Dataset):
-    """``(frames, label)`` per recording: ``read(source)`` gives the events, ``transform`` the frames."""
+class CachedFrames(Dataset):
+    """``(frames [T, 2, H, W] float32, label)`` per recording: ``read(source)`` gives its events, ``transform`` its
+    frames, binned once and then kept in ``folder`` as ``<index>.npz``. A file is written under a temporary name
+    and renamed, so concurrent trials or DDP ranks binning the same recording never read a half-written one
+    (tonic's ``DiskCachedDataset`` writes in place, and a second reader then fails)."""
 
-    def __init__(self, sources: list, labels: list[int], read, transform) -> None:
-        self.sources, self.labels, self.read, self.transform = sources, labels, read, transform
+    def __init__(self, sources: list, labels: list[int], read, transform, folder: Path) -> None:
+        self.sources, self.labels, self.read, self.transform, self.folder = sources, labels, read, transform, folder
 
     def __len__(self) -> int:
         return len(self.sources)
 
     def __getitem__(self, index: int):
-        return self.transform(self.read(self.sources[index])), self.labels[index]
+        path = self.folder / f"{index}.npz"
+        try:
+            with np.load(path) as stored:
+                frames = stored["frames"]
+        except FileNotFoundError:
+            frames = self._bin(index)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            partial = self.folder / f"{index}.{os.getpid()}-{threading.get_ident()}.partial.npz"
+            np.savez_compressed(partial, frames=frames)  # frames are sparse: a tenth of the raw size or less
+            os.replace(partial, path)
+        return torch.from_numpy(frames.astype(np.float32)), self.labels[index]
 
+    def _bin(self, index: int) -> np.ndarray:
+        source = self.sources[index]
+        try:
+            return self.transform(self.read(source))
+        except EventDataError:
+            raise
+        except (ValueError, IndexError, OSError, AssertionError, UnboundLocalError, struct.error) as err:
+            name = source[0] if isinstance(source, tuple) else source if isinstance(source, str) else f"#{index}"
+            raise EventDataError(f"{name} is not a readable recording ({type(err).__name__}: {err})") from None
 
-class FrameTensors(Dataset):
-    """A cached frame dataset as the training loop wants it: float32 tensors and int labels."""
-
-    def __init__(self, cached) -> None:
-        self.cached = cached
-
-    def __len__(self) -> int:
-        return len(self.cached)
-
-    def __getitem__(self, index: int):
-        frames, label = self.cached[index]
-        return torch.from_numpy(np.asarray(frames, dtype=np.float32)), int(label)
+    def fill(self) -> None:
+        """Bin every recording now, in order (the gestures of one file are then read from it once)."""
+        for index in range(len(self)):
+            self[index]
 
 
 class ToFrames:
@@ -114,27 +128,17 @@ def cache_base() -> Path:
     return Path(os.environ.get("NNI_SNN_CACHE") or Path.home() / ".cache" / "nni-snn")
 
 
-def _cache_folder(name: str, root: Path | None, split: str, settings: tuple) -> Path:
-    key = repr((CACHE_VERSION, str(root.resolve()) if root else None, *settings)).encode()
+def cache_folder(name: str, root: Path | None, split: str, settings: tuple, sources: list, labels: list) -> Path:
+    """One folder per dataset folder, frame settings and list of recordings: frames are stored by index, so a
+    folder whose recordings change (a finished unzip, files added) gets a new cache instead of stale frames."""
+    listing = hashlib.sha1(repr((sources, labels)).encode()).hexdigest()
+    key = repr((CACHE_VERSION, str(root.resolve()) if root else None, *settings, listing)).encode()
     return cache_base() / f"{name}-{hashlib.sha1(key).hexdigest()[:12]}" / split
 
 
 def as_recorded(events: np.ndarray) -> np.ndarray:
     """The reader of recordings already in memory (digits-events)."""
     return events
-
-
-def cached_frames(name: str, root: Path | None, split: str, recordings: Recordings, settings: tuple,
-                  fill_in_order: bool = False) -> FrameTensors:
-    """``recordings`` through tonic's ``DiskCachedDataset``; ``fill_in_order`` bins every sample now, in order
-    (recordings that share a file are then read once, see :func:`read_gesture_file`)."""
-    from tonic import DiskCachedDataset
-
-    cached = DiskCachedDataset(recordings, cache_path=str(_cache_folder(name, root, split, settings)))
-    if fill_in_order:
-        for index in range(len(cached)):
-            cached[index]
-    return FrameTensors(cached)
 
 
 # ---- N-MNIST (Orchard et al. 2015): Train/<digit>/*.bin and Test/<digit>/*.bin, 34x34 ----
@@ -183,7 +187,7 @@ def _index(path: Path) -> int:
 
 def cifar10dvs_split(root: Path, train: bool, test_fraction: float = 0.1) -> tuple[list, list]:
     """CIFAR10-DVS has no official split: per class, the recordings in index order, the last tenth held out (the
-    usual 9:1, as SpikingJelly's)."""
+    usual 9:1 proportion)."""
     sources, labels = [], []
     for label, name in enumerate(CIFAR10DVS_CLASSES):
         files = sorted((root / name).glob("*.aedat"), key=_index)
@@ -213,6 +217,8 @@ def read_gesture_file(path: str) -> np.ndarray:
     while pos + 28 <= len(raw):
         kind, _, size, _, overflow, capacity, number, _ = struct.unpack_from("<hhiiiiii", raw, pos)
         pos += 28
+        if size <= 0 or not 0 <= number <= capacity or pos + capacity * size > len(raw):
+            raise EventDataError(f"{path}: a damaged AEDAT 3.1 packet at byte {pos - 28}")
         if kind == 1 and size == 8:
             words = np.frombuffer(raw, dtype="<u4", count=2 * number, offset=pos).reshape(-1, 2).astype(np.int64)
             words = words[(words[:, 0] & 1) == 1]
@@ -308,5 +314,27 @@ def digits_events(cache_root: Path) -> tuple[list[np.ndarray], torch.Tensor]:
         partial = path.with_suffix(f".{os.getpid()}.npz")
         np.savez(partial, events=np.concatenate(recordings), counts=np.array([len(r) for r in recordings]))
         os.replace(partial, path)
-    stored = np.load(path)
-    return np.split(stored["events"], np.cumsum(stored["counts"])[:-1]), labels
+    with np.load(path) as stored:
+        return np.split(stored["events"], np.cumsum(stored["counts"])[:-1]), labels
+
+
+@dataclass(frozen=True)
+class EventSet:
+    """A dataset: its sensor (width, height), classes, what ``--data-dir`` must hold, and how its recordings are
+    listed (``split(root, train) -> (sources, labels)``) and read; ``fill_in_order``: bin it all before training."""
+
+    sensor: tuple[int, int]
+    classes: int
+    layout: str = ""
+    split: Callable | None = None
+    read: Callable = as_recorded
+    fill_in_order: bool = False
+
+
+EVENT_SETS = {
+    "digits-events": EventSet((8, 8), 10),  # in memory, made by emulate_dvs
+    "nmnist": EventSet((34, 34), 10, "N-MNIST's Train/ and Test/", nmnist_split, read_nmnist),
+    "cifar10dvs": EventSet((128, 128), 10, "CIFAR10-DVS's ten class folders", cifar10dvs_split, read_cifar10dvs),
+    "dvsgesture": EventSet((128, 128), 11, "DVS128 Gesture's DvsGesture/", gesture_split, read_gesture,
+                           fill_in_order=True),  # about 11 gestures per file: read each file once
+}

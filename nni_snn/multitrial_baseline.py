@@ -258,7 +258,8 @@ def run_multitrial(opts: dict, before_stop=None) -> dict:
                      genotype=genotype_from_sample(best_sample), nni_sample=best_sample,
                      search={"strategy": opts["search_strategy"], "experiment_id": experiment.id,
                              **{k: opts[k] for k in ("dataset", "width", "cells", "epochs", "batch_size", "seed", "lr",
-                                                     "trials", "concurrency", "duration")}})
+                                                     "trials", "concurrency", "duration")},
+                             **({k: opts[k] for k in ("frames_by", "event_size")} if data.frames else {})})
     params = derived_params(arch, opts, data)
     arch["results"] = {"accuracy": best["accuracy"], **{k: best[k] for k in RESULT_COUNTS}, **params,
                        "trial_id": best["trial_id"]}

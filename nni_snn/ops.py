@@ -79,7 +79,7 @@ class Encoder(nn.Module):
     steps (the image is repeated, not convolved T times). Event frames ``[N, T, P, H, W]`` (P polarity channels,
     :mod:`nni_snn.events`) differ from step to step: the conv runs on each frame, and since its input is then
     events, not pixels, :mod:`nni_snn.spikes` counts it as a synaptic layer (SOPs: one accumulation per event per
-    output it reaches), not as MACs; it tells the two apart from the input, as for every layer.
+    output it reaches), not as MACs: the conv's ``input_kind`` says which, at each call.
     """
 
     def __init__(self, in_channels: int, channels: int, timesteps: int) -> None:
@@ -89,6 +89,7 @@ class Encoder(nn.Module):
         self.bn = batch_norm(channels)
 
     def forward(self, x: Tensor) -> Tensor:
+        self.conv.input_kind = "events" if x.dim() == 5 else "analog"
         if x.dim() == 5:  # event frames, batch-major as a data loader stacks them
             if x.shape[1] != self.timesteps:
                 raise ValueError(f"the input has {x.shape[1]} frames per sample but the network runs "

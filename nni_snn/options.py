@@ -89,10 +89,12 @@ class CommonOptions:
                                     "event camera: digits-events (embedded), nmnist, cifar10dvs, dvsgesture",
                           choices="nni_snn.data:DATASETS")
     data_dir: str | None = option(None, "folder holding the dataset (not needed for digits, digits-events)")
-    frames_by: str = option("time", "event data: cut each recording into T frames of equal duration (time) or of "
-                                    "equal event count (count) (default time)", choices="nni_snn.events:FRAMES_BY")
+    frames_by: str | None = option("time", "event data: cut each recording into T frames of equal duration (time) "
+                                           "or of equal event count (count) (default {default})",
+                                   choices="nni_snn.events:FRAMES_BY")
     event_size: int | None = option(None, "event data: down-sample the sensor to this many pixels a side, e.g. 48 "
-                                          "for DVS128 Gesture (default: the sensor's)", check="int>=1")
+                                          "for DVS128 Gesture (default {default}; none: the sensor's size)",
+                                    check="int>=1")
     download: bool = option(False, "download CIFAR into --data-dir", action="store_true")
     timesteps: int | None = option(help="time steps T (default {default})", check="int>=1")
     width: int = option(help="initial channels (default {default})", check="int>=1")
@@ -138,6 +140,16 @@ class CommonOptions:
 
     def check_together(self) -> None:
         """Checks that involve several options (or the machine); a command adds its own."""
+        from nni_snn.events import EVENT_DATASETS
+
+        events = self.dataset in EVENT_DATASETS
+        if events and self.download:
+            raise UsageError("--download fetches CIFAR; event datasets are read from --data-dir (digits-events "
+                             "needs neither)")
+        if not events and self.event_size is not None:
+            raise UsageError(f"--event-size down-samples event data; {self.dataset} is images")
+        if events and getattr(self, "cutout", 0):
+            raise UsageError("--cutout cuts holes in images; it has no meaning for event frames")
 
 
 @dataclass(kw_only=True)
@@ -215,6 +227,8 @@ class RetrainOptions(TrainOptions):
     surrogate_alpha: float | None = None
     normalize: bool | None = None
     attention_cells: str | None = None
+    # None: the search's, read from the arch file when it searched the same dataset (frames at 48x48 stay 48x48).
+    frames_by: str | None = None
     auxiliary_weight: float = option(0.4, "auxiliary head loss weight, 0 = no head (default 0.4)", check="number>=0")
     grad_clip: float = option(5.0, "clip the gradient norm to this, 0 = don't (default 5, DARTS's)",
                               check="number>=0")

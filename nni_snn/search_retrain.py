@@ -325,6 +325,14 @@ def final_result(metrics: dict) -> dict:
     return trial_result({"val_acc": metrics["accuracy"], **metrics})
 
 
+def frame_settings(opts: dict, arch: dict | None) -> dict:
+    """``frames_by`` and ``event_size`` for event data: the options', else the search's (``arch.json``'s search
+    block, when it searched the same dataset), else time bins at the sensor's size."""
+    search = (arch or {}).get("search", {}) if (arch or {}).get("search", {}).get("dataset") == opts["dataset"] else {}
+    return {"frames_by": opts.get("frames_by") or search.get("frames_by") or "time",
+            "event_size": opts.get("event_size") or search.get("event_size")}
+
+
 def exported_result(metrics: dict) -> dict:
     """A search-only trial's final result: that of the epoch whose architecture was written (``--export``), so
     that NNI ranks trials by the architectures they hand over, not by their final epochs."""
@@ -344,7 +352,7 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
     pl.seed_everything(opts["seed"], workers=True, verbose=False)
     arch = load_arch(opts["arch"]) if opts["arch"] else None
     timesteps = opts["timesteps"] or (arch["timesteps"] if arch else 2)
-    data = load_for(opts, timesteps, cutout=opts.get("cutout", 0))
+    data = load_for({**opts, **frame_settings(opts, arch)}, timesteps, cutout=opts.get("cutout", 0))
     neuron = neuron_spec(opts, arch.get("neuron") if arch else None)
     if arch is None:
         net = build_baseline(opts["baseline"], width=opts["width"], num_classes=data.num_classes,

@@ -9,9 +9,9 @@ Convention (what is counted, per what):
   (neurons x T x samples); a value in [0, 1].
 - *samples* = sum of ``shape[0]`` of the first input of the monitored model's forward (images ``[N, C, H, W]``)
   over the calls made while the phase was active.
-- *SOPs* (synaptic operations) = for every synaptic layer (``nn.Conv2d`` / ``nn.Linear``) whose input is spikes
-  (0/1) or event counts (non-negative integers: event-camera frames, read by the encoding layer), the number of
-  accumulations its input spikes or events trigger: each input spike (event) x its fan-out, the output
+- *SOPs* (synaptic operations) = for every synaptic layer (``nn.Conv2d`` / ``nn.Linear``) whose input is binary
+  (spikes), or event counts (the encoding layer on event-camera frames), the number of accumulations its input
+  spikes or events trigger: each input spike (event) x its fan-out, the output
   positions and channels it reaches (exact at the borders: a spike near the edge of a padded conv reaches fewer
   outputs). A depthwise conv followed directly by its pointwise 1x1 conv (the factorised layers of the sep/dil
   convs) is one synaptic layer, as hardware would fuse it: a spike reaches every output channel of the pointwise
@@ -19,8 +19,9 @@ Convention (what is counted, per what):
 - *MACs* = multiply-accumulates of the synaptic layers whose input is analog: the stem's encoding conv on images,
   the attention gates' convs/MLPs and the classifier reading pooled spike rates; ``output elements x (C_in/groups)
   x kernel area`` (zero padding included, the usual FLOPs convention). Layers marked with :func:`mark_analog` read
-  analog values by construction; for any other layer, whether its input is spikes or events (non-negative
-  integers) is checked once, on its first counted call (an all-zero input counts as spikes: silent spikes).
+  analog values by construction; the encoding layer (:class:`~nni_snn.ops.Encoder`) says at each call whether it
+  reads an image (MACs) or event frames (SOPs); for any other layer, whether its input is binary is checked once,
+  on its first counted call (an all-zero input counts as binary: silent spikes).
 - *energy* (:func:`energy_uj`) = SOPs x E_AC + MACs x E_MAC, by default 0.9 pJ per accumulate and 4.6 pJ per
   multiply-accumulate (32-bit float, 45 nm CMOS: M. Horowitz, "Computing's energy problem", ISSCC 2014), the
   usual estimate in SNN papers. Batch norm, pooling, neuron updates and data movement are not counted.
@@ -199,8 +200,12 @@ class SpikeMonitor:
                 return
             x = inputs[0].detach()
             binary = self._binary_input.get(name)
-            if binary is None:  # one host sync per layer, on its first counted call: spikes (0/1) or event counts
-                binary = self._binary_input[name] = bool(((x >= 0) & (x == x.round())).all())
+            if binary is None:
+                kind = getattr(layer, "input_kind", None)  # said per call by a layer whose input varies (Encoder)
+                if kind is not None:
+                    binary = kind == "events"
+                else:  # one host sync per layer, on its first counted call
+                    binary = self._binary_input[name] = bool(((x == 0) | (x == 1)).all())
             if binary:
                 sops = self._sops.setdefault(phase, {})
                 count = self._count_sops(layer, x, output, _fan_out_channels(layer, pointwise))

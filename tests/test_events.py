@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import struct
+import threading
 
 import numpy as np
 import pytest
@@ -151,6 +152,7 @@ def test_dvsgesture_follows_the_official_trial_lists_and_label_times(tmp_path):
 def test_frames_are_binned_once_then_read_from_the_cache(tmp_path):
     _nmnist_tree(tmp_path / "nmnist", np.random.default_rng(4), per_class=1)
     data = load_dataset("nmnist", tmp_path / "nmnist", timesteps=2)
+    data.train[0]
     load_dataset("nmnist", tmp_path / "nmnist", timesteps=2, frames_by="count").train[0]
     assert len(list((tmp_path / "cache").glob("nmnist-*"))) == 2  # other frame settings, another cache
     first = [data.train[i][0] for i in range(len(data.train))]
@@ -213,6 +215,10 @@ def test_the_encoding_layer_reads_events_per_step_and_counts_them_as_sops():
     with SpikeMonitor(encoder) as monitor, monitor.counting("x"):
         current = encoder(image)
     assert torch.equal(current[0], current[1]) and monitor.summary("x")["sops_per_sample"] == 0
+    plain = torch.nn.Conv2d(2, 4, 3, padding=1)  # any other layer: event counts are not spikes, so MACs
+    with SpikeMonitor(plain) as monitor, monitor.counting("x"):
+        plain(frames[:, 0] * 2)
+    assert monitor.summary("x")["sops_per_sample"] == 0 and monitor.summary("x")["macs_per_sample"] > 0
     with pytest.raises(ValueError, match="3 frames per sample but the network runs 2"):
         encoder(torch.zeros(1, 3, 2, 6, 6))
 
@@ -227,3 +233,60 @@ def test_search_and_retrain_on_digits_events_count_the_encoding_layer_as_sops(tm
         metrics = json.loads(metrics_file.read_text())
         assert metrics["sops_per_cell"]["stem"] > 0  # the encoding layer reads events: synaptic operations
         assert metrics["accuracy"] > 0.0
+
+
+def test_concurrent_readers_bin_each_recording_safely(tmp_path):
+    """Trials or DDP ranks binning the same recordings at once: every reader gets whole frames, no file is left
+    half written."""
+    _nmnist_tree(tmp_path / "nmnist", np.random.default_rng(5), per_class=1)
+    data = load_dataset("nmnist", tmp_path / "nmnist", timesteps=2)
+    results, errors = [], []
+
+    def read_all():
+        try:
+            results.append([data.train[i][0] for i in range(len(data.train))])
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=read_all) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and len(results) == 4
+    assert all(torch.equal(a, b) for other in results[1:] for a, b in zip(results[0], other))
+    cache = tmp_path / "cache"
+    assert not list(cache.rglob("*partial*")) and len(list(cache.rglob("*.npz"))) == len(data.train)
+
+
+def test_a_changed_data_folder_gets_a_new_cache(tmp_path):
+    rng = np.random.default_rng(6)
+    _nmnist_tree(tmp_path / "nmnist", rng, per_class=1)
+    load_dataset("nmnist", tmp_path / "nmnist", timesteps=2).train[0]
+    write_nmnist(tmp_path / "nmnist" / "Train" / "0" / "00000a.bin", _recording(rng, 30, 34))  # sorts second
+    data = load_dataset("nmnist", tmp_path / "nmnist", timesteps=2)
+    assert len(data.train) == 11 and data.train[1][0].sum().item() == 30  # not the stale frames of index 1
+
+
+def test_an_unreadable_recording_is_one_line_naming_it(tmp_path, capsys):
+    rng = np.random.default_rng(7)
+    _nmnist_tree(tmp_path / "nmnist", rng, per_class=1)
+    bad = _recording(rng, 20, 34)
+    bad["x"][3] = 200  # outside the 34x34 sensor
+    write_nmnist(tmp_path / "nmnist" / "Train" / "4" / "00000.bin", bad)
+    code = main(["search", "--dataset", "nmnist", "--data-dir", str(tmp_path / "nmnist"), "--width", "4",
+                 "--cells", "3", "--epochs", "1", "--batch-size", "8", "--no-progress", "--output",
+                 str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert "00000.bin is not a readable recording" in err
+
+
+def test_retrain_and_show_bin_events_as_the_search_did(tmp_path):
+    from nni_snn.search_retrain import frame_settings
+
+    arch = {"search": {"dataset": "dvsgesture", "frames_by": "count", "event_size": 48}}
+    assert frame_settings({"dataset": "dvsgesture"}, arch) == {"frames_by": "count", "event_size": 48}
+    assert frame_settings({"dataset": "dvsgesture", "event_size": 32}, arch)["event_size"] == 32
+    assert frame_settings({"dataset": "nmnist"}, arch) == {"frames_by": "time", "event_size": None}
+    assert frame_settings({"dataset": "digits"}, None) == {"frames_by": "time", "event_size": None}

@@ -83,6 +83,9 @@ def test_diverging_run_stops_and_keeps_last_good_files(tmp_path, capsys, hand_ar
     (["search", "--dataset", "digits-events", "--frames-by", "space"], "--frames-by 'space' is unknown"),
     (["search", "--dataset", "digits-events", "--event-size", "0"], "--event-size must be an integer >= 1"),
     (["search", "--dataset", "digits-events", "--event-size", "9"], "larger than the sensor"),
+    (["search", "--dataset", "digits-events", "--download"], "event datasets are read from --data-dir"),
+    (["search", "--dataset", "digits", "--event-size", "4"], "digits is images"),
+    (["retrain", "--baseline", "spiking-cnn", "--dataset", "digits-events", "--cutout", "4"], "no meaning for event"),
     (["experiment", "no/such/config.yml", "--port", "1"], "not found"),
 ])
 def test_bad_flags_are_one_line_and_exit_2(argv, needle, tmp_path, capsys):
