@@ -106,7 +106,7 @@ class CommonOptions:
     # ends at 0.17 accuracy. Search: 0.1, the usual value for directly trained SNNs with BN (SEW-ResNet,
     # SpikingJelly's zoo); retrain: 0.2, which learned a 5-cell network faster than 0.1 in short runs (with DARTS's
     # gradient clip at 5 guarding against the large steps). The CIFAR configs set the paper's values.
-    lr: float = option(help="weight learning rate, SGD momentum 0.9 + cosine (default {default})")
+    lr: float = option(help="weight learning rate, SGD momentum 0.9 + cosine (default {default})", check="number>0")
     seed: int = option(0, "random seed (default 0)")
     output: str = option(help="output folder (default {default}; the trial's folder inside NNI)")
     accelerator: str = option("auto", "Lightning accelerator: auto, cpu, gpu (default auto)")
@@ -272,7 +272,7 @@ class SearchOptions(TrainOptions):
     num_workers: int | None = None
     attention: str = option("ma", "none (DARTS), ct (CT-DARTS) or ma (MA-DARTS, default)",
                             choices="nni_snn.attention:ATTENTIONS")
-    arc_lr: float = option(3e-4, "architecture learning rate, Adam (default 3e-4)")
+    arc_lr: float = option(3e-4, "architecture learning rate, Adam (default 3e-4)", check="number>0")
     warmup_epochs: int = option(0, "train only the weights for this many first epochs, then alpha too (default 0)",
                                 check="int>=0")
     spike_penalty: float = option(0.0, "lambda of the energy penalty on the architecture loss; 1.0 is strong "
@@ -328,7 +328,7 @@ class MultitrialOptions(CommonOptions):
     batch_size: int = 64
     lr: float = 0.1
     output: str = "runs/multitrial"
-    num_workers: int | None = 0
+    num_workers: int | None = option(0, "data loader workers of each trial (default 0)", check="int>=0")
     attention: str = option("ma", "attention of every sampled network: none, ct, ma (default ma)",
                             choices="nni_snn.attention:ATTENTIONS")
     search_strategy: str = option("random", "random (default) or evolution (NNI's RegularizedEvolution)",

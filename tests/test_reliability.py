@@ -85,6 +85,8 @@ def test_diverging_run_stops_and_keeps_last_good_files(tmp_path, capsys, hand_ar
     (["search", "--dataset", "digits-events", "--event-size", "9"], "larger than the sensor"),
     (["search", "--dataset", "digits-events", "--download"], "event datasets are read from --data-dir"),
     (["search", "--dataset", "digits", "--event-size", "4"], "digits is images"),
+    (["search", "--lr", "-1"], "--lr must be a number > 0"),
+    (["search", "--arc-lr", "0"], "--arc-lr must be a number > 0"),
     (["retrain", "--baseline", "spiking-cnn", "--dataset", "digits-events", "--cutout", "4"], "no meaning for event"),
     (["experiment", "no/such/config.yml", "--port", "1"], "not found"),
 ])
