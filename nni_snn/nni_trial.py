@@ -7,7 +7,11 @@ and parameter record this process got from the manager and reports through them.
 
 from __future__ import annotations
 
+import json
 import os
+import time
+import urllib.parse
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,12 +29,40 @@ def output_dir() -> Path | None:
     return Path(path) if path and os.environ.get("NNI_PLATFORM") else None
 
 
+def assigned_record(received: dict | None, attempts: int = 20) -> dict | None:
+    """The parameter record the NNI manager assigned to this trial, which may not be the one it ``received``.
+
+    NNI 3.0's local training service (its v1 layer over the v3 one, ``training_service/v3/compat.js``) queues the
+    parameters of every trial it creates and answers each trial's request with the oldest queued: two trials that
+    start together and ask in the other order swap parameters. Each then runs the other's, while the manager, the
+    tuner and the web UI credit its results to its own. The manager's record of the trial (its REST API, on the
+    port of the trial's command channel) says which parameters are this trial's.
+    """
+    channel, trial_id = os.environ.get("NNI_TRIAL_COMMAND_CHANNEL", ""), os.environ.get("NNI_TRIAL_JOB_ID")
+    if not channel.startswith("http://") or not trial_id:
+        return received  # not a v3 trial (standalone, or a legacy training service): nothing to check
+    address = urllib.parse.urlsplit(channel).netloc
+    for _ in range(attempts):  # the manager stores the trial's form just after starting it: allow it a moment
+        try:
+            with urllib.request.urlopen(f"http://{address}/api/v1/nni/trial-jobs/{trial_id}", timeout=5) as reply:
+                hyper = json.load(reply).get("hyperParameters")
+            if hyper:
+                return json.loads(hyper[0])
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.5)
+    return received
+
+
 class Trial:
     """This process's NNI trial; create it once, before anything else asks NNI for parameters."""
 
     def __init__(self):
-        self.parameters: dict = nni.get_next_parameter() or {}
-        self._record = nni.trial._params  # NNI keeps the parameter record module-global; no public getter
+        nni.get_next_parameter()
+        # NNI keeps the parameter record module-global, with no public setter: the metrics sent carry its id.
+        nni.trial._params = assigned_record(nni.trial._params)
+        self._record = nni.trial._params
+        self.parameters: dict = (self._record or {}).get("parameters") or {}
         self._channel = get_default_trial_command_channel()
 
     @contextmanager

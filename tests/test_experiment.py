@@ -28,7 +28,7 @@ def tiny_quickstart(tmp_path) -> Path:
     config = yaml.safe_load((ROOT / "experiments" / "quickstart.yml").read_text())
     config["searchSpace"]["attention"]["_value"] = ["none", "ma"]
     config["maxTrialNumber"] = 2
-    config["trialConcurrency"] = 1
+    config["trialConcurrency"] = 2  # trials that start together must each run their own parameters
     config["trialCommand"] = ("python -m nni_snn search --dataset digits --width 4 --cells 3 --epochs 1 "
                               "--batch-size 256 --lr 0.05 --retrain-epochs 1 --retrain-width 4 --retrain-cells 3 "
                               "--retrain-batch-size 256 --retrain-lr 0.05 --no-progress")
@@ -58,6 +58,9 @@ def test_quickstart_through_nnictl(tiny_quickstart, capsys, monkeypatch):
             assert result["spikes_per_sample"] > 0 and "spikes_cells.0" in result
         assert sum(m["type"] == "FINAL" for m in metrics) == 2
 
+        for each in trials:  # what each trial ran is what the manager, tuner and web UI credit it with
+            ran = json.loads((nnictl.trial_dir(client, experiment_id, each["trialJobId"]) / "arch.json").read_text())
+            assert ran["attention"] == nnictl.trial_parameters(each)["attention"]
         trial, final = nnictl.best_trial(client)
         folder = nnictl.trial_dir(client, experiment_id, trial["trialJobId"])
         arch = json.loads((folder / "arch.json").read_text())
