@@ -249,7 +249,6 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module", category=RuntimeWarning)
     from nni_snn.archfile import ArchError
     from nni_snn.data import DataError
-    from nni_snn.events import EventDataError
     from nni_snn.front import FrontError
     from nni_snn.multitrial_baseline import MultitrialError
     from nni_snn.nnictl import ExperimentError
@@ -260,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return commands[args.command](args)
-    except (UsageError, ArchError, DataError, EventDataError, ExperimentError, FrontError) as err:
+    except (UsageError, ArchError, DataError, ExperimentError, FrontError) as err:
         print(f"nni-snn: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
     except (NonFiniteError, MultitrialError) as err:

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
-from nni_snn.events import EVENT_DATASETS, EventDataError
+from nni_snn.events import EVENT_DATASETS, DataError
 
 IMAGE_DATASETS = ("digits", "cifar10", "cifar100", "tinyimagenet", "imagefolder")
 DATASETS = IMAGE_DATASETS + EVENT_DATASETS
@@ -23,10 +23,6 @@ DATASETS = IMAGE_DATASETS + EVENT_DATASETS
 # Per-dataset channel statistics (CIFAR: the values DARTS uses).
 CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 CIFAR100_STATS = ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
-
-
-class DataError(ValueError):
-    """A dataset that cannot be loaded as asked; the message says what to do."""
 
 
 @dataclass
@@ -49,10 +45,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
     Event datasets give ``timesteps`` frames per sample, binned by ``frames_by`` (time or count), down-sampled to
     ``event_size`` pixels a side (None: the sensor's); they have no augmentation or Cutout."""
     if name in EVENT_DATASETS:
-        try:
-            return _events(name, data_dir, timesteps, frames_by, event_size)
-        except EventDataError as err:
-            raise DataError(str(err)) from None
+        return _events(name, data_dir, timesteps, frames_by, event_size)
     if name == "digits":
         return _digits(cutout)
     if name in ("cifar10", "cifar100"):

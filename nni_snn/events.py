@@ -36,8 +36,9 @@ CIFAR10DVS_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "f
 CACHE_VERSION = 1  # bump when frames of the same settings would come out different
 
 
-class EventDataError(ValueError):
-    """An event dataset that cannot be read as asked; the message says what to do."""
+class DataError(ValueError):
+    """A dataset (images or events) that cannot be loaded as asked; the message says what to do. Defined here, the
+    lowest module that raises it, and re-exported by :mod:`nni_snn.data`."""
 
 
 class CachedFrames(Dataset):
@@ -69,11 +70,11 @@ class CachedFrames(Dataset):
         source = self.sources[index]
         try:
             return self.transform(self.read(source))
-        except EventDataError:
+        except DataError:
             raise
         except (ValueError, IndexError, OSError, AssertionError, UnboundLocalError, struct.error) as err:
             name = source[0] if isinstance(source, tuple) else source if isinstance(source, str) else f"#{index}"
-            raise EventDataError(f"{name} is not a readable recording ({type(err).__name__}: {err})") from None
+            raise DataError(f"{name} is not a readable recording ({type(err).__name__}: {err})") from None
 
     def fill(self) -> None:
         """Bin every recording now, in order (the gestures of one file are then read from it once)."""
@@ -111,12 +112,12 @@ def frames_transform(sensor: tuple[int, int], timesteps: int, frames_by: str, si
     import tonic.transforms as tt
 
     if frames_by not in FRAMES_BY:
-        raise EventDataError(f"--frames-by must be one of {', '.join(FRAMES_BY)}, got {frames_by!r}")
+        raise DataError(f"--frames-by must be one of {', '.join(FRAMES_BY)}, got {frames_by!r}")
     width, height = sensor
     steps = []
     if size is not None and (size, size) != (width, height):
         if size > max(width, height):
-            raise EventDataError(f"--event-size {size} is larger than the sensor ({width}x{height}); "
+            raise DataError(f"--event-size {size} is larger than the sensor ({width}x{height}); "
                                  "it can only shrink the frames")
         steps.append(tt.Downsample(sensor_size=(width, height, 2), target_size=(size, size)))
         width = height = size
@@ -152,11 +153,11 @@ def read_nmnist(path: str) -> np.ndarray:
 def nmnist_split(root: Path, train: bool) -> tuple[list, list]:
     folder = root / ("Train" if train else "Test")
     if not folder.is_dir():
-        raise EventDataError(f"{folder} is missing: --data-dir must hold N-MNIST's Train/ and Test/ (unzip "
+        raise DataError(f"{folder} is missing: --data-dir must hold N-MNIST's Train/ and Test/ (unzip "
                              "Train.zip and Test.zip there)")
     files = sorted(folder.glob("[0-9]/*.bin"))
     if not files:
-        raise EventDataError(f"{folder} has no <digit>/*.bin recordings")
+        raise DataError(f"{folder} has no <digit>/*.bin recordings")
     return [str(f) for f in files], [int(f.parent.name) for f in files]
 
 
@@ -192,7 +193,7 @@ def cifar10dvs_split(root: Path, train: bool, test_fraction: float = 0.1) -> tup
     for label, name in enumerate(CIFAR10DVS_CLASSES):
         files = sorted((root / name).glob("*.aedat"), key=_index)
         if not files:
-            raise EventDataError(f"{root / name} has no .aedat recordings: --data-dir must hold CIFAR10-DVS's ten "
+            raise DataError(f"{root / name} has no .aedat recordings: --data-dir must hold CIFAR10-DVS's ten "
                                  "class folders (unzip airplane.zip ... truck.zip there)")
         n_test = max(1, round(len(files) * test_fraction))
         part = files[:-n_test] if train else files[-n_test:]
@@ -212,13 +213,13 @@ def read_gesture_file(path: str) -> np.ndarray:
     raw = Path(path).read_bytes()
     end = raw.find(b"#!END-HEADER")
     if end < 0:
-        raise EventDataError(f"{path} is not an AEDAT 3.1 file (no '#!END-HEADER')")
+        raise DataError(f"{path} is not an AEDAT 3.1 file (no '#!END-HEADER')")
     pos, parts = raw.index(b"\n", end) + 1, []
     while pos + 28 <= len(raw):
         kind, _, size, _, overflow, capacity, number, _ = struct.unpack_from("<hhiiiiii", raw, pos)
         pos += 28
         if size <= 0 or not 0 <= number <= capacity or pos + capacity * size > len(raw):
-            raise EventDataError(f"{path}: a damaged AEDAT 3.1 packet at byte {pos - 28}")
+            raise DataError(f"{path}: a damaged AEDAT 3.1 packet at byte {pos - 28}")
         if kind == 1 and size == 8:
             words = np.frombuffer(raw, dtype="<u4", count=2 * number, offset=pos).reshape(-1, 2).astype(np.int64)
             words = words[(words[:, 0] & 1) == 1]
@@ -244,14 +245,14 @@ def gesture_split(root: Path, train: bool) -> tuple[list, list]:
     folder = root / "DvsGesture" if (root / "DvsGesture").is_dir() else root
     listing = folder / ("trials_to_train.txt" if train else "trials_to_test.txt")
     if not listing.is_file():
-        raise EventDataError(f"{listing} is missing: --data-dir must hold DVS128 Gesture's DvsGesture/ folder "
+        raise DataError(f"{listing} is missing: --data-dir must hold DVS128 Gesture's DvsGesture/ folder "
                              "(unpack DvsGesture.tar.gz there)")
     sources, labels = [], []
     for name in listing.read_text().split():
         recording = folder / name
         table = recording.with_name(recording.stem + "_labels.csv")
         if not recording.is_file() or not table.is_file():
-            raise EventDataError(f"{listing.name} names {name}, but {recording.name} or {table.name} is missing")
+            raise DataError(f"{listing.name} names {name}, but {recording.name} or {table.name} is missing")
         for line in table.read_text().splitlines()[1:]:
             if line.strip():
                 label, start, end = (int(v) for v in line.split(","))

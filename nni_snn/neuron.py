@@ -118,27 +118,40 @@ class _LIFFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out: Tensor):
         (u_all,) = ctx.saved_tensors
-        tau, v_th, surrogate, alpha, detach_reset = ctx.params
-        sg_fn = SURROGATES[surrogate]
-        grad_x = torch.empty_like(u_all)
-        # At least float32, so that half-precision inputs do not lose precision along the recurrence.
-        acc = torch.promote_types(u_all.dtype, torch.float32)
-        delta = None  # dL/du_{t+1}
-        for t in range(u_all.shape[0] - 1, -1, -1):
-            u = u_all[t].to(acc)
-            sg = sg_fn(u - v_th, alpha)
-            # dL/du_t = dL/do_t * do_t/du_t + dL/du_{t+1} * du_{t+1}/du_t; dL/dx_t = dL/du_t
-            in_place = acc == grad_x.dtype
-            d = torch.mul(grad_out[t], sg, out=grad_x[t]) if in_place else grad_out[t].to(acc) * sg
-            if delta is not None:
-                # du_{t+1}/du_t = tau * (1 - o_t)  [- tau * u_t * do_t/du_t if the reset is not detached]
-                d.addcmul_(_no_spike(u, v_th).mul_(tau), delta)  # tau: a number, or PLIF's 0-dim tensor
-                if not detach_reset:
-                    d.addcmul_(delta, (u * sg).mul_(tau), value=-1.0)
-            if not in_place:
-                grad_x[t].copy_(d)
-            delta = d
-        return grad_x, None, None, None, None, None
+        return _lif_backward(u_all, grad_out, *ctx.params)[0], None, None, None, None, None
+
+
+def _lif_backward(u_all: Tensor, grad_out: Tensor, tau: float | Tensor, v_th: float, surrogate: str, alpha: float,
+                  detach_reset: bool, want_tau: bool = False) -> tuple[Tensor, Tensor | None]:
+    """``(dL/dx, dL/dtau)`` of the LIF recurrence, in one reverse pass over T; ``dL/dtau`` (PLIF's) only when
+    ``want_tau``: ``u_{t+1}`` depends on ``tau`` directly through ``u_t * (1 - o_t)``, so it adds up, step by step,
+    the product already formed for ``dL/du_t`` with ``u_t``: one reduction per step, no extra buffer."""
+    sg_fn = SURROGATES[surrogate]
+    grad_x = torch.empty_like(u_all)
+    # At least float32, so that half-precision inputs do not lose precision along the recurrence.
+    acc = torch.promote_types(u_all.dtype, torch.float32)
+    grad_tau = torch.zeros((), dtype=acc, device=u_all.device) if want_tau else None
+    delta = None  # dL/du_{t+1}
+    for t in range(u_all.shape[0] - 1, -1, -1):
+        u = u_all[t].to(acc)
+        sg = sg_fn(u - v_th, alpha)
+        # dL/du_t = dL/do_t * do_t/du_t + dL/du_{t+1} * du_{t+1}/du_t; dL/dx_t = dL/du_t
+        in_place = acc == grad_x.dtype
+        d = torch.mul(grad_out[t], sg, out=grad_x[t]) if in_place else grad_out[t].to(acc) * sg
+        if delta is not None:
+            # du_{t+1}/du_t = tau * (1 - o_t)  [- tau * u_t * do_t/du_t if the reset is not detached]
+            if grad_tau is None:  # tau: a number, or PLIF's 0-dim tensor on its device (no host sync)
+                d.addcmul_(_no_spike(u, v_th).mul_(tau), delta)
+            else:
+                kept = _no_spike(u, v_th).mul_(delta)  # (1 - o_t) * dL/du_{t+1}
+                grad_tau += torch.dot(kept.flatten(), u.flatten())
+                d.addcmul_(kept, tau)
+            if not detach_reset:
+                d.addcmul_(delta, (u * sg).mul_(tau), value=-1.0)
+        if not in_place:
+            grad_x[t].copy_(d)
+        delta = d
+    return grad_x, grad_tau
 
 
 @register_neuron("lif")
@@ -241,12 +254,9 @@ class _PLIFFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor):
-        grad_x = _LIFFunction.backward(ctx, grad_out)[0]
         (u_all,) = ctx.saved_tensors
-        tau, v_th = ctx.params[:2]
-        acc = torch.promote_types(u_all.dtype, torch.float32)
-        u_prev = u_all[:-1].to(acc)
-        grad_tau = (grad_x[1:].to(acc) * u_prev * _no_spike(u_prev, v_th)).sum()
+        grad_x, grad_tau = _lif_backward(u_all, grad_out, *ctx.params, want_tau=True)
+        tau = ctx.params[0]
         grad_w = (grad_tau * (tau * (1.0 - tau))).to(ctx.w_dtype).reshape(ctx.w_shape)
         return grad_x, grad_w, None, None, None, None
 
