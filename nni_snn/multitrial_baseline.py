@@ -150,6 +150,8 @@ def _config(opts: dict):
     """The experiment's config: NNI's training-service engine (one process per trial) on the local machine."""
     from nni.nas.experiment import NasExperimentConfig
 
+    from nni_snn.search_retrain import uses_cuda
+
     config = NasExperimentConfig("ts", "simplified", "local")
     config.experiment_name = f"nni-snn multitrial ({opts['search_strategy']}, {opts['dataset']})"
     config.trial_concurrency = opts["concurrency"]
@@ -160,7 +162,7 @@ def _config(opts: dict):
         config.experiment_working_directory = str(opts["working_dir"])
     # One GPU per trial: NNI then places trials on free GPUs (CUDA_VISIBLE_DEVICES) instead of letting every trial
     # see every GPU; "active" GPUs (a display, other users' jobs) count as free, or trials could wait forever.
-    if opts["accelerator"] in ("gpu", "cuda") or (opts["accelerator"] == "auto" and torch.cuda.is_available()):
+    if uses_cuda(opts["accelerator"]):
         config.trial_gpu_number = 1
         config.training_service.use_active_gpu = True
     # The trial command is "<python> -m nni.nas.execution.training_service trial", run in this process's working

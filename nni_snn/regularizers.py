@@ -23,7 +23,7 @@ def drop_path(x: Tensor, p: float) -> Tensor:
         return x
     keep = 1.0 - p
     mask = torch.empty((1, x.shape[1]) + (1,) * (x.dim() - 2), device=x.device, dtype=x.dtype).bernoulli_(keep)
-    return x * mask / keep
+    return x * mask.div_(keep)  # scale the [1, N, 1, ...] mask, not the activation: one pass over x
 
 
 def set_drop_path_prob(net: torch.nn.Module, p: float) -> int:

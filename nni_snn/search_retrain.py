@@ -17,7 +17,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from nni_snn.archfile import make_arch, write_json_atomic
 from nni_snn.data import load_for, split_for_search
-from nni_snn.genotype import genotype_from_sample
+from nni_snn.genotype import CELL_TYPES, genotype_from_sample
 from nni_snn.networks import build_network
 from nni_snn.neuron import NEURONS, neuron_options
 from nni_snn.training import (
@@ -140,7 +140,6 @@ def _trainer(opts: dict, output: Path, callbacks: list, traced: bool = False, **
 # default as in nni-snn retrain's options).
 RECIPE_KEYS = ("width", "cells", "epochs", "batch_size", "lr", "lr_min", "auxiliary_weight", "grad_clip", "drop_path",
                "cutout")
-RECIPE_DEFAULTS = {"lr_min": 0.0, "drop_path": 0.0, "cutout": 0}
 
 def _final_metrics(reporter: EpochReporter, params: dict) -> dict:
     last = reporter.history[-1]
@@ -263,7 +262,7 @@ def write_search_outputs(output: Path, arch: dict, metrics: dict) -> None:
 
     write_json_atomic(output / "arch.json", arch)
     write_json_atomic(output / "metrics.json", metrics)
-    for cell_type in ("normal", "reduce"):
+    for cell_type in CELL_TYPES:
         draw_cell(arch["genotype"][cell_type], f"{cell_type} cell ({arch['attention']} attention)",
                   output / f"{cell_type}.png")
 
@@ -352,7 +351,7 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
     pl.seed_everything(opts["seed"], workers=True, verbose=False)
     arch = load_arch(opts["arch"]) if opts["arch"] else None
     timesteps = opts["timesteps"] or (arch["timesteps"] if arch else 2)
-    data = load_for({**opts, **frame_settings(opts, arch)}, timesteps, cutout=opts.get("cutout", 0))
+    data = load_for({**opts, **frame_settings(opts, arch)}, timesteps, cutout=opts["cutout"])
     neuron = neuron_spec(opts, arch.get("neuron") if arch else None)
     if arch is None:
         net = build_baseline(opts["baseline"], width=opts["width"], num_classes=data.num_classes,
@@ -364,11 +363,11 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
                             timesteps=timesteps, neuron=neuron, normalize=opts["normalize"],
                             attention_cells=opts["attention_cells"])
     module = SNNClassifier(num_classes=data.num_classes, learning_rate=opts["lr"],
-                           auxiliary_weight=opts["auxiliary_weight"], lr_min=opts.get("lr_min", 0.0))
+                           auxiliary_weight=opts["auxiliary_weight"], lr_min=opts["lr_min"])
     module.set_model(net)
     reporter = _reporter(opts, trial)
     best = _checkpoints(output, filename="best", monitor="val_acc", mode="max", save_top_k=1)
-    extra = [DropPathSchedule(opts["drop_path"])] if opts.get("drop_path") else []
+    extra = [DropPathSchedule(opts["drop_path"])] if opts["drop_path"] else []
     # DARTS clips at 5 too; without it, measured on digits at lr 0.1, one large step can silence a network for good.
     trainer = _trainer(opts, output, [reporter, *extra, best], strategy=opts["strategy"],
                        gradient_clip_val=opts.get("grad_clip") or None)
@@ -384,6 +383,6 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
     metrics["network"] = {"arch": opts["arch"], "baseline": opts["baseline"], "neuron": neuron,
                           "normalize": getattr(net, "normalize", None),  # the file's unless overridden
                           "attention_cells": getattr(net, "attention_cells", None)}
-    metrics["recipe"] = {key: opts.get(key, RECIPE_DEFAULTS.get(key)) for key in RECIPE_KEYS}
+    metrics["recipe"] = {key: opts[key] for key in RECIPE_KEYS}
     write_json_atomic(output / "metrics.json", metrics)
     return metrics

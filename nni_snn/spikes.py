@@ -143,7 +143,6 @@ class SpikeMonitor:
         self.phase: str | None = None
         group_of = group_of or default_group_of
         self.groups: list[str] = []  # groups with neurons or synaptic layers
-        self.neuron_groups: list[str] = []  # groups with neurons: the only ones spikes and firing rates describe
         self._spikes: dict[str, dict[str, Tensor]] = {}
         self._steps: dict[str, dict[str, int]] = {}
         self._samples: dict[str, int] = {}
@@ -156,8 +155,9 @@ class SpikeMonitor:
                 continue
             if group not in self.groups:
                 self.groups.append(group)
-                self.neuron_groups.append(group)
             self._handles.append(module.register_forward_hook(self._make_hook(group)))
+        # Groups with neurons: the only ones spikes and firing rates describe (the synaptic layers come next).
+        self.neuron_groups: list[str] = list(self.groups)
         self.layer_groups: dict[str, str] = {}  # synaptic layer name -> group
         self._sops: dict[str, dict[str, Tensor]] = {}  # phase -> layer -> SOPs (device tensor)
         self._macs: dict[str, dict[str, int]] = {}  # phase -> layer -> MACs (shapes only: no device work)

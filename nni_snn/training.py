@@ -196,11 +196,9 @@ class EpochReporter(pl.Callback):
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if "/" not in k}
         counted = self._val or train  # validation counts when there is a validation loop
         record = {"epoch": trainer.current_epoch, **metrics,
-                  **{key: counted[key] for key in ("spikes_per_sample", "sops_per_sample", "macs_per_sample",
-                                                   "energy_uj_per_sample")},
+                  **{key: counted[key] for key in COUNTED if key.endswith("_per_sample")},
                   "spikes_per_cell": counted["spikes_per_group"], "sops_per_cell": counted["sops_per_group"],
-                  **{f"train_{key}": train[key] for key in ("spikes_per_sample", "sops_per_sample",
-                                                            "energy_uj_per_sample")}}
+                  **{f"train_{key}": train[key] for key in RESULT_COUNTS}}
         self.history.append(record)
         if self.report is not None and trainer.is_global_zero:
             self.report(trial_result(record))

@@ -19,7 +19,6 @@ one reads alpha itself.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 from nni.nas.oneshot.pytorch.profiler import ExpectationProfilerPenalty
@@ -43,9 +42,9 @@ class ExpectedEnergyPenalty(ExpectationProfilerPenalty):
         self._monitor = None
         self._reference_known = False  # set after the first step (or a resume) has given ``reference`` a value
 
-    def bind(self, supernet: nn.Module, monitor: SpikeMonitor | Callable[[], SpikeMonitor]) -> None:
+    def bind(self, supernet: nn.Module, monitor: SpikeMonitor) -> None:
         """Find the mixed edges of ``supernet`` and the synaptic layers inside each candidate. ``monitor`` is the
-        spike monitor counting the supernet (or a callable returning it, when it is created later)."""
+        spike monitor counting the supernet."""
         self._monitor = monitor
         self._edges, self._layers, rows = [], [], []
         layer_names = [n for n, m in supernet.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
@@ -65,12 +64,11 @@ class ExpectedEnergyPenalty(ExpectationProfilerPenalty):
 
     def energy_per_candidate(self) -> torch.Tensor:
         """``[edges, candidates]`` energy per sample in pJ of each candidate, over the phase counted so far."""
-        monitor = self._monitor() if callable(self._monitor) else self._monitor
-        samples = monitor.samples(self.phase)
+        samples = self._monitor.samples(self.phase)
         device = self._edges[0]._arch_alpha.device
         if not samples:
             return torch.zeros(len(self._edges), len(self._edges[0].names), dtype=torch.float64, device=device)
-        sops, macs = monitor.layer_counts(self.phase)
+        sops, macs = self._monitor.layer_counts(self.phase)
         zero = torch.zeros((), dtype=torch.float64, device=device)
         per_layer = torch.stack([sops.get(n, zero) for n in self._layers]) * self.e_ac_pj
         macs = [macs.get(n, 0) for n in self._layers]

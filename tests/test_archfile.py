@@ -102,3 +102,19 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
         write_json_atomic(path, {"accuracy": object()})  # not JSON-serialisable: fails mid-write
     assert json.loads(path.read_text()) == {"accuracy": 0.5}
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+@pytest.mark.parametrize(("width", "attention", "cells", "millions", "without_head"), [
+    (36, "none", "all", 1.121, 0.643), (36, "ma", "all", 1.230, 0.752), (36, "ma", "last", 1.162, 0.684),
+    (64, "none", "all", 2.493, 1.958), (64, "ma", "all", 2.838, 2.303), (64, "ma", "last", 2.625, 2.089),
+])
+def test_the_readmes_parameter_counts_of_darts_v2(width, attention, cells, millions, without_head):
+    """README, "Reproducing the paper": DARTS's genotype at 6 cells and 10 classes, with and without the head."""
+    from nni_snn.archfile import make_arch
+    from nni_snn.genotype import DARTS_V2
+    from nni_snn.search_retrain import network_parameters
+
+    arch = make_arch(attention=attention, timesteps=2, genotype=DARTS_V2, attention_cells=cells)
+    counts = network_parameters(build_network(arch, width=width, num_cells=6, num_classes=10, auxiliary=True))
+    assert round(counts["params_with_auxiliary_head"] / 1e6, 3) == millions
+    assert round(counts["params"] / 1e6, 3) == without_head

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from nni_snn.neuron import LIF
+from nni_snn.neuron import LIF, SpikingNeuron
 from nni_snn.ops import OPS, PRIMITIVES, FactorizedReduce, Preprocess, TimeDistributed, fold, unfold
 
 T, N, C = 2, 2, 4
@@ -107,7 +107,7 @@ def test_preprocess_reads_spikes_without_a_neuron_of_its_own(reduce: bool):
     out = pre(spikes(T, N, C, 8, 8))
     assert out.shape == (T, N, 6, *([4, 4] if reduce else [8, 8]))
     assert len(seen) == (2 if reduce else 1)
-    assert not any(isinstance(m, LIF) for m in pre.modules())
+    assert not any(isinstance(m, SpikingNeuron) for m in pre.modules())
 
 
 def test_gradient_flows_through_sep_conv():
