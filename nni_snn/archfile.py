@@ -6,13 +6,15 @@ Format (version 2)::
      "timesteps": 2,
      "genotype": {"normal": [[op, input], ... 8 pairs], "reduce": [... 8 pairs]},
      "neuron": {"kind": "lif", "tau": 0.2, "v_threshold": 0.5, "surrogate": "sigmoid", "alpha": 4.0,
-                "detach_reset": true}, "normalize": true,
+                "detach_reset": true}, "normalize": true, "cell_norm": "after-attention" | "before-attention",
      "alpha": {label: {op: weight}}, "nni_sample": {label: choice}, "search": {...}, "results": {...}}
 
 The genotype is described in :mod:`nni_snn.genotype`; :func:`make_arch` assembles an architecture. Only the
 keys up to ``genotype`` are needed to rebuild a network (``nni_snn.build_network``). ``attention_cells`` (every
 cell's concatenation, or only the final cell's), ``neuron`` (a :func:`nni_snn.neuron.make_neuron` spec) and ``normalize`` (see ``SNNDartsSpace``) are
-optional: a file without them gets the defaults ("all", LIF with today's defaults, true). Version 1 files (written
+optional: a file without them gets the defaults ("all", LIF with today's defaults, true), and one without
+``cell_norm`` (where each cell's BN sits relative to its attention) the placement every earlier file was written
+with, "after-attention". Version 1 files (written
 before version 2 added those three keys) are read the same way. The rest records the search.
 """
 
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from nni_snn.attention import ATTENTIONS
-from nni_snn.genotype import ATTENTION_CELLS, CELL_TYPES, NUM_NODES, PRIMITIVES
+from nni_snn.genotype import ATTENTION_CELLS, CELL_NORMS, CELL_TYPES, NUM_NODES, PRIMITIVES
 from nni_snn.neuron import make_neuron
 
 FORMAT = "nni-snn/arch"
@@ -38,7 +40,8 @@ class ArchError(ValueError):
 
 
 def make_arch(*, attention: str, timesteps: int, genotype: dict, attention_cells: str = "all",
-              neuron: dict | None = None, normalize: bool | None = None, **extra: Any) -> dict:
+              neuron: dict | None = None, normalize: bool | None = None, cell_norm: str | None = None,
+              **extra: Any) -> dict:
     """An architecture in this format, keys in the file's order; ``neuron`` and ``normalize`` only when given (a
     file without them reads as the defaults), then ``extra`` (e.g. ``alpha``, ``nni_sample``, ``search``,
     ``results``). Every writer of arch.json and every caller of ``build_network`` that has only a genotype uses
@@ -49,6 +52,8 @@ def make_arch(*, attention: str, timesteps: int, genotype: dict, attention_cells
         arch["neuron"] = neuron
     if normalize is not None:
         arch["normalize"] = normalize
+    if cell_norm is not None:
+        arch["cell_norm"] = cell_norm
     arch.update(extra)
     return arch
 
@@ -78,6 +83,8 @@ def validate(arch: Any, source: str = "architecture") -> dict:
         fail("missing 'genotype' object")
     if "normalize" in arch and not isinstance(arch["normalize"], bool):
         fail(f"normalize must be true or false, got {arch['normalize']!r}")
+    if arch.get("cell_norm", CELL_NORMS[0]) not in CELL_NORMS:
+        fail(f"cell_norm {arch['cell_norm']!r} is unknown; use one of {', '.join(CELL_NORMS)}")
     if "neuron" in arch:
         problem = neuron_problem(arch["neuron"])
         if problem:

@@ -1,4 +1,5 @@
-"""Datasets: the embedded 8x8 digits (offline default), CIFAR-10/100, Tiny ImageNet, any ImageFolder tree, and the
+"""Datasets: the embedded 8x8 digits (offline default), Fashion-MNIST (offline from Debian's dataset-fashion-mnist
+package), CIFAR-10/100, Tiny ImageNet, any ImageFolder tree, and the
 event-camera datasets of :mod:`nni_snn.events` (digits-events, offline; N-MNIST, CIFAR10-DVS, DVS128 Gesture).
 
 Every loader returns a :class:`Data` with a training split and a held-out split; images come as ``[C, H, W]``,
@@ -17,12 +18,16 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 
 from nni_snn.events import EVENT_DATASETS, DataError
 
-IMAGE_DATASETS = ("digits", "cifar10", "cifar100", "tinyimagenet", "imagefolder")
+IMAGE_DATASETS = ("digits", "fashionmnist", "cifar10", "cifar100", "tinyimagenet", "imagefolder")
 DATASETS = IMAGE_DATASETS + EVENT_DATASETS
 
 # Per-dataset channel statistics (CIFAR: the values DARTS uses).
 CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 CIFAR100_STATS = ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
+# Where Debian's dataset-fashion-mnist package puts the four idx files: --data-dir's default for fashionmnist.
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+                       "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 
 
 @dataclass
@@ -37,31 +42,66 @@ class Data:
 
 def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = False,
                  augment: bool = True, cutout: int = 0, timesteps: int = 2, frames_by: str = "time",
-                 event_size: int | None = None) -> Data:
+                 event_size: int | None = None, subset_per_class: int | None = None, seed: int = 0) -> Data:
     """Load ``name`` (one of :data:`DATASETS`); ``augment`` adds DARTS's crop+flip to CIFAR and Tiny ImageNet
     training images; ``cutout`` > 0 zeroes a square of that side in every training image, after the augmentation and
-    normalisation (:class:`~nni_snn.regularizers.Cutout`, DARTS's). The held-out split is never altered.
+    normalisation (:class:`~nni_snn.regularizers.Cutout`, DARTS's). ``subset_per_class`` keeps that many training
+    samples of each class (:func:`balanced_subset`, drawn with ``seed``). The held-out split is never altered.
 
     Event datasets give ``timesteps`` frames per sample, binned by ``frames_by`` (time or count), down-sampled to
     ``event_size`` pixels a side (None: the sensor's); they have no augmentation or Cutout."""
     if name in EVENT_DATASETS:
-        return _events(name, data_dir, timesteps, frames_by, event_size)
-    if name == "digits":
-        return _digits(cutout)
-    if name in ("cifar10", "cifar100"):
-        return _cifar(name, data_dir, download, augment, cutout)
-    if name == "imagefolder":
-        return _imagefolder(data_dir, cutout)
-    if name == "tinyimagenet":
-        return _tinyimagenet(data_dir, augment, cutout)
-    raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+        data = _events(name, data_dir, timesteps, frames_by, event_size)
+    elif name == "digits":
+        data = _digits(cutout)
+    elif name == "fashionmnist":
+        data = _fashion_mnist(data_dir, cutout)
+    elif name in ("cifar10", "cifar100"):
+        data = _cifar(name, data_dir, download, augment, cutout)
+    elif name == "imagefolder":
+        data = _imagefolder(data_dir, cutout)
+    elif name == "tinyimagenet":
+        data = _tinyimagenet(data_dir, augment, cutout)
+    else:
+        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if subset_per_class:
+        data.train = balanced_subset(data.train, subset_per_class, seed)
+    return data
 
 
 def load_for(opts: dict, timesteps: int, cutout: int = 0) -> Data:
     """The dataset a command's options name; event data gets ``timesteps`` frames per sample (the network's T)."""
     return load_dataset(opts["dataset"], opts.get("data_dir"), opts.get("download", False), cutout=cutout,
                         timesteps=timesteps, frames_by=opts.get("frames_by", "time"),
-                        event_size=opts.get("event_size"))
+                        event_size=opts.get("event_size"), subset_per_class=opts.get("subset_per_class"),
+                        seed=opts.get("seed", 0))
+
+
+def dataset_labels(dataset: Dataset) -> list[int]:
+    """Every sample's label, read without loading the samples where the dataset keeps its labels apart."""
+    if isinstance(dataset, Subset):
+        labels = dataset_labels(dataset.dataset)
+        return [labels[i] for i in dataset.indices]
+    if isinstance(dataset, TensorDataset):
+        return dataset.tensors[1].tolist()
+    for name in ("targets", "labels"):  # torchvision's datasets; the event datasets' frames
+        if hasattr(dataset, name):
+            return [int(label) for label in getattr(dataset, name)]
+    inner = getattr(dataset, "dataset", None)  # a wrapper that transforms its samples
+    if inner is not None and len(inner) == len(dataset):
+        return dataset_labels(inner)
+    return [int(dataset[i][1]) for i in range(len(dataset))]
+
+
+def balanced_subset(dataset: Dataset, per_class: int, seed: int = 0) -> Subset:
+    """``per_class`` samples of every class of ``dataset``, drawn with ``seed``, in a shuffled order (a class with
+    fewer keeps them all): the same seed gives the same subset, so a study's runs train on the same images."""
+    labels = torch.tensor(dataset_labels(dataset))
+    generator = torch.Generator().manual_seed(seed)
+    chosen = [idx[torch.randperm(len(idx), generator=generator)[:per_class]]
+              for idx in (torch.nonzero(labels == c).flatten() for c in labels.unique(sorted=True))]
+    order = torch.cat(chosen)
+    return Subset(dataset, order[torch.randperm(len(order), generator=generator)].tolist())
 
 
 def split_for_search(dataset: Dataset, seed: int = 0) -> tuple[Subset, Subset]:
@@ -101,6 +141,66 @@ def _digits(cutout: int = 0) -> Data:
         train = TransformedImages(train, Cutout(cutout))
     return Data(train,
                 TensorDataset(images[test_idx], labels[test_idx]), num_classes=10, in_channels=1, image_size=8)
+
+
+def _read_idx(path: Path, magic: int) -> torch.Tensor:
+    """An idx file (gzipped or not) as a uint8 tensor of its stated shape; a missing, wrong or short file raises
+    a :class:`DataError` naming it."""
+    import gzip
+
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        raise DataError(f"{path} is not readable ({type(err).__name__}: {err})") from None
+    ndim = magic & 0xFF
+    if len(raw) < 4 + 4 * ndim or int.from_bytes(raw[:4], "big") != magic:
+        raise DataError(f"{path} is not an idx file of {'images' if ndim == 3 else 'labels'} (bad header)")
+    shape = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    size = 1
+    for n in shape:
+        size *= n
+    body = raw[4 + 4 * ndim:]
+    if len(body) != size:
+        raise DataError(f"{path} is truncated or damaged: its header announces {size} bytes of data, it holds "
+                        f"{len(body)}")
+    return torch.frombuffer(bytearray(body), dtype=torch.uint8).reshape(shape)
+
+
+def _idx_file(root: Path, name: str) -> Path:
+    for candidate in (root / f"{name}.gz", root / name):
+        if candidate.is_file():
+            return candidate
+    raise DataError(f"{root / name}.gz (or {name}) is missing; --data-dir must hold Fashion-MNIST's four idx files "
+                    f"(Debian: apt install dataset-fashion-mnist, then --data-dir {FASHION_MNIST_DIR})")
+
+
+def _fashion_mnist(data_dir, cutout: int = 0) -> Data:
+    """Fashion-MNIST (Xiao et al. 2017): 60,000 + 10,000 grey 28x28 images of 10 kinds of clothing, read from the
+    four standard idx files (gzipped or not) in ``data_dir``, by default where Debian's package installs them.
+    Normalised by the training images' mean and deviation; no augmentation (Cutout only when asked)."""
+    root = Path(data_dir or FASHION_MNIST_DIR)
+    if not root.is_dir():
+        raise DataError(f"--data-dir {root} is missing; it must hold Fashion-MNIST's four idx files (Debian: apt "
+                        f"install dataset-fashion-mnist, then --data-dir {FASHION_MNIST_DIR})")
+    splits = {}
+    for split, (images_name, labels_name) in FASHION_MNIST_FILES.items():
+        images = _read_idx(_idx_file(root, images_name), 0x0803)
+        labels = _read_idx(_idx_file(root, labels_name), 0x0801)
+        if len(images) != len(labels):
+            raise DataError(f"{root}: {images_name} holds {len(images)} images but {labels_name} {len(labels)} "
+                            "labels")
+        if len(labels) and int(labels.max()) > 9:
+            raise DataError(f"{root / labels_name}: labels must be 0-9, found {int(labels.max())}")
+        splits[split] = (images.unsqueeze(1).float() / 255.0, labels.long())
+    train_images = splits["train"][0]
+    mean, std = train_images.mean(), train_images.std()
+    train: Dataset = TensorDataset((train_images - mean) / std, splits["train"][1])
+    if cutout > 0:
+        from nni_snn.regularizers import Cutout, TransformedImages
+
+        train = TransformedImages(train, Cutout(cutout))
+    test = TensorDataset((splits["test"][0] - mean) / std, splits["test"][1])
+    return Data(train, test, num_classes=10, in_channels=1, image_size=int(train_images.shape[-1]))
 
 
 def _require_dir(data_dir: str | Path | None, hint: str) -> Path:

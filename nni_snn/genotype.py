@@ -19,6 +19,9 @@ __all__ = ["ALL_OPS", "ATTENTION_CELLS", "CELL_TYPES", "CONV_HEAVY", "DARTS_V2",
 NUM_NODES = 4
 CELL_TYPES = ("normal", "reduce")
 ATTENTION_CELLS = ("all", "last")  # where the attention sits: every cell's concatenation, or the final cell's
+# Where a cell's BN sits relative to its attention (with normalisation on): "after-attention", the first placement,
+# which a file without the key means; or "before-attention".
+CELL_NORMS = ("after-attention", "before-attention")
 
 
 # A convolution-heavy genotype (no pooling, no skip): the hardest of the space to train, as every path through a cell

@@ -57,7 +57,8 @@ def _torch_threads(threads: int | None):
 
 
 def train_sampled(model, *, dataset: str, data_dir: str | None = None, download: bool = False,
-                  frames_by: str = "time", event_size: int | None = None, epochs: int, batch_size: int, lr: float, seed: int, num_workers: int = 0, accelerator: str = "auto",
+                  frames_by: str = "time", event_size: int | None = None, subset_per_class: int | None = None,
+                  epochs: int, batch_size: int, lr: float, seed: int, num_workers: int = 0, accelerator: str = "auto",
                   threads: int | None = None, output: str | None = None) -> dict:
     """Train one sampled fixed SNN and report it to NNI; the function ``FunctionalEvaluator`` calls in a trial.
 
@@ -75,7 +76,7 @@ def train_sampled(model, *, dataset: str, data_dir: str | None = None, download:
     with _torch_threads(threads), contextlib.ExitStack() as stack:
         pl.seed_everything(seed, workers=True, verbose=False)  # same seed in every trial: only the network differs
         data = load_dataset(dataset, data_dir, download, timesteps=model.timesteps, frames_by=frames_by,
-                            event_size=event_size)
+                            event_size=event_size, subset_per_class=subset_per_class, seed=seed)
         weight_half, alpha_half = split_for_search(data.train, seed)
         module = SNNClassifier(num_classes=data.num_classes, learning_rate=lr)
         module.set_model(model)
@@ -229,6 +230,7 @@ def run_multitrial(opts: dict, before_stop=None) -> dict:
     evaluator = FunctionalEvaluator(
         train_sampled, dataset=opts["dataset"], data_dir=str(opts["data_dir"]) if opts["data_dir"] else None,
         download=bool(opts["download"]), frames_by=opts["frames_by"], event_size=opts["event_size"],
+        subset_per_class=opts["subset_per_class"],
         epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"],
         seed=opts["seed"], num_workers=opts["num_workers"], accelerator=opts["accelerator"],
         threads=opts["threads"] or max(1, (os.cpu_count() or 1) // opts["concurrency"]))
@@ -259,8 +261,8 @@ def run_multitrial(opts: dict, before_stop=None) -> dict:
     arch = make_arch(attention=opts["attention"], attention_cells="all", timesteps=opts["timesteps"],
                      genotype=genotype_from_sample(best_sample), nni_sample=best_sample,
                      search={"strategy": opts["search_strategy"], "experiment_id": experiment.id,
-                             **{k: opts[k] for k in ("dataset", "width", "cells", "epochs", "batch_size", "seed", "lr",
-                                                     "trials", "concurrency", "duration")},
+                             **{k: opts[k] for k in ("dataset", "subset_per_class", "width", "cells", "epochs",
+                                                     "batch_size", "seed", "lr", "trials", "concurrency", "duration")},
                              **({k: opts[k] for k in ("frames_by", "event_size")} if data.frames else {})})
     params = derived_params(arch, opts, data)
     arch["results"] = {"accuracy": best["accuracy"], **{k: best[k] for k in RESULT_COUNTS}, **params,

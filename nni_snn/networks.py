@@ -19,10 +19,10 @@ __all__ = ["build_network"]
 
 def build_network(arch: str | Path | dict, *, width: int, num_cells: int, num_classes: int, in_channels: int = 3,
                   auxiliary: bool = False, timesteps: int | None = None, neuron: dict | None = None,
-                  normalize: bool | None = None, attention_cells: str | None = None):
+                  normalize: bool | None = None, attention_cells: str | None = None, cell_norm: str | None = None):
     """A plain ``nn.Module`` for ``arch`` at any width and depth: images ``[N, C, H, W]`` -> logits.
 
-    ``timesteps``, ``neuron``, ``normalize`` and ``attention_cells`` default to the file's. The network has no NNI
+    ``timesteps``, ``neuron``, ``normalize``, ``attention_cells`` and ``cell_norm`` default to the file's. The network has no NNI
     mutables left and only the chosen edges' weights.
     """
     arch = load_arch(arch)
@@ -31,4 +31,5 @@ def build_network(arch: str | Path | dict, *, width: int, num_cells: int, num_cl
                              attention=arch["attention"], num_classes=num_classes, in_channels=in_channels,
                              auxiliary=auxiliary, neuron=neuron or arch.get("neuron"),
                              normalize=arch.get("normalize", True) if normalize is None else normalize,
-                             attention_cells=attention_cells or arch.get("attention_cells", "all"))
+                             attention_cells=attention_cells or arch.get("attention_cells", "all"),
+                             cell_norm=cell_norm or arch.get("cell_norm", "after-attention"))

@@ -85,10 +85,15 @@ class CommonOptions:
     # Old name -> new name; the old one still works, with a one-line warning on stderr.
     RENAMED: ClassVar[dict[str, str]] = {}
 
-    dataset: str = option("digits", "digits (default, embedded), cifar10, cifar100, tinyimagenet, imagefolder; "
+    dataset: str = option("digits", "digits (default, embedded), fashionmnist, cifar10, cifar100, tinyimagenet, "
+                                    "imagefolder; "
                                     "event camera: digits-events (embedded), nmnist, cifar10dvs, dvsgesture",
                           choices="nni_snn.data:DATASETS")
-    data_dir: str | None = option(None, "folder holding the dataset (not needed for digits, digits-events)")
+    data_dir: str | None = option(None, "folder holding the dataset (not needed for digits, digits-events; "
+                                        "fashionmnist: default /usr/share/datasets/fashion-mnist, Debian's package)")
+    subset_per_class: int | None = option(None, "train on this many images of each class, a balanced subset of the "
+                                                "training split drawn with --seed (default: all); the held-out "
+                                                "split stays whole", check="int>=1")
     frames_by: str | None = option("time", "event data: cut each recording into T frames of equal duration (time) "
                                            "or of equal event count (count) (default {default})",
                                    choices="nni_snn.events:FRAMES_BY")
@@ -179,6 +184,10 @@ class TrainOptions(CommonOptions):
     attention_cells: str | None = option("all", "where the attention sits: all (every cell's concatenation, paper "
                                                 "3.3) or last (the final cell's, paper 4.2) (default {default})",
                                          choices="nni_snn.genotype:ATTENTION_CELLS")
+    cell_norm: str | None = option("after-attention", "where each cell's BN sits with --normalize: after-attention "
+                                                      "(concatenation, attention, BN, LIF) or before-attention "
+                                                      "(concatenation, BN, attention, LIF) (default {default})",
+                                   choices="nni_snn.genotype:CELL_NORMS")
     e_ac_pj: float = option(ENERGY_DEFAULTS["e_ac_pj"], "energy per synaptic operation (accumulate), pJ "
                                                         "(default {default})", check="number>=0")
     e_mac_pj: float = option(ENERGY_DEFAULTS["e_mac_pj"], "energy per multiply-accumulate, pJ (default {default})",
@@ -227,6 +236,7 @@ class RetrainOptions(TrainOptions):
     surrogate_alpha: float | None = None
     normalize: bool | None = None
     attention_cells: str | None = None
+    cell_norm: str | None = None
     # None: the search's, read from the arch file when it searched the same dataset (frames at 48x48 stay 48x48).
     frames_by: str | None = None
     auxiliary_weight: float = option(0.4, "auxiliary head loss weight, 0 = no head (default 0.4)", check="number>=0")
@@ -240,6 +250,8 @@ class RetrainOptions(TrainOptions):
                                    "0.2)", check="[0,1)")
     cutout: int = option(0, "zero a square of this side (pixels), at a random centre, in each training image, "
                             "DARTS's Cutout (default 0: off; DARTS on CIFAR: 16)", check="pixels>=0")
+    val_every: int = option(1, "validate on the held-out split after every N-th epoch (default 1); --epochs must be "
+                               "a multiple of N, so the last epoch is validated", check="int>=1")
     strategy: str = option("auto", "Lightning strategy, e.g. ddp (default auto)")
 
     # In --help, the network to train comes first.
@@ -253,6 +265,9 @@ class RetrainOptions(TrainOptions):
         super().check_together()
         if self.drop_path > 0 and self.baseline:
             raise UsageError("--drop-path drops the edges of a searched network's cells; a --baseline has none")
+        if _is_int(self.epochs) and self.epochs % self.val_every:
+            raise UsageError(f"--epochs {self.epochs} is not a multiple of --val-every {self.val_every}: the last epoch "
+                             "would not be validated")
         if _is_number(self.lr) and self.lr_min > self.lr:
             raise UsageError(f"--lr-min {self.lr_min} is above --lr {self.lr}: the cosine schedule would raise "
                              "the learning rate")
@@ -292,6 +307,12 @@ class SearchOptions(TrainOptions):
                                       check="number>0")
     retrain_batch_size: int | None = option(None, f"batch size of that retrain (default retrain's, "
                                                   f"{RetrainOptions.batch_size})", check="int>=1")
+    retrain_lr_min: float | None = option(None, f"cosine floor of that retrain (default retrain's, "
+                                                f"{RetrainOptions.lr_min})", check="number>=0")
+    retrain_drop_path: float | None = option(None, f"drop-path of that retrain (default retrain's, "
+                                                   f"{RetrainOptions.drop_path})", check="[0,1)")
+    retrain_cutout: int | None = option(None, f"Cutout of that retrain, pixels (default retrain's, "
+                                              f"{RetrainOptions.cutout})", check="pixels>=0")
     # None: the arch file's, i.e. the search's --attention-cells.
     retrain_attention_cells: str | None = option(None, "attention in all cells or the last of that retrain (default: "
                                                        "the search's --attention-cells; the paper retrains with it "
@@ -304,7 +325,7 @@ class SearchOptions(TrainOptions):
         searches at 16 channels and 5 cells, and retrains at 36 or more and 6); T is the arch file's."""
         from nni_snn.search_retrain import resume_path
 
-        own = ("width", "cells", "lr", "batch_size", "attention_cells")
+        own = ("width", "cells", "lr", "batch_size", "attention_cells", "lr_min", "drop_path", "cutout")
         shared = {f.name for f in dataclasses.fields(RetrainOptions)} & {f.name for f in dataclasses.fields(self)}
         values = {k: getattr(self, k) for k in shared if k not in own}
         values.update({k: getattr(self, f"retrain_{k}") for k in own if getattr(self, f"retrain_{k}") is not None})

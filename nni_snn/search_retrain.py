@@ -139,7 +139,7 @@ def _trainer(opts: dict, output: Path, callbacks: list, traced: bool = False, **
 # What a retrain was trained with, recorded in its metrics.json under "recipe" (the keys a caller may leave out
 # default as in nni-snn retrain's options).
 RECIPE_KEYS = ("width", "cells", "epochs", "batch_size", "lr", "lr_min", "auxiliary_weight", "grad_clip", "drop_path",
-               "cutout")
+               "cutout", "subset_per_class", "val_every")
 
 def _final_metrics(reporter: EpochReporter, params: dict) -> dict:
     last = reporter.history[-1]
@@ -186,7 +186,8 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
     neuron = neuron_spec(opts)
     space = SNNDartsSpace(width=opts["width"], num_cells=opts["cells"], timesteps=opts["timesteps"],
                           attention=opts["attention"], num_classes=data.num_classes, in_channels=data.in_channels,
-                          neuron=neuron, normalize=opts["normalize"], attention_cells=opts["attention_cells"])
+                          neuron=neuron, normalize=opts["normalize"], attention_cells=opts["attention_cells"],
+                          cell_norm=opts["cell_norm"])
     reporter = _reporter(opts, trial)
     workers, cuda = loader_workers(opts), uses_cuda(opts["accelerator"])
     evaluator = Lightning(
@@ -210,9 +211,11 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
     sample = record["nni_sample"]
     arch = make_arch(attention=opts["attention"], attention_cells=opts["attention_cells"], timesteps=opts["timesteps"],
                      genotype=genotype_from_sample(sample), neuron=neuron, normalize=opts["normalize"],
+                     cell_norm=opts["cell_norm"],
                      alpha=record["alpha"], nni_sample=sample,
-                     search={**{k: opts[k] for k in ("dataset", "width", "cells", "epochs", "batch_size", "seed", "lr",
-                                                     "arc_lr", "warmup_epochs", "spike_penalty")},
+                     search={**{k: opts[k] for k in ("dataset", "subset_per_class", "width", "cells", "epochs",
+                                                     "batch_size", "seed", "lr", "arc_lr", "warmup_epochs",
+                                                     "spike_penalty")},
                              **({k: opts[k] for k in ("frames_by", "event_size")} if data.frames else {}),
                              "export": mode, "export_epoch": record["epoch"]})
     metrics = _final_metrics(reporter, derived_params(arch, opts, data))  # the final epoch's, params the export's
@@ -361,7 +364,7 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
         net = build_network(arch, width=opts["width"], num_cells=opts["cells"], num_classes=data.num_classes,
                             in_channels=data.in_channels, auxiliary=opts["auxiliary_weight"] > 0,
                             timesteps=timesteps, neuron=neuron, normalize=opts["normalize"],
-                            attention_cells=opts["attention_cells"])
+                            attention_cells=opts["attention_cells"], cell_norm=opts["cell_norm"])
     module = SNNClassifier(num_classes=data.num_classes, learning_rate=opts["lr"],
                            auxiliary_weight=opts["auxiliary_weight"], lr_min=opts["lr_min"])
     module.set_model(net)
@@ -370,7 +373,7 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
     extra = [DropPathSchedule(opts["drop_path"])] if opts["drop_path"] else []
     # DARTS clips at 5 too; without it, measured on digits at lr 0.1, one large step can silence a network for good.
     trainer = _trainer(opts, output, [reporter, *extra, best], strategy=opts["strategy"],
-                       gradient_clip_val=opts.get("grad_clip") or None)
+                       gradient_clip_val=opts.get("grad_clip") or None, check_val_every_n_epoch=opts["val_every"])
     workers, cuda = loader_workers(opts), uses_cuda(opts["accelerator"])
     trainer.fit(module, _loader(data.train, opts["batch_size"], True, workers, opts["seed"], cuda),
                 _loader(data.test, opts["batch_size"], False, workers, opts["seed"], cuda),
@@ -382,7 +385,8 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
     metrics["timesteps"] = timesteps
     metrics["network"] = {"arch": opts["arch"], "baseline": opts["baseline"], "neuron": neuron,
                           "normalize": getattr(net, "normalize", None),  # the file's unless overridden
-                          "attention_cells": getattr(net, "attention_cells", None)}
+                          "attention_cells": getattr(net, "attention_cells", None),
+                          "cell_norm": getattr(net, "cell_norm", None)}
     metrics["recipe"] = {key: opts[key] for key in RECIPE_KEYS}
     write_json_atomic(output / "metrics.json", metrics)
     return metrics

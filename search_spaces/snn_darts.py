@@ -11,7 +11,8 @@ count each neuron once.
 A cell reads the spikes of the two previous states, preprocesses them (1x1 conv + BN) and has 4 intermediate
 nodes. Node k sums two edges chosen among its k + 2 predecessors; each edge is one of the 7 spiking operations. The
 4 nodes are concatenated and pass through the attention slot (none | ct | ma; in every cell or only the last,
-``attention_cells``), then [BN ->] the cell's output LIF. Choices are labelled ``normal/...`` or ``reduce/...`` so
+``attention_cells``), then [BN ->] the cell's output LIF (or, with ``cell_norm="before-attention"``, BN before the
+attention). Choices are labelled ``normal/...`` or ``reduce/...`` so
 all cells of one type share one architecture (one set of alpha per cell type, as in DARTS):
 
 - ``{type}/op_{k}_{i}``: operation on the edge from state i to node k (LayerChoice over ``PRIMITIVES``);
@@ -33,7 +34,7 @@ from nni.nas.space import current_model
 from torch import nn
 
 from nni_snn.attention import make_attention
-from nni_snn.genotype import ATTENTION_CELLS, CELL_TYPES, NUM_NODES, PRIMITIVES
+from nni_snn.genotype import ATTENTION_CELLS, CELL_NORMS, CELL_TYPES, NUM_NODES, PRIMITIVES
 from nni_snn.neuron import make_neuron
 from nni_snn.ops import OPS, Encoder, Preprocess, TimeDistributed, batch_norm, fold, unfold
 from nni_snn.regularizers import drop_path
@@ -124,7 +125,8 @@ class SNNCell(nn.Module):
     """A DARTS cell on time-major spikes ``[T, N, C, H, W]``; outputs the spikes of its ``4 * channels`` neurons."""
 
     def __init__(self, cell_type: str, c_prev_prev: int, c_prev: int, channels: int, reduction_prev: bool,
-                 attention: str, timesteps: int, affine: bool, neuron: dict | None = None, normalize: bool = True):
+                 attention: str, timesteps: int, affine: bool, neuron: dict | None = None, normalize: bool = True,
+                 cell_norm: str = "after-attention"):
         super().__init__()
         self.reduction = cell_type == "reduce"
         self.pre0 = Preprocess(c_prev_prev, channels, reduce=reduction_prev, affine=affine)
@@ -134,8 +136,13 @@ class SNNCell(nn.Module):
         self.nodes = nn.ModuleList(
             SNNNode(cell_type, k, channels, self.reduction, affine, neuron) for k in range(NUM_NODES))
         concatenated = NUM_NODES * channels
+        # Where the cell's BN sits (with normalize): after the attention (concatenation -> attention -> BN -> LIF),
+        # where a per-channel BN over (T, N, H, W) cancels any constant per-channel gain of the gate, or before it
+        # (concatenation -> BN -> attention -> LIF), where the gate's whole output reaches the neurons.
+        before = normalize and cell_norm == "before-attention"
+        self.norm_before = TimeDistributed(batch_norm(concatenated)) if before else nn.Identity()
         self.attention = mark_analog(make_attention(attention, concatenated, timesteps))
-        self.output = Population(concatenated, neuron, normalize)
+        self.output = Population(concatenated, neuron, normalize and not before)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         states = [self.pre0(s0), self.pre1(s1)]
@@ -148,7 +155,7 @@ class SNNCell(nn.Module):
 
         for node in self.nodes:
             states.append(node(spikes_of))
-        return self.output(self.attention(torch.cat(states[2:], dim=2)))
+        return self.output(self.attention(self.norm_before(torch.cat(states[2:], dim=2))))
 
 
 class SpikingClassifier(nn.Module):
@@ -213,15 +220,21 @@ class SNNDartsSpace(ModelSpace):
     ``"all"`` puts the attention at every cell's concatenation (paper 3.3), ``"last"`` only in the final cell
     (paper 4.2's retraining). ``neuron`` is the spec of every spiking site (:func:`nni_snn.neuron.make_neuron`;
     ``{"kind": "relu"}`` = the ANN twin); ``normalize=False`` drops the BNs before the cells' output neurons and
-    the classifier (see :class:`Population` and :class:`SpikingClassifier` for why they are there).
+    the classifier (see :class:`Population` and :class:`SpikingClassifier` for why they are there);
+    ``cell_norm`` puts each cell's BN after its attention (``"after-attention"``) or before it
+    (``"before-attention"``), see :class:`SNNCell`.
     """
 
     def __init__(self, width: int = 16, num_cells: int = 5, timesteps: int = 2, attention: str = "ma",
                  num_classes: int = 10, in_channels: int = 3, auxiliary: bool = False, stem_multiplier: int = 3,
-                 neuron: dict | None = None, normalize: bool = True, attention_cells: str = "all"):
+                 neuron: dict | None = None, normalize: bool = True, attention_cells: str = "all",
+                 cell_norm: str = "after-attention"):
         super().__init__()
         if attention_cells not in ATTENTION_CELLS:
             raise ValueError(f"attention_cells must be one of {', '.join(ATTENTION_CELLS)}, got {attention_cells!r}")
+        if cell_norm not in CELL_NORMS:
+            raise ValueError(f"cell_norm must be one of {', '.join(CELL_NORMS)}, got {cell_norm!r}")
+        self.cell_norm = cell_norm
         self.timesteps = timesteps
         self.attention = attention
         self.attention_cells = attention_cells
@@ -243,7 +256,7 @@ class SNNDartsSpace(ModelSpace):
                 c_curr *= 2
             self.cells.append(SNNCell(CELL_TYPES[reduction], c_pp, c_p, c_curr, reduction_prev,
                                       self._attention_of(i, attention, num_cells), timesteps, affine, neuron,
-                                      normalize))
+                                      normalize, cell_norm))
             reduction_prev = reduction
             c_pp, c_p = c_p, NUM_NODES * c_curr
             if i == self.auxiliary_after:

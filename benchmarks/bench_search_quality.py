@@ -1,0 +1,420 @@
+"""Is the search worth running? MA-DARTS against random architectures of the same space, at equal cost.
+
+Every architecture is retrained the same way (same width, cells, epochs, batch, learning rate and seed) by the path a
+user runs (``nni-snn retrain``, a subprocess per run) and scored on the full held-out split:
+
+- DARTS, CT-DARTS and MA-DARTS (``nni-snn search --attention none|ct|ma``), one search per seed;
+- NNI's Random multi-trial search (``nni-snn multitrial``, through the NNI manager) given, per seed, the wall time the
+  MA-DARTS search of that seed took, its networks trained on the same weight half and ranked on the same alpha half;
+- K uniformly random genotypes of the space (MA attention), genotype k retrained with seed k mod the seeds;
+- DARTS-V2's published genotype (MA attention) and the spiking CNN reference with its ReLU twin, per seed;
+- logistic regression on the pixels of each seed's training subset.
+
+The supernet's ranking quality: Kendall's tau between the order in which each search's alpha ranks the retrained
+genotypes of MA attention (score: the sum over a genotype's 16 edges of log softmax(alpha)[op]) and the order of their
+retrained accuracies (mean over their seeds). A tau near 0 means alpha does not know which networks train well.
+
+Resumable: each run writes into its own folder under ``--out``; a finished run (``result.json``) is not redone, an
+interrupted retrain continues from its last checkpoint, an interrupted search starts again. Progress goes to stdout;
+each run's own output to ``log.txt`` in its folder. Runs are in-process calls of the ``nni-snn`` command.
+
+    .venv/bin/python benchmarks/bench_search_quality.py                  # Fashion-MNIST + the digits, ~2 h on 2 cores
+    .venv/bin/python benchmarks/bench_search_quality.py --report-only    # the table and plot from what has finished
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import math
+import random
+import shutil
+import statistics
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+METHODS = ("none", "ct", "ma")  # the three one-shot searches: DARTS, CT-DARTS, MA-DARTS
+NAMES = {"none": "DARTS", "ct": "CT-DARTS", "ma": "MA-DARTS"}
+
+
+@dataclass
+class Setting:
+    """One study: the data, the search's size and the retrain's size (every architecture is retrained alike)."""
+
+    dataset: str
+    subset_per_class: int | None
+    search_width: int
+    search_cells: int
+    search_epochs: int
+    retrain_width: int
+    retrain_cells: int
+    retrain_epochs: int
+    batch_size: int = 32
+    lr: float = 0.1  # search and retrain (and the multi-trial trials), SGD momentum 0.9 + cosine
+    multitrial_epochs: int = 1
+    cnn_width: int = 16
+    seeds: tuple[int, ...] = (0, 1, 2)
+    random_k: int = 6
+    data_dir: str | None = None
+    multitrial: bool = True
+    extra: list[str] = field(default_factory=list)  # more flags for every search and retrain
+
+    def data_flags(self) -> list[str]:
+        flags = ["--dataset", self.dataset, "--batch-size", str(self.batch_size), "--lr", str(self.lr),
+                 "--accelerator", "cpu"]
+        if self.subset_per_class:
+            flags += ["--subset-per-class", str(self.subset_per_class)]
+        if self.data_dir:
+            flags += ["--data-dir", self.data_dir]
+        return flags
+
+
+SETTINGS = {
+    # 1,000 training images (100 a class; the search's halves 500 + 500), the official 10,000 test images.
+    "fashionmnist": Setting("fashionmnist", 100, search_width=4, search_cells=3, search_epochs=3,
+                            retrain_width=8, retrain_cells=3, retrain_epochs=8),
+    # The sanity row: 1,437 training digits, 360 held out.
+    "digits": Setting("digits", None, search_width=4, search_cells=3, search_epochs=3,
+                      retrain_width=8, retrain_cells=3, retrain_epochs=8, multitrial=False),
+    # The CPU-tiny path (tests/test_search_quality.py): seconds per run.
+    "tiny": Setting("digits", 10, search_width=2, search_cells=3, search_epochs=1, retrain_width=2, retrain_cells=3,
+                    retrain_epochs=1, cnn_width=2, seeds=(0,), random_k=2, multitrial=False),
+}
+
+
+def uniform_genotype(rng: random.Random) -> dict:
+    """A genotype drawn uniformly from the space: each node's two distinct inputs, then each edge's operation."""
+    from nni_snn.genotype import CELL_TYPES, NUM_NODES, PRIMITIVES
+
+    genotype = {}
+    for cell_type in CELL_TYPES:
+        pairs = []
+        for k in range(NUM_NODES):
+            for i in sorted(rng.sample(range(k + 2), 2)):
+                pairs.append([rng.choice(PRIMITIVES), i])
+        genotype[cell_type] = pairs
+    return genotype
+
+
+def alpha_score(alpha: dict, genotype: dict) -> float:
+    """How strongly a search's alpha prefers ``genotype``: the sum over its edges of log softmax(alpha)[op]."""
+    return sum(math.log(alpha[f"{cell_type}/op_{n // 2}_{i}"][op])
+               for cell_type, pairs in genotype.items() for n, (op, i) in enumerate(pairs))
+
+
+class Study:
+    def __init__(self, name: str, setting: Setting, out: Path, port: int):
+        self.name, self.s, self.out, self.port = name, setting, out / name, port
+        self.runs: list[tuple[str, callable]] = []
+
+    # ---- running --------------------------------------------------------------------------------------------
+    def result(self, run: str) -> dict | None:
+        path = self.out / run / "result.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def _cli(self, args: list[str], log: Path) -> float:
+        """Run ``nni-snn ARGS`` in this process (what the command line runs, without a new interpreter's start-up of
+        ~10 s per run), its output into ``log``; the seconds it took."""
+        from nni_snn.cli import main as nni_snn
+
+        start = time.perf_counter()
+        with open(log, "a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+            code = nni_snn(args)
+        if code:
+            raise RuntimeError(f"nni-snn {args[0]} failed (exit {code}); see {log}")
+        return time.perf_counter() - start
+
+    def _finish(self, run: str, result: dict) -> dict:
+        from nni_snn.archfile import write_json_atomic
+
+        write_json_atomic(self.out / run / "result.json", result)
+        return result
+
+    def search(self, method: str, seed: int) -> dict:
+        run = f"search-{method}-s{seed}"
+        folder = self.out / run
+        shutil.rmtree(folder, ignore_errors=True)  # a search killed midway starts again: its wall time is the budget
+        folder.mkdir(parents=True)
+        seconds = self._cli(["search", *self.s.data_flags(), "--attention", method, "--width", str(self.s.search_width),
+                             "--cells", str(self.s.search_cells), "--epochs", str(self.s.search_epochs),
+                             "--seed", str(seed), "--no-progress", *self.s.extra, "--output", str(folder)],
+                            folder / "log.txt")
+        metrics = json.loads((folder / "metrics.json").read_text())
+        return self._finish(run, {"seconds": seconds, "supernet_accuracy": metrics["export"]["accuracy"],
+                                  "arch": str(folder / "arch.json")})
+
+    def multitrial(self, seed: int) -> dict:
+        run = f"multitrial-s{seed}"
+        folder = self.out / run
+        budget = self.result(f"search-ma-s{seed}")["seconds"]
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        seconds = self._cli(["multitrial", *self.s.data_flags(), "--search-strategy", "random", "--attention", "ma",
+                             "--width", str(self.s.search_width), "--cells", str(self.s.search_cells),
+                             "--epochs", str(self.s.multitrial_epochs), "--trials", "1000",
+                             "--duration", f"{max(1, round(budget))}s", "--seed", str(seed), "--port", str(self.port),
+                             "--output", str(folder)], folder / "log.txt")
+        metrics = json.loads((folder / "metrics.json").read_text())
+        return self._finish(run, {"seconds": seconds, "budget_seconds": budget, "trials": len(metrics["trials"]),
+                                  "arch": str(folder / "arch.json")})
+
+    def write_arch(self, run: str, genotype: dict) -> str:
+        from nni_snn.archfile import make_arch, write_json_atomic
+
+        path = self.out / run / "arch.json"
+        if not path.is_file():
+            write_json_atomic(path, make_arch(attention="ma", timesteps=2, genotype=genotype))
+        return str(path)
+
+    def retrain(self, run: str, seed: int, arch: str | None = None, baseline: str | None = None,
+                neuron: str | None = None) -> dict:
+        folder = self.out / run
+        folder.mkdir(parents=True, exist_ok=True)
+        network = ["--arch", arch] if arch else ["--baseline", baseline, "--neuron", neuron or "lif"]
+        width = self.s.cnn_width if baseline else self.s.retrain_width
+        resume = ["--resume"] if (folder / "checkpoints" / "last.ckpt").is_file() else []
+        seconds = self._cli(["retrain", *network, *self.s.data_flags(), "--width", str(width),
+                             "--cells", str(self.s.retrain_cells), "--epochs", str(self.s.retrain_epochs),
+                             "--val-every", str(self.s.retrain_epochs), "--seed", str(seed), "--no-progress",
+                             *(self.s.extra if arch else []), *resume, "--output", str(folder)], folder / "log.txt")
+        m = json.loads((folder / "metrics.json").read_text())
+        genotype = json.loads(Path(arch).read_text())["genotype"] if arch else None
+        return self._finish(run, {"seconds": seconds, "accuracy": m["accuracy"], "genotype": genotype,
+                                  **{k: m[k] for k in ("sops_per_sample", "energy_uj_per_sample", "spikes_per_sample",
+                                                       "params")}})
+
+    def logistic(self, seed: int) -> dict:
+        import numpy as np
+        from sklearn.linear_model import LogisticRegression
+
+        from nni_snn.data import load_dataset
+
+        data = load_dataset(self.s.dataset, self.s.data_dir, subset_per_class=self.s.subset_per_class, seed=seed)
+
+        def arrays(split):
+            images, labels = zip(*(split[i] for i in range(len(split))))
+            return np.stack([x.flatten().numpy() for x in images]), np.array([int(y) for y in labels])
+
+        start = time.perf_counter()
+        model = LogisticRegression(max_iter=2000).fit(*arrays(data.train))
+        accuracy = float(model.score(*arrays(data.test)))
+        return self._finish(f"logistic-s{seed}", {"seconds": time.perf_counter() - start, "accuracy": accuracy})
+
+    def plan(self) -> list[tuple[str, callable]]:
+        """Every run in order: seed by seed, so that a partial study already compares every method."""
+        s, plan = self.s, []
+        for index, seed in enumerate(s.seeds):
+            for method in METHODS:
+                plan.append((f"search-{method}-s{seed}", lambda m=method, sd=seed: self.search(m, sd)))
+                plan.append((f"retrain-{method}-s{seed}",
+                             lambda m=method, sd=seed: self.retrain(f"retrain-{m}-s{sd}", sd,
+                                                                    self.result(f"search-{m}-s{sd}")["arch"])))
+            if s.multitrial:
+                plan.append((f"multitrial-s{seed}", lambda sd=seed: self.multitrial(sd)))
+                plan.append((f"retrain-multitrial-s{seed}",
+                             lambda sd=seed: self.retrain(f"retrain-multitrial-s{sd}", sd,
+                                                          self.result(f"multitrial-s{sd}")["arch"])))
+            for k in range(s.random_k):
+                if k % len(s.seeds) == index:
+                    plan.append((f"retrain-random{k}-s{seed}",
+                                 lambda k=k, sd=seed: self.retrain(
+                                     f"retrain-random{k}-s{sd}", sd,
+                                     self.write_arch(f"retrain-random{k}-s{sd}",
+                                                     uniform_genotype(random.Random(1000 + k))))))
+            plan.append((f"retrain-dartsv2-s{seed}", lambda sd=seed: self.retrain(
+                f"retrain-dartsv2-s{sd}", sd, self.write_arch(f"retrain-dartsv2-s{sd}", _darts_v2()))))
+            plan.append((f"retrain-cnn-s{seed}", lambda sd=seed: self.retrain(f"retrain-cnn-s{sd}", sd,
+                                                                               baseline="spiking-cnn")))
+            plan.append((f"retrain-cnnrelu-s{seed}", lambda sd=seed: self.retrain(
+                f"retrain-cnnrelu-s{sd}", sd, baseline="spiking-cnn", neuron="relu")))
+            plan.append((f"logistic-s{seed}", lambda sd=seed: self.logistic(sd)))
+        return plan
+
+    def run(self) -> None:
+        plan = self.plan()
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "setting.json").write_text(json.dumps(asdict(self.s), indent=2))
+        for i, (run, step) in enumerate(plan, 1):
+            if self.result(run) is not None:
+                continue
+            start = time.perf_counter()
+            print(f"[{self.name} {i}/{len(plan)}] {run} ...", flush=True)
+            result = step()
+            shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()
+                     if k in ("accuracy", "supernet_accuracy", "trials")}
+            print(f"[{self.name} {i}/{len(plan)}] {run} done in {time.perf_counter() - start:.0f} s {shown}",
+                  flush=True)
+
+    # ---- reporting --------------------------------------------------------------------------------------------
+    def rows(self) -> dict[str, list[dict]]:
+        """The finished retrains of each row, by row name."""
+        rows: dict[str, list[dict]] = {}
+        labels = {**{f"retrain-{m}": NAMES[m] for m in METHODS}, "retrain-multitrial": "NNI Random multi-trial",
+                  "retrain-dartsv2": "DARTS-V2 genotype (MA attention)", "retrain-cnn": "spiking CNN reference",
+                  "retrain-cnnrelu": "its ReLU twin", "logistic": "logistic regression"}
+        for folder in sorted(self.out.glob("*-s*")):
+            result = self.result(folder.name)
+            prefix = folder.name.rsplit("-s", 1)[0]
+            if result is None or prefix.startswith(("search", "multitrial")):
+                continue
+            label = "random genotypes (MA attention)" if prefix.startswith("retrain-random") else labels[prefix]
+            rows.setdefault(label, []).append({**result, "seed": int(folder.name.rsplit("-s", 1)[1]),
+                                               "run": folder.name})
+        order = [*(NAMES[m] for m in reversed(METHODS)), "NNI Random multi-trial", "random genotypes (MA attention)",
+                 *labels.values()]
+        return {label: rows[label] for label in dict.fromkeys(order) if label in rows}
+
+    def report(self) -> dict:
+        rows = self.rows()
+        summary: dict = {"setting": asdict(self.s), "rows": {}}
+        for label, results in rows.items():
+            accs = [r["accuracy"] for r in results]
+            row = {"n": len(accs), "mean": statistics.mean(accs), "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                   "best": max(accs), "accuracies": accs}
+            for key in ("sops_per_sample", "energy_uj_per_sample"):
+                if all(key in r for r in results):
+                    row[key] = statistics.mean(r[key] for r in results)
+            summary["rows"][label] = row
+        searches = {m: [self.result(f"search-{m}-s{sd}") for sd in self.s.seeds] for m in METHODS}
+        summary["search_seconds"] = {NAMES[m]: [r["seconds"] for r in rs if r] for m, rs in searches.items()}
+        summary["supernet_accuracy"] = {NAMES[m]: [r["supernet_accuracy"] for r in rs if r] for m, rs in searches.items()}
+        summary["paired"] = self._paired(rows)
+        summary["kendall_tau"] = self._kendall(rows)
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
+
+    def _paired(self, rows: dict) -> dict:
+        """Per seed: MA-DARTS's accuracy minus the mean of the random genotypes retrained with that seed; the mean
+        difference over seeds and its standard error."""
+        ma = {r["seed"]: r["accuracy"] for r in rows.get(NAMES["ma"], [])}
+        rand: dict[int, list[float]] = {}
+        for r in rows.get("random genotypes (MA attention)", []):
+            rand.setdefault(r["seed"], []).append(r["accuracy"])
+        diffs = [ma[sd] - statistics.mean(rand[sd]) for sd in sorted(ma) if sd in rand]
+        if not diffs:
+            return {}
+        se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else float("nan")
+        return {"diffs": diffs, "mean": statistics.mean(diffs), "se": se}
+
+    def _kendall(self, rows: dict) -> dict:
+        from scipy.stats import kendalltau
+
+        accuracy: dict[str, list[float]] = {}
+        for label, results in rows.items():
+            for r in results:
+                if r.get("genotype") is None:
+                    continue
+                if label in (NAMES["none"], NAMES["ct"]):  # other attention: another network than alpha's
+                    continue
+                accuracy.setdefault(json.dumps(r["genotype"], sort_keys=True), []).append(r["accuracy"])
+        genotypes = sorted(accuracy)
+        taus = {}
+        for m in METHODS:
+            for sd in self.s.seeds:
+                search = self.result(f"search-{m}-s{sd}")
+                if search is None or len(genotypes) < 3:
+                    continue
+                alpha = json.loads(Path(search["arch"]).read_text())["alpha"]
+                scores = [alpha_score(alpha, json.loads(g)) for g in genotypes]
+                tau = kendalltau(scores, [statistics.mean(accuracy[g]) for g in genotypes]).statistic
+                taus.setdefault(NAMES[m], []).append(float(tau))
+        return {"genotypes": len(genotypes), "tau": taus}
+
+
+def _darts_v2() -> dict:
+    from nni_snn.genotype import DARTS_V2
+
+    return DARTS_V2
+
+
+def _fmt(row: dict) -> str:
+    spread = f" ± {row['std']:.4f}" if row["n"] > 1 else ""
+    return f"{row['mean']:.4f}{spread}"
+
+
+def table(name: str, summary: dict) -> str:
+    s = summary["setting"]
+    lines = [f"### {name}: {s['dataset']}"
+             + (f", {s['subset_per_class']} training images a class" if s["subset_per_class"] else "")
+             + f"; search width {s['search_width']}, {s['search_cells']} cells, {s['search_epochs']} epochs; "
+             f"retrain width {s['retrain_width']}, {s['retrain_cells']} cells, {s['retrain_epochs']} epochs; "
+             f"batch {s['batch_size']}, lr {s['lr']}, T = 2", "",
+             "| network | n | held-out accuracy, mean ± std | best | SOPs / sample | µJ / sample |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for label, row in summary["rows"].items():
+        sops = f"{row['sops_per_sample']:.3g}" if "sops_per_sample" in row else ""
+        energy = f"{row['energy_uj_per_sample']:.3g}" if "energy_uj_per_sample" in row else ""
+        lines.append(f"| {label} | {row['n']} | {_fmt(row)} | {row['best']:.4f} | {sops} | {energy} |")
+    paired = summary["paired"]
+    if paired:
+        lines += ["", f"MA-DARTS − random-genotype mean, paired by seed: {paired['mean']:+.4f} ± {paired['se']:.4f} "
+                      f"(standard error, {len(paired['diffs'])} seeds: "
+                      + ", ".join(f"{d:+.4f}" for d in paired["diffs"]) + ")"]
+    for method, accs in summary["supernet_accuracy"].items():
+        if accs:
+            lines.append(f"- {method}: supernet accuracy on the alpha half " + ", ".join(f"{a:.3f}" for a in accs)
+                         + "; search " + ", ".join(f"{t:.0f} s" for t in summary["search_seconds"][method]))
+    k = summary["kendall_tau"]
+    if k.get("tau"):
+        lines.append(f"- Kendall tau, alpha's ranking of {k['genotypes']} retrained MA-attention genotypes against "
+                     "their accuracy: " + "; ".join(f"{m} " + ", ".join(f"{t:+.2f}" for t in ts)
+                                                    for m, ts in k["tau"].items()))
+    return "\n".join(lines)
+
+
+def plot(summaries: dict[str, dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(summaries), figsize=(6 * len(summaries), 4.5), squeeze=False)
+    for ax, (name, summary) in zip(axes[0], summaries.items()):
+        for label, row in summary["rows"].items():
+            accs = row["accuracies"]
+            ax.scatter(accs, [label] * len(accs), s=18, alpha=0.6)
+            ax.errorbar([row["mean"]], [label], xerr=[row["std"]], fmt="k|", capsize=4)
+        ax.set_xlabel("held-out accuracy (dots: runs; bar: mean ± std)")
+        ax.set_title(name)
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--studies", default="fashionmnist,digits", help="comma-separated: fashionmnist, digits, tiny")
+    parser.add_argument("--out", default="runs/search_quality")
+    parser.add_argument("--port", type=int, default=8093, help="the NNI manager's port for the multi-trial runs")
+    parser.add_argument("--data-dir", help="Fashion-MNIST's idx files (default: Debian's package's folder)")
+    parser.add_argument("--plot", default="benchmarks/search_quality.png")
+    parser.add_argument("--report-only", action="store_true", help="print the table of what has finished")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    for name in ("nni", "pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    summaries = {}
+    for name in args.studies.split(","):
+        setting = SETTINGS[name]
+        if args.data_dir and setting.dataset == "fashionmnist":
+            setting.data_dir = args.data_dir
+        study = Study(name, setting, Path(args.out), args.port)
+        if not args.report_only:
+            study.run()
+        summaries[name] = study.report()
+        print(table(name, summaries[name]), flush=True)
+    if args.plot:
+        plot(summaries, Path(args.plot))
+
+
+if __name__ == "__main__":
+    main()
