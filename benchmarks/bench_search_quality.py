@@ -329,6 +329,13 @@ class Study:
         return {"genotypes": len(genotypes), "tau": taus}
 
 
+def quiet() -> None:
+    """Lightning's and NNI's warnings and banners stay out of the progress lines (each run's log has its own)."""
+    warnings.filterwarnings("ignore")
+    for name in ("nni", "pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def _darts_v2() -> dict:
     from nni_snn.genotype import DARTS_V2
 
@@ -399,9 +406,7 @@ def main() -> None:
     parser.add_argument("--plot", default="benchmarks/search_quality.png")
     parser.add_argument("--report-only", action="store_true", help="print the table of what has finished")
     args = parser.parse_args()
-    warnings.filterwarnings("ignore")
-    for name in ("nni", "pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    quiet()
     summaries = {}
     for name in args.studies.split(","):
         setting = SETTINGS[name]

@@ -27,7 +27,9 @@ Convention (what is counted, per what):
   usual estimate in SNN papers. Batch norm, pooling, neuron updates and data movement are not counted.
 - Groups: every LIF belongs to the group ``group_of(module_name)``; LIFs whose group is ``None`` are ignored.
   ``spikes_per_group`` is spikes per sample per group, so the groups sum to ``spikes_per_sample``; synaptic
-  layers are grouped the same way (``sops_per_group``, ``macs_per_group``).
+  layers are grouped the same way (``sops_per_group``, ``macs_per_group``). Groups named in ``apart`` (the
+  auxiliary head, a training aid that only runs in training) are counted per group but left out of the totals, so
+  that training and validation totals describe the same network.
 
 Every forward call counts, so a module run twice per step (e.g. gradient checkpointing, or an architecture
 step and a weight step on different batches) counts twice, as the hardware would spike twice.
@@ -139,8 +141,10 @@ class SpikeMonitor:
     ``with SpikeMonitor(model) as m:`` removes the hooks on exit.
     """
 
-    def __init__(self, model: nn.Module, group_of: Callable[[str], str | None] | None = None) -> None:
+    def __init__(self, model: nn.Module, group_of: Callable[[str], str | None] | None = None,
+                 apart: Container[str] = ()) -> None:
         self.phase: str | None = None
+        self.apart = apart  # groups counted on their own, outside the totals
         group_of = group_of or default_group_of
         self.groups: list[str] = []  # groups with neurons or synaptic layers
         self._spikes: dict[str, dict[str, Tensor]] = {}
@@ -290,7 +294,8 @@ class SpikeMonitor:
 
         Keys: ``samples``, ``spikes_per_sample``, ``firing_rate``, ``sops_per_sample``, ``macs_per_sample`` and,
         per group, ``spikes_per_group`` and ``firing_rate_per_group`` (over the groups with neurons),
-        ``sops_per_group`` and ``macs_per_group`` (over all groups). A phase without samples gives zeros.
+        ``sops_per_group`` and ``macs_per_group`` (over all groups). The totals leave out the groups in ``apart``.
+        A phase without samples gives zeros.
         """
         samples = self._samples.get(phase, 0)
         spike_t = self._spikes.get(phase, {})
@@ -309,14 +314,17 @@ class SpikeMonitor:
                 sops[self.layer_groups[key]] += value
         for name, value in self._macs.get(phase, {}).items():
             macs[self.layer_groups[name]] += value
-        total_steps = sum(steps.values())
+        def total(per_group: dict) -> float:
+            return sum(v for g, v in per_group.items() if g not in self.apart)
+
+        total_steps = total(steps)
         per_sample = (lambda s: s / samples) if samples else (lambda s: 0.0)
         return {
             "samples": samples,
-            "spikes_per_sample": per_sample(sum(spikes.values())),
-            "firing_rate": sum(spikes.values()) / total_steps if total_steps else 0.0,
-            "sops_per_sample": per_sample(sum(sops.values())),
-            "macs_per_sample": per_sample(sum(macs.values())),
+            "spikes_per_sample": per_sample(total(spikes)),
+            "firing_rate": total(spikes) / total_steps if total_steps else 0.0,
+            "sops_per_sample": per_sample(total(sops)),
+            "macs_per_sample": per_sample(total(macs)),
             "spikes_per_group": {g: per_sample(v) for g, v in spikes.items()},
             "firing_rate_per_group": {g: v / steps[g] if steps.get(g) else 0.0 for g, v in spikes.items()},
             "sops_per_group": {g: per_sample(v) for g, v in sops.items()},

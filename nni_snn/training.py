@@ -144,7 +144,9 @@ class EpochReporter(pl.Callback):
 
     def on_fit_start(self, trainer, pl_module):
         if self.monitor is None:
-            self.monitor = SpikeMonitor(pl_module.model, group_of=cell_group)
+            # The auxiliary head runs in training only: its counts are reported as a group of their own
+            # (spikes_per_cell["auxiliary_head"]) and kept out of the totals, so train and val totals compare.
+            self.monitor = SpikeMonitor(pl_module.model, group_of=cell_group, apart=("auxiliary_head",))
         self._grad_groups = {}
         for name, param in pl_module.model.named_parameters():
             if param.requires_grad and "_arch_alpha" not in name:  # weights only: alpha has NNI's own curves

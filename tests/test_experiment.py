@@ -114,6 +114,9 @@ def test_shipped_commands_parse_and_carry_the_paper_recipe():
             ablation["retrain_batch_size"], ablation["retrain_epochs"]) == (36, 6, 0.0025, 96, 600)
     # Attention at every cell's concatenation in the search (3.3), behind the final cell in the retrain (4.2).
     assert (ablation["attention_cells"], ablation["retrain_attention_cells"]) == ("all", "last")
+    # The ablation's retrain uses the same regularisers as retrain_cifar10.yml (DARTS's drop-path and Cutout).
+    for name in ("ablation_cifar10.yml", "ablation_cifar10_remote.yml"):
+        assert tuple(resolved[name][f"retrain_{k}"] for k in ("drop_path", "cutout", "lr_min")) == (0.2, 16, 0)
     assert resolved["retrain_cifar10.yml"]["attention_cells"] == "last"
     assert resolved["ablation_cifar10_remote.yml"]["retrain_width"] == 36
     retrain = resolved["retrain_cifar10.yml"]
