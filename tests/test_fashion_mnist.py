@@ -171,3 +171,43 @@ def test_training_totals_leave_the_auxiliary_head_out(hand_arch):
     assert groups["auxiliary_head"] > 0 and sops["auxiliary_head"] > 0
     assert summary["spikes_per_sample"] == pytest.approx(sum(v for g, v in groups.items() if g != "auxiliary_head"))
     assert summary["sops_per_sample"] == pytest.approx(sum(v for g, v in sops.items() if g != "auxiliary_head"))
+
+
+def test_the_search_quality_benchmark_runs_end_to_end_and_resumes(tmp_path):
+    """The CPU-tiny path of benchmarks/bench_search_quality.py (the README's study at a few seconds per run): every
+    row is filled, the paired difference and Kendall's tau computed, and a second call redoes nothing."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    command = [sys.executable, "benchmarks/bench_search_quality.py", "--studies", "tiny", "--out", str(tmp_path),
+               "--plot", str(tmp_path / "plot.png")]
+    first = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    summary = json.loads((tmp_path / "tiny" / "summary.json").read_text())
+    assert set(summary["rows"]) == {"MA-DARTS", "CT-DARTS", "DARTS", "random genotypes (MA attention)",
+                                    "DARTS-V2 genotype (MA attention)", "spiking CNN reference", "its ReLU twin",
+                                    "logistic regression"}
+    assert summary["rows"]["random genotypes (MA attention)"]["n"] == 2
+    assert all(0 <= a <= 1 for row in summary["rows"].values() for a in row["accuracies"])
+    assert len(summary["paired"]["diffs"]) == 1 and summary["kendall_tau"]["genotypes"] >= 3
+    assert (tmp_path / "plot.png").stat().st_size > 0
+    again = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "..." not in again.stdout  # every run was finished: none started again
+
+
+def test_the_attention_benchmark_covers_every_variant(tmp_path):
+    """benchmarks/bench_attention.py at the tiny setting: each genotype x attention x cells x BN placement once."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "benchmarks/bench_attention.py", "--setting", "tiny", "--out", str(tmp_path)],
+                          cwd=root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    summary = json.loads((tmp_path / "tiny" / "summary.json").read_text())
+    assert len(summary) == 2 * 9 and "conv_heavy-ma-last-before" in summary
+    archs = {json.loads(p.read_text())["cell_norm"] for p in (tmp_path / "tiny").glob("*/arch.json")}
+    assert archs == {"after-attention", "before-attention"}
