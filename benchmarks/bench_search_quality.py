@@ -41,8 +41,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-METHODS = ("none", "ct", "ma")  # the three one-shot searches: DARTS, CT-DARTS, MA-DARTS
-NAMES = {"none": "DARTS", "ct": "CT-DARTS", "ma": "MA-DARTS"}
+# The one-shot searches: run key -> (row label, --attention, more search flags). --variant adds MA-DARTS rows with
+# flags of their own (a remedy under test, e.g. "warmup1=--warmup-epochs 1"), searched and retrained like the rest.
+SEARCHES = {"none": ("DARTS", "none", []), "ct": ("CT-DARTS", "ct", []), "ma": ("MA-DARTS", "ma", [])}
 
 
 @dataclass
@@ -111,8 +112,10 @@ def alpha_score(alpha: dict, genotype: dict) -> float:
 
 
 class Study:
-    def __init__(self, name: str, setting: Setting, out: Path, port: int):
+    def __init__(self, name: str, setting: Setting, out: Path, port: int, variants: dict | None = None):
         self.name, self.s, self.out, self.port = name, setting, out / name, port
+        self.searches = {**SEARCHES, **{key: (f"MA-DARTS {key} ({' '.join(flags)})", "ma", flags)
+                                        for key, flags in (variants or {}).items()}}
         self.runs: list[tuple[str, callable]] = []
 
     # ---- running --------------------------------------------------------------------------------------------
@@ -143,9 +146,11 @@ class Study:
         folder = self.out / run
         shutil.rmtree(folder, ignore_errors=True)  # a search killed midway starts again: its wall time is the budget
         folder.mkdir(parents=True)
-        seconds = self._cli(["search", *self.s.data_flags(), "--attention", method, "--width", str(self.s.search_width),
-                             "--cells", str(self.s.search_cells), "--epochs", str(self.s.search_epochs),
-                             "--seed", str(seed), "--no-progress", *self.s.extra, "--output", str(folder)],
+        _, attention, flags = self.searches[method]
+        seconds = self._cli(["search", *self.s.data_flags(), "--attention", attention,
+                             "--width", str(self.s.search_width), "--cells", str(self.s.search_cells),
+                             "--epochs", str(self.s.search_epochs), "--seed", str(seed), "--no-progress",
+                             *self.s.extra, *flags, "--output", str(folder)],
                             folder / "log.txt")
         metrics = json.loads((folder / "metrics.json").read_text())
         return self._finish(run, {"seconds": seconds, "supernet_accuracy": metrics["export"]["accuracy"],
@@ -212,7 +217,7 @@ class Study:
         """Every run in order: seed by seed, so that a partial study already compares every method."""
         s, plan = self.s, []
         for index, seed in enumerate(s.seeds):
-            for method in METHODS:
+            for method in self.searches:
                 plan.append((f"search-{method}-s{seed}", lambda m=method, sd=seed: self.search(m, sd)))
                 plan.append((f"retrain-{method}-s{seed}",
                              lambda m=method, sd=seed: self.retrain(f"retrain-{m}-s{sd}", sd,
@@ -257,7 +262,7 @@ class Study:
     def rows(self) -> dict[str, list[dict]]:
         """The finished retrains of each row, by row name."""
         rows: dict[str, list[dict]] = {}
-        labels = {**{f"retrain-{m}": NAMES[m] for m in METHODS}, "retrain-multitrial": "NNI Random multi-trial",
+        labels = {**{f"retrain-{m}": label for m, (label, *_) in self.searches.items()}, "retrain-multitrial": "NNI Random multi-trial",
                   "retrain-dartsv2": "DARTS-V2 genotype (MA attention)", "retrain-cnn": "spiking CNN reference",
                   "retrain-cnnrelu": "its ReLU twin", "logistic": "logistic regression"}
         for folder in sorted(self.out.glob("*-s*")):
@@ -268,7 +273,7 @@ class Study:
             label = "random genotypes (MA attention)" if prefix.startswith("retrain-random") else labels[prefix]
             rows.setdefault(label, []).append({**result, "seed": int(folder.name.rsplit("-s", 1)[1]),
                                                "run": folder.name})
-        order = [*(NAMES[m] for m in reversed(METHODS)), "NNI Random multi-trial", "random genotypes (MA attention)",
+        order = [*(label for label, *_ in reversed(self.searches.values())), "NNI Random multi-trial", "random genotypes (MA attention)",
                  *labels.values()]
         return {label: rows[label] for label in dict.fromkeys(order) if label in rows}
 
@@ -283,9 +288,11 @@ class Study:
                 if all(key in r for r in results):
                     row[key] = statistics.mean(r[key] for r in results)
             summary["rows"][label] = row
-        searches = {m: [self.result(f"search-{m}-s{sd}") for sd in self.s.seeds] for m in METHODS}
-        summary["search_seconds"] = {NAMES[m]: [r["seconds"] for r in rs if r] for m, rs in searches.items()}
-        summary["supernet_accuracy"] = {NAMES[m]: [r["supernet_accuracy"] for r in rs if r] for m, rs in searches.items()}
+        searches = {label: [self.result(f"search-{m}-s{sd}") for sd in self.s.seeds]
+                    for m, (label, *_) in self.searches.items()}
+        summary["search_seconds"] = {label: [r["seconds"] for r in rs if r] for label, rs in searches.items()}
+        summary["supernet_accuracy"] = {label: [r["supernet_accuracy"] for r in rs if r]
+                                        for label, rs in searches.items()}
         summary["paired"] = self._paired(rows)
         summary["kendall_tau"] = self._kendall(rows)
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -294,7 +301,7 @@ class Study:
     def _paired(self, rows: dict) -> dict:
         """Per seed: MA-DARTS's accuracy minus the mean of the random genotypes retrained with that seed; the mean
         difference over seeds and its standard error."""
-        ma = {r["seed"]: r["accuracy"] for r in rows.get(NAMES["ma"], [])}
+        ma = {r["seed"]: r["accuracy"] for r in rows.get(SEARCHES["ma"][0], [])}
         rand: dict[int, list[float]] = {}
         for r in rows.get("random genotypes (MA attention)", []):
             rand.setdefault(r["seed"], []).append(r["accuracy"])
@@ -312,12 +319,12 @@ class Study:
             for r in results:
                 if r.get("genotype") is None:
                     continue
-                if label in (NAMES["none"], NAMES["ct"]):  # other attention: another network than alpha's
+                if label in (SEARCHES["none"][0], SEARCHES["ct"][0]):  # another attention: not alpha's network
                     continue
                 accuracy.setdefault(json.dumps(r["genotype"], sort_keys=True), []).append(r["accuracy"])
         genotypes = sorted(accuracy)
         taus = {}
-        for m in METHODS:
+        for m, (label, *_) in self.searches.items():
             for sd in self.s.seeds:
                 search = self.result(f"search-{m}-s{sd}")
                 if search is None or len(genotypes) < 3:
@@ -325,14 +332,18 @@ class Study:
                 alpha = json.loads(Path(search["arch"]).read_text())["alpha"]
                 scores = [alpha_score(alpha, json.loads(g)) for g in genotypes]
                 tau = kendalltau(scores, [statistics.mean(accuracy[g]) for g in genotypes]).statistic
-                taus.setdefault(NAMES[m], []).append(float(tau))
+                taus.setdefault(label, []).append(float(tau))
         return {"genotypes": len(genotypes), "tau": taus}
 
 
 def quiet() -> None:
-    """Lightning's and NNI's warnings and banners stay out of the progress lines (each run's log has its own)."""
+    """Lightning's and NNI's warnings and banners stay out of the progress lines. Imported here, before any run's
+    output is redirected to its log, so that their log handlers hold the real stderr, not a closed log file."""
+    import nni_snn.cli  # noqa: F401  (NNI, Lightning and their loggers)
+
     warnings.filterwarnings("ignore")
-    for name in ("nni", "pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
+    for name in ("nni", "pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric",
+                 "pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
@@ -405,6 +416,8 @@ def main() -> None:
     parser.add_argument("--data-dir", help="Fashion-MNIST's idx files (default: Debian's package's folder)")
     parser.add_argument("--plot", default="benchmarks/search_quality.png")
     parser.add_argument("--report-only", action="store_true", help="print the table of what has finished")
+    parser.add_argument("--variant", action="append", default=[], metavar="KEY=FLAGS",
+                        help="one more MA-DARTS row searched with these flags, e.g. 'warmup1=--warmup-epochs 1'")
     args = parser.parse_args()
     quiet()
     summaries = {}
@@ -412,7 +425,8 @@ def main() -> None:
         setting = SETTINGS[name]
         if args.data_dir and setting.dataset == "fashionmnist":
             setting.data_dir = args.data_dir
-        study = Study(name, setting, Path(args.out), args.port)
+        variants = {key: flags.split() for key, flags in (v.split("=", 1) for v in args.variant)}
+        study = Study(name, setting, Path(args.out), args.port, variants)
         if not args.report_only:
             study.run()
         summaries[name] = study.report()

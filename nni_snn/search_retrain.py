@@ -369,10 +369,18 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
                            auxiliary_weight=opts["auxiliary_weight"], lr_min=opts["lr_min"])
     module.set_model(net)
     reporter = _reporter(opts, trial)
-    best = _checkpoints(output, filename="best", monitor="val_acc", mode="max", save_top_k=1)
+    # Lightning writes save_last's last.ckpt only in an epoch where the monitored checkpoint was saved: with
+    # --val-every N (no val_acc in between) or no new best, --resume would lose epochs. So last.ckpt has a
+    # callback of its own, unmonitored, written after every epoch.
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    last = ModelCheckpoint(dirpath=output / "checkpoints", filename="last", save_top_k=1, save_on_train_epoch_end=True,
+                           enable_version_counter=False)
+    best = ModelCheckpoint(dirpath=output / "checkpoints", filename="best", monitor="val_acc", mode="max",
+                           save_top_k=1, every_n_epochs=opts["val_every"], save_on_train_epoch_end=True)
     extra = [DropPathSchedule(opts["drop_path"])] if opts["drop_path"] else []
     # DARTS clips at 5 too; without it, measured on digits at lr 0.1, one large step can silence a network for good.
-    trainer = _trainer(opts, output, [reporter, *extra, best], strategy=opts["strategy"],
+    trainer = _trainer(opts, output, [reporter, *extra, best, last], strategy=opts["strategy"],
                        gradient_clip_val=opts.get("grad_clip") or None, check_val_every_n_epoch=opts["val_every"])
     workers, cuda = loader_workers(opts), uses_cuda(opts["accelerator"])
     trainer.fit(module, _loader(data.train, opts["batch_size"], True, workers, opts["seed"], cuda),
