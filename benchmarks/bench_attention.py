@@ -82,7 +82,7 @@ def table(summary: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--setting", default="fashionmnist", help="a setting of bench_search_quality.py")
-    parser.add_argument("--out", default="runs/attention")
+    parser.add_argument("--out", default="benchmarks/results/attention")
     parser.add_argument("--data-dir", help="Fashion-MNIST's idx files (default: Debian's package's folder)")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()

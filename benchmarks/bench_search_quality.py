@@ -119,6 +119,10 @@ class Study:
         self.runs: list[tuple[str, callable]] = []
 
     # ---- running --------------------------------------------------------------------------------------------
+    def arch_of(self, run: str) -> str:
+        """The arch.json a search run found (results name it relative to the study's folder, which may move)."""
+        return str(self.out / self.result(run)["arch"])
+
     def result(self, run: str) -> dict | None:
         path = self.out / run / "result.json"
         return json.loads(path.read_text()) if path.is_file() else None
@@ -154,7 +158,7 @@ class Study:
                             folder / "log.txt")
         metrics = json.loads((folder / "metrics.json").read_text())
         return self._finish(run, {"seconds": seconds, "supernet_accuracy": metrics["export"]["accuracy"],
-                                  "arch": str(folder / "arch.json")})
+                                  "arch": f"{run}/arch.json"})
 
     def multitrial(self, seed: int) -> dict:
         run = f"multitrial-s{seed}"
@@ -169,7 +173,7 @@ class Study:
                              "--output", str(folder)], folder / "log.txt")
         metrics = json.loads((folder / "metrics.json").read_text())
         return self._finish(run, {"seconds": seconds, "budget_seconds": budget, "trials": len(metrics["trials"]),
-                                  "arch": str(folder / "arch.json")})
+                                  "arch": f"{run}/arch.json"})
 
     def write_arch(self, run: str, genotype: dict) -> str:
         from nni_snn.archfile import make_arch, write_json_atomic
@@ -221,12 +225,12 @@ class Study:
                 plan.append((f"search-{method}-s{seed}", lambda m=method, sd=seed: self.search(m, sd)))
                 plan.append((f"retrain-{method}-s{seed}",
                              lambda m=method, sd=seed: self.retrain(f"retrain-{m}-s{sd}", sd,
-                                                                    self.result(f"search-{m}-s{sd}")["arch"])))
+                                                                    self.arch_of(f"search-{m}-s{sd}"))))
             if s.multitrial:
                 plan.append((f"multitrial-s{seed}", lambda sd=seed: self.multitrial(sd)))
                 plan.append((f"retrain-multitrial-s{seed}",
                              lambda sd=seed: self.retrain(f"retrain-multitrial-s{sd}", sd,
-                                                          self.result(f"multitrial-s{sd}")["arch"])))
+                                                          self.arch_of(f"multitrial-s{sd}"))))
             for k in range(s.random_k):
                 if k % len(s.seeds) == index:
                     plan.append((f"retrain-random{k}-s{seed}",
@@ -329,7 +333,7 @@ class Study:
                 search = self.result(f"search-{m}-s{sd}")
                 if search is None or len(genotypes) < 3:
                     continue
-                alpha = json.loads(Path(search["arch"]).read_text())["alpha"]
+                alpha = json.loads((self.out / search["arch"]).read_text())["alpha"]
                 scores = [alpha_score(alpha, json.loads(g)) for g in genotypes]
                 tau = kendalltau(scores, [statistics.mean(accuracy[g]) for g in genotypes]).statistic
                 taus.setdefault(label, []).append(float(tau))
@@ -411,7 +415,9 @@ def plot(summaries: dict[str, dict], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--studies", default="fashionmnist,digits", help="comma-separated: fashionmnist, digits, tiny")
-    parser.add_argument("--out", default="runs/search_quality")
+    parser.add_argument("--out", default="benchmarks/results/search_quality",
+                        help="where the runs go; their small files (result.json, arch.json, metrics.json) are committed, "
+                             "so that a later session resumes the study")
     parser.add_argument("--port", type=int, default=8093, help="the NNI manager's port for the multi-trial runs")
     parser.add_argument("--data-dir", help="Fashion-MNIST's idx files (default: Debian's package's folder)")
     parser.add_argument("--plot", default="benchmarks/search_quality.png")

@@ -27,16 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from nni_snn.attention import ATTENTIONS
+from nni_snn.errors import ArchError
 from nni_snn.genotype import ATTENTION_CELLS, CELL_NORMS, CELL_TYPES, NUM_NODES, PRIMITIVES
 from nni_snn.neuron import make_neuron
 
 FORMAT = "nni-snn/arch"
 VERSION = 2
 READABLE_VERSIONS = (1, 2)
-
-
-class ArchError(ValueError):
-    """An architecture file that cannot be used; the message names the problem."""
 
 
 def make_arch(*, attention: str, timesteps: int, genotype: dict, attention_cells: str = "all",

@@ -247,22 +247,18 @@ def _one_line(err: Exception) -> str:
 def main(argv: list[str] | None = None) -> int:
     # NNI 3.0 warns about every newer torch class it does not know, on every import: harmless noise for users.
     warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module", category=RuntimeWarning)
-    from nni_snn.archfile import ArchError
-    from nni_snn.data import DataError
-    from nni_snn.front import FrontError
-    from nni_snn.multitrial_baseline import MultitrialError
-    from nni_snn.nnictl import ExperimentError
-    from nni_snn.training import NonFiniteError
+    # Torch-free: --help and a bad flag answer without importing torch, NNI or Lightning.
+    from nni_snn.errors import STOPPED, USER_ERRORS
 
     commands = {"search": _search, "retrain": _retrain, "show": _show, "experiment": _experiment, "front": _front,
                 "multitrial": _multitrial}
     try:
         args = build_parser().parse_args(argv)
         return commands[args.command](args)
-    except (UsageError, ArchError, DataError, ExperimentError, FrontError) as err:
+    except USER_ERRORS as err:
         print(f"nni-snn: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
-    except (NonFiniteError, MultitrialError) as err:
+    except STOPPED as err:
         print(f"nni-snn: stopped: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -29,16 +29,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from nni_snn.errors import DataError
+
 EVENT_DATASETS = ("digits-events", "nmnist", "cifar10dvs", "dvsgesture")
 FRAMES_BY = ("time", "count")
 EVENT_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", np.int8)])
 CIFAR10DVS_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CACHE_VERSION = 1  # bump when frames of the same settings would come out different
-
-
-class DataError(ValueError):
-    """A dataset (images or events) that cannot be loaded as asked; the message says what to do. Defined here, the
-    lowest module that raises it, and re-exported by :mod:`nni_snn.data`."""
 
 
 class CachedFrames(Dataset):

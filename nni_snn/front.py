@@ -7,13 +7,10 @@ import json
 from pathlib import Path
 
 from nni_snn.archfile import load_arch
+from nni_snn.errors import FrontError
 from nni_snn.plot import pareto_front
 
 METHODS = {"none": "DARTS", "ct": "CT-DARTS", "ma": "MA-DARTS"}
-
-
-class FrontError(ValueError):
-    """No run, or an unfinished one, where the user pointed; the message says which folder."""
 
 
 def run_folders(roots: list[str | Path]) -> list[Path]:

@@ -29,6 +29,7 @@ import torch
 
 from nni_snn.archfile import make_arch, write_json_atomic
 from nni_snn.data import load_dataset, load_for, split_for_search
+from nni_snn.errors import MultitrialError
 from nni_snn.genotype import genotype_from_sample
 from nni_snn.options import MultitrialOptions
 from nni_snn.training import RESULT_COUNTS, EpochReporter, SNNClassifier, trial_result
@@ -37,10 +38,6 @@ STRATEGIES = ("random", "evolution")
 
 # The options' defaults, for a caller that gives only some (the command gives them all).
 MULTITRIAL_DEFAULTS = MultitrialOptions().as_dict()
-
-
-class MultitrialError(RuntimeError):
-    """The experiment ran but gave nothing to export (e.g. every trial failed); the message says why."""
 
 
 @contextlib.contextmanager

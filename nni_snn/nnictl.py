@@ -18,11 +18,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from nni_snn.errors import ExperimentError
+
 FINISHED = {"SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED"}
-
-
-class ExperimentError(RuntimeError):
-    """The experiment could not be started or did not finish as asked; the message says why."""
 
 
 class RestClient:

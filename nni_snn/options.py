@@ -23,16 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from nni_snn.errors import UsageError
+
 # nni_snn.spikes.E_AC_PJ / E_MAC_PJ, written out so that `--help` does not import torch (a test keeps them equal).
 ENERGY_DEFAULTS = {"e_ac_pj": 0.9, "e_mac_pj": 4.6}
 # How a search picks the architecture it writes (--export): the epoch whose supernet validation accuracy is highest
 # (the paper: "the optimal network structure is obtained according to accuracy"), or the final epoch's.
 EXPORTS = ("best", "last")
 PRECISIONS = ("32", "16-mixed", "bf16-mixed")
-
-
-class UsageError(Exception):
-    """A mistake the user can fix; printed as one line, exit code 2."""
 
 
 def _is_number(value) -> bool:

@@ -16,6 +16,7 @@ import torchmetrics
 from nni.nas.evaluator.pytorch import LightningModule
 from torch import nn
 
+from nni_snn.errors import NonFiniteError
 from nni_snn.regularizers import set_drop_path_prob
 from nni_snn.spikes import E_AC_PJ, E_MAC_PJ, SpikeMonitor, default_group_of, energy_uj
 
@@ -96,10 +97,6 @@ class DropPathSchedule(pl.Callback):
         prob = self.probability(trainer.current_epoch, trainer.max_epochs)
         set_drop_path_prob(pl_module.model, prob)
         pl_module.log("drop_path_prob", prob, on_step=False, on_epoch=True)
-
-
-class NonFiniteError(RuntimeError):
-    """Training diverged (a NaN or infinite loss or architecture weight)."""
 
 
 class NonFiniteGuard(pl.Callback):

@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("nni_snn", "search_spaces", "strategies")
 CORE = {f"nni_snn.{name}" for name in ("neuron", "ops", "attention", "spikes", "genotype", "data", "events", "training",
-                                        "regularizers", "baselines", "plot", "front", "archfile")}
+                                        "regularizers", "baselines", "plot", "front", "archfile", "errors")}
 APPLICATION = {f"nni_snn.{name}" for name in ("cli", "options", "search_retrain", "multitrial_baseline", "nni_trial",
                                                "nnictl", "networks", "tuners", "__main__")}
 

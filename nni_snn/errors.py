@@ -1,0 +1,40 @@
+"""The errors the ``nni-snn`` command turns into one line on stderr, in one torch-free module.
+
+``nni_snn.cli`` catches these before anything heavy is imported, so ``nni-snn --help`` starts in well under a
+second; each module that raises one imports it from here (and keeps its name importable where it was defined).
+"""
+
+from __future__ import annotations
+
+
+class UsageError(Exception):
+    """A mistake the user can fix (a bad flag, config key or value); printed as one line, exit code 2."""
+
+
+class ArchError(ValueError):
+    """An architecture file that cannot be used; the message names the problem. Exit code 2."""
+
+
+class DataError(ValueError):
+    """A dataset (images or events) that cannot be loaded as asked; the message says what to do. Exit code 2."""
+
+
+class FrontError(ValueError):
+    """No run, or an unfinished one, where the user pointed; the message says which folder. Exit code 2."""
+
+
+class ExperimentError(RuntimeError):
+    """The experiment could not be started or did not finish as asked; the message says why. Exit code 2."""
+
+
+class NonFiniteError(RuntimeError):
+    """Training diverged (a NaN or infinite loss or architecture weight). Exit code 1."""
+
+
+class MultitrialError(RuntimeError):
+    """The experiment ran but gave nothing to export (e.g. every trial failed); the message says why. Exit code 1."""
+
+
+# What the command line reports as the user's mistake (exit 2), and as a run that stopped (exit 1).
+USER_ERRORS = (UsageError, ArchError, DataError, ExperimentError, FrontError)
+STOPPED = (NonFiniteError, MultitrialError)
