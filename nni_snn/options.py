@@ -165,6 +165,7 @@ class TrainOptions(CommonOptions):
     resume: bool = option(False, "continue from the last checkpoint in --output (after a crash or kill)",
                           action="store_true")
     progress: bool = option(True, "no progress bar", action="store_false")
+    verbose: bool = option(False, "also print Lightning's model summary table and its tips", action="store_true")
     # The network's neuron and normalisation (search: recorded in arch.json; retrain: None = the arch file's).
     neuron: str | None = option("lif", "lif, plif (a LIF that learns its decay), or relu for the network's ANN twin "
                                        "(default {default})", choices="nni_snn.neuron:NEURONS")

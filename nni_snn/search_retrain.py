@@ -6,6 +6,7 @@ in ``search_spaces`` and ``strategies`` (the core imports neither; tests/test_la
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import pickle
@@ -124,9 +125,26 @@ def resume_path(output: Path) -> Path:
     return output / "checkpoints" / "last.ckpt"
 
 
+class _NoAdverts(logging.Filter):
+    """Drops Lightning's "💡 Tip: ... try installing ..." lines: adverts for services, not facts about the run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡")
+
+
 def _trainer(opts: dict, output: Path, callbacks: list, traced: bool = False, **kwargs):
-    """The Lightning trainer of search (``traced`` for NNI's evaluator) and retrain."""
+    """The Lightning trainer of search (``traced`` for NNI's evaluator) and retrain. Without ``--verbose`` it prints
+    no model summary table and no tips, only the progress bar and the result."""
     from nni.nas.evaluator.pytorch import Trainer
+
+    verbose = bool(opts.get("verbose"))
+    for name in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero"):
+        log = logging.getLogger(name)
+        for f in [f for f in log.filters if isinstance(f, _NoAdverts)]:
+            log.removeFilter(f)
+        if not verbose:
+            log.addFilter(_NoAdverts())
+    kwargs.setdefault("enable_model_summary", verbose)
 
     return (Trainer if traced else pl.Trainer)(
         max_epochs=opts["epochs"], accelerator=opts["accelerator"], devices=opts["devices"],

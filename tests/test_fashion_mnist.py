@@ -236,3 +236,16 @@ def test_a_retrain_that_validates_rarely_still_checkpoints_every_epoch(tmp_path,
     assert main(base[3:] + ["--resume"]) == 0
     history = json.loads((out / "metrics.json").read_text())["history"]
     assert [h["epoch"] for h in history] == [0, 1, 2, 3] and "val_acc" in history[-1]
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_no_model_summary_or_adverts_unless_verbose(tmp_path, verbose):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "nni_snn", "retrain", "--baseline", "spiking-cnn", *TINY,
+                           "--epochs", "1", "--output", str(tmp_path), *(["--verbose"] if verbose else [])],
+                          capture_output=True, text=True, check=False)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0 and "accuracy" in out  # the result line stays
+    assert ("| Name" in out) == verbose and ("Tip:" in out) == verbose
