@@ -135,6 +135,11 @@ def load_arch(arch: str | Path | dict) -> dict:
 
 def write_json_atomic(path: str | Path, data: Any) -> None:
     """Write JSON next to ``path`` and rename it over: readers never see a half-written file."""
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` next to ``path`` and rename it over: readers never see a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -143,8 +148,7 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
     try:
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make results unreadable to others
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -97,7 +97,19 @@ def _prepare(args, options: type):
         if not resume_path(output).is_file():
             raise UsageError(f"--resume: no checkpoint {resume_path(output)}; run without --resume to start afresh")
     output.mkdir(parents=True, exist_ok=True)
+    write_config(output, opts)
     return opts, output, trial
+
+
+def write_config(output: Path, opts) -> None:
+    """``config.yaml`` beside the run's results: every option it ran with, defaults included, readable back with
+    ``--config`` (so that a changed default never changes what an old run did)."""
+    import yaml
+
+    from nni_snn.archfile import write_text_atomic
+
+    settings = {k: v for k, v in opts.as_dict().items() if k not in ("config", "resume")}
+    write_text_atomic(output / "config.yaml", yaml.safe_dump(settings, sort_keys=False))
 
 
 def _counts(metrics: dict) -> str:
@@ -120,7 +132,8 @@ def _retrain(args) -> int:
     if metrics is not None:
         if trial:
             trial.final(final_result(metrics))
-        print(f"accuracy {metrics['accuracy']:.4f} (best {metrics['best_accuracy']:.4f}), {_counts(metrics)}, "
+        print(f"accuracy {metrics['accuracy']:.4f} (best epoch on the held-out split {metrics['best_accuracy']:.4f}), "
+              f"{_counts(metrics)}, "
               f"{_params(metrics)}; {output / 'metrics.json'}")
     return 0
 
@@ -136,7 +149,9 @@ def _search(args) -> int:
     result = exported_result(metrics)
     if opts.retrain_epochs:
         # Retrain the found cells: the trial's final result is then its accuracy.
-        metrics = run_retrain(opts.retrain(output).as_dict(), output / "retrain", trial)
+        retrain = opts.retrain(output)
+        write_config(output / "retrain", retrain)
+        metrics = run_retrain(retrain.as_dict(), output / "retrain", trial)
         print(f"retrain: accuracy {metrics['accuracy']:.4f}, {_counts(metrics)}; {output / 'retrain' / 'metrics.json'}")
         result = final_result(metrics)
     if trial:
@@ -197,11 +212,12 @@ def _multitrial(args) -> int:
     with socket.socket() as probe:  # NNI would fail later, with a traceback, on a port in use
         if probe.connect_ex(("127.0.0.1", opts.port)) == 0:
             raise UsageError(f"--port {opts.port} is in use (another NNI experiment?); choose another")
+    output = Path(opts.output)
+    write_config(output, opts)
     try:
         summary = run_multitrial(opts.as_dict())
     except ValueError as err:
         raise UsageError(str(err)) from None
-    output = Path(opts.output)
     print(f"{opts.search_strategy}: {len(summary['trials'])} trials; best accuracy {summary['accuracy']:.4f}, "
           f"{summary['spikes_per_sample']:.1f} spikes, {summary['energy_uj_per_sample']:.4g} uJ per sample, "
           f"{summary['params']} parameters; architecture: {output / 'arch.json'}")

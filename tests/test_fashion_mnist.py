@@ -249,3 +249,20 @@ def test_no_model_summary_or_adverts_unless_verbose(tmp_path, verbose):
     out = done.stdout + done.stderr
     assert done.returncode == 0 and "accuracy" in out  # the result line stays
     assert ("| Name" in out) == verbose and ("Tip:" in out) == verbose
+
+
+def test_every_run_writes_its_resolved_configuration(tmp_path):
+    """config.yaml beside the results holds every option, defaults included, and reads back with --config."""
+    import yaml
+
+    search = tmp_path / "search"
+    assert main(["search", *TINY, "--epochs", "1", "--subset-per-class", "3", "--retrain-epochs", "1",
+                 "--output", str(search)]) == 0
+    config = yaml.safe_load((search / "config.yaml").read_text())
+    assert config["subset_per_class"] == 3 and config["cell_norm"] == "after-attention" and config["tau"] == 0.2
+    retrain = yaml.safe_load((search / "retrain" / "config.yaml").read_text())
+    assert retrain["arch"] == str(search / "arch.json") and retrain["epochs"] == 1
+    again = tmp_path / "again"
+    assert main(["search", "--config", str(search / "config.yaml"), "--output", str(again)]) == 0
+    assert json.loads((again / "arch.json").read_text())["genotype"] == json.loads(
+        (search / "arch.json").read_text())["genotype"]
