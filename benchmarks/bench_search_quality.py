@@ -303,17 +303,19 @@ class Study:
         return summary
 
     def _paired(self, rows: dict) -> dict:
-        """Per seed: MA-DARTS's accuracy minus the mean of the random genotypes retrained with that seed; the mean
-        difference over seeds and its standard error."""
-        ma = {r["seed"]: r["accuracy"] for r in rows.get(SEARCHES["ma"][0], [])}
+        """Per search method (and the multi-trial search), per seed: its accuracy minus the mean of the random
+        genotypes retrained with that seed; the mean difference over seeds and its standard error."""
         rand: dict[int, list[float]] = {}
         for r in rows.get("random genotypes (MA attention)", []):
             rand.setdefault(r["seed"], []).append(r["accuracy"])
-        diffs = [ma[sd] - statistics.mean(rand[sd]) for sd in sorted(ma) if sd in rand]
-        if not diffs:
-            return {}
-        se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else float("nan")
-        return {"diffs": diffs, "mean": statistics.mean(diffs), "se": se}
+        paired = {}
+        for label in [*(label for label, *_ in self.searches.values()), "NNI Random multi-trial"]:
+            found = {r["seed"]: r["accuracy"] for r in rows.get(label, [])}
+            diffs = [found[sd] - statistics.mean(rand[sd]) for sd in sorted(found) if sd in rand]
+            if diffs:
+                se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else float("nan")
+                paired[label] = {"diffs": diffs, "mean": statistics.mean(diffs), "se": se}
+        return paired
 
     def _kendall(self, rows: dict) -> dict:
         from scipy.stats import kendalltau
@@ -375,11 +377,11 @@ def table(name: str, summary: dict) -> str:
         sops = f"{row['sops_per_sample']:.3g}" if "sops_per_sample" in row else ""
         energy = f"{row['energy_uj_per_sample']:.3g}" if "energy_uj_per_sample" in row else ""
         lines.append(f"| {label} | {row['n']} | {_fmt(row)} | {row['best']:.4f} | {sops} | {energy} |")
-    paired = summary["paired"]
-    if paired:
-        lines += ["", f"MA-DARTS − random-genotype mean, paired by seed: {paired['mean']:+.4f} ± {paired['se']:.4f} "
-                      f"(standard error, {len(paired['diffs'])} seeds: "
-                      + ", ".join(f"{d:+.4f}" for d in paired["diffs"]) + ")"]
+    if summary["paired"]:
+        lines += ["", "Minus the random genotypes' mean, paired by seed (mean ± standard error; per seed):", ""]
+    for label, paired in summary["paired"].items():
+        lines.append(f"- {label}: {paired['mean']:+.4f} ± {paired['se']:.4f} ("
+                     + ", ".join(f"{d:+.4f}" for d in paired["diffs"]) + ")")
     for method, accs in summary["supernet_accuracy"].items():
         if accs:
             lines.append(f"- {method}: supernet accuracy on the alpha half " + ", ".join(f"{a:.3f}" for a in accs)
