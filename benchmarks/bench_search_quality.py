@@ -297,10 +297,16 @@ class Study:
         summary["search_seconds"] = {label: [r["seconds"] for r in rs if r] for label, rs in searches.items()}
         summary["supernet_accuracy"] = {label: [r["supernet_accuracy"] for r in rs if r]
                                         for label, rs in searches.items()}
+        # How far alpha moved from uniform (1/7): the mean over edges of each edge's largest softmax weight.
+        summary["alpha_peak"] = {label: [self._alpha_peak(r) for r in rs if r] for label, rs in searches.items()}
         summary["paired"] = self._paired(rows)
         summary["kendall_tau"] = self._kendall(rows)
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
+
+    def _alpha_peak(self, search: dict) -> float:
+        alpha = json.loads((self.out / search["arch"]).read_text())["alpha"]
+        return statistics.mean(max(edge.values()) for edge in alpha.values())
 
     def _paired(self, rows: dict) -> dict:
         """Per search method (and the multi-trial search), per seed: its accuracy minus the mean of the random
@@ -385,6 +391,8 @@ def table(name: str, summary: dict) -> str:
     for method, accs in summary["supernet_accuracy"].items():
         if accs:
             lines.append(f"- {method}: supernet accuracy on the alpha half " + ", ".join(f"{a:.3f}" for a in accs)
+                         + "; alpha's largest weight per edge, mean over edges (uniform: 1/7 = 0.1429) "
+                         + ", ".join(f"{p:.4f}" for p in summary["alpha_peak"][method])
                          + "; search " + ", ".join(f"{t:.0f} s" for t in summary["search_seconds"][method]))
     k = summary["kendall_tau"]
     if k.get("tau"):
