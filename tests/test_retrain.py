@@ -215,4 +215,6 @@ def test_freed_activations_are_reused_without_page_faults():
         torch.ones(5 << 20)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
     pages = (5 << 20) * 4 // 4096  # one tensor's
-    assert faults <= 2 * pages  # measured: 1 tensor's worth in all; glibc's defaults: 8 of the 10 rounds fault
+    # Measured: 1 tensor's worth in all (once 1 page more, after other tests had shaped the heap); glibc's defaults:
+    # 8 of the 10 rounds fault, 8 tensors' worth.
+    assert faults <= 3 * pages
