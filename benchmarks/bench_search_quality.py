@@ -327,25 +327,31 @@ class Study:
         from scipy.stats import kendalltau
 
         accuracy: dict[str, list[float]] = {}
+        independent = set()  # genotypes no search picked (random, DARTS-V2): alpha's ranking of them is not biased
         for label, results in rows.items():
             for r in results:
                 if r.get("genotype") is None:
                     continue
                 if label in (SEARCHES["none"][0], SEARCHES["ct"][0]):  # another attention: not alpha's network
                     continue
-                accuracy.setdefault(json.dumps(r["genotype"], sort_keys=True), []).append(r["accuracy"])
-        genotypes = sorted(accuracy)
-        taus = {}
-        for m, (label, *_) in self.searches.items():
-            for sd in self.s.seeds:
-                search = self.result(f"search-{m}-s{sd}")
-                if search is None or len(genotypes) < 3:
-                    continue
-                alpha = json.loads((self.out / search["arch"]).read_text())["alpha"]
-                scores = [alpha_score(alpha, json.loads(g)) for g in genotypes]
-                tau = kendalltau(scores, [statistics.mean(accuracy[g]) for g in genotypes]).statistic
-                taus.setdefault(label, []).append(float(tau))
-        return {"genotypes": len(genotypes), "tau": taus}
+                key = json.dumps(r["genotype"], sort_keys=True)
+                accuracy.setdefault(key, []).append(r["accuracy"])
+                if label.startswith(("random genotypes", "DARTS-V2")):
+                    independent.add(key)
+        result = {}
+        for name, genotypes in (("tau", sorted(accuracy)), ("tau_unsearched", sorted(independent))):
+            taus: dict[str, list[float]] = {}
+            for m, (label, *_) in self.searches.items():
+                for sd in self.s.seeds:
+                    search = self.result(f"search-{m}-s{sd}")
+                    if search is None or len(genotypes) < 3:
+                        continue
+                    alpha = json.loads((self.out / search["arch"]).read_text())["alpha"]
+                    scores = [alpha_score(alpha, json.loads(g)) for g in genotypes]
+                    tau = kendalltau(scores, [statistics.mean(accuracy[g]) for g in genotypes]).statistic
+                    taus.setdefault(label, []).append(float(tau))
+            result[name], result[f"{name}_genotypes"] = taus, len(genotypes)
+        return result
 
 
 def quiet() -> None:
@@ -395,10 +401,12 @@ def table(name: str, summary: dict) -> str:
                          + ", ".join(f"{p:.4f}" for p in summary["alpha_peak"][method])
                          + "; search " + ", ".join(f"{t:.0f} s" for t in summary["search_seconds"][method]))
     k = summary["kendall_tau"]
-    if k.get("tau"):
-        lines.append(f"- Kendall tau, alpha's ranking of {k['genotypes']} retrained MA-attention genotypes against "
-                     "their accuracy: " + "; ".join(f"{m} " + ", ".join(f"{t:+.2f}" for t in ts)
-                                                    for m, ts in k["tau"].items()))
+    for key, what in (("tau", "all retrained MA-attention genotypes, the searches' own included"),
+                      ("tau_unsearched", "the random and DARTS-V2 genotypes only")):
+        if k.get(key):
+            lines.append(f"- Kendall tau of alpha's ranking against retrained accuracy, {k[key + '_genotypes']} "
+                         f"genotypes ({what}): " + "; ".join(f"{m} " + ", ".join(f"{t:+.2f}" for t in ts)
+                                                            for m, ts in k[key].items()))
     return "\n".join(lines)
 
 
