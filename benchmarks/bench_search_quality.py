@@ -114,11 +114,23 @@ def alpha_score(alpha: dict, genotype: dict) -> float:
 class Study:
     def __init__(self, name: str, setting: Setting, out: Path, port: int, variants: dict | None = None):
         self.name, self.s, self.out, self.port = name, setting, out / name, port
+        # Variants a study was started with are read back from their searches' results, so that the plain command
+        # resumes (and reports) the whole study.
+        variants = {**self._started_variants(), **(variants or {})}
         self.searches = {**SEARCHES, **{key: (f"MA-DARTS {key} ({' '.join(flags)})", "ma", flags)
-                                        for key, flags in (variants or {}).items()}}
+                                        for key, flags in variants.items()}}
         self.runs: list[tuple[str, callable]] = []
 
     # ---- running --------------------------------------------------------------------------------------------
+    def _started_variants(self) -> dict[str, list[str]]:
+        found = {}
+        for folder in sorted(self.out.glob("search-*-s*")):
+            key = folder.name.removeprefix("search-").rsplit("-s", 1)[0]
+            result = self.result(folder.name)
+            if key not in SEARCHES and result and "flags" in result:
+                found[key] = result["flags"]
+        return found
+
     def arch_of(self, run: str) -> str:
         """The arch.json a search run found (results name it relative to the study's folder, which may move)."""
         return str(self.out / self.result(run)["arch"])
@@ -158,7 +170,7 @@ class Study:
                             folder / "log.txt")
         metrics = json.loads((folder / "metrics.json").read_text())
         return self._finish(run, {"seconds": seconds, "supernet_accuracy": metrics["export"]["accuracy"],
-                                  "arch": f"{run}/arch.json"})
+                                  "arch": f"{run}/arch.json", "attention": attention, "flags": flags})
 
     def multitrial(self, seed: int) -> dict:
         run = f"multitrial-s{seed}"

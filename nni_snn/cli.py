@@ -108,7 +108,8 @@ def write_config(output: Path, opts) -> None:
 
     from nni_snn.archfile import write_text_atomic
 
-    settings = {k: v for k, v in opts.as_dict().items() if k not in ("config", "resume")}
+    # The folder it wrote to (inside an NNI trial: the trial's, not --output's default).
+    settings = {**{k: v for k, v in opts.as_dict().items() if k not in ("config", "resume")}, "output": str(output)}
     write_text_atomic(output / "config.yaml", yaml.safe_dump(settings, sort_keys=False))
 
 

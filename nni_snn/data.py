@@ -147,10 +147,11 @@ def _read_idx(path: Path, magic: int) -> torch.Tensor:
     """An idx file (gzipped or not) as a uint8 tensor of its stated shape; a missing, wrong or short file raises
     a :class:`DataError` naming it."""
     import gzip
+    import zlib
 
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
+    except (OSError, EOFError, zlib.error) as err:  # BadGzipFile is an OSError
         raise DataError(f"{path} is not readable ({type(err).__name__}: {err})") from None
     ndim = magic & 0xFF
     if len(raw) < 4 + 4 * ndim or int.from_bytes(raw[:4], "big") != magic:
@@ -160,6 +161,8 @@ def _read_idx(path: Path, magic: int) -> torch.Tensor:
     for n in shape:
         size *= n
     body = raw[4 + 4 * ndim:]
+    if size == 0:
+        raise DataError(f"{path} holds no {'images' if ndim == 3 else 'labels'} (its header announces 0)")
     if len(body) != size:
         raise DataError(f"{path} is truncated or damaged: its header announces {size} bytes of data, it holds "
                         f"{len(body)}")
@@ -180,7 +183,8 @@ def _fashion_mnist(data_dir, cutout: int = 0) -> Data:
     Normalised by the training images' mean and deviation; no augmentation (Cutout only when asked)."""
     root = Path(data_dir or FASHION_MNIST_DIR)
     if not root.is_dir():
-        raise DataError(f"--data-dir {root} is missing; it must hold Fashion-MNIST's four idx files (Debian: apt "
+        given = "--data-dir" if data_dir else "the default --data-dir"
+        raise DataError(f"{given} {root} is missing; it must hold Fashion-MNIST's four idx files (Debian: apt "
                         f"install dataset-fashion-mnist, then --data-dir {FASHION_MNIST_DIR})")
     splits = {}
     for split, (images_name, labels_name) in FASHION_MNIST_FILES.items():

@@ -318,6 +318,14 @@ class SearchOptions(TrainOptions):
                                                        "behind the final cell, 4.2)",
                                                  choices="nni_snn.genotype:ATTENTION_CELLS")
 
+    def check_together(self) -> None:
+        super().check_together()
+        if self.retrain_epochs:  # a bad --retrain-* value fails now, not after the search
+            try:
+                self.retrain(Path(self.output)).check()
+            except UsageError as err:
+                raise UsageError(f"the retrain after the search (--retrain-*): {err}") from None
+
     def retrain(self, output: Path) -> RetrainOptions:
         """The retrain after this search, of ``output``'s arch.json. Data, seed, hardware, neuron and energy prices
         are the search's; sizes and learning rate are retrain's unless --retrain-* says otherwise (the paper

@@ -172,6 +172,7 @@ class EpochReporter(pl.Callback):
         self.monitor.reset("train")
         self.monitor.phase = "train"
         self._grad_sq, self._grad_steps = None, 0
+        self._val = {}  # this epoch's validation counts, if it validates
 
     def on_validation_epoch_start(self, trainer, pl_module):
         self._resume_phase = self.monitor.phase if self.monitor else None
@@ -192,14 +193,19 @@ class EpochReporter(pl.Callback):
         if self._grad_sq is not None:  # root mean square over the epoch's steps of each group's gradient norm
             rms = (self._grad_sq / self._grad_steps).sqrt().tolist()
             pl_module.log_dict({f"grad_norm/{group}": value for group, value in zip(self._grad_groups, rms)})
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if "/" not in k}
-        counted = self._val or train  # validation counts when there is a validation loop
+        validated = bool(self._val)
+        # Lightning keeps the last validation's metrics between validations (retrain --val-every N): an epoch that
+        # did not validate records no val_* values, its training counts, and is not reported to NNI.
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
+                   if "/" not in k and (validated or not k.startswith("val_"))}
+        counted = self._val or train  # validation counts when the epoch validated
         record = {"epoch": trainer.current_epoch, **metrics,
                   **{key: counted[key] for key in COUNTED if key.endswith("_per_sample")},
                   "spikes_per_cell": counted["spikes_per_group"], "sops_per_cell": counted["sops_per_group"],
                   **{f"train_{key}": train[key] for key in RESULT_COUNTS}}
         self.history.append(record)
-        if self.report is not None and trainer.is_global_zero:
+        skipped = not validated and (trainer.check_val_every_n_epoch or 1) > 1
+        if self.report is not None and trainer.is_global_zero and not skipped:
             self.report(trial_result(record))
 
     def state_dict(self) -> dict:

@@ -119,9 +119,10 @@ def test_val_every_validates_the_last_epoch_only(tmp_path):
     write_idx(tmp_path / "data")
     out = tmp_path / "out"
     assert main(["retrain", "--baseline", "spiking-cnn", "--dataset", "fashionmnist", "--data-dir",
-                 str(tmp_path / "data"), *TINY, "--epochs", "2", "--val-every", "2", "--output", str(out)]) == 0
+                 str(tmp_path / "data"), *TINY, "--epochs", "4", "--val-every", "2", "--output", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert [("val_acc" in record) for record in metrics["history"]] == [False, True]
+    # An epoch that does not validate records no (stale) val_* values.
+    assert [("val_acc" in record) for record in metrics["history"]] == [False, True, False, True]
     assert metrics["accuracy"] == metrics["history"][-1]["val_acc"] and metrics["recipe"]["val_every"] == 2
 
 
@@ -266,3 +267,29 @@ def test_every_run_writes_its_resolved_configuration(tmp_path):
     assert main(["search", "--config", str(search / "config.yaml"), "--output", str(again)]) == 0
     assert json.loads((again / "arch.json").read_text())["genotype"] == json.loads(
         (search / "arch.json").read_text())["genotype"]
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--retrain-lr-min", "0.3"], "the retrain after the search (--retrain-*): --lr-min 0.3 is above --lr 0.2"),
+    (["--dataset", "digits-events", "--retrain-cutout", "4"], "--cutout cuts holes in images"),
+])
+def test_the_searchs_retrain_options_are_checked_before_the_search(tmp_path, flags, needle, capsys):
+    assert main(["search", *TINY, "--epochs", "1", "--retrain-epochs", "1", *flags, "--output", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "arch.json").exists()
+
+
+def test_a_damaged_or_empty_idx_file_is_one_line(tmp_path, capsys):
+    write_idx(tmp_path)
+    images = tmp_path / "train-images-idx3-ubyte.gz"
+    raw = images.read_bytes()
+    images.write_bytes(raw[:20] + bytes(b ^ 0xFF for b in raw[20:60]) + raw[60:])  # a damaged deflate stream
+    with pytest.raises(Exception) as caught:
+        load_dataset("fashionmnist", tmp_path)
+    assert type(caught.value).__name__ == "DataError" and "train-images-idx3-ubyte.gz" in str(caught.value)
+    write_idx(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x0801, 0))
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(Exception, match="holds no labels"):
+        load_dataset("fashionmnist", tmp_path)
