@@ -21,6 +21,10 @@ from pathlib import Path
 from nni_snn.errors import ExperimentError
 
 FINISHED = {"SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED"}
+# Experiment states from which no trial will run or finish any more (trials that had all finished are summarised
+# before this is checked). DONE with no trial at all is one: nothing was ever dispatched.
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+CANNOT_PROGRESS = {"ERROR", "STOPPING", "STOPPED", "VIEWED"}
 
 
 class RestClient:
@@ -78,22 +82,75 @@ def stop(experiment_id: str) -> None:
     subprocess.run([nnictl(), "stop", experiment_id], capture_output=True, text=True, timeout=120, check=False)
 
 
-def wait(client: RestClient, timeout: float, poll: float = 3.0, progress=print) -> list[dict]:
-    """Wait until the experiment is done (all trials finished, none left to run) or ``timeout`` seconds pass."""
+def manager_record(experiment_id: str) -> dict:
+    """nnictl's record of the experiment (its manager's ``pid``, ``logDir``, ``status``), {} if it has none."""
+    from nni.tools.nnictl.config_utils import Experiments
+
+    return Experiments().get_all_experiments().get(experiment_id, {})
+
+
+def manager_log(experiment_id: str) -> Path:
+    root = manager_record(experiment_id).get("logDir") or os.path.expanduser("~/nni-experiments")
+    return Path(root) / experiment_id / "log" / "nnimanager.log"
+
+
+def process_alive(pid: int | None) -> bool:
+    """Whether ``pid`` runs (a zombie, left unreaped by a container's init, counts as ended)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def last_error(log: Path) -> str:
+    """The last ERROR line of the manager's log, without its time stamp and logger ('' if none)."""
+    try:
+        errors = [line for line in log.read_text(errors="replace").splitlines() if "] ERROR " in line]
+    except OSError:
+        return ""
+    return re.sub(r"^\[[^]]*\] ERROR (\([^)]*\) )?", "", errors[-1]).strip() if errors else ""
+
+
+def stopped(experiment_id: str, why: str) -> ExperimentError:
+    """One line: why the experiment cannot go on, the manager's last error, and where its log is."""
+    log = manager_log(experiment_id)
+    error = last_error(log)
+    return ExperimentError(f"{why}{': ' + error if error else ''}; log: {log}")
+
+
+def wait(client: RestClient, timeout: float, poll: float = 3.0, progress=print,
+         experiment_id: str | None = None) -> list[dict]:
+    """Wait until the experiment is done (all trials finished, none left to run) or ``timeout`` seconds pass.
+
+    With ``experiment_id`` it also watches the manager: a manager that has exited (its REST API gone with it) or
+    an experiment in a state that cannot progress (ERROR, stopped, only viewed) ends the wait at once, with one
+    line that names the manager's last error and its log, instead of waiting out ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            status = client.get("check-status")["status"]
-            trials = client.trials()
+            check = client.get("check-status")
+            status, trials = check["status"], client.trials()
         except (urllib.error.URLError, ConnectionError, TimeoutError):
-            status, trials = "STARTING", []
+            if experiment_id and not process_alive(manager_record(experiment_id).get("pid")):
+                raise stopped(experiment_id, "the NNI manager has stopped") from None
+            check, status, trials = {}, "STARTING", []
         counts = {}
         for trial in trials:
             counts[trial["status"]] = counts.get(trial["status"], 0) + 1
         progress(f"experiment {status.lower()}: " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())))
-        if status in ("DONE", "STOPPED", "ERROR", "NO_MORE_TRIAL") and trials and \
-                all(t["status"] in FINISHED for t in trials):
+        finished = all(t["status"] in FINISHED for t in trials)
+        if status in ("DONE", "STOPPED", "NO_MORE_TRIAL") and trials and finished:
             return trials
+        if experiment_id and (status in CANNOT_PROGRESS or (status == "DONE" and not trials)):
+            raise stopped(experiment_id, f"the experiment is {status.lower()}")
         if time.monotonic() > deadline:
             raise ExperimentError(f"experiment not finished after {timeout:.0f} s (status {status})")
         time.sleep(poll)
@@ -126,8 +183,21 @@ def trial_parameters(trial: dict) -> dict:
     return json.loads(record[0]).get("parameters", {})
 
 
+def trial_location(client: RestClient, trial_id: str) -> tuple[str, str] | None:
+    """(host, folder) of the trial's output directory as the manager records it: host '' on this machine; a remote
+    machine's trials are under ``~/nni-experiments/<id>/environments/<machine>/trials/`` of its user."""
+    path = client.get(f"trial-jobs/{trial_id}").get("logPath")
+    if not path:
+        return None
+    host, remote, folder = path.rpartition(":~/")  # NNI 3.0 writes a remote trial's as "<host>:~/nni-experiments/..."
+    return (host, "~/" + folder) if remote else ("", path)
+
+
 def trial_dir(client: RestClient, experiment_id: str, trial_id: str) -> Path:
-    """The trial's output directory (``NNI_OUTPUT_DIR``) under the experiment's working directory."""
+    """The trial's output directory (``NNI_OUTPUT_DIR``), on this machine (a remote one on loopback included)."""
+    location = trial_location(client, trial_id)
+    if location and (not location[0] or location[0] in LOOPBACK):
+        return Path(location[1]).expanduser()
     profile = client.profile()
     root = Path(profile.get("logDir") or Path(os.path.expanduser("~/nni-experiments")) / experiment_id)
     # The layout below the experiment folder depends on the training service (local: environments/local-env/).
@@ -139,18 +209,24 @@ def run(config: Path, port: int, timeout: float, stop_after: bool) -> int:
     client = RestClient(port)
     print(f"experiment {experiment_id} started; web UI: http://127.0.0.1:{port}")
     try:
-        wait(client, timeout, progress=lambda line: print("\r" + line.ljust(70), end="", flush=True))
-        print()
+        try:
+            wait(client, timeout, progress=lambda line: print("\r" + line.ljust(70), end="", flush=True),
+                 experiment_id=experiment_id)
+        finally:
+            print()
         found = best_trial(client)
         if found is None:
             raise ExperimentError("no trial succeeded; see the trials' logs in the web UI")
         trial, final = found
-        folder = trial_dir(client, experiment_id, trial["trialJobId"])
-        arch_path = folder / "arch.json"
         print(f"best trial: {trial['trialJobId']} {json.dumps(trial_parameters(trial))}")
         print(f"accuracy: {final['default']:.4f}   spikes/sample: {final.get('spikes_per_sample', float('nan')):.1f}"
               f"   energy/sample: {final.get('energy_uj_per_sample', float('nan')):.4g} uJ")
-        print(f"architecture: {arch_path if arch_path.exists() else '(none written)'}")
+        location = trial_location(client, trial["trialJobId"])
+        if location and location[0] and location[0] not in LOOPBACK:  # on another machine: say where
+            print(f"architecture: {location[0]}:{location[1]}/arch.json (on that machine)")
+        else:
+            arch_path = trial_dir(client, experiment_id, trial["trialJobId"]) / "arch.json"
+            print(f"architecture: {arch_path if arch_path.exists() else '(none written)'}")
     finally:
         if stop_after:
             stop(experiment_id)
