@@ -23,11 +23,12 @@ test: setup test-deps
 # tests/test_remote.py runs NNI's remote training service against a real OpenSSH server: install Debian's
 # openssh-server where it is missing and we may (root with apt-get); elsewhere that test says how, and skips.
 test-deps:
-	@if [ ! -x /usr/sbin/sshd ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	@if { [ ! -x /usr/sbin/sshd ] || [ ! -x /usr/lib/openssh/sftp-server ]; } && [ "$$(id -u)" = 0 ] && \
+			command -v apt-get >/dev/null; then \
 		echo "installing openssh-server (for tests/test_remote.py)"; \
 		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get install -y -q openssh-server >/dev/null 2>&1 || \
-		{ apt-get update -q >/dev/null && apt-get install -y -q openssh-server >/dev/null; }; \
+		apt-get install -y -q openssh-server openssh-sftp-server >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null && apt-get install -y -q openssh-server openssh-sftp-server >/dev/null; }; \
 	fi
 
 lint: setup

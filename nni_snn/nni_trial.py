@@ -36,11 +36,19 @@ def assigned_record(received: dict | None, attempts: int = 20) -> dict | None:
     parameters of every trial it creates and answers each trial's request with the oldest queued: two trials that
     start together and ask in the other order swap parameters. Each then runs the other's, while the manager, the
     tuner and the web UI credit its results to its own. The manager's record of the trial (its REST API, on the
-    port of the trial's command channel) says which parameters are this trial's.
+    port of the trial's command channel) says which parameters are this trial's. The remote training service
+    shares that layer: there the channel is the machine's trial keeper, whose config names the manager's port.
     """
     channel, trial_id = os.environ.get("NNI_TRIAL_COMMAND_CHANNEL", ""), os.environ.get("NNI_TRIAL_JOB_ID")
     if not channel.startswith("http://") or not trial_id:
         return received  # not a v3 trial (standalone, or a legacy training service): nothing to check
+    if os.environ.get("NNI_PLATFORM") == "remote":
+        # NNI 3.0 on a remote machine: .../environments/<machine>/trials/<trial> and .../<machine>/trial_keeper/
+        try:
+            keeper = Path(os.environ["NNI_OUTPUT_DIR"]).parents[1] / "trial_keeper" / "trial_keeper_config.json"
+            channel = json.loads(keeper.read_text())["managerCommandChannel"]  # ws://<manager>:<port>/platform/...
+        except (OSError, ValueError, KeyError, IndexError):
+            return received
     address = urllib.parse.urlsplit(channel).netloc
     for _ in range(attempts):  # the manager stores the trial's form just after starting it: allow it a moment
         try:

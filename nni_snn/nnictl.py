@@ -21,10 +21,11 @@ from pathlib import Path
 from nni_snn.errors import ExperimentError
 
 FINISHED = {"SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED"}
-# Experiment states from which no trial will run or finish any more (trials that had all finished are summarised
-# before this is checked). DONE with no trial at all is one: nothing was ever dispatched.
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-CANNOT_PROGRESS = {"ERROR", "STOPPING", "STOPPED", "VIEWED"}
+# Experiment states from which no trial will run or finish any more, and what to tell the user (trials that had
+# all finished are summarised before this is checked). DONE with no trial at all is one too: nothing was dispatched.
+CANNOT_PROGRESS = {"ERROR": "the experiment failed", "STOPPING": "the experiment was stopped",
+                   "STOPPED": "the experiment was stopped", "VIEWED": "the experiment is only viewed (nnictl view)"}
 
 
 class RestClient:
@@ -136,12 +137,11 @@ def wait(client: RestClient, timeout: float, poll: float = 3.0, progress=print,
     deadline = time.monotonic() + timeout
     while True:
         try:
-            check = client.get("check-status")
-            status, trials = check["status"], client.trials()
+            status, trials = client.get("check-status")["status"], client.trials()
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             if experiment_id and not process_alive(manager_record(experiment_id).get("pid")):
                 raise stopped(experiment_id, "the NNI manager has stopped") from None
-            check, status, trials = {}, "STARTING", []
+            status, trials = "STARTING", []
         counts = {}
         for trial in trials:
             counts[trial["status"]] = counts.get(trial["status"], 0) + 1
@@ -149,8 +149,10 @@ def wait(client: RestClient, timeout: float, poll: float = 3.0, progress=print,
         finished = all(t["status"] in FINISHED for t in trials)
         if status in ("DONE", "STOPPED", "NO_MORE_TRIAL") and trials and finished:
             return trials
-        if experiment_id and (status in CANNOT_PROGRESS or (status == "DONE" and not trials)):
-            raise stopped(experiment_id, f"the experiment is {status.lower()}")
+        if experiment_id and status in CANNOT_PROGRESS:
+            raise stopped(experiment_id, CANNOT_PROGRESS[status])
+        if experiment_id and status == "DONE" and not trials:
+            raise stopped(experiment_id, "the experiment ended without running a trial")
         if time.monotonic() > deadline:
             raise ExperimentError(f"experiment not finished after {timeout:.0f} s (status {status})")
         time.sleep(poll)

@@ -39,8 +39,9 @@ def free_port() -> int:
 
 class Sshd:
     def __init__(self, folder: Path, sftp: bool):
-        if not SSHD.exists():  # `make test` installs it (Debian's openssh-server) when run as root
-            pytest.skip("no OpenSSH server (/usr/sbin/sshd); install Debian's openssh-server")
+        if not SSHD.exists() or not SFTP_SERVER.exists():  # `make test` installs them when run as root
+            pytest.skip(f"no OpenSSH server ({SSHD}, {SFTP_SERVER}): install Debian's openssh-server "
+                        "(`make test` does, as root)")
         self.port, self.key, self.log = free_port(), folder / "user_key", folder / "sshd.log"
         for key in ("host_key", "user_key"):
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / key)], check=True)
@@ -170,4 +171,70 @@ def test_experiment_ends_at_once_when_the_manager_stops(tmp_path, sshd_without_s
     assert took < 60
     error = result.stderr.strip().splitlines()
     assert len(error) == 1 and error[0].startswith("nni-snn: error: ")
-    assert "nnimanager.log" in error[0] and str(tmp_path / "nni-experiments") in error[0]
+    assert "the NNI manager has stopped" in error[0] and "Unable to start subsystem: sftp" in error[0]  # why
+    assert error[0].endswith(f"log: {tmp_path / 'nni-experiments' / experiment_id(result.stdout)}/log/nnimanager.log")
+
+
+class StatusOnly:
+    """A manager's REST API that reports one experiment status and these trials."""
+
+    def __init__(self, status: str, trials: list[dict]):
+        self.status, self._trials = status, trials
+
+    def get(self, path):
+        return {"status": self.status}
+
+    def trials(self):
+        return self._trials
+
+
+@pytest.mark.parametrize("status, trials, why", [
+    ("ERROR", [{"status": "RUNNING"}], "the experiment failed"),
+    ("STOPPED", [{"status": "RUNNING"}], "the experiment was stopped"),
+    ("VIEWED", [], r"the experiment is only viewed \(nnictl view\)"),
+    ("DONE", [], "the experiment ended without running a trial"),
+])
+def test_wait_ends_at_once_on_a_status_that_cannot_progress(tmp_path, monkeypatch, status, trials, why):
+    from nni_snn.errors import ExperimentError
+
+    log = tmp_path / "abc123" / "log" / "nnimanager.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("[2026-01-01 00:00:00] INFO (main) Start\n[2026-01-01 00:00:01] ERROR (NNIManager) tuner died\n")
+    monkeypatch.setattr(nnictl, "manager_record", lambda experiment_id: {"logDir": str(tmp_path), "pid": 1})
+    with pytest.raises(ExperimentError, match=f"^{why}: tuner died; log: {log}$"):
+        nnictl.wait(StatusOnly(status, trials), timeout=600, progress=lambda line: None, experiment_id="abc123")
+
+
+def test_a_remote_trial_takes_its_parameters_from_the_manager(tmp_path, monkeypatch):
+    """A remote trial's channel is its machine's trial keeper; the manager's address is in the keeper's config."""
+    import http.server
+    import threading
+
+    from nni_snn.nni_trial import assigned_record
+
+    class Manager(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            assert self.path == "/api/v1/nni/trial-jobs/T1"
+            record = {"parameter_id": 1, "parameters": {"attention": "ma"}}
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(json.dumps({"hyperParameters": [json.dumps(record)]}).encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Manager)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    machine = tmp_path / "nni-experiments" / "exp" / "environments" / "remote-worker1"  # NNI 3.0's layout
+    (machine / "trial_keeper").mkdir(parents=True)
+    (machine / "trial_keeper" / "trial_keeper_config.json").write_text(json.dumps(
+        {"managerCommandChannel": f"ws://127.0.0.1:{server.server_port}/platform/remote/1"}))
+    monkeypatch.setenv("NNI_PLATFORM", "remote")
+    monkeypatch.setenv("NNI_OUTPUT_DIR", str(machine / "trials" / "T1"))
+    monkeypatch.setenv("NNI_TRIAL_JOB_ID", "T1")
+    monkeypatch.setenv("NNI_TRIAL_COMMAND_CHANNEL", "http://localhost:1/env/remote-worker1/T1")  # the keeper's
+    try:
+        received = {"parameter_id": 0, "parameters": {"attention": "none"}}  # another trial's, handed out first
+        assert assigned_record(received) == {"parameter_id": 1, "parameters": {"attention": "ma"}}
+    finally:
+        server.shutdown()
