@@ -30,6 +30,9 @@ ENERGY_DEFAULTS = {"e_ac_pj": 0.9, "e_mac_pj": 4.6}
 # How a search picks the architecture it writes (--export): the epoch whose supernet validation accuracy is highest
 # (the paper: "the optimal network structure is obtained according to accuracy"), or the final epoch's.
 EXPORTS = ("best", "last")
+# How a search reads the architecture off the supernet (--select): each edge's operation of largest alpha (DARTS), or
+# the operations and inputs whose removal hurts the trained supernet most (DARTS-PT; strategies/perturbation.py).
+SELECTIONS = ("alpha", "perturbation")
 PRECISIONS = ("32", "16-mixed", "bf16-mixed")
 
 
@@ -294,6 +297,12 @@ class SearchOptions(TrainOptions):
     export: str = option("best", "which epoch's architecture to write: best (highest validation accuracy of the "
                                  "supernet on the alpha half; ties: the later epoch) or last (default best)",
                          choices=EXPORTS)
+    select: str = option("alpha", "how the architecture is read off the supernet: alpha (each edge's operation of "
+                                  "largest alpha, DARTS; default) or perturbation (the operations and inputs whose "
+                                  "removal raises the final supernet's validation loss most, DARTS-PT; --export does "
+                                  "not apply)", choices=SELECTIONS)
+    select_images: int = option(1000, "validation images (of the alpha half) that --select perturbation scores on "
+                                      "(default 1000)", check="int>=1")
     # The retrain after the search (--retrain-epochs > 0); None: retrain's own default (RetrainOptions), not the
     # search's value, since the paper retrains a larger network (36 channels, 6 cells) than it searches.
     retrain_epochs: int = option(0, "then retrain the found network this many epochs at retrain's sizes and learning "

@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import pickle
+import time
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -223,28 +224,51 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
                        warmup_epochs=opts["warmup_epochs"], log_prob_every_n_step=steps_per_epoch)
     strategy(RawFormatModelSpace.from_model(space, evaluator), SequentialExecutionEngine())
 
-    mode = opts.get("export", "best")
-    chosen = choose_export(reporter.history, mode, opts["warmup_epochs"])
-    record = reporter.history[chosen]
-    sample = record["nni_sample"]
+    selection = None
+    if opts["select"] == "perturbation":  # the final supernet's weights are the ones in memory: its epoch is written
+        mode, record = "last", reporter.history[-1]
+        sample, selection = _select_by_perturbation(strategy.supernet, alpha_half, opts)
+    else:
+        mode = opts.get("export", "best")
+        record = reporter.history[choose_export(reporter.history, mode, opts["warmup_epochs"])]
+        sample = record["nni_sample"]
     arch = make_arch(attention=opts["attention"], attention_cells=opts["attention_cells"], timesteps=opts["timesteps"],
                      genotype=genotype_from_sample(sample), neuron=neuron, normalize=opts["normalize"],
                      cell_norm=opts["cell_norm"],
                      alpha=record["alpha"], nni_sample=sample,
                      search={**{k: opts[k] for k in ("dataset", "subset_per_class", "width", "cells", "epochs",
                                                      "batch_size", "seed", "lr", "arc_lr", "warmup_epochs",
-                                                     "spike_penalty")},
+                                                     "spike_penalty", "select")},
                              **({k: opts[k] for k in ("frames_by", "event_size")} if data.frames else {}),
                              "export": mode, "export_epoch": record["epoch"]})
     metrics = _final_metrics(reporter, derived_params(arch, opts, data))  # the final epoch's, params the export's
     metrics["supernet_params"] = count_parameters(space)
     metrics["export"] = {"mode": mode, "epoch": record["epoch"], "accuracy": record.get("val_acc")}
+    if selection is not None:
+        metrics["selection"] = selection
     # The results are those of the exported epoch's supernet (its alpha, weights and validation pass).
     arch["results"] = {"accuracy": record.get("val_acc"),
                        **{k: record[k] for k in RESULT_COUNTS},
                        **{k: metrics[k] for k in ("params", "params_with_auxiliary_head")}}
     write_search_outputs(output, arch, metrics)
     return metrics
+
+
+def _select_by_perturbation(supernet: torch.nn.Module, alpha_half, opts: dict) -> tuple[dict, dict]:
+    """DARTS-PT's sample and scores (:mod:`strategies.perturbation`) on the first ``select_images`` of the alpha half,
+    read once so that every perturbation is scored on the same images."""
+    from strategies.perturbation import select_by_perturbation
+
+    device = torch.device("cuda" if uses_cuda(opts["accelerator"]) else "cpu")
+    batches, left = [], opts["select_images"]
+    for x, y in _loader(alpha_half, opts["batch_size"], False, 0, opts["seed"]):
+        batches.append((x[:left].to(device), y[:left].to(device)))
+        left -= len(batches[-1][1])
+        if left <= 0:
+            break
+    start = time.perf_counter()
+    sample, scores = select_by_perturbation(supernet.to(device), batches)
+    return sample, {**scores, "images": sum(len(y) for _, y in batches), "seconds": time.perf_counter() - start}
 
 
 def choose_export(history: list[dict], mode: str, warmup_epochs: int = 0) -> int:
