@@ -46,8 +46,8 @@ def retrain(arch_path: Path | None, seed: int, **overrides) -> tuple[float, floa
     from nni_snn.search_retrain import run_retrain
 
     with tempfile.TemporaryDirectory() as out:
-        opts = {**RetrainOptions().as_dict(), "arch": str(arch_path) if arch_path else None, "seed": seed, "progress": False,
-                "accelerator": "cpu", "output": out, **overrides}
+        opts = RetrainOptions(arch=str(arch_path) if arch_path else None, seed=seed, progress=False, accelerator="cpu",
+                              output=out, **overrides)
         start = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             metrics = run_retrain(opts, Path(out))  # Lightning's banner goes to its logger, silenced by quiet()

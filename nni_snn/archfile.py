@@ -133,6 +133,16 @@ def load_arch(arch: str | Path | dict) -> dict:
     return validate(data, str(path))
 
 
+def event_framing(arch: dict | None, dataset: str, frames_by: str | None = None,
+                  event_size: int | None = None) -> dict:
+    """``frames_by`` and ``event_size`` for event data: those given, else the search's (``arch``'s search block, when
+    it searched ``dataset``: frames at 48x48 stay 48x48), else time bins at the sensor's size."""
+    search = (arch or {}).get("search") or {}
+    search = search if search.get("dataset") == dataset else {}
+    return {"frames_by": frames_by or search.get("frames_by") or "time",
+            "event_size": event_size or search.get("event_size")}
+
+
 def write_json_atomic(path: str | Path, data: Any) -> None:
     """Write JSON next to ``path`` and rename it over: readers never see a half-written file."""
     write_text_atomic(path, json.dumps(data, indent=2) + "\n")

@@ -129,7 +129,7 @@ def _retrain(args) -> int:
     opts, output, trial = _prepare(args, RetrainOptions)
     if opts.arch:
         load_arch(opts.arch)  # a bad file fails here, before any data is loaded
-    metrics = run_retrain(opts.as_dict(), output, trial)
+    metrics = run_retrain(opts, output, trial)
     if metrics is not None:
         if trial:
             trial.final(final_result(metrics))
@@ -143,7 +143,7 @@ def _search(args) -> int:
     from nni_snn.search_retrain import exported_result, final_result, run_retrain, run_search
 
     opts, output, trial = _prepare(args, SearchOptions)
-    metrics = run_search(opts.as_dict(), output, trial)
+    metrics = run_search(opts, output, trial)
     export = metrics["export"]
     print(f"search: accuracy {metrics['accuracy']:.4f}, {_counts(metrics)}; architecture of epoch {export['epoch']} "
           f"({export['mode']}, accuracy {export['accuracy']:.4f}), {_params(metrics)}: {output / 'arch.json'}")
@@ -152,7 +152,7 @@ def _search(args) -> int:
         # Retrain the found cells: the trial's final result is then its accuracy.
         retrain = opts.retrain(output)
         write_config(output / "retrain", retrain)
-        metrics = run_retrain(retrain.as_dict(), output / "retrain", trial)
+        metrics = run_retrain(retrain, output / "retrain", trial)
         print(f"retrain: accuracy {metrics['accuracy']:.4f}, {_counts(metrics)}; {output / 'retrain' / 'metrics.json'}")
         result = final_result(metrics)
     if trial:
@@ -161,10 +161,10 @@ def _search(args) -> int:
 
 
 def _show(args) -> int:
-    from nni_snn.archfile import load_arch
+    from nni_snn.archfile import event_framing, load_arch
     from nni_snn.genotype import format_genotype
     from nni_snn.networks import build_network
-    from nni_snn.search_retrain import estimate_energy, frame_settings, network_parameters
+    from nni_snn.search_retrain import estimate_energy, network_parameters
 
     for key in ("width", "cells", "num_classes", "in_channels", "batches", "timesteps", "event_size"):
         if getattr(args, key) is not None and getattr(args, key) < 1:
@@ -181,8 +181,7 @@ def _show(args) -> int:
 
         if args.dataset not in DATASETS:
             raise UsageError(f"--dataset {args.dataset!r} is unknown; use one of {', '.join(DATASETS)}")
-        frames = frame_settings({"dataset": args.dataset, "frames_by": args.frames_by, "event_size": args.event_size},
-                                arch)
+        frames = event_framing(arch, args.dataset, args.frames_by, args.event_size)
         data = load_dataset(args.dataset, args.data_dir, timesteps=args.timesteps or arch["timesteps"], **frames)
         args.num_classes, args.in_channels = data.num_classes, data.in_channels
     size = {"width": args.width, "num_cells": args.cells, "num_classes": args.num_classes,
@@ -216,7 +215,7 @@ def _multitrial(args) -> int:
     output = Path(opts.output)
     write_config(output, opts)
     try:
-        summary = run_multitrial(opts.as_dict())
+        summary = run_multitrial(opts)
     except ValueError as err:
         raise UsageError(str(err)) from None
     print(f"{opts.search_strategy}: {len(summary['trials'])} trials; best accuracy {summary['accuracy']:.4f}, "

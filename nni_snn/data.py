@@ -69,12 +69,12 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
     return data
 
 
-def load_for(opts: dict, timesteps: int, cutout: int = 0) -> Data:
-    """The dataset a command's options name; event data gets ``timesteps`` frames per sample (the network's T)."""
-    return load_dataset(opts["dataset"], opts.get("data_dir"), opts.get("download", False), cutout=cutout,
-                        timesteps=timesteps, frames_by=opts.get("frames_by", "time"),
-                        event_size=opts.get("event_size"), subset_per_class=opts.get("subset_per_class"),
-                        seed=opts.get("seed", 0))
+def load_for(opts, timesteps: int, cutout: int = 0) -> Data:
+    """The dataset a command's options (``nni_snn.options.CommonOptions``) name; event data gets ``timesteps`` frames
+    per sample (the network's T)."""
+    return load_dataset(opts.dataset, opts.data_dir, opts.download, cutout=cutout, timesteps=timesteps,
+                        frames_by=opts.frames_by, event_size=opts.event_size, subset_per_class=opts.subset_per_class,
+                        seed=opts.seed)
 
 
 def dataset_labels(dataset: Dataset) -> list[int]:

@@ -10,7 +10,7 @@ and a final result (``default`` = final validation accuracy, spikes alongside) w
 Unlike NNI's in-process engine (see ``nni_snn.nni_trial``), the multi-trial trial entry hands the model straight to the
 evaluator without swapping NNI's trial channel, so plain ``nni.report_*`` reaches the manager.
 
-Afterwards the best sample (NNI's ``export_top_models``) becomes ``arch.json`` in ``opts['output']``, next to
+Afterwards the best sample (NNI's ``export_top_models``) becomes ``arch.json`` in ``opts.output``, next to
 ``metrics.json`` listing every trial and the cell pictures.
 """
 
@@ -35,9 +35,6 @@ from nni_snn.options import MultitrialOptions
 from nni_snn.training import RESULT_COUNTS, EpochReporter, SNNClassifier, trial_result
 
 STRATEGIES = ("random", "evolution")
-
-# The options' defaults, for a caller that gives only some (the command gives them all).
-MULTITRIAL_DEFAULTS = MultitrialOptions().as_dict()
 
 
 @contextlib.contextmanager
@@ -80,9 +77,8 @@ def train_sampled(model, *, dataset: str, data_dir: str | None = None, download:
         logs = folder or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nni-snn-trial-")))
         # One device per trial: parallelism comes from the experiment's trial concurrency. No checkpoints: a
         # trial only ranks its network; the winner is retrained from arch.json.
-        trainer = _trainer({"epochs": epochs, "accelerator": accelerator, "devices": 1, "progress": False},
-                           logs, [reporter], enable_checkpointing=False, enable_model_summary=False,
-                           gradient_clip_val=5.0)  # as retrain does by default (DARTS's clip)
+        trainer = _trainer(logs, [reporter], epochs=epochs, accelerator=accelerator, progress=False,
+                           enable_checkpointing=False, gradient_clip_val=5.0)  # as retrain's default (DARTS's clip)
         trainer.fit(module, _loader(weight_half, batch_size, True, num_workers, seed),
                     _loader(alpha_half, batch_size, False, num_workers, seed))
     metrics = _final_metrics(reporter, network_parameters(model))
@@ -144,23 +140,23 @@ def make_strategy(name: str, *, trials: int, concurrency: int, seed: int, popula
     return Chain(strategy, Filter(new_network))
 
 
-def _config(opts: dict):
+def _config(opts: MultitrialOptions):
     """The experiment's config: NNI's training-service engine (one process per trial) on the local machine."""
     from nni.nas.experiment import NasExperimentConfig
 
     from nni_snn.search_retrain import uses_cuda
 
     config = NasExperimentConfig("ts", "simplified", "local")
-    config.experiment_name = f"nni-snn multitrial ({opts['search_strategy']}, {opts['dataset']})"
-    config.trial_concurrency = opts["concurrency"]
-    config.max_trial_number = opts["trials"]
-    if opts.get("duration"):
-        config.max_experiment_duration = opts["duration"]
-    if opts.get("working_dir"):
-        config.experiment_working_directory = str(opts["working_dir"])
+    config.experiment_name = f"nni-snn multitrial ({opts.search_strategy}, {opts.dataset})"
+    config.trial_concurrency = opts.concurrency
+    config.max_trial_number = opts.trials
+    if opts.duration:
+        config.max_experiment_duration = opts.duration
+    if opts.working_dir:
+        config.experiment_working_directory = str(opts.working_dir)
     # One GPU per trial: NNI then places trials on free GPUs (CUDA_VISIBLE_DEVICES) instead of letting every trial
     # see every GPU; "active" GPUs (a display, other users' jobs) count as free, or trials could wait forever.
-    if uses_cuda(opts["accelerator"]):
+    if uses_cuda(opts.accelerator):
         config.trial_gpu_number = 1
         config.training_service.use_active_gpu = True
     # The trial command is "<python> -m nni.nas.execution.training_service trial", run in this process's working
@@ -196,12 +192,11 @@ def _trial_records(experiment) -> list[dict]:
     return sorted(records, key=lambda r: r["sequence"])
 
 
-def run_multitrial(opts: dict, before_stop=None) -> dict:
+def run_multitrial(opts: MultitrialOptions, before_stop=None) -> dict:
     """Run a multi-trial search to completion; writes ``arch.json``, ``metrics.json`` and cell pictures.
 
-    ``opts`` are ``nni_snn.options.MultitrialOptions``'s fields (missing ones take the defaults); arch.json and
-    metrics.json record ``search_strategy`` as ``strategy``. The NNI manager (REST API and web UI) listens on
-    ``opts['port']`` while the experiment runs; ``before_stop(experiment)``, if given, is called with the finished,
+    arch.json and metrics.json record ``opts.search_strategy`` as ``strategy``. The NNI manager (REST API and web UI)
+    listens on ``opts.port`` while the experiment runs; ``before_stop(experiment)``, if given, is called with the finished,
     still running ``NasExperiment``, which is then stopped before this returns. Returns the summary (what
     ``metrics.json`` holds).
     """
@@ -211,34 +206,29 @@ def run_multitrial(opts: dict, before_stop=None) -> dict:
     from nni_snn.search_retrain import derived_params, write_search_outputs
     from search_spaces import SNNDartsSpace
 
-    opts = {**MULTITRIAL_DEFAULTS, **opts}
     nas_log = logging.getLogger("nni.nas.experiment.experiment")
     if not any(isinstance(f, _QuietLegacySpace) for f in nas_log.filters):
         nas_log.addFilter(_QuietLegacySpace())
-    for key in ("trials", "concurrency"):
-        if not isinstance(opts[key], int) or opts[key] < 1:
-            raise ValueError(f"{key} must be an integer >= 1, got {opts[key]!r}")
-    strategy = make_strategy(opts["search_strategy"], trials=opts["trials"], concurrency=opts["concurrency"],
-                             seed=opts["seed"], population=opts["population"], sample_size=opts["sample_size"])
-    data = load_for(opts, opts["timesteps"])  # fails here, before the manager
-    space = SNNDartsSpace(width=opts["width"], num_cells=opts["cells"], timesteps=opts["timesteps"],
-                          attention=opts["attention"], num_classes=data.num_classes, in_channels=data.in_channels)
+    strategy = make_strategy(opts.search_strategy, trials=opts.trials, concurrency=opts.concurrency, seed=opts.seed,
+                             population=opts.population, sample_size=opts.sample_size)
+    data = load_for(opts, opts.timesteps)  # fails here, before the manager
+    space = SNNDartsSpace(width=opts.width, num_cells=opts.cells, timesteps=opts.timesteps, attention=opts.attention,
+                          num_classes=data.num_classes, in_channels=data.in_channels)
     # The evaluator travels to each trial as JSON: the function by its import path, the options as plain values.
     evaluator = FunctionalEvaluator(
-        train_sampled, dataset=opts["dataset"], data_dir=str(opts["data_dir"]) if opts["data_dir"] else None,
-        download=bool(opts["download"]), frames_by=opts["frames_by"], event_size=opts["event_size"],
-        subset_per_class=opts["subset_per_class"],
-        epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"],
-        seed=opts["seed"], num_workers=opts["num_workers"], accelerator=opts["accelerator"],
-        threads=opts["threads"] or max(1, (os.cpu_count() or 1) // opts["concurrency"]))
+        train_sampled, dataset=opts.dataset, data_dir=str(opts.data_dir) if opts.data_dir else None,
+        download=bool(opts.download), frames_by=opts.frames_by, event_size=opts.event_size,
+        subset_per_class=opts.subset_per_class, epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr,
+        seed=opts.seed, num_workers=opts.num_workers, accelerator=opts.accelerator,
+        threads=opts.threads or max(1, (os.cpu_count() or 1) // opts.concurrency))
     experiment = NasExperiment(space, evaluator, strategy, _config(opts))
 
-    output = Path(opts["output"])
+    output = Path(opts.output)
     stopped = False
     try:
         # Blocks until the strategy is done and every submitted trial has ended. NNI catches Ctrl-C itself: it
         # stops the experiment and returns None.
-        if experiment.run(port=opts["port"]) is None:
+        if experiment.run(port=opts.port) is None:
             stopped = True
             raise KeyboardInterrupt
         trials = _trial_records(experiment)
@@ -255,16 +245,16 @@ def run_multitrial(opts: dict, before_stop=None) -> dict:
 
     best_sample = top[0]
     best = next(r for r in trials if r["nni_sample"] == best_sample and r["status"] == "SUCCEEDED")
-    arch = make_arch(attention=opts["attention"], attention_cells="all", timesteps=opts["timesteps"],
+    recorded = ("dataset", "subset_per_class", "width", "cells", "epochs", "batch_size", "seed", "lr", "trials",
+                "concurrency", "duration", *(("frames_by", "event_size") if data.frames else ()))
+    arch = make_arch(attention=opts.attention, attention_cells="all", timesteps=opts.timesteps,
                      genotype=genotype_from_sample(best_sample), nni_sample=best_sample,
-                     search={"strategy": opts["search_strategy"], "experiment_id": experiment.id,
-                             **{k: opts[k] for k in ("dataset", "subset_per_class", "width", "cells", "epochs",
-                                                     "batch_size", "seed", "lr", "trials", "concurrency", "duration")},
-                             **({k: opts[k] for k in ("frames_by", "event_size")} if data.frames else {})})
+                     search={"strategy": opts.search_strategy, "experiment_id": experiment.id,
+                             **{k: getattr(opts, k) for k in recorded}})
     params = derived_params(arch, opts, data)
     arch["results"] = {"accuracy": best["accuracy"], **{k: best[k] for k in RESULT_COUNTS}, **params,
                        "trial_id": best["trial_id"]}
-    summary = {"strategy": opts["search_strategy"], "experiment_id": experiment.id, "best": arch["results"],
+    summary = {"strategy": opts.search_strategy, "experiment_id": experiment.id, "best": arch["results"],
                "accuracy": best["accuracy"], **{k: best[k] for k in RESULT_COUNTS}, **params, "trials": trials}
     write_search_outputs(output, arch, summary)
     return summary

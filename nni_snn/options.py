@@ -34,6 +34,9 @@ EXPORTS = ("best", "last")
 # the operations and inputs whose removal hurts the trained supernet most (DARTS-PT; strategies/perturbation.py).
 SELECTIONS = ("alpha", "perturbation")
 PRECISIONS = ("32", "16-mixed", "bf16-mixed")
+# The keys of a neuron spec (nni_snn.neuron.make_neuron, arch.json's "neuron") and the options that give them.
+NEURON_OPTIONS = {"kind": "neuron", "tau": "tau", "v_threshold": "v_threshold", "surrogate": "surrogate",
+                  "alpha": "surrogate_alpha", "detach_reset": "detach_reset"}
 
 
 def _is_number(value) -> bool:
@@ -195,13 +198,25 @@ class TrainOptions(CommonOptions):
     e_mac_pj: float = option(ENERGY_DEFAULTS["e_mac_pj"], "energy per multiply-accumulate, pJ (default {default})",
                              check="number>=0")
 
+    def neuron_spec(self) -> dict:
+        """The network's neuron spec (``nni_snn.neuron.make_neuron``), of the neuron options given (not None) that
+        the neuron takes: e.g. ``{"kind": "lif", "tau": ..., "v_threshold": ..., "surrogate": ..., "alpha": ...,
+        "detach_reset": ...}`` or ``{"kind": "relu"}``. Retrain: settle the arch file's first (:meth:`against`)."""
+        from nni_snn.neuron import NEURONS, neuron_options
+
+        spec = {key: getattr(self, name) for key, name in NEURON_OPTIONS.items() if getattr(self, name) is not None}
+        kind = spec.pop("kind", "lif")
+        if kind not in NEURONS:  # make_neuron names the problem
+            return {"kind": kind, **spec}
+        taken = neuron_options(kind)
+        return {"kind": kind, **{k: v for k, v in spec.items() if k in taken}}
+
     def check_together(self) -> None:
         super().check_together()
         if self.neuron is not None:  # what a neuron itself rejects (e.g. plif's tau of 0 or 1)
             from nni_snn.archfile import neuron_problem
-            from nni_snn.search_retrain import neuron_spec
 
-            problem = neuron_problem(neuron_spec(self.as_dict()))
+            problem = neuron_problem(self.neuron_spec())
             if problem:
                 raise UsageError(f"--neuron {self.neuron}: {problem}")
         if self.precision == "16-mixed":
@@ -258,6 +273,25 @@ class RetrainOptions(TrainOptions):
 
     # In --help, the network to train comes first.
     FIRST: ClassVar[tuple[str, ...]] = ("arch", "baseline")
+
+    def against(self, arch: dict | None) -> RetrainOptions:
+        """These options with those left to the arch file (None) settled against ``arch`` (a loaded arch.json, or
+        None for a --baseline): T, the neuron, normalisation, attention placement and cell norm are the file's where
+        it has them (else the network's defaults apply when it is built); event framing is the search's when it
+        searched the same dataset, so that frames at 48x48 stay 48x48, else time bins at the sensor's size."""
+        from nni_snn.archfile import event_framing
+
+        arch = arch or {}
+        values = event_framing(arch, self.dataset, self.frames_by, self.event_size)
+        values["timesteps"] = self.timesteps or arch.get("timesteps") or 2  # a baseline without a file: T = 2
+        neuron = arch.get("neuron") or {}
+        for key, name in NEURON_OPTIONS.items():
+            if getattr(self, name) is None and neuron.get(key) is not None:
+                values[name] = neuron[key]
+        for name in ("normalize", "attention_cells", "cell_norm"):
+            if getattr(self, name) is None and arch.get(name) is not None:
+                values[name] = arch[name]
+        return dataclasses.replace(self, **values)
 
     def check_together(self) -> None:
         if not self.arch and not self.baseline:
@@ -331,13 +365,13 @@ class SearchOptions(TrainOptions):
         super().check_together()
         if self.retrain_epochs:  # a bad --retrain-* value fails now, not after the search
             try:
-                self.retrain(Path(self.output)).check()
+                self.retrain(Path(self.output))
             except UsageError as err:
                 raise UsageError(f"the retrain after the search (--retrain-*): {err}") from None
 
     def retrain(self, output: Path) -> RetrainOptions:
-        """The retrain after this search, of ``output``'s arch.json. Data, seed, hardware, neuron and energy prices
-        are the search's; sizes and learning rate are retrain's unless --retrain-* says otherwise (the paper
+        """The retrain after this search, of ``output``'s arch.json, checked. Data, seed, hardware, neuron and energy
+        prices are the search's; sizes and learning rate are retrain's unless --retrain-* says otherwise (the paper
         searches at 16 channels and 5 cells, and retrains at 36 or more and 6); T is the arch file's."""
         from nni_snn.search_retrain import resume_path
 
@@ -348,7 +382,9 @@ class SearchOptions(TrainOptions):
         values.update(arch=str(output / "arch.json"), timesteps=None, epochs=self.retrain_epochs, devices=1,
                       output=str(output / "retrain"),
                       resume=self.resume and resume_path(output / "retrain").is_file())
-        return RetrainOptions(**values)
+        retrain = RetrainOptions(**values)
+        retrain.check()
+        return retrain
 
 
 @dataclass(kw_only=True)

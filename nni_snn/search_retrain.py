@@ -12,6 +12,7 @@ import os
 import pickle
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytorch_lightning as pl
 import torch
@@ -21,7 +22,6 @@ from nni_snn.archfile import make_arch, write_json_atomic
 from nni_snn.data import load_for, split_for_search
 from nni_snn.genotype import CELL_TYPES, genotype_from_sample
 from nni_snn.networks import build_network
-from nni_snn.neuron import NEURONS, neuron_options
 from nni_snn.training import (
     COUNTED,
     RESULT_COUNTS,
@@ -31,6 +31,9 @@ from nni_snn.training import (
     SNNClassifier,
     trial_result,
 )
+
+if TYPE_CHECKING:
+    from nni_snn.options import RetrainOptions, SearchOptions, TrainOptions
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -95,13 +98,13 @@ def uses_cuda(accelerator: str) -> bool:
     return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
 
 
-def loader_workers(opts: dict) -> int:
+def loader_workers(num_workers: int | None, accelerator: str) -> int:
     """``--num-workers``, or its default: 0 on the CPU (the in-memory datasets need no workers, and worker processes
     would compete with training for the cores), up to 4 on a GPU (decoding and augmenting CIFAR images for a GPU
     step takes several cores)."""
-    if opts.get("num_workers") is not None:
-        return opts["num_workers"]
-    return min(4, os.cpu_count() or 1) if uses_cuda(opts.get("accelerator", "auto")) else 0
+    if num_workers is not None:
+        return num_workers
+    return min(4, os.cpu_count() or 1) if uses_cuda(accelerator) else 0
 
 
 def _loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int, cuda: bool = False):
@@ -133,12 +136,12 @@ class _NoAdverts(logging.Filter):
         return not str(record.msg).startswith("💡")
 
 
-def _trainer(opts: dict, output: Path, callbacks: list, traced: bool = False, **kwargs):
-    """The Lightning trainer of search (``traced`` for NNI's evaluator) and retrain. Without ``--verbose`` it prints
-    no model summary table and no tips, only the progress bar and the result."""
+def _trainer(output: Path, callbacks: list, *, epochs: int, accelerator: str, devices: int = 1, precision: str = "32",
+             progress: bool = True, verbose: bool = False, traced: bool = False, **kwargs):
+    """The Lightning trainer of search (``traced`` for NNI's evaluator), retrain and the multi-trial trials. Without
+    ``verbose`` it prints no model summary table and no tips, only the progress bar (``progress``) and the result."""
     from nni.nas.evaluator.pytorch import Trainer
 
-    verbose = bool(opts.get("verbose"))
     for name in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero"):
         log = logging.getLogger(name)
         for f in [f for f in log.filters if isinstance(f, _NoAdverts)]:
@@ -148,11 +151,16 @@ def _trainer(opts: dict, output: Path, callbacks: list, traced: bool = False, **
     kwargs.setdefault("enable_model_summary", verbose)
 
     return (Trainer if traced else pl.Trainer)(
-        max_epochs=opts["epochs"], accelerator=opts["accelerator"], devices=opts["devices"],
-        precision=opts.get("precision", "32"),
+        max_epochs=epochs, accelerator=accelerator, devices=devices, precision=precision,
         logger=TensorBoardLogger(str(output), name="tensorboard", version=""),
         callbacks=[NonFiniteGuard(), *callbacks], num_sanity_val_steps=0, log_every_n_steps=1,
-        enable_progress_bar=opts.get("progress", True), **kwargs)
+        enable_progress_bar=progress, **kwargs)
+
+
+def _run_trainer(opts, output: Path, callbacks: list, **kwargs):
+    """:func:`_trainer` with the hardware, epochs and terminal settings of ``opts`` (search's or retrain's)."""
+    return _trainer(output, callbacks, epochs=opts.epochs, accelerator=opts.accelerator, devices=opts.devices,
+                    precision=opts.precision, progress=opts.progress, verbose=opts.verbose, **kwargs)
 
 
 # What a retrain was trained with, recorded in its metrics.json under "recipe" (the keys a caller may leave out
@@ -166,31 +174,12 @@ def _final_metrics(reporter: EpochReporter, params: dict) -> dict:
             "energy_pj": dict(zip(("ac", "mac"), reporter.energy_pj)), "history": reporter.history}
 
 
-def neuron_spec(opts: dict, base: dict | None = None) -> dict:
-    """The neuron spec (``nni_snn.neuron.make_neuron``) of ``opts``, over ``base`` (an arch file's) where an option
-    is None, holding the keys given that the neuron takes (``nni_snn.neuron.neuron_options``): e.g. ``{"kind":
-    "lif", "tau": ..., "v_threshold": ..., "surrogate": ..., "alpha": ..., "detach_reset": ...}`` or ``{"kind":
-    "relu"}``."""
-    spec = dict(base or {})
-    options = (("kind", "neuron"), ("tau", "tau"), ("v_threshold", "v_threshold"), ("surrogate", "surrogate"),
-               ("alpha", "surrogate_alpha"), ("detach_reset", "detach_reset"))
-    for key, option in options:
-        if opts.get(option) is not None:
-            spec[key] = opts[option]
-    kind = spec.pop("kind", "lif")
-    if kind not in NEURONS:  # make_neuron names the problem
-        return {"kind": kind, **spec}
-    taken = neuron_options(kind)
-    return {"kind": kind, **{k: v for k, v in spec.items() if k in taken}}
+def _reporter(opts: TrainOptions, trial) -> EpochReporter:
+    return EpochReporter(report=trial.intermediate if trial else None, e_ac_pj=opts.e_ac_pj, e_mac_pj=opts.e_mac_pj)
 
 
-def _reporter(opts: dict, trial) -> EpochReporter:
-    return EpochReporter(report=trial.intermediate if trial else None, e_ac_pj=opts["e_ac_pj"],
-                         e_mac_pj=opts["e_mac_pj"])
-
-
-def run_search(opts: dict, output: Path, trial=None) -> dict:
-    """MA-DARTS on ``opts['dataset']``; writes arch.json, metrics.json, cell pictures and TensorBoard logs."""
+def run_search(opts: SearchOptions, output: Path, trial=None) -> dict:
+    """MA-DARTS on ``opts.dataset``; writes arch.json, metrics.json, cell pictures and TensorBoard logs."""
     from nni.nas.evaluator.pytorch import Lightning
     from nni.nas.execution import SequentialExecutionEngine
     from nni.nas.space import RawFormatModelSpace
@@ -199,48 +188,45 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
     from strategies import MADarts
 
     keep_freed_memory()
-    pl.seed_everything(opts["seed"], workers=True, verbose=False)
-    data = load_for(opts, opts["timesteps"])
-    weight_half, alpha_half = split_for_search(data.train, opts["seed"])
-    neuron = neuron_spec(opts)
-    space = SNNDartsSpace(width=opts["width"], num_cells=opts["cells"], timesteps=opts["timesteps"],
-                          attention=opts["attention"], num_classes=data.num_classes, in_channels=data.in_channels,
-                          neuron=neuron, normalize=opts["normalize"], attention_cells=opts["attention_cells"],
-                          cell_norm=opts["cell_norm"])
+    pl.seed_everything(opts.seed, workers=True, verbose=False)
+    data = load_for(opts, opts.timesteps)
+    weight_half, alpha_half = split_for_search(data.train, opts.seed)
+    neuron = opts.neuron_spec()
+    space = SNNDartsSpace(width=opts.width, num_cells=opts.cells, timesteps=opts.timesteps, attention=opts.attention,
+                          num_classes=data.num_classes, in_channels=data.in_channels, neuron=neuron,
+                          normalize=opts.normalize, attention_cells=opts.attention_cells, cell_norm=opts.cell_norm)
     reporter = _reporter(opts, trial)
-    workers, cuda = loader_workers(opts), uses_cuda(opts["accelerator"])
+    workers, cuda = loader_workers(opts.num_workers, opts.accelerator), uses_cuda(opts.accelerator)
     evaluator = Lightning(
-        SNNClassifier(num_classes=data.num_classes, learning_rate=opts["lr"]),
-        _trainer(opts, output, [reporter, _checkpoints(output, save_top_k=0)], traced=True),
-        train_dataloaders=_loader(weight_half, opts["batch_size"], True, workers, opts["seed"], cuda),
-        val_dataloaders=_loader(alpha_half, opts["batch_size"], False, workers, opts["seed"], cuda),
+        SNNClassifier(num_classes=data.num_classes, learning_rate=opts.lr),
+        _run_trainer(opts, output, [reporter, _checkpoints(output, save_top_k=0)], traced=True),
+        train_dataloaders=_loader(weight_half, opts.batch_size, True, workers, opts.seed, cuda),
+        val_dataloaders=_loader(alpha_half, opts.batch_size, False, workers, opts.seed, cuda),
         # Resumed checkpoints are loaded as plain tensors and containers: nothing in them is unpickled as code.
-        fit_kwargs={"ckpt_path": str(resume_path(output)), "weights_only": True} if opts.get("resume") else None,
+        fit_kwargs={"ckpt_path": str(resume_path(output)), "weights_only": True} if opts.resume else None,
     )
     # NNI's DARTS writes every edge's alpha to the logger every n steps, copying each to the host (a GPU sync per
     # edge): once per epoch, at its first step, like the rest of what an epoch reports.
-    steps_per_epoch = -(-len(weight_half) // opts["batch_size"])
-    strategy = MADarts(reporter=reporter, arc_learning_rate=opts["arc_lr"], spike_penalty=opts["spike_penalty"],
-                       warmup_epochs=opts["warmup_epochs"], log_prob_every_n_step=steps_per_epoch)
+    steps_per_epoch = -(-len(weight_half) // opts.batch_size)
+    strategy = MADarts(reporter=reporter, arc_learning_rate=opts.arc_lr, spike_penalty=opts.spike_penalty,
+                       warmup_epochs=opts.warmup_epochs, log_prob_every_n_step=steps_per_epoch)
     strategy(RawFormatModelSpace.from_model(space, evaluator), SequentialExecutionEngine())
 
     selection = None
-    if opts["select"] == "perturbation":  # the final supernet's weights are the ones in memory: its epoch is written
+    if opts.select == "perturbation":  # the final supernet's weights are the ones in memory: its epoch is written
         mode, record = "last", reporter.history[-1]
         sample, selection = _select_by_perturbation(strategy.supernet, alpha_half, opts)
     else:
-        mode = opts.get("export", "best")
-        record = reporter.history[choose_export(reporter.history, mode, opts["warmup_epochs"])]
+        mode = opts.export
+        record = reporter.history[choose_export(reporter.history, mode, opts.warmup_epochs)]
         sample = record["nni_sample"]
-    arch = make_arch(attention=opts["attention"], attention_cells=opts["attention_cells"], timesteps=opts["timesteps"],
-                     genotype=genotype_from_sample(sample), neuron=neuron, normalize=opts["normalize"],
-                     cell_norm=opts["cell_norm"],
-                     alpha=record["alpha"], nni_sample=sample,
-                     search={**{k: opts[k] for k in ("dataset", "subset_per_class", "width", "cells", "epochs",
-                                                     "batch_size", "seed", "lr", "arc_lr", "warmup_epochs",
-                                                     "spike_penalty", "select")},
-                             **({k: opts[k] for k in ("frames_by", "event_size")} if data.frames else {}),
-                             "export": mode, "export_epoch": record["epoch"]})
+    recorded = ("dataset", "subset_per_class", "width", "cells", "epochs", "batch_size", "seed", "lr", "arc_lr",
+                "warmup_epochs", "spike_penalty", "select", *(("frames_by", "event_size") if data.frames else ()))
+    arch = make_arch(attention=opts.attention, attention_cells=opts.attention_cells, timesteps=opts.timesteps,
+                     genotype=genotype_from_sample(sample), neuron=neuron, normalize=opts.normalize,
+                     cell_norm=opts.cell_norm, alpha=record["alpha"], nni_sample=sample,
+                     search={**{k: getattr(opts, k) for k in recorded}, "export": mode,
+                             "export_epoch": record["epoch"]})
     metrics = _final_metrics(reporter, derived_params(arch, opts, data))  # the final epoch's, params the export's
     metrics["supernet_params"] = count_parameters(space)
     metrics["export"] = {"mode": mode, "epoch": record["epoch"], "accuracy": record.get("val_acc")}
@@ -254,14 +240,14 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
     return metrics
 
 
-def _select_by_perturbation(supernet: torch.nn.Module, alpha_half, opts: dict) -> tuple[dict, dict]:
+def _select_by_perturbation(supernet: torch.nn.Module, alpha_half, opts: SearchOptions) -> tuple[dict, dict]:
     """DARTS-PT's sample and scores (:mod:`strategies.perturbation`) on the first ``select_images`` of the alpha half,
     read once so that every perturbation is scored on the same images."""
     from strategies.perturbation import select_by_perturbation
 
-    device = torch.device("cuda" if uses_cuda(opts["accelerator"]) else "cpu")
-    batches, left = [], opts["select_images"]
-    for x, y in _loader(alpha_half, opts["batch_size"], False, 0, opts["seed"]):
+    device = torch.device("cuda" if uses_cuda(opts.accelerator) else "cpu")
+    batches, left = [], opts.select_images
+    for x, y in _loader(alpha_half, opts.batch_size, False, 0, opts.seed):
         batches.append((x[:left].to(device), y[:left].to(device)))
         left -= len(batches[-1][1])
         if left <= 0:
@@ -295,9 +281,9 @@ def choose_export(history: list[dict], mode: str, warmup_epochs: int = 0) -> int
     return max(candidates, key=score)
 
 
-def derived_params(arch: dict, opts: dict, data) -> dict:
+def derived_params(arch: dict, opts, data) -> dict:
     """Parameters of the network ``arch`` describes, at the search's width and depth (:func:`network_parameters`)."""
-    return network_parameters(build_network(arch, width=opts["width"], num_cells=opts["cells"], auxiliary=True,
+    return network_parameters(build_network(arch, width=opts.width, num_cells=opts.cells, auxiliary=True,
                                             num_classes=data.num_classes, in_channels=data.in_channels))
 
 
@@ -369,23 +355,15 @@ def final_result(metrics: dict) -> dict:
     return trial_result({"val_acc": metrics["accuracy"], **metrics})
 
 
-def frame_settings(opts: dict, arch: dict | None) -> dict:
-    """``frames_by`` and ``event_size`` for event data: the options', else the search's (``arch.json``'s search
-    block, when it searched the same dataset), else time bins at the sensor's size."""
-    search = (arch or {}).get("search", {}) if (arch or {}).get("search", {}).get("dataset") == opts["dataset"] else {}
-    return {"frames_by": opts.get("frames_by") or search.get("frames_by") or "time",
-            "event_size": opts.get("event_size") or search.get("event_size")}
-
-
 def exported_result(metrics: dict) -> dict:
     """A search-only trial's final result: that of the epoch whose architecture was written (``--export``), so
     that NNI ranks trials by the architectures they hand over, not by their final epochs."""
     return trial_result(metrics["history"][metrics["export"]["epoch"]])
 
 
-def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
-    """Train the fixed network of ``opts['arch']`` (or the reference ``opts['baseline']``); writes metrics.json,
-    the best checkpoint, TensorBoard logs.
+def run_retrain(opts: RetrainOptions, output: Path, trial=None) -> dict | None:
+    """Train the fixed network of ``opts.arch`` (or the reference ``opts.baseline``); writes metrics.json, the best
+    checkpoint, TensorBoard logs.
 
     Returns the metrics on the global-zero process (``None`` on the other DDP ranks).
     """
@@ -393,22 +371,22 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
     from nni_snn.baselines import build_baseline
 
     keep_freed_memory()
-    pl.seed_everything(opts["seed"], workers=True, verbose=False)
-    arch = load_arch(opts["arch"]) if opts["arch"] else None
-    timesteps = opts["timesteps"] or (arch["timesteps"] if arch else 2)
-    data = load_for({**opts, **frame_settings(opts, arch)}, timesteps, cutout=opts["cutout"])
-    neuron = neuron_spec(opts, arch.get("neuron") if arch else None)
+    pl.seed_everything(opts.seed, workers=True, verbose=False)
+    arch = load_arch(opts.arch) if opts.arch else None
+    opts = opts.against(arch)
+    data = load_for(opts, opts.timesteps, cutout=opts.cutout)
+    neuron = opts.neuron_spec()
     if arch is None:
-        net = build_baseline(opts["baseline"], width=opts["width"], num_classes=data.num_classes,
-                             in_channels=data.in_channels, image_size=data.image_size, timesteps=timesteps,
+        net = build_baseline(opts.baseline, width=opts.width, num_classes=data.num_classes,
+                             in_channels=data.in_channels, image_size=data.image_size, timesteps=opts.timesteps,
                              neuron=neuron)
     else:
-        net = build_network(arch, width=opts["width"], num_cells=opts["cells"], num_classes=data.num_classes,
-                            in_channels=data.in_channels, auxiliary=opts["auxiliary_weight"] > 0,
-                            timesteps=timesteps, neuron=neuron, normalize=opts["normalize"],
-                            attention_cells=opts["attention_cells"], cell_norm=opts["cell_norm"])
-    module = SNNClassifier(num_classes=data.num_classes, learning_rate=opts["lr"],
-                           auxiliary_weight=opts["auxiliary_weight"], lr_min=opts["lr_min"])
+        net = build_network(arch, width=opts.width, num_cells=opts.cells, num_classes=data.num_classes,
+                            in_channels=data.in_channels, auxiliary=opts.auxiliary_weight > 0,
+                            timesteps=opts.timesteps, neuron=neuron, normalize=opts.normalize,
+                            attention_cells=opts.attention_cells, cell_norm=opts.cell_norm)
+    module = SNNClassifier(num_classes=data.num_classes, learning_rate=opts.lr,
+                           auxiliary_weight=opts.auxiliary_weight, lr_min=opts.lr_min)
     module.set_model(net)
     reporter = _reporter(opts, trial)
     # Lightning writes save_last's last.ckpt only in an epoch where the monitored checkpoint was saved: with
@@ -419,24 +397,24 @@ def run_retrain(opts: dict, output: Path, trial=None) -> dict | None:
     last = ModelCheckpoint(dirpath=output / "checkpoints", filename="last", save_top_k=1, save_on_train_epoch_end=True,
                            enable_version_counter=False)
     best = ModelCheckpoint(dirpath=output / "checkpoints", filename="best", monitor="val_acc", mode="max",
-                           save_top_k=1, every_n_epochs=opts["val_every"], save_on_train_epoch_end=True)
-    extra = [DropPathSchedule(opts["drop_path"])] if opts["drop_path"] else []
+                           save_top_k=1, every_n_epochs=opts.val_every, save_on_train_epoch_end=True)
+    extra = [DropPathSchedule(opts.drop_path)] if opts.drop_path else []
     # DARTS clips at 5 too; without it, measured on digits at lr 0.1, one large step can silence a network for good.
-    trainer = _trainer(opts, output, [reporter, *extra, best, last], strategy=opts["strategy"],
-                       gradient_clip_val=opts.get("grad_clip") or None, check_val_every_n_epoch=opts["val_every"])
-    workers, cuda = loader_workers(opts), uses_cuda(opts["accelerator"])
-    trainer.fit(module, _loader(data.train, opts["batch_size"], True, workers, opts["seed"], cuda),
-                _loader(data.test, opts["batch_size"], False, workers, opts["seed"], cuda),
-                ckpt_path=str(resume_path(output)) if opts.get("resume") else None, weights_only=True)
+    trainer = _run_trainer(opts, output, [reporter, *extra, best, last], strategy=opts.strategy,
+                           gradient_clip_val=opts.grad_clip or None, check_val_every_n_epoch=opts.val_every)
+    workers, cuda = loader_workers(opts.num_workers, opts.accelerator), uses_cuda(opts.accelerator)
+    trainer.fit(module, _loader(data.train, opts.batch_size, True, workers, opts.seed, cuda),
+                _loader(data.test, opts.batch_size, False, workers, opts.seed, cuda),
+                ckpt_path=str(resume_path(output)) if opts.resume else None, weights_only=True)
     if not trainer.is_global_zero:
         return None
     metrics = _final_metrics(reporter, network_parameters(net))
     metrics["best_accuracy"] = float(best.best_model_score) if best.best_model_score is not None else None
-    metrics["timesteps"] = timesteps
-    metrics["network"] = {"arch": opts["arch"], "baseline": opts["baseline"], "neuron": neuron,
+    metrics["timesteps"] = opts.timesteps
+    metrics["network"] = {"arch": opts.arch, "baseline": opts.baseline, "neuron": neuron,
                           "normalize": getattr(net, "normalize", None),  # the file's unless overridden
                           "attention_cells": getattr(net, "attention_cells", None),
                           "cell_norm": getattr(net, "cell_norm", None)}
-    metrics["recipe"] = {key: opts[key] for key in RECIPE_KEYS}
+    metrics["recipe"] = {key: getattr(opts, key) for key in RECIPE_KEYS}
     write_json_atomic(output / "metrics.json", metrics)
     return metrics

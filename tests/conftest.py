@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import nni  # noqa: F401  (see below)
 import pytest
 import torch
 
 from nni_snn.genotype import ALL_OPS
+
+# NNI binds a log handler to sys.stdout when first imported: imported here, at collection, it binds pytest's
+# session-long capture; first imported inside a test with capsys, it would keep that test's stream, closed after it,
+# and every later NNI log line would print "--- Logging error ---" into another test's captured stderr.
 
 HAND_ARCH = {"format": "nni-snn/arch", "version": 1, "attention": "ma", "timesteps": 2, "genotype": ALL_OPS}
 

@@ -283,10 +283,14 @@ def test_an_unreadable_recording_is_one_line_naming_it(tmp_path, capsys):
 
 
 def test_retrain_and_show_bin_events_as_the_search_did(tmp_path):
-    from nni_snn.search_retrain import frame_settings
+    from nni_snn.archfile import event_framing
+    from nni_snn.options import RetrainOptions
 
     arch = {"search": {"dataset": "dvsgesture", "frames_by": "count", "event_size": 48}}
-    assert frame_settings({"dataset": "dvsgesture"}, arch) == {"frames_by": "count", "event_size": 48}
-    assert frame_settings({"dataset": "dvsgesture", "event_size": 32}, arch)["event_size"] == 32
-    assert frame_settings({"dataset": "nmnist"}, arch) == {"frames_by": "time", "event_size": None}
-    assert frame_settings({"dataset": "digits"}, None) == {"frames_by": "time", "event_size": None}
+    assert event_framing(arch, "dvsgesture") == {"frames_by": "count", "event_size": 48}
+    assert event_framing(arch, "dvsgesture", event_size=32)["event_size"] == 32
+    assert event_framing(arch, "nmnist") == {"frames_by": "time", "event_size": None}
+    assert event_framing(None, "digits") == {"frames_by": "time", "event_size": None}
+    # retrain settles the same against its arch file
+    settled = RetrainOptions(arch="arch.json", dataset="dvsgesture").against({**arch, "timesteps": 4})
+    assert (settled.frames_by, settled.event_size, settled.timesteps) == ("count", 48, 4)

@@ -81,8 +81,8 @@ def test_spike_and_sop_counts_equal_on_cpu_and_cuda(hand_arch):
 
 
 def test_data_loader_workers_default_to_0_on_the_cpu():
-    assert loader_workers({"accelerator": "cpu", "num_workers": None}) == 0
-    assert loader_workers({"accelerator": "cpu", "num_workers": 3}) == 3
+    assert loader_workers(None, "cpu") == 0
+    assert loader_workers(3, "cpu") == 3
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given without CUDA")

@@ -95,10 +95,11 @@ TINY = ["--width", "4", "--cells", "3", "--epochs", "1", "--batch-size", "256", 
 
 def test_neuron_options_override_the_arch_files_and_are_recorded(tmp_path):
     from nni_snn.neuron import LIF
-    from nni_snn.search_retrain import neuron_spec
+    from nni_snn.options import RetrainOptions
 
     base = {"kind": "lif", "tau": 0.2, "surrogate": "sigmoid", "alpha": 4.0}
-    spec = neuron_spec({"tau": 0.5, "v_threshold": 1.0, "detach_reset": False, "surrogate": None}, base)
+    given = RetrainOptions(arch="arch.json", tau=0.5, v_threshold=1.0, detach_reset=False)
+    spec = given.against({**ARCH, "neuron": base}).neuron_spec()
     assert spec == {"kind": "lif", "tau": 0.5, "surrogate": "sigmoid", "alpha": 4.0, "v_threshold": 1.0,
                     "detach_reset": False}
     arch = tmp_path / "arch.json"

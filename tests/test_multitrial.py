@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from nni_snn import archfile, build_network, genotype, multitrial_baseline, nnictl
+from nni_snn.options import MultitrialOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"dataset": "digits", "attention": "ma", "timesteps": 2, "width": 4, "cells": 3, "epochs": 1,
@@ -97,8 +98,8 @@ def test_multitrial_through_the_nni_manager(strategy, tmp_path, monkeypatch):
         seen["trials"] = client.trials()
         seen["metrics"] = client.metrics()
 
-    opts = {**TINY, "search_strategy": strategy, "trials": 3, "concurrency": 1, "port": port,
-            "output": str(tmp_path / "out"), "working_dir": str(tmp_path / "nni-experiments")}
+    opts = MultitrialOptions(**TINY, search_strategy=strategy, trials=3, concurrency=1, port=port,
+                             output=str(tmp_path / "out"), working_dir=str(tmp_path / "nni-experiments"))
     summary = multitrial_baseline.run_multitrial(opts, before_stop=while_running)
     with pytest.raises(OSError):
         client.trials()  # run_multitrial stopped the manager

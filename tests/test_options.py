@@ -44,6 +44,27 @@ def test_defaults_resolve_unchanged_and_none_means_the_arch_files():
     assert resolve(SearchOptions, build_parser().parse_args(["search"])).as_dict() == SearchOptions().as_dict()
 
 
+def test_retrain_settles_what_it_left_to_the_arch_file_against_it():
+    arch = {"timesteps": 4, "neuron": {"kind": "plif", "tau": 0.3, "alpha": 2.0}, "normalize": False,
+            "attention_cells": "last", "search": {"dataset": "digits"}}
+    given = RetrainOptions(arch="a.json", v_threshold=0.7, attention_cells="all")
+    settled = given.against(arch)
+    # the file's where the options left it, the options' where they gave it
+    assert (settled.timesteps, settled.neuron, settled.tau, settled.surrogate_alpha) == (4, "plif", 0.3, 2.0)
+    assert (settled.normalize, settled.attention_cells, settled.v_threshold) == (False, "all", 0.7)
+    assert settled.neuron_spec() == {"kind": "plif", "tau": 0.3, "alpha": 2.0, "v_threshold": 0.7}
+    assert given.timesteps is None  # the options given stay as they were
+    baseline = RetrainOptions(baseline="spiking-cnn").against(None)
+    assert (baseline.timesteps, baseline.frames_by, baseline.neuron_spec()) == (2, "time", {"kind": "lif"})
+
+
+def test_the_searchs_retrain_options_come_checked(tmp_path):
+    retrain = SearchOptions(retrain_epochs=2, retrain_width=8).retrain(tmp_path)
+    assert (retrain.width, retrain.epochs, retrain.arch) == (8, 2, str(tmp_path / "arch.json"))
+    with pytest.raises(UsageError, match="--lr-min"):
+        SearchOptions(retrain_epochs=2, retrain_lr=0.01, retrain_lr_min=0.1).retrain(tmp_path)
+
+
 def test_layering_config_then_flags_then_trial_parameters(tmp_path):
     cfg = tmp_path / "cfg.yml"
     cfg.write_text("width: 4\ncells: 3\nepochs: 2\nprecision: 32\n")
