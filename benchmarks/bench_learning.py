@@ -1,6 +1,6 @@
 """Do the networks this project builds learn? Accuracy on the embedded digits at `nni-snn retrain`'s defaults.
 
-Every row is trained in this one run by the same path a user runs (`nni_snn.search_retrain.run_retrain`: Lightning,
+Every row is trained in this one run by the same path a user runs (`nni_snn.retrain.run_retrain`: Lightning,
 the same split, SGD momentum 0.9 + cosine at the default learning rate, batch 96, auxiliary head, gradient clipping)
 and reports the held-out accuracy after the last epoch:
 
@@ -43,7 +43,7 @@ def quiet() -> None:
 def retrain(arch_path: Path | None, seed: int, **overrides) -> tuple[float, float]:
     """(final held-out accuracy, seconds) of one retrain at the defaults, with ``overrides``."""
     from nni_snn.options import RetrainOptions
-    from nni_snn.search_retrain import run_retrain
+    from nni_snn.retrain import run_retrain
 
     with tempfile.TemporaryDirectory() as out:
         opts = RetrainOptions(arch=str(arch_path) if arch_path else None, seed=seed, progress=False, accelerator="cpu",

@@ -311,7 +311,7 @@ def main() -> None:
         rss_child(json.loads(args.rss_child))
         return
     quiet()
-    from nni_snn.search_retrain import keep_freed_memory
+    from nni_snn.runtime import keep_freed_memory
     keep_freed_memory()  # as nni-snn search / retrain do
     torch.manual_seed(0)
     device = torch.device(args.device)

@@ -1,8 +1,8 @@
 """The ``nni-snn`` command: ``search``, ``retrain``, ``multitrial``, ``show``, ``experiment``, ``front``.
 
 It parses and prints: the options of search, retrain and multitrial, their flags, defaults, layering and checks,
-are ``nni_snn.options``; what the commands do is ``search_retrain``, ``multitrial_baseline``, ``nnictl`` and
-``front``. A user's mistake ends in one line on stderr and exit code 2.
+are ``nni_snn.options``; what the commands do is ``search``, ``retrain``, ``estimate``, ``multitrial_baseline``,
+``nnictl`` and ``front``. A user's mistake ends in one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def _prepare(args, options: type):
     opts = resolve(options, args, trial.parameters if trial else None)
     output = Path(opts.output) if trial_dir is None or args.output else trial_dir
     if opts.resume:
-        from nni_snn.search_retrain import resume_path
+        from nni_snn.runtime import resume_path
 
         if not resume_path(output).is_file():
             raise UsageError(f"--resume: no checkpoint {resume_path(output)}; run without --resume to start afresh")
@@ -124,7 +124,7 @@ def _params(counts: dict) -> str:
 
 def _retrain(args) -> int:
     from nni_snn.archfile import load_arch
-    from nni_snn.search_retrain import final_result, run_retrain
+    from nni_snn.retrain import final_result, run_retrain
 
     opts, output, trial = _prepare(args, RetrainOptions)
     if opts.arch:
@@ -140,7 +140,8 @@ def _retrain(args) -> int:
 
 
 def _search(args) -> int:
-    from nni_snn.search_retrain import exported_result, final_result, run_retrain, run_search
+    from nni_snn.retrain import final_result, run_retrain
+    from nni_snn.search import exported_result, run_search
 
     opts, output, trial = _prepare(args, SearchOptions)
     metrics = run_search(opts, output, trial)
@@ -162,9 +163,9 @@ def _search(args) -> int:
 
 def _show(args) -> int:
     from nni_snn.archfile import event_framing, load_arch
+    from nni_snn.estimate import estimate_energy
     from nni_snn.genotype import format_genotype
-    from nni_snn.networks import build_network
-    from nni_snn.search_retrain import estimate_energy, network_parameters
+    from nni_snn.networks import build_network, network_parameters
 
     for key in ("width", "cells", "num_classes", "in_channels", "batches", "timesteps", "event_size"):
         if getattr(args, key) is not None and getattr(args, key) < 1:

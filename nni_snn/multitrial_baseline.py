@@ -31,8 +31,9 @@ from nni_snn.archfile import make_arch, write_json_atomic
 from nni_snn.data import load_dataset, load_for, split_for_search
 from nni_snn.errors import MultitrialError
 from nni_snn.genotype import genotype_from_sample
-from nni_snn.options import MultitrialOptions
-from nni_snn.training import RESULT_COUNTS, EpochReporter, SNNClassifier, trial_result
+from nni_snn.networks import network_parameters
+from nni_snn.options import MultitrialOptions, RetrainOptions
+from nni_snn.training import RESULT_COUNTS, EpochReporter, final_metrics, trial_result
 
 STRATEGIES = ("random", "evolution")
 
@@ -62,26 +63,25 @@ def train_sampled(model, *, dataset: str, data_dir: str | None = None, download:
     ``output``, else the trial's folder, else nowhere. ``threads`` caps torch's CPU threads. Returns the metrics.
     """
     from nni_snn.nni_trial import output_dir
-    from nni_snn.search_retrain import _final_metrics, _loader, _trainer, network_parameters
+    from nni_snn.retrain import train_fixed
 
     folder = Path(output) if output else output_dir()
     # No channel swapping needed here: in a multi-trial trial NNI's default channel talks to the manager.
     reporter = EpochReporter(report=nni.report_intermediate_result)
+    # Trained as retrain trains a network (its defaults: DARTS's gradient clip, no drop-path), on one device:
+    # parallelism comes from the experiment's trial concurrency. No checkpoints: a trial only ranks its network;
+    # the winner is retrained from arch.json.
+    recipe = RetrainOptions(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, num_workers=num_workers,
+                            accelerator=accelerator, progress=False)
     with _torch_threads(threads), contextlib.ExitStack() as stack:
         pl.seed_everything(seed, workers=True, verbose=False)  # same seed in every trial: only the network differs
         data = load_dataset(dataset, data_dir, download, timesteps=model.timesteps, frames_by=frames_by,
                             event_size=event_size, subset_per_class=subset_per_class, seed=seed)
         weight_half, alpha_half = split_for_search(data.train, seed)
-        module = SNNClassifier(num_classes=data.num_classes, learning_rate=lr)
-        module.set_model(model)
         logs = folder or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nni-snn-trial-")))
-        # One device per trial: parallelism comes from the experiment's trial concurrency. No checkpoints: a
-        # trial only ranks its network; the winner is retrained from arch.json.
-        trainer = _trainer(logs, [reporter], epochs=epochs, accelerator=accelerator, progress=False,
-                           enable_checkpointing=False, gradient_clip_val=5.0)  # as retrain's default (DARTS's clip)
-        trainer.fit(module, _loader(weight_half, batch_size, True, num_workers, seed),
-                    _loader(alpha_half, batch_size, False, num_workers, seed))
-    metrics = _final_metrics(reporter, network_parameters(model))
+        train_fixed(model, weight_half, alpha_half, num_classes=data.num_classes, opts=recipe, output=logs,
+                    reporter=reporter, checkpoints=False)
+    metrics = final_metrics(reporter, network_parameters(model))
     nni.report_final_result(trial_result(reporter.history[-1]))
     if folder is not None:
         _write_trial_files(folder, model, metrics)
@@ -144,7 +144,7 @@ def _config(opts: MultitrialOptions):
     """The experiment's config: NNI's training-service engine (one process per trial) on the local machine."""
     from nni.nas.experiment import NasExperimentConfig
 
-    from nni_snn.search_retrain import uses_cuda
+    from nni_snn.runtime import uses_cuda
 
     config = NasExperimentConfig("ts", "simplified", "local")
     config.experiment_name = f"nni-snn multitrial ({opts.search_strategy}, {opts.dataset})"
@@ -203,7 +203,7 @@ def run_multitrial(opts: MultitrialOptions, before_stop=None) -> dict:
     from nni.nas.evaluator import FunctionalEvaluator
     from nni.nas.experiment import NasExperiment
 
-    from nni_snn.search_retrain import derived_params, write_search_outputs
+    from nni_snn.search import derived_params, write_search_outputs
     from search_spaces import SNNDartsSpace
 
     nas_log = logging.getLogger("nni.nas.experiment.experiment")

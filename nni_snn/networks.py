@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from nni.nas.space import model_context
 
 from nni_snn.archfile import load_arch
 from nni_snn.genotype import sample_from_genotype
 from search_spaces import SNNDartsSpace
 
-__all__ = ["build_network"]
+__all__ = ["build_network", "count_parameters", "network_parameters"]
 
 
 def build_network(arch: str | Path | dict, *, width: int, num_cells: int, num_classes: int, in_channels: int = 3,
@@ -33,3 +34,16 @@ def build_network(arch: str | Path | dict, *, width: int, num_cells: int, num_cl
                              normalize=arch.get("normalize", True) if normalize is None else normalize,
                              attention_cells=attention_cells or arch.get("attention_cells", "all"),
                              cell_norm=cell_norm or arch.get("cell_norm", "after-attention"))
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def network_parameters(net: torch.nn.Module) -> dict:
+    """``params``: the network a user deploys, without the auxiliary head (a training aid);
+    ``params_with_auxiliary_head``: with it, as DARTS-style papers count (equal when ``net`` has none)."""
+    total = count_parameters(net)
+    head = getattr(net, "auxiliary_head", None)
+    return {"params": total - (count_parameters(head) if head is not None else 0),
+            "params_with_auxiliary_head": total}

@@ -220,7 +220,7 @@ class TrainOptions(CommonOptions):
             if problem:
                 raise UsageError(f"--neuron {self.neuron}: {problem}")
         if self.precision == "16-mixed":
-            from nni_snn.search_retrain import uses_cuda
+            from nni_snn.runtime import uses_cuda
 
             if not uses_cuda(self.accelerator):  # Lightning would fail later, with a traceback
                 raise UsageError("--precision 16-mixed needs a CUDA GPU; on the CPU use bf16-mixed")
@@ -373,7 +373,7 @@ class SearchOptions(TrainOptions):
         """The retrain after this search, of ``output``'s arch.json, checked. Data, seed, hardware, neuron and energy
         prices are the search's; sizes and learning rate are retrain's unless --retrain-* says otherwise (the paper
         searches at 16 channels and 5 cells, and retrains at 36 or more and 6); T is the arch file's."""
-        from nni_snn.search_retrain import resume_path
+        from nni_snn.runtime import resume_path
 
         own = ("width", "cells", "lr", "batch_size", "attention_cells", "lr_min", "drop_path", "cutout")
         shared = {f.name for f in dataclasses.fields(RetrainOptions)} & {f.name for f in dataclasses.fields(self)}

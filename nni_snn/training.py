@@ -237,3 +237,11 @@ def trial_result(record: dict) -> dict:
               **{key: record[key] for key in RESULT_COUNTS}}
     result.update({f"spikes_{group}": value for group, value in record["spikes_per_cell"].items()})
     return result
+
+
+def final_metrics(reporter: EpochReporter, params: dict) -> dict:
+    """What a run's metrics.json starts with: the final epoch's accuracy and counts, ``params`` (the network's
+    parameter counts), the energy prices and every epoch's record."""
+    last = reporter.history[-1]
+    return {"accuracy": last.get("val_acc"), **{k: last[k] for k in COUNTED}, **params,
+            "energy_pj": dict(zip(("ac", "mac"), reporter.energy_pj)), "history": reporter.history}

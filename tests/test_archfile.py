@@ -112,7 +112,7 @@ def test_the_readmes_parameter_counts_of_darts_v2(width, attention, cells, milli
     """README, "Reproducing the paper": DARTS's genotype at 6 cells and 10 classes, with and without the head."""
     from nni_snn.archfile import make_arch
     from nni_snn.genotype import DARTS_V2
-    from nni_snn.search_retrain import network_parameters
+    from nni_snn.networks import network_parameters
 
     arch = make_arch(attention=attention, timesteps=2, genotype=DARTS_V2, attention_cells=cells)
     counts = network_parameters(build_network(arch, width=width, num_cells=6, num_classes=10, auxiliary=True))

@@ -13,8 +13,9 @@ import torch
 
 from nni_snn import build_network
 from nni_snn.cli import main
+from nni_snn.estimate import fit_batch_norm
 from nni_snn.neuron import LIF
-from nni_snn.search_retrain import fit_batch_norm, loader_workers
+from nni_snn.runtime import loader_workers
 from nni_snn.spikes import calibrate
 
 pytestmark = pytest.mark.gpu

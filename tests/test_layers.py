@@ -3,7 +3,7 @@
 - core (``nni_snn``'s building blocks) imports nothing from ``search_spaces``, ``strategies`` or the application
   modules, not even inside a function;
 - ``search_spaces`` and ``strategies`` import only the core (and their own package);
-- the application modules (cli, search_retrain, multitrial_baseline, nni_trial, nnictl, networks, ...) are the
+- the application modules (cli, search, retrain, multitrial_baseline, nni_trial, nnictl, networks, ...) are the
   only ones that wire them in;
 - no cycle among the modules' top-level imports.
 """
@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("nni_snn", "search_spaces", "strategies")
 CORE = {f"nni_snn.{name}" for name in ("neuron", "ops", "attention", "spikes", "genotype", "data", "events", "training",
                                         "regularizers", "baselines", "plot", "front", "archfile", "errors")}
-APPLICATION = {f"nni_snn.{name}" for name in ("cli", "options", "search_retrain", "multitrial_baseline", "nni_trial",
-                                               "nnictl", "networks", "tuners", "__main__")}
+APPLICATION = {f"nni_snn.{name}" for name in ("cli", "options", "runtime", "search", "retrain", "estimate",
+                                               "multitrial_baseline", "nni_trial", "nnictl", "networks", "tuners",
+                                               "__main__")}
 
 
 def _modules() -> dict[str, Path]:

@@ -64,7 +64,7 @@ def test_supernet_learns_at_the_default_search_lr(digits_batch):
 
 
 def test_evaluation_mode_at_initialisation_distinguishes_inputs_once_bn_statistics_are_set(digits_batch):
-    from nni_snn.search_retrain import fit_batch_norm
+    from nni_snn.estimate import fit_batch_norm
 
     net = build_network(ARCH, width=8, num_cells=5, num_classes=10, in_channels=1)
     images, _ = digits_batch

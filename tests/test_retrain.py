@@ -206,7 +206,7 @@ def test_freed_activations_are_reused_without_page_faults():
     and again stays in the heap: glibc's default returns it to the OS and faults every page back in."""
     import resource
 
-    from nni_snn.search_retrain import keep_freed_memory
+    from nni_snn.runtime import keep_freed_memory
 
     keep_freed_memory()
     torch.ones(5 << 20)  # 20 MiB: the heap grows once

@@ -107,14 +107,14 @@ def test_every_epoch_keeps_its_architecture_and_the_best_is_exported(searched):
     assert arch["nni_sample"] == history[best]["nni_sample"]
     assert arch["results"]["accuracy"] == accuracies[best]
     # a search-only NNI trial's final result is that epoch's too: NNI ranks the architectures handed over
-    from nni_snn.search_retrain import exported_result
+    from nni_snn.search import exported_result
 
     result = exported_result(json.loads((searched / "metrics.json").read_text()))
     assert result["default"] == accuracies[best] and result["sops_per_sample"] == history[best]["sops_per_sample"]
 
 
 def test_export_picks_the_best_validated_epoch_after_warmup():
-    from nni_snn.search_retrain import choose_export
+    from nni_snn.search import choose_export
 
     history = [{"epoch": i, "val_acc": acc} for i, acc in enumerate([0.9, 0.5, 0.7, 0.6, 0.7, float("nan")])]
     assert choose_export(history, "best") == 0
@@ -142,7 +142,7 @@ def test_export_last_writes_the_final_epochs_architecture(retrained):
 def test_search_then_retrain_at_the_retrain_settings_given(retrained):
     """--retrain-width/--retrain-cells size the retrained network, not the search's --width/--cells."""
     from nni_snn import build_network
-    from nni_snn.search_retrain import network_parameters
+    from nni_snn.networks import network_parameters
 
     metrics = json.loads((retrained / "retrain" / "metrics.json").read_text())
     arch = load_arch(retrained / "arch.json")
@@ -267,7 +267,7 @@ def test_estimate_of_untrained_weights_is_near_the_training_mode_count(searched)
 
     from nni_snn import build_network
     from nni_snn.data import load_dataset
-    from nni_snn.search_retrain import estimate_energy
+    from nni_snn.estimate import estimate_energy
     from nni_snn.spikes import SpikeMonitor
 
     images = load_dataset("digits").test

@@ -1,0 +1,60 @@
+"""``nni-snn show --dataset``: spikes, SOPs, MACs and energy per sample of a network in evaluation mode, and the BN
+statistics that untrained weights need first."""
+
+from __future__ import annotations
+
+import pickle
+
+import torch
+
+
+def estimate_energy(net: torch.nn.Module, images, batches: int, checkpoint: str | None, e_ac_pj: float,
+                    e_mac_pj: float) -> dict:
+    """Spikes, SOPs, MACs and energy per sample of ``net`` in evaluation mode over the first ``batches`` batches
+    of 64 from ``images``, with the weights of a retrain ``checkpoint`` if given (``nni-snn show --dataset``);
+    untrained weights get BN statistics from those batches first (:func:`fit_batch_norm`)."""
+    from itertools import islice
+
+    from nni_snn.archfile import ArchError
+    from nni_snn.spikes import calibrate, energy_uj
+
+    if checkpoint:
+        try:
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+            # The auxiliary head is a training aid: the estimate is of the network a user deploys.
+            net.load_state_dict({k.removeprefix("_model."): v for k, v in state.items()
+                                 if k.startswith("_model.") and not k.startswith("_model.auxiliary_head.")})
+        except (OSError, KeyError, TypeError, RuntimeError, ValueError, pickle.UnpicklingError) as err:
+            raise ArchError(f"--checkpoint {checkpoint}: not a retrain checkpoint of this network at this width "
+                            f"and depth ({str(err).splitlines()[0][:160]})") from None
+    loader = torch.utils.data.DataLoader(images, batch_size=64)
+    if not checkpoint:
+        fit_batch_norm(net, islice(loader, batches))
+    counts = calibrate(net, islice(loader, batches))
+    counts["energy_uj_per_sample"] = energy_uj(counts["sops_per_sample"], counts["macs_per_sample"], e_ac_pj,
+                                               e_mac_pj)
+    return counts
+
+
+@torch.no_grad()
+def fit_batch_norm(net: torch.nn.Module, batches) -> None:
+    """Set every BN's running statistics to those of ``batches`` (images, or (images, labels) pairs).
+
+    Untrained BNs hold mean 0 and variance 1; in evaluation mode the network then turns every input into the same
+    spikes and logits (measured: identical logits for all digits), so an estimate on untrained weights would
+    describe no network anyone runs. Training sets these statistics; this does it without touching the weights.
+    """
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches
+    training = net.training
+    net.train()
+    try:
+        for batch in batches:
+            net(batch[0] if isinstance(batch, (list, tuple)) else batch)
+    finally:
+        net.train(training)
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum

@@ -1,0 +1,106 @@
+"""``nni-snn retrain``: train the fixed network of an arch.json (or a hand-designed baseline), and
+:func:`train_fixed`, the training of a fixed network that retrain and the multi-trial trials share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytorch_lightning as pl
+
+from nni_snn.archfile import write_json_atomic
+from nni_snn.data import load_for
+from nni_snn.networks import build_network, network_parameters
+from nni_snn.runtime import keep_freed_memory, loader, loader_workers, resume_path, trainer, uses_cuda
+from nni_snn.training import DropPathSchedule, EpochReporter, SNNClassifier, final_metrics, trial_result
+
+if TYPE_CHECKING:
+    from nni_snn.options import RetrainOptions
+
+# What a retrain was trained with, recorded in its metrics.json under "recipe".
+RECIPE_KEYS = ("width", "cells", "epochs", "batch_size", "lr", "lr_min", "auxiliary_weight", "grad_clip", "drop_path",
+               "cutout", "subset_per_class", "val_every")
+
+
+def run_retrain(opts: RetrainOptions, output: Path, trial=None) -> dict | None:
+    """Train the fixed network of ``opts.arch`` (or the reference ``opts.baseline``); writes metrics.json, the best
+    checkpoint, TensorBoard logs.
+
+    Returns the metrics on the global-zero process (``None`` on the other DDP ranks).
+    """
+    from nni_snn.archfile import load_arch
+    from nni_snn.baselines import build_baseline
+
+    keep_freed_memory()
+    pl.seed_everything(opts.seed, workers=True, verbose=False)
+    arch = load_arch(opts.arch) if opts.arch else None
+    opts = opts.against(arch)
+    data = load_for(opts, opts.timesteps, cutout=opts.cutout)
+    neuron = opts.neuron_spec()
+    if arch is None:
+        net = build_baseline(opts.baseline, width=opts.width, num_classes=data.num_classes,
+                             in_channels=data.in_channels, image_size=data.image_size, timesteps=opts.timesteps,
+                             neuron=neuron)
+    else:
+        net = build_network(arch, width=opts.width, num_cells=opts.cells, num_classes=data.num_classes,
+                            in_channels=data.in_channels, auxiliary=opts.auxiliary_weight > 0,
+                            timesteps=opts.timesteps, neuron=neuron, normalize=opts.normalize,
+                            attention_cells=opts.attention_cells, cell_norm=opts.cell_norm)
+    reporter = EpochReporter(report=trial.intermediate if trial else None, e_ac_pj=opts.e_ac_pj,
+                             e_mac_pj=opts.e_mac_pj)
+    is_global_zero, best_accuracy = train_fixed(net, data.train, data.test, num_classes=data.num_classes, opts=opts,
+                                                output=output, reporter=reporter)
+    if not is_global_zero:
+        return None
+    metrics = final_metrics(reporter, network_parameters(net))
+    metrics["best_accuracy"] = best_accuracy
+    metrics["timesteps"] = opts.timesteps
+    metrics["network"] = {"arch": opts.arch, "baseline": opts.baseline, "neuron": neuron,
+                          "normalize": getattr(net, "normalize", None),  # the file's unless overridden
+                          "attention_cells": getattr(net, "attention_cells", None),
+                          "cell_norm": getattr(net, "cell_norm", None)}
+    metrics["recipe"] = {key: getattr(opts, key) for key in RECIPE_KEYS}
+    write_json_atomic(output / "metrics.json", metrics)
+    return metrics
+
+
+def train_fixed(net, train, val, *, num_classes: int, opts: RetrainOptions, output: Path, reporter: EpochReporter,
+                checkpoints: bool = True) -> tuple[bool, float | None]:
+    """Train the fixed network ``net`` on ``train``, validating on ``val``, by ``opts``'s recipe (SGD momentum 0.9,
+    cosine from ``lr`` to ``lr_min``, auxiliary head weight, gradient clip, drop-path, ``val_every``) on its
+    hardware, logging to TensorBoard in ``output``; ``reporter`` counts and reports every epoch.
+
+    With ``checkpoints``, ``output/checkpoints`` gets ``best.ckpt`` (the epoch of highest validation accuracy) and
+    ``last.ckpt`` (every epoch: what ``opts.resume`` continues from). Returns whether this is the global-zero process
+    and the best validation accuracy (None without checkpoints).
+    """
+    module = SNNClassifier(num_classes=num_classes, learning_rate=opts.lr, auxiliary_weight=opts.auxiliary_weight,
+                           lr_min=opts.lr_min)
+    module.set_model(net)
+    callbacks = [reporter, *([DropPathSchedule(opts.drop_path)] if opts.drop_path else [])]
+    best = None
+    if checkpoints:
+        # Lightning writes save_last's last.ckpt only in an epoch where the monitored checkpoint was saved: with
+        # --val-every N (no val_acc in between) or no new best, --resume would lose epochs. So last.ckpt has a
+        # callback of its own, unmonitored, written after every epoch.
+        from pytorch_lightning.callbacks import ModelCheckpoint
+
+        best = ModelCheckpoint(dirpath=output / "checkpoints", filename="best", monitor="val_acc", mode="max",
+                               save_top_k=1, every_n_epochs=opts.val_every, save_on_train_epoch_end=True)
+        last = ModelCheckpoint(dirpath=output / "checkpoints", filename="last", save_top_k=1,
+                               save_on_train_epoch_end=True, enable_version_counter=False)
+        callbacks += [best, last]
+    # DARTS clips at 5 too; without it, measured on digits at lr 0.1, one large step can silence a network for good.
+    fit = trainer(opts, output, callbacks, strategy=opts.strategy, enable_checkpointing=checkpoints,
+                  gradient_clip_val=opts.grad_clip or None, check_val_every_n_epoch=opts.val_every)
+    workers, cuda = loader_workers(opts.num_workers, opts.accelerator), uses_cuda(opts.accelerator)
+    fit.fit(module, loader(train, opts.batch_size, True, workers, opts.seed, cuda),
+            loader(val, opts.batch_size, False, workers, opts.seed, cuda),
+            ckpt_path=str(resume_path(output)) if opts.resume else None, weights_only=True)
+    best_accuracy = float(best.best_model_score) if best is not None and best.best_model_score is not None else None
+    return fit.is_global_zero, best_accuracy
+
+
+def final_result(metrics: dict) -> dict:
+    """A retraining trial's final result: ``default`` is the final validation accuracy."""
+    return trial_result({"val_acc": metrics["accuracy"], **metrics})

@@ -1,0 +1,120 @@
+"""The machinery every training command shares: data loaders and their sampler, devices, the Lightning trainer,
+checkpoints, and the allocator tuning. What to train and what to record is ``search``, ``retrain`` and
+``multitrial_baseline``'s.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import TensorBoardLogger
+
+from nni_snn.training import NonFiniteGuard
+
+if TYPE_CHECKING:
+    from nni_snn.options import TrainOptions
+
+
+class EpochShuffle(torch.utils.data.Sampler):
+    """A shuffle that depends only on (seed, epoch): a resumed run sees the same batches as an uninterrupted one.
+
+    Lightning calls ``set_epoch`` at the start of every training epoch (and wraps it for DDP).
+    """
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int, cuda: bool = False):
+    """A traced DataLoader (as NNI's evaluators want). On a GPU its batches come in pinned memory, so the copy to
+    the device can overlap compute; with workers, they live across epochs instead of being restarted."""
+    from nni.nas.evaluator.pytorch import DataLoader
+
+    sampler = EpochShuffle(len(dataset), seed) if shuffle else None
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, pin_memory=cuda,
+                      persistent_workers=num_workers > 0)
+
+
+def uses_cuda(accelerator: str) -> bool:
+    """Whether Lightning's ``accelerator`` option will train on a CUDA GPU here."""
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
+def loader_workers(num_workers: int | None, accelerator: str) -> int:
+    """``--num-workers``, or its default: 0 on the CPU (the in-memory datasets need no workers, and worker processes
+    would compete with training for the cores), up to 4 on a GPU (decoding and augmenting CIFAR images for a GPU
+    step takes several cores)."""
+    if num_workers is not None:
+        return num_workers
+    return min(4, os.cpu_count() or 1) if uses_cuda(accelerator) else 0
+
+
+def resume_path(output: Path) -> Path:
+    return output / "checkpoints" / "last.ckpt"
+
+
+class _NoAdverts(logging.Filter):
+    """Drops Lightning's "💡 Tip: ... try installing ..." lines: adverts for services, not facts about the run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡")
+
+
+def trainer(opts: TrainOptions, output: Path, callbacks: list, traced: bool = False, **kwargs):
+    """The Lightning trainer of ``opts`` (its epochs, hardware and terminal settings), for search (``traced`` for NNI's
+    evaluator), retrain and the multi-trial trials, logging to TensorBoard in ``output``. Without ``--verbose`` it
+    prints no model summary table and no tips, only the progress bar and the result."""
+    from nni.nas.evaluator.pytorch import Trainer
+
+    for name in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero"):
+        log = logging.getLogger(name)
+        for f in [f for f in log.filters if isinstance(f, _NoAdverts)]:
+            log.removeFilter(f)
+        if not opts.verbose:
+            log.addFilter(_NoAdverts())
+    kwargs.setdefault("enable_model_summary", opts.verbose)
+
+    return (Trainer if traced else pl.Trainer)(
+        max_epochs=opts.epochs, accelerator=opts.accelerator, devices=opts.devices, precision=opts.precision,
+        logger=TensorBoardLogger(str(output), name="tensorboard", version=""),
+        callbacks=[NonFiniteGuard(), *callbacks], num_sanity_val_steps=0, log_every_n_steps=1,
+        enable_progress_bar=opts.progress, **kwargs)
+
+
+def keep_freed_memory() -> None:
+    """Have glibc's malloc keep freed blocks up to 32 MiB for reuse instead of returning them to the OS.
+
+    Its defaults return large blocks (above a threshold that starts at 128 KiB) and the next allocation of the same
+    size faults every page in again. A CPU training step allocates and frees the same activation-sized tensors
+    over and over: measured on a T = 4 retrain step (width 16, 6 cells, batch 32, 32x32), 375,000 page faults and
+    about a quarter of the step's time. Linux with glibc only; anywhere else this does nothing. Safe to call twice.
+    """
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (e.g. musl)
+        return
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    mallopt(m_mmap_threshold, 32 << 20)  # glibc's maximum: blocks below it come from the heap, and are reused
+    mallopt(m_trim_threshold, 1 << 30)  # do not shrink the heap after every large free
+    mallopt(m_top_pad, 64 << 20)  # grow it in large steps

@@ -1,0 +1,160 @@
+"""``nni-snn search``: MA-DARTS (or DARTS, CT-DARTS) over ``search_spaces.SNNDartsSpace``, then which epoch's
+architecture to write and the files every search leaves (arch.json, metrics.json, cell pictures).
+
+Application layer: wires in ``search_spaces`` and ``strategies`` (tests/test_layers.py).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytorch_lightning as pl
+import torch
+
+from nni_snn.archfile import make_arch, write_json_atomic
+from nni_snn.data import load_for, split_for_search
+from nni_snn.genotype import CELL_TYPES, genotype_from_sample
+from nni_snn.networks import build_network, count_parameters, network_parameters
+from nni_snn.runtime import keep_freed_memory, loader, loader_workers, resume_path, trainer, uses_cuda
+from nni_snn.training import RESULT_COUNTS, EpochReporter, SNNClassifier, final_metrics, trial_result
+
+if TYPE_CHECKING:
+    from nni_snn.options import SearchOptions
+
+
+def run_search(opts: SearchOptions, output: Path, trial=None) -> dict:
+    """MA-DARTS on ``opts.dataset``; writes arch.json, metrics.json, cell pictures and TensorBoard logs."""
+    from nni.nas.evaluator.pytorch import Lightning
+    from nni.nas.execution import SequentialExecutionEngine
+    from nni.nas.space import RawFormatModelSpace
+
+    from search_spaces import SNNDartsSpace
+    from strategies import MADarts
+
+    keep_freed_memory()
+    pl.seed_everything(opts.seed, workers=True, verbose=False)
+    data = load_for(opts, opts.timesteps)
+    weight_half, alpha_half = split_for_search(data.train, opts.seed)
+    neuron = opts.neuron_spec()
+    space = SNNDartsSpace(width=opts.width, num_cells=opts.cells, timesteps=opts.timesteps, attention=opts.attention,
+                          num_classes=data.num_classes, in_channels=data.in_channels, neuron=neuron,
+                          normalize=opts.normalize, attention_cells=opts.attention_cells, cell_norm=opts.cell_norm)
+    reporter = EpochReporter(report=trial.intermediate if trial else None, e_ac_pj=opts.e_ac_pj,
+                             e_mac_pj=opts.e_mac_pj)
+    workers, cuda = loader_workers(opts.num_workers, opts.accelerator), uses_cuda(opts.accelerator)
+    evaluator = Lightning(
+        SNNClassifier(num_classes=data.num_classes, learning_rate=opts.lr),
+        trainer(opts, output, [reporter, _checkpoints(output)], traced=True),
+        train_dataloaders=loader(weight_half, opts.batch_size, True, workers, opts.seed, cuda),
+        val_dataloaders=loader(alpha_half, opts.batch_size, False, workers, opts.seed, cuda),
+        # Resumed checkpoints are loaded as plain tensors and containers: nothing in them is unpickled as code.
+        fit_kwargs={"ckpt_path": str(resume_path(output)), "weights_only": True} if opts.resume else None,
+    )
+    # NNI's DARTS writes every edge's alpha to the logger every n steps, copying each to the host (a GPU sync per
+    # edge): once per epoch, at its first step, like the rest of what an epoch reports.
+    steps_per_epoch = -(-len(weight_half) // opts.batch_size)
+    strategy = MADarts(reporter=reporter, arc_learning_rate=opts.arc_lr, spike_penalty=opts.spike_penalty,
+                       warmup_epochs=opts.warmup_epochs, log_prob_every_n_step=steps_per_epoch)
+    strategy(RawFormatModelSpace.from_model(space, evaluator), SequentialExecutionEngine())
+
+    selection = None
+    if opts.select == "perturbation":  # the final supernet's weights are the ones in memory: its epoch is written
+        mode, record = "last", reporter.history[-1]
+        sample, selection = _select_by_perturbation(strategy.supernet, alpha_half, opts)
+    else:
+        mode = opts.export
+        record = reporter.history[choose_export(reporter.history, mode, opts.warmup_epochs)]
+        sample = record["nni_sample"]
+    recorded = ("dataset", "subset_per_class", "width", "cells", "epochs", "batch_size", "seed", "lr", "arc_lr",
+                "warmup_epochs", "spike_penalty", "select", *(("frames_by", "event_size") if data.frames else ()))
+    arch = make_arch(attention=opts.attention, attention_cells=opts.attention_cells, timesteps=opts.timesteps,
+                     genotype=genotype_from_sample(sample), neuron=neuron, normalize=opts.normalize,
+                     cell_norm=opts.cell_norm, alpha=record["alpha"], nni_sample=sample,
+                     search={**{k: getattr(opts, k) for k in recorded}, "export": mode,
+                             "export_epoch": record["epoch"]})
+    metrics = final_metrics(reporter, derived_params(arch, opts, data))  # the final epoch's, params the export's
+    metrics["supernet_params"] = count_parameters(space)
+    metrics["export"] = {"mode": mode, "epoch": record["epoch"], "accuracy": record.get("val_acc")}
+    if selection is not None:
+        metrics["selection"] = selection
+    # The results are those of the exported epoch's supernet (its alpha, weights and validation pass).
+    arch["results"] = {"accuracy": record.get("val_acc"),
+                       **{k: record[k] for k in RESULT_COUNTS},
+                       **{k: metrics[k] for k in ("params", "params_with_auxiliary_head")}}
+    write_search_outputs(output, arch, metrics)
+    return metrics
+
+
+def _checkpoints(output: Path):
+    """``output/checkpoints/last.ckpt`` after every training epoch (what ``--resume`` continues from), written after
+    the NaN guard has checked the epoch; no other checkpoint (the search's result is arch.json)."""
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    return ModelCheckpoint(dirpath=output / "checkpoints", save_last=True, save_on_train_epoch_end=True, save_top_k=0)
+
+
+def _select_by_perturbation(supernet: torch.nn.Module, alpha_half, opts: SearchOptions) -> tuple[dict, dict]:
+    """DARTS-PT's sample and scores (:mod:`strategies.perturbation`) on the first ``select_images`` of the alpha half,
+    read once so that every perturbation is scored on the same images."""
+    from strategies.perturbation import select_by_perturbation
+
+    device = torch.device("cuda" if uses_cuda(opts.accelerator) else "cpu")
+    batches, left = [], opts.select_images
+    for x, y in loader(alpha_half, opts.batch_size, False, 0, opts.seed):
+        batches.append((x[:left].to(device), y[:left].to(device)))
+        left -= len(batches[-1][1])
+        if left <= 0:
+            break
+    start = time.perf_counter()
+    sample, scores = select_by_perturbation(supernet.to(device), batches)
+    return sample, {**scores, "images": sum(len(y) for _, y in batches), "seconds": time.perf_counter() - start}
+
+
+def choose_export(history: list[dict], mode: str, warmup_epochs: int = 0) -> int:
+    """The index in ``history`` (= the 0-based epoch) of the architecture a search writes.
+
+    ``last``: the final epoch. ``best``: the epoch whose supernet reached the highest validation accuracy on the alpha
+    half (the paper keeps the structure "according to accuracy"); on a tie the later epoch, whose alpha had more
+    training. Warm-up epochs do not train alpha, so their architecture is the initial one and is not a candidate
+    unless the whole run was warm-up. An epoch without an accuracy ranks below any with one.
+    """
+    if not history:
+        raise ValueError("the search recorded no epoch")
+    if mode == "last":
+        return len(history) - 1
+    if mode != "best":
+        raise ValueError(f"unknown export {mode!r}")
+    candidates = [i for i in range(len(history)) if history[i]["epoch"] >= warmup_epochs] or range(len(history))
+
+    def score(i: int) -> tuple:
+        acc = history[i].get("val_acc")
+        measured = acc is not None and not math.isnan(acc)
+        return (measured, acc if measured else 0.0, i)
+
+    return max(candidates, key=score)
+
+
+def derived_params(arch: dict, opts, data) -> dict:
+    """Parameters of the network ``arch`` describes, at the search's width and depth (:func:`network_parameters`)."""
+    return network_parameters(build_network(arch, width=opts.width, num_cells=opts.cells, auxiliary=True,
+                                            num_classes=data.num_classes, in_channels=data.in_channels))
+
+
+def write_search_outputs(output: Path, arch: dict, metrics: dict) -> None:
+    """What every search (MA-DARTS or multi-trial) leaves: arch.json, metrics.json and the cell pictures."""
+    from nni_snn.plot import draw_cell
+
+    write_json_atomic(output / "arch.json", arch)
+    write_json_atomic(output / "metrics.json", metrics)
+    for cell_type in CELL_TYPES:
+        draw_cell(arch["genotype"][cell_type], f"{cell_type} cell ({arch['attention']} attention)",
+                  output / f"{cell_type}.png")
+
+
+def exported_result(metrics: dict) -> dict:
+    """A search-only trial's final result: that of the epoch whose architecture was written (``--export``), so
+    that NNI ranks trials by the architectures they hand over, not by their final epochs."""
+    return trial_result(metrics["history"][metrics["export"]["epoch"]])
