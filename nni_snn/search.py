@@ -59,23 +59,28 @@ def run_search(opts: SearchOptions, output: Path, trial=None) -> dict:
     strategy = MADarts(reporter=reporter, arc_learning_rate=opts.arc_lr, spike_penalty=opts.spike_penalty,
                        warmup_epochs=opts.warmup_epochs, log_prob_every_n_step=steps_per_epoch)
     strategy(RawFormatModelSpace.from_model(space, evaluator), SequentialExecutionEngine())
+    # Each epoch's record: what the reporter measured, and the architecture the strategy's module derived after it.
+    derived = {a["epoch"]: a for a in strategy.oneshot_module.architectures}
+    history = [{**record, **derived.get(record["epoch"], {})} for record in reporter.history]
 
     selection = None
     if opts.select == "perturbation":  # the final supernet's weights are the ones in memory: its epoch is written
-        mode, record = "last", reporter.history[-1]
+        mode, record = "last", history[-1]
         sample, selection = _select_by_perturbation(strategy.supernet, alpha_half, opts)
+        genotype = genotype_from_sample(sample)
     else:
         mode = opts.export
-        record = reporter.history[choose_export(reporter.history, mode, opts.warmup_epochs)]
-        sample = record["nni_sample"]
+        record = history[choose_export(history, mode, opts.warmup_epochs)]
+        sample, genotype = record["nni_sample"], record["genotype"]
     recorded = ("dataset", "subset_per_class", "width", "cells", "epochs", "batch_size", "seed", "lr", "arc_lr",
                 "warmup_epochs", "spike_penalty", "select", *(("frames_by", "event_size") if data.frames else ()))
     arch = make_arch(attention=opts.attention, attention_cells=opts.attention_cells, timesteps=opts.timesteps,
-                     genotype=genotype_from_sample(sample), neuron=neuron, normalize=opts.normalize,
+                     genotype=genotype, neuron=neuron, normalize=opts.normalize,
                      cell_norm=opts.cell_norm, alpha=record["alpha"], nni_sample=sample,
                      search={**{k: getattr(opts, k) for k in recorded}, "export": mode,
                              "export_epoch": record["epoch"]})
     metrics = final_metrics(reporter, derived_params(arch, opts, data))  # the final epoch's, params the export's
+    metrics["history"] = history
     metrics["supernet_params"] = count_parameters(space)
     metrics["export"] = {"mode": mode, "epoch": record["epoch"], "accuracy": record.get("val_acc")}
     if selection is not None:

@@ -11,9 +11,10 @@ What it adds to :class:`nni.nas.strategy.DARTS`:
   weights by whatever the evaluator's module configures (``SNNClassifier``: SGD, momentum 0.9, cosine, lr 0.005).
 - a validation pass over the alpha half every epoch, so the accuracy and spikes of the supernet are reported;
 - pictures of the cells derived after every epoch, in TensorBoard (next to NNI's own per-edge alpha curves);
-- every epoch's architecture in the reporter's history, next to that epoch's validation accuracy: ``nni_sample``
-  (``export()``), ``alpha`` (``export_probs()``) and ``genotype``, so that a run can export the epoch whose supernet
-  validated best (``nni-snn search --export best``); the history is in the checkpoint, so a resumed run has them all;
+- every epoch's architecture, kept by the module (``architectures``: ``epoch``, ``nni_sample`` from ``export()``,
+  ``alpha`` from ``export_probs()`` and ``genotype``), so that a run can pair each with that epoch's validation
+  accuracy (the reporter's history) and export the epoch whose supernet validated best (``nni-snn search --export
+  best``); the module saves them in the checkpoint, so a resumed run has them all;
 - ``spike_penalty`` (lambda > 0): energy-aware search, lambda x the expected energy of the mixed edges added to the
   architecture loss (:mod:`strategies.penalty`; it starts at lambda: 1 is a strong pressure).
 
@@ -33,12 +34,14 @@ from strategies.penalty import ExpectedEnergyPenalty
 
 
 class MADartsModule(DartsLightningModule):
-    """DARTS's search loop plus a validation loop over the alpha half (NNI's DARTS has none); ``reporter`` is the
-    search's :class:`EpochReporter`, handed over by :class:`MADarts`."""
+    """DARTS's search loop plus a validation loop over the alpha half (NNI's DARTS has none) and the architecture
+    derived after every epoch (``architectures``); ``reporter`` is the search's :class:`EpochReporter`, handed over
+    by :class:`MADarts`."""
 
     def __init__(self, training_module, *, reporter: EpochReporter, **kwargs):
         super().__init__(training_module, **kwargs)
         self.reporter = reporter
+        self.architectures: list[dict] = []
 
     def validation_step(self, batch, batch_idx):
         return self.training_module.validation_step(batch, batch_idx)
@@ -57,31 +60,26 @@ class MADartsModule(DartsLightningModule):
 
     def on_train_epoch_end(self):
         super().on_train_epoch_end()
-        genotype = self._record_architecture()
-        if genotype is not None:
-            self._log_cells(genotype)
-
-    def _record_architecture(self) -> dict | None:
-        """Add this epoch's architecture to the reporter's record of the epoch; return its genotype (None for a
-        space other than SNNDartsSpace).
-
-        Lightning runs the validation loop before the ``on_train_epoch_end`` hooks, and the reporter's hook before
-        this one, so the record just appended holds the validation accuracy of the supernet with these very alpha;
-        the checkpoint callbacks come after, so the record is saved with the epoch.
-        """
+        # After this epoch's validation loop (Lightning runs it first), so the architecture is that of the supernet
+        # whose accuracy the epoch reports; before the checkpoint callbacks, so it is saved with the epoch.
         sample = self.export()
+        # Plain JSON types: NNI's labels are str subclasses, which a weights-only checkpoint cannot load back.
+        record = {"epoch": self.current_epoch, "nni_sample": _plain(sample), "alpha": _plain(self.export_probs())}
         try:
-            genotype = genotype_from_sample(sample)
-        except KeyError:  # no DARTS cells
-            genotype = None
-        history = self.reporter.history
-        if history and history[-1]["epoch"] == self.current_epoch:
-            record = history[-1]
-            # Plain JSON types: NNI's labels are str subclasses, which a weights-only checkpoint cannot load back.
-            record["nni_sample"], record["alpha"] = _plain(sample), _plain(self.export_probs())
-            if genotype is not None:
-                record["genotype"] = genotype
-        return genotype
+            record["genotype"] = genotype_from_sample(sample)
+        except KeyError:  # a space other than SNNDartsSpace: no DARTS cells
+            pass
+        self.architectures.append(record)
+        if "genotype" in record:
+            self._log_cells(record["genotype"])
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["architectures"] = self.architectures
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self.architectures = list(checkpoint.get("architectures", []))
 
     def _log_cells(self, genotype: dict):
         """Pictures of the cells derived from the current alpha, one per epoch, in TensorBoard."""
