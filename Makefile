@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-deps lint bench gpu-check
+.PHONY: setup demo test test-quick test-deps lint bench gpu-check
 
 setup: $(VENV)/.installed
 
@@ -19,6 +19,10 @@ demo: setup
 
 test: setup test-deps
 	$(BIN)/python -m pytest -q
+
+# A quick loop: everything but the tests marked slow (the NNI manager, multi-process, kill-and-resume).
+test-quick: setup
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # tests/test_remote.py runs NNI's remote training service against a real OpenSSH server: install Debian's
 # openssh-server where it is missing and we may (root with apt-get); elsewhere that test says how, and skips.

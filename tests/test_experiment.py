@@ -39,6 +39,7 @@ def tiny_quickstart(tmp_path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_quickstart_through_nnictl(tiny_quickstart, capsys, monkeypatch):
     monkeypatch.setenv("NODE_OPTIONS", f"--require {ROOT / 'tests' / 'support' / 'loopback.cjs'}")
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")

@@ -214,6 +214,7 @@ def test_the_attention_benchmark_covers_every_variant(tmp_path):
     assert archs == {"after-attention", "before-attention"}
 
 
+@pytest.mark.slow
 def test_a_retrain_that_validates_rarely_still_checkpoints_every_epoch(tmp_path, hand_arch):
     """--resume continues from last.ckpt: it must follow every epoch, not only the validated ones."""
     import signal

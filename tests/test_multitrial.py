@@ -80,6 +80,7 @@ def test_train_sampled_reports_like_a_trial(tmp_path, monkeypatch):
     assert arch["genotype"] == genotype.genotype_from_sample(model.sample)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["random", "evolution"])
 def test_multitrial_through_the_nni_manager(strategy, tmp_path, monkeypatch):
     """3 tiny trials each: evolution trains 2 random networks, then a mutant of the better one."""

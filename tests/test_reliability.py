@@ -32,6 +32,7 @@ def test_same_seed_same_architecture(tmp_path, uninterrupted):
     assert again["alpha"] == uninterrupted["alpha"]
 
 
+@pytest.mark.slow
 def test_killed_search_resumes_to_the_same_architecture(tmp_path, uninterrupted):
     out = tmp_path / "b"
     cmd = [sys.executable, "-m", "nni_snn", "search", *TINY, "--epochs", "3", "--output", str(out)]

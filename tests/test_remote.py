@@ -125,6 +125,7 @@ def experiment_id(result: subprocess.CompletedProcess) -> str:
     return started.group(1)
 
 
+@pytest.mark.slow
 def test_remote_experiment_over_ssh(tmp_path, sshd, experiment_env):
     config, port = remote_config(tmp_path, sshd), free_port()
     result = nni_snn_experiment(config, port, 900)  # without --stop: the manager stays up for the checks below
@@ -165,6 +166,7 @@ def test_remote_experiment_over_ssh(tmp_path, sshd, experiment_env):
         shutil.rmtree(remote_root, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_experiment_ends_at_once_when_the_manager_stops(tmp_path, sshd_without_sftp, experiment_env):
     """Without sftp on the server NNI's manager stops at once; ``nni-snn experiment`` says so in one line."""
     config, port = remote_config(tmp_path, sshd_without_sftp), free_port()

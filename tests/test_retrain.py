@@ -56,6 +56,7 @@ def test_missing_image_folder_is_a_clear_error(tmp_path, arch_file, capsys):
     assert "missing or empty" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_retrain_with_two_process_cpu_ddp(tmp_path, arch_file):
     out = tmp_path / "out"
     result = subprocess.run(
