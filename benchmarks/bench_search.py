@@ -39,6 +39,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from breakdown import breakdown, phase, print_breakdown  # benchmarks/breakdown.py
 from measure import cuda_peak, interleaved, saved_bytes  # benchmarks/measure.py (script directory)
 
 from nni_snn.genotype import DARTS_V2  # (op, input) per edge, as NNI's DARTS.load_searched_model("darts-v2")
@@ -97,13 +98,15 @@ def split_params(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Paramete
 
 
 class SearchStep:
-    """One first-order DARTS step, as ``DartsLightningModule.training_step`` does it."""
+    """One first-order DARTS step, as ``DartsLightningModule.training_step`` does it; ``madarts=True``: as
+    ``strategies.MADarts`` does it, each backward only for the parameters its optimiser steps."""
 
-    def __init__(self, model: nn.Module, batch: int, size: int, device: torch.device) -> None:
+    def __init__(self, model: nn.Module, batch: int, size: int, device: torch.device, madarts: bool = False) -> None:
         self.model = model.to(device).train()
         alphas, weights = split_params(self.model)
         assert alphas, "no architecture parameters: was the space mutated?"
-        self.weights = weights
+        self.alphas, self.weights = alphas, weights
+        self.madarts = madarts
         self.arc_opt = torch.optim.Adam(alphas, 3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
         self.w_opt = torch.optim.SGD(weights, 0.025, momentum=0.9, weight_decay=3e-4)
         g = torch.Generator().manual_seed(0)
@@ -117,12 +120,20 @@ class SearchStep:
     def __call__(self) -> None:
         (xa, ya), (xw, yw) = self.batches
         self.arc_opt.zero_grad(set_to_none=True)
-        self.loss(xa, ya).backward()
-        self.arc_opt.step()
+        with phase("alpha forward"):
+            loss = self.loss(xa, ya)
+        with phase("alpha backward"):
+            loss.backward(inputs=self.alphas if self.madarts else None)
+        with phase("alpha step (Adam)"):
+            self.arc_opt.step()
         self.w_opt.zero_grad(set_to_none=True)
-        self.loss(xw, yw).backward()
-        nn.utils.clip_grad_norm_(self.weights, 5.0)
-        self.w_opt.step()
+        with phase("weight forward"):
+            loss = self.loss(xw, yw)
+        with phase("weight backward"):
+            loss.backward(inputs=self.weights if self.madarts else None)
+        with phase("clip + SGD"):
+            nn.utils.clip_grad_norm_(self.weights, 5.0)
+            self.w_opt.step()
 
 
 class RetrainStep:
@@ -138,14 +149,17 @@ class RetrainStep:
 
     def __call__(self) -> None:
         self.opt.zero_grad(set_to_none=True)
-        out = self.model(self.x)
-        logits, aux = out if isinstance(out, tuple) else (out, None)
-        loss = F.cross_entropy(logits, self.y)
-        if aux is not None:
-            loss = loss + 0.4 * F.cross_entropy(aux, self.y)
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
-        self.opt.step()
+        with phase("weight forward"):
+            out = self.model(self.x)
+            logits, aux = out if isinstance(out, tuple) else (out, None)
+            loss = F.cross_entropy(logits, self.y)
+            if aux is not None:
+                loss = loss + 0.4 * F.cross_entropy(aux, self.y)
+        with phase("weight backward"):
+            loss.backward()
+        with phase("clip + SGD"):
+            nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
+            self.opt.step()
 
 
 # ----------------------------------------------------------------------------------------------- measures
@@ -213,7 +227,8 @@ def bench_search(args: argparse.Namespace, device: torch.device) -> None:
     results = []
     for T in args.timesteps:
         for attention in args.attention:
-            snn = SearchStep(snn_supernet(args.width, args.cells, T, attention), args.batch, args.size, device)
+            snn = SearchStep(snn_supernet(args.width, args.cells, T, attention), args.batch, args.size, device,
+                              madarts=True)
             med = interleaved({"snn": snn, "ann": ann}, device, args.repeats)
             saved = step_saved_bytes(snn)
             mem = ann_mem_now = None
@@ -249,9 +264,9 @@ def bench_overheads(args: argparse.Namespace, device: torch.device) -> None:
     T = 2
     print(f"\n== Overheads at T={T} on {device}: the same search step with attention none / ct / ma and with "
           f"spike + SOP counting on; median of {args.overhead_repeats}, interleaved")
-    steps = {a: SearchStep(snn_supernet(args.width, args.cells, T, a), args.batch, args.size, device)
+    steps = {a: SearchStep(snn_supernet(args.width, args.cells, T, a), args.batch, args.size, device, madarts=True)
              for a in ("none", "ct", "ma")}
-    counted = SearchStep(snn_supernet(args.width, args.cells, T, "none"), args.batch, args.size, device)
+    counted = SearchStep(snn_supernet(args.width, args.cells, T, "none"), args.batch, args.size, device, madarts=True)
     monitor = SpikeMonitor(counted.model, group_of=cell_group)
     monitor.phase = "train"
     steps["none+counting"] = counted
@@ -282,6 +297,32 @@ def bench_retrain(args: argparse.Namespace, device: torch.device) -> None:
                   f"{step_saved_bytes(step) / MB:>9.1f} {ann_saved / MB:>7.1f}", flush=True)
 
 
+def bench_profile(args: argparse.Namespace, device: torch.device) -> None:
+    """The breakdown of benchmarks/README.md: one profiled MA-DARTS search step at T=2 (and NNI's ANN DARTS step of
+    the same size), one profiled retrain step at T=2 (and its ReLU twin at T=1), by kind of work."""
+    T = 2
+    results = {}
+    steps = {
+        f"SNN search step (T={T}, ma, width {args.width}, {args.cells} cells, batch {args.batch})":
+            lambda: SearchStep(snn_supernet(args.width, args.cells, T, "ma"), args.batch, args.size, device,
+                               madarts=True),
+        f"NNI's ANN DARTS search step (width {args.width}, {args.cells} cells, batch {args.batch})":
+            lambda: SearchStep(ann_supernet(args.width, args.cells), args.batch, args.size, device),
+        f"SNN retrain step (T={T}, ma, DARTS-V2, width {args.retrain_width}, {args.retrain_cells} cells, "
+        f"batch {args.retrain_batch})":
+            lambda: RetrainStep(snn_fixed(args.retrain_width, args.retrain_cells, T, "ma"), args.retrain_batch,
+                                args.size, device),
+        f"ReLU twin retrain step (T=1, same network)":
+            lambda: RetrainStep(snn_fixed(args.retrain_width, args.retrain_cells, 1, "ma", {"kind": "relu"}),
+                                args.retrain_batch, args.size, device),
+    }
+    for title, make in steps.items():
+        results[title] = breakdown(make())
+        print_breakdown(title, results[title])
+    if args.profile_json:
+        Path(args.profile_json).write_text(json.dumps(results, indent=1) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
@@ -303,6 +344,9 @@ def main() -> None:
     parser.add_argument("--skip-search", action="store_true")
     parser.add_argument("--skip-overheads", action="store_true")
     parser.add_argument("--skip-retrain", action="store_true")
+    parser.add_argument("--profile", action="store_true",
+                        help="only the torch.profiler breakdown by kind of work (T=2 search and retrain steps)")
+    parser.add_argument("--profile-json", help="with --profile: also write the breakdown to this JSON file")
     parser.add_argument("--rss-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
@@ -318,6 +362,9 @@ def main() -> None:
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"{torch.get_num_threads()} torch threads" + (f", {torch.cuda.get_device_name(device)}"
                                                         if device.type == "cuda" else ""))
+    if args.profile:
+        bench_profile(args, device)
+        return
     if not args.skip_search:
         bench_search(args, device)
     if not args.skip_overheads:

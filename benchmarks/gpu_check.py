@@ -56,7 +56,8 @@ def time_pair(kind: str, sizes: dict, device: torch.device, image: int, repeats:
     """SNN against ANN step times (and CUDA peak memory) in fp32 and bf16, for ``kind`` search or retrain."""
     torch.manual_seed(0)
     if kind == "search":
-        snn = SearchStep(snn_supernet(sizes["width"], sizes["cells"], 2, "ma"), sizes["batch"], image, device)
+        snn = SearchStep(snn_supernet(sizes["width"], sizes["cells"], 2, "ma"), sizes["batch"], image, device,
+                         madarts=True)
         ann = SearchStep(ann_supernet(sizes["width"], sizes["cells"]), sizes["batch"], image, device)
     else:
         snn = RetrainStep(snn_fixed(sizes["width"], sizes["cells"], 2, "ma", auxiliary=True), sizes["batch"], image,
