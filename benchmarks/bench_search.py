@@ -60,13 +60,18 @@ def ann_supernet(width: int, cells: int) -> nn.Module:
     return DARTS().mutate_model(DartsSpace(width=width, num_cells=cells, dataset="cifar"))
 
 
-def snn_supernet(width: int, cells: int, T: int, attention: str, classes: int = 10) -> nn.Module:
+def snn_supernet(width: int, cells: int, T: int, attention: str, classes: int = 10, partial_channels: int = 1,
+                 stock_mixed_op: bool = False) -> nn.Module:
+    """The SNN supernet as MADarts builds it; ``stock_mixed_op``: with NNI's own mixed operation (its weighted sum)
+    instead of the space's fused one, the "before" of the step's ablation."""
+    from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedLayer
     from nni.nas.strategy import DARTS
 
     from search_spaces import SNNDartsSpace
     space = SNNDartsSpace(width=width, num_cells=cells, timesteps=T, attention=attention, num_classes=classes,
-                          in_channels=3)
-    return DARTS().mutate_model(space)
+                          in_channels=3, partial_channels=partial_channels)
+    # A strategy's own hooks run before the space's, so NNI's mixed layer then takes every LayerChoice.
+    return DARTS(mutation_hooks=[DifferentiableMixedLayer.mutate] if stock_mixed_op else None).mutate_model(space)
 
 
 def ann_fixed(width: int, cells: int, auxiliary: bool = False) -> nn.Module:
@@ -180,8 +185,9 @@ def rss_child(spec: dict) -> None:
     if spec["kind"] == "ann":
         model = ann_supernet(spec["width"], spec["cells"])
     else:
-        model = snn_supernet(spec["width"], spec["cells"], spec["T"], spec["attention"])
-    step = SearchStep(model, spec["batch"], spec["size"], device)
+        model = snn_supernet(spec["width"], spec["cells"], spec["T"], spec["attention"],
+                             partial_channels=spec.get("partial", 1))
+    step = SearchStep(model, spec["batch"], spec["size"], device, madarts=spec["kind"] == "snn")
     with torch.no_grad():
         step.model(step.batches[0][0])
     before = _status_kib("VmRSS")
@@ -276,6 +282,42 @@ def bench_overheads(args: argparse.Namespace, device: torch.device) -> None:
     monitor.summary("train")  # the one host sync an epoch pays
 
 
+def bench_changes(args: argparse.Namespace, device: torch.device) -> None:
+    """Issue 21's search-step changes one at a time, interleaved with NNI's ANN DARTS step in one loop (T=2, MA)."""
+    T = 2
+    print(f"\n== Search step changes at T={T}, ma on {device}: median of {args.repeats}, interleaved; ratio to NNI's ANN "
+          f"DARTS step")
+    mk = lambda stock: snn_supernet(args.width, args.cells, T, "ma", stock_mixed_op=stock)
+    steps = {"NNI's ANN DARTS": SearchStep(ann_supernet(args.width, args.cells), args.batch, args.size, device),
+             "SNN, NNI's DARTS step (before)": SearchStep(mk(True), args.batch, args.size, device),
+             "+ backward only for what is stepped": SearchStep(mk(True), args.batch, args.size, device, madarts=True),
+             "+ fused mixed-op weighting (MADarts)": SearchStep(mk(False), args.batch, args.size, device,
+                                                               madarts=True)}
+    med = interleaved(steps, device, args.repeats)
+    ann = med["NNI's ANN DARTS"]
+    for name, seconds in med.items():
+        print(f"{name:>38} {seconds:>7.3f} s {seconds / ann:>6.2f}x", flush=True)
+
+
+def bench_partial(args: argparse.Namespace, device: torch.device) -> None:
+    """PC-DARTS's partial channels (``--partial-channels K``): step time and memory at each K, interleaved."""
+    T = 2
+    print(f"\n== Partial channels at T={T}, ma on {device}: width {args.width}, {args.cells} cells, batch {args.batch}; "
+          f"median of {args.repeats}, interleaved")
+    steps = {K: SearchStep(snn_supernet(args.width, args.cells, T, "ma", partial_channels=K), args.batch, args.size,
+                           device, madarts=True) for K in args.partial}
+    med = interleaved({str(K): step for K, step in steps.items()}, device, args.repeats)
+    mem_col = "peak MB" if device.type == "cuda" else "rss MB"
+    print(f"{'K':>2} {'step s':>7} {'vs K=1':>7} {'saved MB':>9} {mem_col:>8}")
+    base = {"width": args.width, "cells": args.cells, "batch": args.batch, "size": args.size,
+            "threads": torch.get_num_threads(), "kind": "snn", "T": T, "attention": "ma"}
+    first = med[str(args.partial[0])]
+    for K, step in steps.items():
+        mem = cuda_peak(step, device) if device.type == "cuda" else rss_of({**base, "partial": K})
+        print(f"{K:>2} {med[str(K)]:>7.3f} {med[str(K)] / first:>6.2f}x {step_saved_bytes(step) / MB:>9.1f} "
+              f"{mem / MB:>8.1f}", flush=True)
+
+
 def bench_retrain(args: argparse.Namespace, device: torch.device) -> None:
     """The SNN's step against its ReLU twin at T = 1 (the same network, layers and parameters, ReLU for every LIF:
     the floor is T x its time) and against NNI's own DARTS-V2 ANN, all interleaved in one loop."""
@@ -344,6 +386,11 @@ def main() -> None:
     parser.add_argument("--skip-search", action="store_true")
     parser.add_argument("--skip-overheads", action="store_true")
     parser.add_argument("--skip-retrain", action="store_true")
+    parser.add_argument("--changes", action="store_true",
+                        help="only issue 21's search-step changes one by one against NNI's ANN step (T=2, ma)")
+    parser.add_argument("--partial", type=int, nargs="+", default=[1, 2, 4],
+                        help="partial-channel K values of the partial-channels section (default 1 2 4)")
+    parser.add_argument("--skip-partial", action="store_true")
     parser.add_argument("--profile", action="store_true",
                         help="only the torch.profiler breakdown by kind of work (T=2 search and retrain steps)")
     parser.add_argument("--profile-json", help="with --profile: also write the breakdown to this JSON file")
@@ -365,10 +412,15 @@ def main() -> None:
     if args.profile:
         bench_profile(args, device)
         return
+    if args.changes:
+        bench_changes(args, device)
+        return
     if not args.skip_search:
         bench_search(args, device)
     if not args.skip_overheads:
         bench_overheads(args, device)
+    if not args.skip_partial:
+        bench_partial(args, device)
     if not args.skip_retrain:
         bench_retrain(args, device)
 

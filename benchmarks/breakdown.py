@@ -149,3 +149,40 @@ def print_breakdown(title: str, result: dict, before: dict | None = None) -> Non
             row += f" {b:>9.1f} {ms / b:>5.2f}x" if b else f" {'-':>9}"
         print(row)
     print("by phase: " + ", ".join(f"{p} {ms:.0f}" for p, ms in result["phases"].items()))
+
+
+def saved_by_kind(model: nn.Module, forward) -> dict[str, float]:
+    """MB of the distinct storages autograd saves for backward during ``forward()``, by the kind of the innermost
+    labelled module that saved each (as in :func:`breakdown`; parameters left out)."""
+    stack: list[str] = []
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen: dict[int, tuple[str, int]] = {}
+
+    def pack(t):
+        s = t.untyped_storage()
+        if s.data_ptr() not in params and s.data_ptr() not in seen:
+            kinds = stack or ["other"]
+            seen[s.data_ptr()] = ("attention" if "attention" in kinds else kinds[-1], s.nbytes())
+        return t
+
+    def pre(module, args):
+        stack.append(kind_of(module))
+
+    def post(module, args, out):
+        stack.pop()
+
+    handles = []
+    for m in model.modules():
+        if kind_of(m) is not None:
+            handles += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = forward()
+        del out
+    finally:
+        for h in handles:
+            h.remove()
+    by: dict[str, float] = defaultdict(float)
+    for kind, nbytes in seen.values():
+        by[kind] += nbytes / 2**20
+    return dict(by)

@@ -206,7 +206,7 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
     space = SNNDartsSpace(width=opts["width"], num_cells=opts["cells"], timesteps=opts["timesteps"],
                           attention=opts["attention"], num_classes=data.num_classes, in_channels=data.in_channels,
                           neuron=neuron, normalize=opts["normalize"], attention_cells=opts["attention_cells"],
-                          cell_norm=opts["cell_norm"])
+                          cell_norm=opts["cell_norm"], partial_channels=opts["partial_channels"])
     reporter = _reporter(opts, trial)
     workers, cuda = loader_workers(opts), uses_cuda(opts["accelerator"])
     evaluator = Lightning(
@@ -238,7 +238,7 @@ def run_search(opts: dict, output: Path, trial=None) -> dict:
                      alpha=record["alpha"], nni_sample=sample,
                      search={**{k: opts[k] for k in ("dataset", "subset_per_class", "width", "cells", "epochs",
                                                      "batch_size", "seed", "lr", "arc_lr", "warmup_epochs",
-                                                     "spike_penalty", "select")},
+                                                     "spike_penalty", "select", "partial_channels")},
                              **({k: opts[k] for k in ("frames_by", "event_size")} if data.frames else {}),
                              "export": mode, "export_epoch": record["epoch"]})
     metrics = _final_metrics(reporter, derived_params(arch, opts, data))  # the final epoch's, params the export's
