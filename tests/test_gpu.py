@@ -111,6 +111,7 @@ def test_gpu_check_without_cuda_runs_tiny_on_the_cpu_and_says_so(tmp_path, capsy
     assert "no CUDA here" in printed and "projected GPU-h" in printed
     results = json.loads(out.read_text())
     assert not results["cuda"]
-    assert [(r["step"], r["precision"]) for r in results["rows"]] == [
-        ("search", "fp32"), ("search", "bf16"), ("retrain", "fp32"), ("retrain", "bf16")]
+    assert [(r["step"], r["precision"], r.get("partial_channels")) for r in results["rows"]] == [
+        ("search", "fp32", None), ("search", "bf16", None), ("retrain", "fp32", None), ("retrain", "bf16", None),
+        ("search", "fp32", 1), ("search", "fp32", 2), ("search", "fp32", 4)]  # partial channels K = 1, 2, 4
     assert all(r["snn_s"] > 0 and r["ann_s"] > 0 and r["projected_gpu_hours"] > 0 for r in results["rows"])
