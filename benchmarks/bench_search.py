@@ -39,7 +39,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from breakdown import breakdown, phase, print_breakdown  # benchmarks/breakdown.py
+from breakdown import breakdown, phase, print_breakdown, saved_by_kind  # benchmarks/breakdown.py
 from measure import cuda_peak, interleaved, saved_bytes  # benchmarks/measure.py (script directory)
 
 from nni_snn.genotype import DARTS_V2  # (op, input) per edge, as NNI's DARTS.load_searched_model("darts-v2")
@@ -359,8 +359,13 @@ def bench_profile(args: argparse.Namespace, device: torch.device) -> None:
                                 args.retrain_batch, args.size, device),
     }
     for title, make in steps.items():
-        results[title] = breakdown(make())
+        step = make()
+        results[title] = breakdown(step)
         print_breakdown(title, results[title])
+        x = step.batches[1][0] if isinstance(step, SearchStep) else step.x
+        saved = results[title]["saved_mb"] = saved_by_kind(step.model, lambda: step.model(x))
+        print(f"saved for backward: {sum(saved.values()):.0f} MB; " + ", ".join(
+            f"{k} {v:.0f}" for k, v in sorted(saved.items(), key=lambda kv: -kv[1]) if v >= 0.5))
     if args.profile_json:
         Path(args.profile_json).write_text(json.dumps(results, indent=1) + "\n")
 
