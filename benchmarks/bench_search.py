@@ -61,9 +61,10 @@ def ann_supernet(width: int, cells: int) -> nn.Module:
 
 
 def snn_supernet(width: int, cells: int, T: int, attention: str, classes: int = 10, partial_channels: int = 1,
-                 stock_mixed_op: bool = False) -> nn.Module:
-    """The SNN supernet as MADarts builds it; ``stock_mixed_op``: with NNI's own mixed operation (its weighted sum)
-    instead of the space's fused one, the "before" of the step's ablation."""
+                 stock_mixed_op: bool = False, stock_bn: bool = False) -> nn.Module:
+    """The SNN supernet as MADarts builds it; for the "before" rows of ``--changes``: ``stock_mixed_op``, NNI's own
+    mixed operation (its weighted sum) instead of the space's fused one; ``stock_bn``, ``nn.BatchNorm2d`` (saving its
+    input) for the supernet's output-saving BNs."""
     from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedLayer
     from nni.nas.strategy import DARTS
 
@@ -71,7 +72,13 @@ def snn_supernet(width: int, cells: int, T: int, attention: str, classes: int = 
     space = SNNDartsSpace(width=width, num_cells=cells, timesteps=T, attention=attention, num_classes=classes,
                           in_channels=3, partial_channels=partial_channels)
     # A strategy's own hooks run before the space's, so NNI's mixed layer then takes every LayerChoice.
-    return DARTS(mutation_hooks=[DifferentiableMixedLayer.mutate] if stock_mixed_op else None).mutate_model(space)
+    model = DARTS(mutation_hooks=[DifferentiableMixedLayer.mutate] if stock_mixed_op else None).mutate_model(space)
+    if stock_bn:
+        from nni_snn.ops import OutputSavingBatchNorm2d
+        for m in model.modules():
+            if type(m) is OutputSavingBatchNorm2d:
+                m.__class__ = nn.BatchNorm2d  # the same buffers, the stock forward
+    return model
 
 
 def ann_fixed(width: int, cells: int, auxiliary: bool = False) -> nn.Module:
@@ -123,19 +130,22 @@ class SearchStep:
         return F.cross_entropy(out[0] if isinstance(out, tuple) else out, y)
 
     def __call__(self) -> None:
+        from strategies.madarts import frozen
         (xa, ya), (xw, yw) = self.batches
         self.arc_opt.zero_grad(set_to_none=True)
-        with phase("alpha forward"):
-            loss = self.loss(xa, ya)
-        with phase("alpha backward"):
-            loss.backward(inputs=self.alphas if self.madarts else None)
+        with frozen(self.weights if self.madarts else []):  # MADarts: the alpha step records no weight gradient
+            with phase("alpha forward"):
+                loss = self.loss(xa, ya)
+            with phase("alpha backward"):
+                loss.backward()
         with phase("alpha step (Adam)"):
             self.arc_opt.step()
         self.w_opt.zero_grad(set_to_none=True)
-        with phase("weight forward"):
-            loss = self.loss(xw, yw)
-        with phase("weight backward"):
-            loss.backward(inputs=self.weights if self.madarts else None)
+        with frozen(self.alphas if self.madarts else []):  # and the weight step no alpha gradient
+            with phase("weight forward"):
+                loss = self.loss(xw, yw)
+            with phase("weight backward"):
+                loss.backward()
         with phase("clip + SGD"):
             nn.utils.clip_grad_norm_(self.weights, 5.0)
             self.w_opt.step()
@@ -171,9 +181,17 @@ class RetrainStep:
 
 
 def step_saved_bytes(step: SearchStep | RetrainStep) -> int:
-    """Saved-for-backward bytes of one training forward, parameters excluded."""
+    """Saved-for-backward bytes of one training forward, parameters excluded; for a MADarts step the larger of its
+    alpha step's forward (weights frozen) and its weight step's (alphas frozen)."""
     x = step.batches[1][0] if isinstance(step, SearchStep) else step.x
     params = {p.untyped_storage().data_ptr() for p in step.model.parameters()}
+    if isinstance(step, SearchStep) and step.madarts:
+        from strategies.madarts import frozen
+        phases = []
+        for params_off in (step.weights, step.alphas):
+            with frozen(params_off):
+                phases.append(saved_bytes(lambda: step.model(x), params))
+        return max(phases)
     return saved_bytes(lambda: step.model(x), params)
 
 
@@ -186,8 +204,9 @@ def rss_child(spec: dict) -> None:
         model = ann_supernet(spec["width"], spec["cells"])
     else:
         model = snn_supernet(spec["width"], spec["cells"], spec["T"], spec["attention"],
-                             partial_channels=spec.get("partial", 1))
-    step = SearchStep(model, spec["batch"], spec["size"], device, madarts=spec["kind"] == "snn")
+                             partial_channels=spec.get("partial", 1), stock_mixed_op=spec.get("stock", False),
+                             stock_bn=spec.get("stock", False))
+    step = SearchStep(model, spec["batch"], spec["size"], device, madarts=spec.get("madarts", spec["kind"] == "snn"))
     with torch.no_grad():
         step.model(step.batches[0][0])
     before = _status_kib("VmRSS")
@@ -285,18 +304,29 @@ def bench_overheads(args: argparse.Namespace, device: torch.device) -> None:
 def bench_changes(args: argparse.Namespace, device: torch.device) -> None:
     """Issue 21's search-step changes one at a time, interleaved with NNI's ANN DARTS step in one loop (T=2, MA)."""
     T = 2
-    print(f"\n== Search step changes at T={T}, ma on {device}: median of {args.repeats}, interleaved; ratio to NNI's ANN "
-          f"DARTS step")
-    mk = lambda stock: snn_supernet(args.width, args.cells, T, "ma", stock_mixed_op=stock)
+    print(f"\n== Search step changes at T={T}, ma on {device}: median of {args.repeats}, interleaved; time and saved "
+          f"memory (one training forward) against NNI's ANN DARTS step")
+    mk = lambda mixed, bn: snn_supernet(args.width, args.cells, T, "ma", stock_mixed_op=mixed, stock_bn=bn)
     steps = {"NNI's ANN DARTS": SearchStep(ann_supernet(args.width, args.cells), args.batch, args.size, device),
-             "SNN, NNI's DARTS step (before)": SearchStep(mk(True), args.batch, args.size, device),
-             "+ backward only for what is stepped": SearchStep(mk(True), args.batch, args.size, device, madarts=True),
-             "+ fused mixed-op weighting (MADarts)": SearchStep(mk(False), args.batch, args.size, device,
-                                                               madarts=True)}
+             "SNN, NNI's DARTS step (before)": SearchStep(mk(True, True), args.batch, args.size, device),
+             "+ graph only for what is stepped": SearchStep(mk(True, True), args.batch, args.size, device,
+                                                            madarts=True),
+             "+ fused mixed-op weighting": SearchStep(mk(False, True), args.batch, args.size, device, madarts=True),
+             "+ BN saving its output (MADarts now)": SearchStep(mk(False, False), args.batch, args.size, device,
+                                                                madarts=True)}
     med = interleaved(steps, device, args.repeats)
-    ann = med["NNI's ANN DARTS"]
+    ann, ann_saved = med["NNI's ANN DARTS"], step_saved_bytes(steps["NNI's ANN DARTS"])
     for name, seconds in med.items():
-        print(f"{name:>38} {seconds:>7.3f} s {seconds / ann:>6.2f}x", flush=True)
+        saved = step_saved_bytes(steps[name])
+        print(f"{name:>38} {seconds:>7.3f} s {seconds / ann:>6.2f}x {saved / MB:>8.1f} MB {saved / ann_saved:>5.2f}x",
+              flush=True)
+    if device.type == "cpu" and args.rss != "off":  # peak RSS growth of two steps, fresh processes
+        base = {"width": args.width, "cells": args.cells, "batch": args.batch, "size": args.size,
+                "threads": torch.get_num_threads(), "T": T, "attention": "ma"}
+        rss = {"ANN": rss_of({**base, "kind": "ann"}),
+               "before": rss_of({**base, "kind": "snn", "stock": True, "madarts": False}),
+               "now": rss_of({**base, "kind": "snn"})}
+        print("peak RSS: " + ", ".join(f"{k} {v / MB:.0f} MB ({v / rss['ANN']:.2f}x)" for k, v in rss.items()))
 
 
 def bench_partial(args: argparse.Namespace, device: torch.device) -> None:
@@ -354,7 +384,7 @@ def bench_profile(args: argparse.Namespace, device: torch.device) -> None:
         f"batch {args.retrain_batch})":
             lambda: RetrainStep(snn_fixed(args.retrain_width, args.retrain_cells, T, "ma"), args.retrain_batch,
                                 args.size, device),
-        f"ReLU twin retrain step (T=1, same network)":
+        "ReLU twin retrain step (T=1, same network)":
             lambda: RetrainStep(snn_fixed(args.retrain_width, args.retrain_cells, 1, "ma", {"kind": "relu"}),
                                 args.retrain_batch, args.size, device),
     }
@@ -363,7 +393,7 @@ def bench_profile(args: argparse.Namespace, device: torch.device) -> None:
         results[title] = breakdown(step)
         print_breakdown(title, results[title])
         x = step.batches[1][0] if isinstance(step, SearchStep) else step.x
-        saved = results[title]["saved_mb"] = saved_by_kind(step.model, lambda: step.model(x))
+        saved = results[title]["saved_mb"] = saved_by_kind(step.model, lambda m=step.model, x=x: m(x))
         print(f"saved for backward: {sum(saved.values()):.0f} MB; " + ", ".join(
             f"{k} {v:.0f}" for k, v in sorted(saved.items(), key=lambda kv: -kv[1]) if v >= 0.5))
     if args.profile_json:

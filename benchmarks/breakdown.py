@@ -32,7 +32,10 @@ PHASES = ("alpha forward", "alpha backward", "alpha step (Adam)", "weight forwar
 
 def kind_of(module: nn.Module) -> str | None:
     """The kind of work a module stands for, or None for a container whose children say it."""
-    from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedCell, DifferentiableMixedLayer
+    from nni.nas.oneshot.pytorch.supermodule.differentiable import (
+        DifferentiableMixedCell,
+        DifferentiableMixedLayer,
+    )
 
     from nni_snn.attention import ChannelTimeAttention, MultiDimAttention
     from nni_snn.neuron import SpikingNeuron

@@ -14,10 +14,11 @@ What it adds to :class:`nni.nas.strategy.DARTS`:
 - every epoch's architecture in the reporter's history, next to that epoch's validation accuracy: ``nni_sample``
   (``export()``), ``alpha`` (``export_probs()``) and ``genotype``, so that a run can export the epoch whose supernet
   validated best (``nni-snn search --export best``); the history is in the checkpoint, so a resumed run has them all;
-- first-order DARTS without the wasted half of each backward: the alpha step differentiates only with respect to the
-  alphas and the weight step only with respect to the weights (``backward(inputs=...)``; autograd then skips the
-  convolutions' weight gradients in the alpha step, the other optimiser zeroes whatever the other step left anyway).
-  The gradients each optimiser reads are the same as NNI's DARTS computes;
+- first-order DARTS without the wasted half of each step: the weights are frozen (``requires_grad`` off) through the
+  alpha step's forward and backward and the alphas through the weight step's (:class:`frozen`), so autograd records
+  and computes only what each optimiser steps: no convolution weight gradients in the alpha step, no graph at all for
+  the first cell's edges from its inputs there, no alpha gradients in the weight step. The gradients each optimiser
+  reads are the ones NNI's DARTS computes (it computes the rest too, and the other optimiser zeroes them);
 - ``spike_penalty`` (lambda > 0): energy-aware search, lambda x the expected energy of the mixed edges added to the
   architecture loss (:mod:`strategies.penalty`; it starts at lambda: 1 is a strong pressure).
 
@@ -43,26 +44,27 @@ class MADartsModule(DartsLightningModule):
     def __init__(self, training_module, *, reporter: EpochReporter, **kwargs):
         super().__init__(training_module, **kwargs)
         self.reporter = reporter
-        self._alpha_backward_next = False
 
     def training_step(self, batch, batch_idx):
-        # NNI's step runs the alpha step's backward first (after warm-up), then the weight step's.
-        self._alpha_backward_next = self.warmup_epochs == 0 or self.trainer.current_epoch >= self.warmup_epochs
-        return super().training_step(batch, batch_idx)
+        # NNI's step runs the alpha step (after warm-up: forward, backward, Adam), then the weight step. Each builds
+        # its graph only for what its optimiser steps (first-order DARTS): the weights are frozen from here to the
+        # alpha step's backward, the alphas from there to the end of the step. Not under DDP, whose reducer expects
+        # every weight's gradient in every backward.
+        if self.trainer.world_size > 1:
+            return super().training_step(batch, batch_idx)
+        alphas = self.arch_parameters()
+        ids = {id(p) for p in alphas}
+        weights = [p for p in self.parameters() if id(p) not in ids]
+        alpha_step = self.warmup_epochs == 0 or self.trainer.current_epoch >= self.warmup_epochs
+        with frozen(weights if alpha_step else []) as self._thaw_weights, frozen([]) as self._freeze_alphas_later:
+            return super().training_step(batch, batch_idx)
 
     def manual_backward(self, loss, *args, **kwargs):
-        # Differentiate only for what the coming optimiser step updates (first-order DARTS: the alpha step needs
-        # no weight gradient, the weight step no alpha gradient); the graph is pruned accordingly. Not under DDP,
-        # whose reducer waits for every weight's gradient in every backward.
-        if "inputs" not in kwargs and self.trainer.world_size == 1:
-            alphas = self.arch_parameters()
-            if self._alpha_backward_next:
-                kwargs["inputs"] = alphas
-            else:
-                skip = {id(p) for p in alphas}
-                kwargs["inputs"] = [p for p in self.parameters() if p.requires_grad and id(p) not in skip]
-        self._alpha_backward_next = False
-        return super().manual_backward(loss, *args, **kwargs)
+        super().manual_backward(loss, *args, **kwargs)
+        thaw = getattr(self, "_thaw_weights", None)
+        if thaw is not None and thaw.active:  # the alpha step's backward is done: on to the weight step
+            thaw.restore()
+            self._freeze_alphas_later.freeze(self.arch_parameters())
 
     def validation_step(self, batch, batch_idx):
         return self.training_module.validation_step(batch, batch_idx)
@@ -115,6 +117,38 @@ class MADartsModule(DartsLightningModule):
         for cell_type, pairs in genotype.items():
             image = render_cell(pairs, f"{cell_type} cell after epoch {self.current_epoch}")
             experiment.add_image(f"cells/{cell_type}", image, self.current_epoch, dataformats="HWC")
+
+
+class frozen:
+    """``with frozen(params) as f``: the parameters among ``params`` that require grad stop requiring it until
+    ``f.restore()`` or the end of the block; ``f.freeze(more)`` freezes more, restored at the same time. Autograd then
+    records no graph for what only they need: no saved tensors, no gradients computed (first-order DARTS's alpha
+    step needs no weight gradient, its weight step no alpha gradient)."""
+
+    def __init__(self, params) -> None:
+        self.params: list = []
+        self.freeze(params)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.params)
+
+    def freeze(self, params) -> None:
+        for p in params:
+            if p.requires_grad:
+                p.requires_grad_(False)
+                self.params.append(p)
+
+    def restore(self) -> None:
+        for p in self.params:
+            p.requires_grad_(True)
+        self.params = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.restore()
 
 
 def _plain(value):

@@ -115,3 +115,35 @@ def test_gpu_check_without_cuda_runs_tiny_on_the_cpu_and_says_so(tmp_path, capsy
         ("search", "fp32", None), ("search", "bf16", None), ("retrain", "fp32", None), ("retrain", "bf16", None),
         ("search", "fp32", 1), ("search", "fp32", 2), ("search", "fp32", 4)]  # partial channels K = 1, 2, 4
     assert all(r["snn_s"] > 0 and r["ann_s"] > 0 and r["projected_gpu_hours"] > 0 for r in results["rows"])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_supernet_paths_of_issue_21_on_each_device(device):
+    """The search's own paths on the device: the output-saving BN equal to nn.BatchNorm2d (values, gradient, running
+    statistics), and a partial-channels supernet's forward and backward with the weights frozen (MADarts's alpha step)."""
+    from torch import nn
+
+    from nni_snn.ops import OutputSavingBatchNorm2d
+    from strategies.madarts import frozen
+
+    torch.manual_seed(0)
+    stock = nn.BatchNorm2d(6, eps=1e-2, affine=False).to(device)
+    saving = OutputSavingBatchNorm2d(6, eps=1e-2, affine=False).to(device)
+    x = (torch.randn(8, 6, 5, 5) * 2 + 1).to(device)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    grad = torch.randn_like(x)
+    stock(xa).backward(grad)
+    saving(xb).backward(grad)
+    torch.testing.assert_close(xb.grad, xa.grad)
+    torch.testing.assert_close(saving.running_var, stock.running_var)
+
+    from nni.nas.strategy import DARTS
+
+    from search_spaces import SNNDartsSpace
+    model = DARTS().mutate_model(SNNDartsSpace(width=4, num_cells=3, timesteps=2, in_channels=1,
+                                               partial_channels=2)).to(device)
+    alphas = [p for n, p in model.named_parameters() if "_arch_alpha" in n]
+    weights = [p for n, p in model.named_parameters() if "_arch_alpha" not in n]
+    with frozen(weights):
+        model(torch.rand(4, 1, 8, 8, device=device)).sum().backward()
+    assert all(a.grad is not None for a in alphas) and all(w.grad is None for w in weights)

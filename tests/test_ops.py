@@ -147,7 +147,7 @@ def test_output_saving_batch_norm_matches_batch_norm():
         xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
         ya = stock(xa)
         saved = []
-        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        with torch.autograd.graph.saved_tensors_hooks(lambda t, saved=saved: saved.append(t) or t, lambda t: t):
             yb = saving(xb)
         assert torch.equal(ya, yb) and not any(t.data_ptr() == xb.data_ptr() for t in saved)
         ya.backward(grad)

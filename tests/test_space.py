@@ -160,23 +160,29 @@ def test_fused_mixed_op_weighting_matches_nnis_weighted_sum():
 
 
 def test_madarts_step_differentiates_only_what_each_optimiser_steps():
-    """First-order DARTS as MADarts runs it: the alpha step's backward leaves the weights without a gradient (so the
-    convolutions' weight gradients are not computed) and gives the alphas the gradient a full backward gives them."""
+    """First-order DARTS as MADarts runs it (strategies.madarts.frozen): with the weights frozen the alpha step's
+    backward gives the alphas the gradient a full backward gives them and computes no weight gradient; with the alphas
+    frozen the weight step's gives the weights theirs; every parameter requires grad again afterwards."""
     from nni.nas.strategy import DARTS
+
+    from strategies.madarts import frozen
 
     torch.manual_seed(0)
     model = DARTS().mutate_model(SNNDartsSpace(width=4, num_cells=3, timesteps=2, in_channels=1))
     alphas = [p for n, p in model.named_parameters() if "_arch_alpha" in n]
     weights = [p for n, p in model.named_parameters() if "_arch_alpha" not in n]
     x, y = torch.rand(4, 1, 8, 8), torch.randint(0, 10, (4,))
-    model.eval()  # the same batch statistics in both passes
+    model.eval()  # the same batch statistics in every pass
     nn.functional.cross_entropy(model(x), y).backward()
-    full = [a.grad.clone() for a in alphas]
-    model.zero_grad(set_to_none=True)
-    nn.functional.cross_entropy(model(x), y).backward(inputs=alphas)
-    assert all(w.grad is None for w in weights)
-    for a, g in zip(alphas, full):
-        torch.testing.assert_close(a.grad, g)
+    full = {id(p): p.grad.clone() for p in alphas + weights}
+    for trained, other in ((alphas, weights), (weights, alphas)):
+        model.zero_grad(set_to_none=True)
+        with frozen(other):
+            nn.functional.cross_entropy(model(x), y).backward()
+        assert all(p.grad is None for p in other)
+        for p in trained:
+            torch.testing.assert_close(p.grad, full[id(p)])
+    assert all(p.requires_grad for p in alphas + weights)
 
 
 def test_partial_channels_split_bypass_and_shuffle():
@@ -196,7 +202,7 @@ def test_partial_channels_split_bypass_and_shuffle():
         assert node.inputs._arch_alpha is not None and node.inputs._arch_alpha.shape == (2,)
         spikes = (torch.rand(2, 3, channels, 6, 6) > 0.5).float()
         seen = {}
-        handle = node.edges["0"].register_forward_hook(lambda m, a, o: seen.update(inp=a[0], out=o))
+        handle = node.edges["0"].register_forward_hook(lambda m, a, o, seen=seen: seen.update(inp=a[0], out=o))
         out = node._edge(0, spikes)
         handle.remove()
         half = channels // 2
