@@ -61,10 +61,9 @@ def ann_supernet(width: int, cells: int) -> nn.Module:
 
 
 def snn_supernet(width: int, cells: int, T: int, attention: str, classes: int = 10, partial_channels: int = 1,
-                 stock_mixed_op: bool = False, stock_bn: bool = False) -> nn.Module:
-    """The SNN supernet as MADarts builds it; for the "before" rows of ``--changes``: ``stock_mixed_op``, NNI's own
-    mixed operation (its weighted sum) instead of the space's fused one; ``stock_bn``, ``nn.BatchNorm2d`` (saving its
-    input) for the supernet's output-saving BNs."""
+                 stock_mixed_op: bool = False) -> nn.Module:
+    """The SNN supernet as MADarts builds it; ``stock_mixed_op``: with NNI's own mixed operation (its weighted sum)
+    instead of the space's fused one, the "before" of ``--changes``."""
     from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedLayer
     from nni.nas.strategy import DARTS
 
@@ -72,13 +71,7 @@ def snn_supernet(width: int, cells: int, T: int, attention: str, classes: int = 
     space = SNNDartsSpace(width=width, num_cells=cells, timesteps=T, attention=attention, num_classes=classes,
                           in_channels=3, partial_channels=partial_channels)
     # A strategy's own hooks run before the space's, so NNI's mixed layer then takes every LayerChoice.
-    model = DARTS(mutation_hooks=[DifferentiableMixedLayer.mutate] if stock_mixed_op else None).mutate_model(space)
-    if stock_bn:
-        from nni_snn.ops import OutputSavingBatchNorm2d
-        for m in model.modules():
-            if type(m) is OutputSavingBatchNorm2d:
-                m.__class__ = nn.BatchNorm2d  # the same buffers, the stock forward
-    return model
+    return DARTS(mutation_hooks=[DifferentiableMixedLayer.mutate] if stock_mixed_op else None).mutate_model(space)
 
 
 def ann_fixed(width: int, cells: int, auxiliary: bool = False) -> nn.Module:
@@ -204,8 +197,7 @@ def rss_child(spec: dict) -> None:
         model = ann_supernet(spec["width"], spec["cells"])
     else:
         model = snn_supernet(spec["width"], spec["cells"], spec["T"], spec["attention"],
-                             partial_channels=spec.get("partial", 1), stock_mixed_op=spec.get("stock", False),
-                             stock_bn=spec.get("stock", False))
+                             partial_channels=spec.get("partial", 1), stock_mixed_op=spec.get("stock", False))
     step = SearchStep(model, spec["batch"], spec["size"], device, madarts=spec.get("madarts", spec["kind"] == "snn"))
     with torch.no_grad():
         step.model(step.batches[0][0])
@@ -306,14 +298,12 @@ def bench_changes(args: argparse.Namespace, device: torch.device) -> None:
     T = 2
     print(f"\n== Search step changes at T={T}, ma on {device}: median of {args.repeats}, interleaved; time and saved "
           f"memory (one training forward) against NNI's ANN DARTS step")
-    mk = lambda mixed, bn: snn_supernet(args.width, args.cells, T, "ma", stock_mixed_op=mixed, stock_bn=bn)
+    mk = lambda stock: snn_supernet(args.width, args.cells, T, "ma", stock_mixed_op=stock)
     steps = {"NNI's ANN DARTS": SearchStep(ann_supernet(args.width, args.cells), args.batch, args.size, device),
-             "SNN, NNI's DARTS step (before)": SearchStep(mk(True, True), args.batch, args.size, device),
-             "+ graph only for what is stepped": SearchStep(mk(True, True), args.batch, args.size, device,
-                                                            madarts=True),
-             "+ fused mixed-op weighting": SearchStep(mk(False, True), args.batch, args.size, device, madarts=True),
-             "+ BN saving its output (MADarts now)": SearchStep(mk(False, False), args.batch, args.size, device,
-                                                                madarts=True)}
+             "SNN, NNI's DARTS step (before)": SearchStep(mk(True), args.batch, args.size, device),
+             "+ graph only for what is stepped": SearchStep(mk(True), args.batch, args.size, device, madarts=True),
+             "+ fused mixed-op weighting (MADarts)": SearchStep(mk(False), args.batch, args.size, device,
+                                                               madarts=True)}
     med = interleaved(steps, device, args.repeats)
     ann, ann_saved = med["NNI's ANN DARTS"], step_saved_bytes(steps["NNI's ANN DARTS"])
     for name, seconds in med.items():

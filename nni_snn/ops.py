@@ -29,7 +29,6 @@ __all__ = [
     "DilConv",
     "Encoder",
     "FactorizedReduce",
-    "OutputSavingBatchNorm2d",
     "PoolBN",
     "Preprocess",
     "SepConv",
@@ -48,52 +47,8 @@ BN_EPS = 1e-2
 
 
 def batch_norm(channels: int, affine: bool = True, dims: int = 2) -> nn.Module:
-    """``nn.BatchNorm2d`` (``dims=2``) or ``nn.BatchNorm1d`` (``dims=1``) with :data:`BN_EPS`; a non-affine 2-D one
-    (the supernet's) is a :class:`OutputSavingBatchNorm2d`."""
-    if dims == 2:
-        return (nn.BatchNorm2d if affine else OutputSavingBatchNorm2d)(channels, eps=BN_EPS, affine=affine)
-    return nn.BatchNorm1d(channels, eps=BN_EPS, affine=affine)
-
-
-class _BatchNormSavingOutput(torch.autograd.Function):
-    """Training-mode BN without affine that keeps its *output* for backward, not its input.
-
-    Without affine the output is the normalised input x^, and BN's input gradient needs only x^ and the inverse
-    standard deviation: ``invstd * (g - mean(g) - x^ mean(g x^))``, which is ATen's BN backward run on x^ with mean 0
-    and invstd 1, times invstd. In the supernet every candidate's last layer is such a BN, and its output is kept by the
-    mixed operation anyway (for the alphas' gradient), so the BN's input (a conv's or pool's output) is freed after the
-    forward instead of living until backward. Forward is ATen's own BN: the same values and running statistics.
-    """
-
-    @staticmethod
-    def forward(ctx, x: Tensor, running_mean: Tensor, running_var: Tensor, momentum: float, eps: float) -> Tensor:
-        y, _, invstd = torch.native_batch_norm(x, None, None, running_mean, running_var, True, momentum, eps)
-        ctx.save_for_backward(y, invstd)
-        ctx.eps = eps
-        return y
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad: Tensor):
-        y, invstd = ctx.saved_tensors
-        zeros, ones = torch.zeros_like(invstd), torch.ones_like(invstd)
-        grad_x = torch.ops.aten.native_batch_norm_backward(grad.contiguous(), y, None, None, None, zeros, ones, True,
-                                                           ctx.eps, [True, False, False])[0]
-        return grad_x.mul_(invstd.view(1, -1, 1, 1)), None, None, None, None
-
-
-class OutputSavingBatchNorm2d(nn.BatchNorm2d):
-    """``nn.BatchNorm2d(affine=False)`` (same buffers and state dict) that in training saves its output rather than its
-    input for backward (:class:`_BatchNormSavingOutput`); elsewhere (evaluation, no grad, autocast) it is the stock
-    module."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        if (not self.training or self.affine or not self.track_running_stats or not torch.is_grad_enabled()
-                or x.dim() != 4 or x.dtype != torch.float32 or torch.is_autocast_enabled(x.device.type)):
-            return super().forward(x)
-        self.num_batches_tracked.add_(1)  # as nn.BatchNorm2d does; momentum None: the cumulative average
-        momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-        return _BatchNormSavingOutput.apply(x, self.running_mean, self.running_var, momentum, self.eps)
+    """``nn.BatchNorm2d`` (``dims=2``) or ``nn.BatchNorm1d`` (``dims=1``) with :data:`BN_EPS`."""
+    return (nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d)(channels, eps=BN_EPS, affine=affine)
 
 
 def fold(x: Tensor) -> Tensor:
