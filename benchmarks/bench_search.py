@@ -39,6 +39,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from breakdown import breakdown, phase, print_breakdown, saved_by_kind  # benchmarks/breakdown.py
 from measure import cuda_peak, interleaved, saved_bytes  # benchmarks/measure.py (script directory)
 
 from nni_snn.genotype import DARTS_V2  # (op, input) per edge, as NNI's DARTS.load_searched_model("darts-v2")
@@ -59,13 +60,18 @@ def ann_supernet(width: int, cells: int) -> nn.Module:
     return DARTS().mutate_model(DartsSpace(width=width, num_cells=cells, dataset="cifar"))
 
 
-def snn_supernet(width: int, cells: int, T: int, attention: str, classes: int = 10) -> nn.Module:
+def snn_supernet(width: int, cells: int, T: int, attention: str, classes: int = 10, partial_channels: int = 1,
+                 stock_mixed_op: bool = False) -> nn.Module:
+    """The SNN supernet as MADarts builds it; ``stock_mixed_op``: with NNI's own mixed operation (its weighted sum)
+    instead of the space's fused one, the "before" of ``--changes``."""
+    from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedLayer
     from nni.nas.strategy import DARTS
 
     from search_spaces import SNNDartsSpace
     space = SNNDartsSpace(width=width, num_cells=cells, timesteps=T, attention=attention, num_classes=classes,
-                          in_channels=3)
-    return DARTS().mutate_model(space)
+                          in_channels=3, partial_channels=partial_channels)
+    # A strategy's own hooks run before the space's, so NNI's mixed layer then takes every LayerChoice.
+    return DARTS(mutation_hooks=[DifferentiableMixedLayer.mutate] if stock_mixed_op else None).mutate_model(space)
 
 
 def ann_fixed(width: int, cells: int, auxiliary: bool = False) -> nn.Module:
@@ -97,13 +103,15 @@ def split_params(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Paramete
 
 
 class SearchStep:
-    """One first-order DARTS step, as ``DartsLightningModule.training_step`` does it."""
+    """One first-order DARTS step, as ``DartsLightningModule.training_step`` does it; ``madarts=True``: as
+    ``strategies.MADarts`` does it, each backward only for the parameters its optimiser steps."""
 
-    def __init__(self, model: nn.Module, batch: int, size: int, device: torch.device) -> None:
+    def __init__(self, model: nn.Module, batch: int, size: int, device: torch.device, madarts: bool = False) -> None:
         self.model = model.to(device).train()
         alphas, weights = split_params(self.model)
         assert alphas, "no architecture parameters: was the space mutated?"
-        self.weights = weights
+        self.alphas, self.weights = alphas, weights
+        self.madarts = madarts
         self.arc_opt = torch.optim.Adam(alphas, 3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
         self.w_opt = torch.optim.SGD(weights, 0.025, momentum=0.9, weight_decay=3e-4)
         g = torch.Generator().manual_seed(0)
@@ -115,14 +123,25 @@ class SearchStep:
         return F.cross_entropy(out[0] if isinstance(out, tuple) else out, y)
 
     def __call__(self) -> None:
+        from strategies.madarts import frozen
         (xa, ya), (xw, yw) = self.batches
         self.arc_opt.zero_grad(set_to_none=True)
-        self.loss(xa, ya).backward()
-        self.arc_opt.step()
+        with frozen(self.weights if self.madarts else []):  # MADarts: the alpha step records no weight gradient
+            with phase("alpha forward"):
+                loss = self.loss(xa, ya)
+            with phase("alpha backward"):
+                loss.backward()
+        with phase("alpha step (Adam)"):
+            self.arc_opt.step()
         self.w_opt.zero_grad(set_to_none=True)
-        self.loss(xw, yw).backward()
-        nn.utils.clip_grad_norm_(self.weights, 5.0)
-        self.w_opt.step()
+        with frozen(self.alphas if self.madarts else []):  # and the weight step no alpha gradient
+            with phase("weight forward"):
+                loss = self.loss(xw, yw)
+            with phase("weight backward"):
+                loss.backward()
+        with phase("clip + SGD"):
+            nn.utils.clip_grad_norm_(self.weights, 5.0)
+            self.w_opt.step()
 
 
 class RetrainStep:
@@ -138,23 +157,34 @@ class RetrainStep:
 
     def __call__(self) -> None:
         self.opt.zero_grad(set_to_none=True)
-        out = self.model(self.x)
-        logits, aux = out if isinstance(out, tuple) else (out, None)
-        loss = F.cross_entropy(logits, self.y)
-        if aux is not None:
-            loss = loss + 0.4 * F.cross_entropy(aux, self.y)
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
-        self.opt.step()
+        with phase("weight forward"):
+            out = self.model(self.x)
+            logits, aux = out if isinstance(out, tuple) else (out, None)
+            loss = F.cross_entropy(logits, self.y)
+            if aux is not None:
+                loss = loss + 0.4 * F.cross_entropy(aux, self.y)
+        with phase("weight backward"):
+            loss.backward()
+        with phase("clip + SGD"):
+            nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
+            self.opt.step()
 
 
 # ----------------------------------------------------------------------------------------------- measures
 
 
 def step_saved_bytes(step: SearchStep | RetrainStep) -> int:
-    """Saved-for-backward bytes of one training forward, parameters excluded."""
+    """Saved-for-backward bytes of one training forward, parameters excluded; for a MADarts step the larger of its
+    alpha step's forward (weights frozen) and its weight step's (alphas frozen)."""
     x = step.batches[1][0] if isinstance(step, SearchStep) else step.x
     params = {p.untyped_storage().data_ptr() for p in step.model.parameters()}
+    if isinstance(step, SearchStep) and step.madarts:
+        from strategies.madarts import frozen
+        phases = []
+        for params_off in (step.weights, step.alphas):
+            with frozen(params_off):
+                phases.append(saved_bytes(lambda: step.model(x), params))
+        return max(phases)
     return saved_bytes(lambda: step.model(x), params)
 
 
@@ -166,8 +196,9 @@ def rss_child(spec: dict) -> None:
     if spec["kind"] == "ann":
         model = ann_supernet(spec["width"], spec["cells"])
     else:
-        model = snn_supernet(spec["width"], spec["cells"], spec["T"], spec["attention"])
-    step = SearchStep(model, spec["batch"], spec["size"], device)
+        model = snn_supernet(spec["width"], spec["cells"], spec["T"], spec["attention"],
+                             partial_channels=spec.get("partial", 1), stock_mixed_op=spec.get("stock", False))
+    step = SearchStep(model, spec["batch"], spec["size"], device, madarts=spec.get("madarts", spec["kind"] == "snn"))
     with torch.no_grad():
         step.model(step.batches[0][0])
     before = _status_kib("VmRSS")
@@ -213,7 +244,8 @@ def bench_search(args: argparse.Namespace, device: torch.device) -> None:
     results = []
     for T in args.timesteps:
         for attention in args.attention:
-            snn = SearchStep(snn_supernet(args.width, args.cells, T, attention), args.batch, args.size, device)
+            snn = SearchStep(snn_supernet(args.width, args.cells, T, attention), args.batch, args.size, device,
+                              madarts=True)
             med = interleaved({"snn": snn, "ann": ann}, device, args.repeats)
             saved = step_saved_bytes(snn)
             mem = ann_mem_now = None
@@ -249,9 +281,9 @@ def bench_overheads(args: argparse.Namespace, device: torch.device) -> None:
     T = 2
     print(f"\n== Overheads at T={T} on {device}: the same search step with attention none / ct / ma and with "
           f"spike + SOP counting on; median of {args.overhead_repeats}, interleaved")
-    steps = {a: SearchStep(snn_supernet(args.width, args.cells, T, a), args.batch, args.size, device)
+    steps = {a: SearchStep(snn_supernet(args.width, args.cells, T, a), args.batch, args.size, device, madarts=True)
              for a in ("none", "ct", "ma")}
-    counted = SearchStep(snn_supernet(args.width, args.cells, T, "none"), args.batch, args.size, device)
+    counted = SearchStep(snn_supernet(args.width, args.cells, T, "none"), args.batch, args.size, device, madarts=True)
     monitor = SpikeMonitor(counted.model, group_of=cell_group)
     monitor.phase = "train"
     steps["none+counting"] = counted
@@ -259,6 +291,51 @@ def bench_overheads(args: argparse.Namespace, device: torch.device) -> None:
     for name, seconds in med.items():
         print(f"{name:>14} {seconds:>7.3f} s  {seconds / med['none'] - 1:+6.1%}", flush=True)
     monitor.summary("train")  # the one host sync an epoch pays
+
+
+def bench_changes(args: argparse.Namespace, device: torch.device) -> None:
+    """Issue 21's search-step changes one at a time, interleaved with NNI's ANN DARTS step in one loop (T=2, MA)."""
+    T = 2
+    print(f"\n== Search step changes at T={T}, ma on {device}: median of {args.repeats}, interleaved; time and saved "
+          f"memory (one training forward) against NNI's ANN DARTS step")
+    mk = lambda stock: snn_supernet(args.width, args.cells, T, "ma", stock_mixed_op=stock)
+    steps = {"NNI's ANN DARTS": SearchStep(ann_supernet(args.width, args.cells), args.batch, args.size, device),
+             "SNN, NNI's DARTS step (before)": SearchStep(mk(True), args.batch, args.size, device),
+             "+ graph only for what is stepped": SearchStep(mk(True), args.batch, args.size, device, madarts=True),
+             "+ fused mixed-op weighting (MADarts)": SearchStep(mk(False), args.batch, args.size, device,
+                                                               madarts=True)}
+    med = interleaved(steps, device, args.repeats)
+    ann, ann_saved = med["NNI's ANN DARTS"], step_saved_bytes(steps["NNI's ANN DARTS"])
+    for name, seconds in med.items():
+        saved = step_saved_bytes(steps[name])
+        print(f"{name:>38} {seconds:>7.3f} s {seconds / ann:>6.2f}x {saved / MB:>8.1f} MB {saved / ann_saved:>5.2f}x",
+              flush=True)
+    if device.type == "cpu" and args.rss != "off":  # peak RSS growth of two steps, fresh processes
+        base = {"width": args.width, "cells": args.cells, "batch": args.batch, "size": args.size,
+                "threads": torch.get_num_threads(), "T": T, "attention": "ma"}
+        rss = {"ANN": rss_of({**base, "kind": "ann"}),
+               "before": rss_of({**base, "kind": "snn", "stock": True, "madarts": False}),
+               "now": rss_of({**base, "kind": "snn"})}
+        print("peak RSS: " + ", ".join(f"{k} {v / MB:.0f} MB ({v / rss['ANN']:.2f}x)" for k, v in rss.items()))
+
+
+def bench_partial(args: argparse.Namespace, device: torch.device) -> None:
+    """PC-DARTS's partial channels (``--partial-channels K``): step time and memory at each K, interleaved."""
+    T = 2
+    print(f"\n== Partial channels at T={T}, ma on {device}: width {args.width}, {args.cells} cells, batch {args.batch}; "
+          f"median of {args.repeats}, interleaved")
+    steps = {K: SearchStep(snn_supernet(args.width, args.cells, T, "ma", partial_channels=K), args.batch, args.size,
+                           device, madarts=True) for K in args.partial}
+    med = interleaved({str(K): step for K, step in steps.items()}, device, args.repeats)
+    mem_col = "peak MB" if device.type == "cuda" else "rss MB"
+    print(f"{'K':>2} {'step s':>7} {'vs K=1':>7} {'saved MB':>9} {mem_col:>8}")
+    base = {"width": args.width, "cells": args.cells, "batch": args.batch, "size": args.size,
+            "threads": torch.get_num_threads(), "kind": "snn", "T": T, "attention": "ma"}
+    first = med[str(args.partial[0])]
+    for K, step in steps.items():
+        mem = cuda_peak(step, device) if device.type == "cuda" else rss_of({**base, "partial": K})
+        print(f"{K:>2} {med[str(K)]:>7.3f} {med[str(K)] / first:>6.2f}x {step_saved_bytes(step) / MB:>9.1f} "
+              f"{mem / MB:>8.1f}", flush=True)
 
 
 def bench_retrain(args: argparse.Namespace, device: torch.device) -> None:
@@ -282,6 +359,37 @@ def bench_retrain(args: argparse.Namespace, device: torch.device) -> None:
                   f"{step_saved_bytes(step) / MB:>9.1f} {ann_saved / MB:>7.1f}", flush=True)
 
 
+def bench_profile(args: argparse.Namespace, device: torch.device) -> None:
+    """The breakdown of benchmarks/README.md: one profiled MA-DARTS search step at T=2 (and NNI's ANN DARTS step of
+    the same size), one profiled retrain step at T=2 (and its ReLU twin at T=1), by kind of work."""
+    T = 2
+    results = {}
+    steps = {
+        f"SNN search step (T={T}, ma, width {args.width}, {args.cells} cells, batch {args.batch})":
+            lambda: SearchStep(snn_supernet(args.width, args.cells, T, "ma"), args.batch, args.size, device,
+                               madarts=True),
+        f"NNI's ANN DARTS search step (width {args.width}, {args.cells} cells, batch {args.batch})":
+            lambda: SearchStep(ann_supernet(args.width, args.cells), args.batch, args.size, device),
+        f"SNN retrain step (T={T}, ma, DARTS-V2, width {args.retrain_width}, {args.retrain_cells} cells, "
+        f"batch {args.retrain_batch})":
+            lambda: RetrainStep(snn_fixed(args.retrain_width, args.retrain_cells, T, "ma"), args.retrain_batch,
+                                args.size, device),
+        "ReLU twin retrain step (T=1, same network)":
+            lambda: RetrainStep(snn_fixed(args.retrain_width, args.retrain_cells, 1, "ma", {"kind": "relu"}),
+                                args.retrain_batch, args.size, device),
+    }
+    for title, make in steps.items():
+        step = make()
+        results[title] = breakdown(step)
+        print_breakdown(title, results[title])
+        x = step.batches[1][0] if isinstance(step, SearchStep) else step.x
+        saved = results[title]["saved_mb"] = saved_by_kind(step.model, lambda m=step.model, x=x: m(x))
+        print(f"saved for backward: {sum(saved.values()):.0f} MB; " + ", ".join(
+            f"{k} {v:.0f}" for k, v in sorted(saved.items(), key=lambda kv: -kv[1]) if v >= 0.5))
+    if args.profile_json:
+        Path(args.profile_json).write_text(json.dumps(results, indent=1) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
@@ -303,6 +411,14 @@ def main() -> None:
     parser.add_argument("--skip-search", action="store_true")
     parser.add_argument("--skip-overheads", action="store_true")
     parser.add_argument("--skip-retrain", action="store_true")
+    parser.add_argument("--changes", action="store_true",
+                        help="only issue 21's search-step changes one by one against NNI's ANN step (T=2, ma)")
+    parser.add_argument("--partial", type=int, nargs="+", default=[1, 2, 4],
+                        help="partial-channel K values of the partial-channels section (default 1 2 4)")
+    parser.add_argument("--skip-partial", action="store_true")
+    parser.add_argument("--profile", action="store_true",
+                        help="only the torch.profiler breakdown by kind of work (T=2 search and retrain steps)")
+    parser.add_argument("--profile-json", help="with --profile: also write the breakdown to this JSON file")
     parser.add_argument("--rss-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
@@ -318,10 +434,18 @@ def main() -> None:
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"{torch.get_num_threads()} torch threads" + (f", {torch.cuda.get_device_name(device)}"
                                                         if device.type == "cuda" else ""))
+    if args.profile:
+        bench_profile(args, device)
+        return
+    if args.changes:
+        bench_changes(args, device)
+        return
     if not args.skip_search:
         bench_search(args, device)
     if not args.skip_overheads:
         bench_overheads(args, device)
+    if not args.skip_partial:
+        bench_partial(args, device)
     if not args.skip_retrain:
         bench_retrain(args, device)
 

@@ -8,6 +8,8 @@
      batch 64, T = 2) against NNI's DARTS supernet (``nni.nas.hub.pytorch.DARTS``, same width, cells and batch);
    - retrain: one step of a fixed network with its auxiliary head (DARTS-V2 genotype, MA attention, width 64,
      6 cells, batch 128, T = 2) against NNI's DARTS-V2 ANN with its auxiliary head at the same size.
+   - partial channels (PC-DARTS, ``nni-snn search --partial-channels K``): the same search step at K = 1, 2, 4 in
+     float32, interleaved with each other, with their peak memory (rows ``search K=2`` ...; ``ann_s`` is K=1's step).
 3. Projected GPU-hours of the paper's full runs from those step times (search: 40 epochs of 25,000 weight + 25,000
    alpha images at batch 64; retrain: 600 epochs of 50,000 images at batch 128), next to the paper's figures
    (about 2 GPU-days each on 2 RTX 3090, section 4.2). Data loading is not included.
@@ -56,7 +58,8 @@ def time_pair(kind: str, sizes: dict, device: torch.device, image: int, repeats:
     """SNN against ANN step times (and CUDA peak memory) in fp32 and bf16, for ``kind`` search or retrain."""
     torch.manual_seed(0)
     if kind == "search":
-        snn = SearchStep(snn_supernet(sizes["width"], sizes["cells"], 2, "ma"), sizes["batch"], image, device)
+        snn = SearchStep(snn_supernet(sizes["width"], sizes["cells"], 2, "ma"), sizes["batch"], image, device,
+                         madarts=True)
         ann = SearchStep(ann_supernet(sizes["width"], sizes["cells"]), sizes["batch"], image, device)
     else:
         snn = RetrainStep(snn_fixed(sizes["width"], sizes["cells"], 2, "ma", auxiliary=True), sizes["batch"], image,
@@ -71,6 +74,23 @@ def time_pair(kind: str, sizes: dict, device: torch.device, image: int, repeats:
         if device.type == "cuda":
             row["snn_peak_mb"] = cuda_peak(steps["snn"], device) / 2**20
             row["ann_peak_mb"] = cuda_peak(steps["ann"], device) / 2**20
+        rows.append(row)
+    return rows
+
+
+def time_partial(sizes: dict, device: torch.device, image: int, repeats: int, ks=(1, 2, 4)) -> list[dict]:
+    """The MA-DARTS search step with partial channels K (fp32), interleaved; ratios to K=1."""
+    torch.manual_seed(0)
+    steps = {K: SearchStep(snn_supernet(sizes["width"], sizes["cells"], 2, "ma", partial_channels=K), sizes["batch"],
+                           image, device, madarts=True) for K in ks if sizes["width"] % K == 0}
+    median = interleaved({str(K): step for K, step in steps.items()}, device, repeats)
+    rows = []
+    for K, step in steps.items():
+        row = {"step": "search", "label": f"search K={K}", "partial_channels": K, "precision": "fp32",
+               "snn_s": median[str(K)], "ann_s": median[str(ks[0])], "ratio": median[str(K)] / median[str(ks[0])]}
+        if device.type == "cuda":
+            row["snn_peak_mb"] = cuda_peak(step, device) / 2**20
+            row["ann_peak_mb"] = cuda_peak(steps[ks[0]], device) / 2**20
         rows.append(row)
     return rows
 
@@ -113,16 +133,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pytest -m gpu: {results['tests']['summary']}")
     rows = time_pair("search", sizes["search"], device, image, repeats)
     rows += time_pair("retrain", sizes["retrain"], device, image, repeats)
+    rows += time_partial(sizes["search"], device, image, repeats)
     for row in rows:
         row["projected_gpu_hours"] = projected_hours(row)
         row["paper_gpu_hours"] = PAPER[row["step"]]["gpu_days"] * 24
     results["sizes"], results["rows"] = sizes, rows
 
-    print(f"\n{'step':<8} {'prec':<5} {'SNN s':>8} {'ANN s':>8} {'SNN/ANN':>8} {'SNN MB':>8} {'ANN MB':>8} "
+    print("(rows 'search K=...': the SNN search step with partial channels K; their 'ANN s' and ratio are K=1's)")
+    print(f"\n{'step':<12} {'prec':<5} {'SNN s':>8} {'ANN s':>8} {'SNN/ANN':>8} {'SNN MB':>8} {'ANN MB':>8} "
           f"{'projected GPU-h':>16} {'paper GPU-h':>12}")
     for r in rows:
         mem = (f"{r['snn_peak_mb']:>8.0f} {r['ann_peak_mb']:>8.0f}" if cuda else f"{'-':>8} {'-':>8}")
-        print(f"{r['step']:<8} {r['precision']:<5} {r['snn_s']:>8.4f} {r['ann_s']:>8.4f} {r['ratio']:>7.2f}x {mem} "
+        print(f"{r.get('label', r['step']):<12} {r['precision']:<5} {r['snn_s']:>8.4f} {r['ann_s']:>8.4f} {r['ratio']:>7.2f}x {mem} "
               f"{r['projected_gpu_hours']:>16.1f} {r['paper_gpu_hours']:>12.1f}")
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -335,6 +335,9 @@ class SearchOptions(TrainOptions):
                                   "largest alpha, DARTS; default) or perturbation (the operations and inputs whose "
                                   "removal raises the final supernet's validation loss most, DARTS-PT; --export does "
                                   "not apply)", choices=SELECTIONS)
+    partial_channels: int = option(1, "PC-DARTS: each edge's mixed operation sees 1/K of its channels, the rest "
+                                      "bypass it, and nodes weigh their edges by a learned beta (default 1: off)",
+                                   check="int>=1")
     select_images: int = option(1000, "validation images (of the alpha half) that --select perturbation scores on "
                                       "(default 1000)", check="int>=1")
     # The retrain after the search (--retrain-epochs > 0); None: retrain's own default (RetrainOptions), not the
@@ -363,6 +366,8 @@ class SearchOptions(TrainOptions):
 
     def check_together(self) -> None:
         super().check_together()
+        if self.width % self.partial_channels:
+            raise UsageError(f"--partial-channels {self.partial_channels} must divide --width {self.width}")
         if self.retrain_epochs:  # a bad --retrain-* value fails now, not after the search
             try:
                 self.retrain(Path(self.output))

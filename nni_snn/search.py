@@ -41,7 +41,8 @@ def run_search(opts: SearchOptions, output: Path, trial=None) -> dict:
     neuron = opts.neuron_spec()
     space = SNNDartsSpace(width=opts.width, num_cells=opts.cells, timesteps=opts.timesteps, attention=opts.attention,
                           num_classes=data.num_classes, in_channels=data.in_channels, neuron=neuron,
-                          normalize=opts.normalize, attention_cells=opts.attention_cells, cell_norm=opts.cell_norm)
+                          normalize=opts.normalize, attention_cells=opts.attention_cells, cell_norm=opts.cell_norm,
+                          partial_channels=opts.partial_channels)
     reporter = EpochReporter(report=trial.intermediate if trial else None, e_ac_pj=opts.e_ac_pj,
                              e_mac_pj=opts.e_mac_pj)
     workers, cuda = loader_workers(opts.num_workers, opts.accelerator), uses_cuda(opts.accelerator)
@@ -73,7 +74,8 @@ def run_search(opts: SearchOptions, output: Path, trial=None) -> dict:
         record = history[choose_export(history, mode, opts.warmup_epochs)]
         sample, genotype = record["nni_sample"], record["genotype"]
     recorded = ("dataset", "subset_per_class", "width", "cells", "epochs", "batch_size", "seed", "lr", "arc_lr",
-                "warmup_epochs", "spike_penalty", "select", *(("frames_by", "event_size") if data.frames else ()))
+                "warmup_epochs", "spike_penalty", "select", "partial_channels",
+                *(("frames_by", "event_size") if data.frames else ()))
     arch = make_arch(attention=opts.attention, attention_cells=opts.attention_cells, timesteps=opts.timesteps,
                      genotype=genotype, neuron=neuron, normalize=opts.normalize,
                      cell_norm=opts.cell_norm, alpha=record["alpha"], nni_sample=sample,

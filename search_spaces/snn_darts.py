@@ -51,25 +51,45 @@ def auxiliary_index(num_cells: int) -> int:
     return min(4, num_cells - 2)
 
 
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """PC-DARTS's channel shuffle on ``[T, N, C, H, W]``: channel ``g * (C / groups) + j`` moves to ``j * groups + g``,
+    so that the next edge's first ``C / groups`` channels, the ones it searches, mix all groups of this one."""
+    T, N, C = x.shape[:3]
+    return x.reshape(T, N, groups, C // groups, *x.shape[3:]).transpose(2, 3).reshape(x.shape)
+
+
 class SNNNode(nn.Module):
-    """One intermediate node: the sum of two chosen incoming edges, each a spiking operation."""
+    """One intermediate node: the sum of two chosen incoming edges, each a spiking operation.
+
+    In the supernet with ``partial_channels = K > 1`` (PC-DARTS, Xu et al. 2020) each edge's mixed operation sees only
+    the first ``C / K`` channels of its input spikes; the other channels bypass it (max-pooled 2x2 on a reduction
+    edge), the two parts are concatenated and channel-shuffled, and the node weighs its edges by the softmax of its
+    edge-normalisation beta (:mod:`search_spaces.darts_nodes`). The bypass carries spikes into the node's sum, not
+    into a synaptic layer: the node's state is turned into spikes by its neuron before any conv reads it.
+    """
 
     def __init__(self, cell_type: str, index: int, channels: int, reduction: bool, affine: bool,
-                 neuron: dict | None = None):
+                 neuron: dict | None = None, partial_channels: int = 1):
         super().__init__()
         n_inputs = index + 2
         with label_scope(cell_type):  # labels "normal/..." / "reduce/..."
             self.inputs = InputChoice(n_inputs, n_chosen=2, reduction="sum", label=f"input_{index}")
-            chosen = self.inputs.chosen if isinstance(self.inputs, ChosenInputs) else range(n_inputs)
+            fixed = isinstance(self.inputs, ChosenInputs)
+            chosen = self.inputs.chosen if fixed else range(n_inputs)
+            # Partial channels only in the supernet: the derived network's edges have all channels.
+            self.partial = 1 if fixed else partial_channels
+            self.strides = {i: 2 if reduction and i < 2 else 1 for i in chosen}
             self.edges = nn.ModuleDict({
                 str(i): LayerChoice(
-                    {name: OPS[name](channels, 2 if reduction and i < 2 else 1, affine, neuron) for name in PRIMITIVES},
+                    {name: OPS[name](channels // self.partial, self.strides[i], affine, neuron)
+                     for name in PRIMITIVES},
                     label=f"op_{index}_{i}",
                 )
                 for i in chosen
             })
         # Read by the DARTS node hook (search_spaces.darts_nodes) to derive inputs from operation strengths.
         self.inputs.edge_labels = [f"{cell_type}/op_{index}_{i}" for i in range(n_inputs)]
+        self.inputs.edge_normalization = self.partial > 1
 
     # Drop-path probability of the fixed network's edges in training (DARTS's evaluation regulariser). A plain
     # attribute that nni_snn.training.DropPathSchedule sets each epoch, so NNI does not trace it as an argument.
@@ -85,7 +105,18 @@ class SNNNode(nn.Module):
                     out = drop_path(out, self.drop_path_prob)  # as in DARTS, an identity edge is never dropped
                 total = total + out
             return total
-        return self.inputs([self.edges[str(i)](spikes_of(i)) for i in range(len(self.edges))])
+        return self.inputs([self._edge(i, spikes_of(i)) for i in range(len(self.edges))])
+
+    def _edge(self, i: int, spikes: torch.Tensor) -> torch.Tensor:
+        if self.partial == 1:
+            return self.edges[str(i)](spikes)
+        searched = spikes.shape[2] // self.partial
+        # Contiguous once here rather than once in each of the candidates' first layers.
+        out = self.edges[str(i)](spikes[:, :, :searched].contiguous())
+        bypass = spikes[:, :, searched:]
+        if self.strides[i] == 2:  # ceil_mode: ceil(H / 2), the size the candidates' stride-2 layers give
+            bypass = unfold(F.max_pool2d(fold(bypass), 2, 2, ceil_mode=True), spikes.shape[0])
+        return channel_shuffle(torch.cat([out, bypass.to(out.dtype)], dim=2), self.partial)
 
 
 class Population(nn.Module):
@@ -126,7 +157,7 @@ class SNNCell(nn.Module):
 
     def __init__(self, cell_type: str, c_prev_prev: int, c_prev: int, channels: int, reduction_prev: bool,
                  attention: str, timesteps: int, affine: bool, neuron: dict | None = None, normalize: bool = True,
-                 cell_norm: str = "after-attention"):
+                 cell_norm: str = "after-attention", partial_channels: int = 1):
         super().__init__()
         self.reduction = cell_type == "reduce"
         self.pre0 = Preprocess(c_prev_prev, channels, reduce=reduction_prev, affine=affine)
@@ -134,7 +165,7 @@ class SNNCell(nn.Module):
         # One LIF per state that can feed an edge: the two preprocessed inputs and the first three nodes.
         self.spiking = nn.ModuleList(make_neuron(neuron) for _ in range(NUM_NODES + 1))
         self.nodes = nn.ModuleList(
-            SNNNode(cell_type, k, channels, self.reduction, affine, neuron) for k in range(NUM_NODES))
+            SNNNode(cell_type, k, channels, self.reduction, affine, neuron, partial_channels) for k in range(NUM_NODES))
         concatenated = NUM_NODES * channels
         # Where the cell's BN sits (with normalize): after the attention (concatenation -> attention -> BN -> LIF),
         # where a per-channel BN over (T, N, H, W) cancels any constant per-channel gain of the gate, or before it
@@ -222,14 +253,18 @@ class SNNDartsSpace(ModelSpace):
     ``{"kind": "relu"}`` = the ANN twin); ``normalize=False`` drops the BNs before the cells' output neurons and
     the classifier (see :class:`Population` and :class:`SpikingClassifier` for why they are there);
     ``cell_norm`` puts each cell's BN after its attention (``"after-attention"``) or before it
-    (``"before-attention"``), see :class:`SNNCell`.
+    (``"before-attention"``), see :class:`SNNCell`. ``partial_channels = K > 1``: PC-DARTS's partial channel
+    connections in the supernet (1/K of each edge's channels searched, :class:`SNNNode`); it needs ``width`` divisible
+    by K and changes nothing in a network built under a fixed architecture.
     """
 
     def __init__(self, width: int = 16, num_cells: int = 5, timesteps: int = 2, attention: str = "ma",
                  num_classes: int = 10, in_channels: int = 3, auxiliary: bool = False, stem_multiplier: int = 3,
                  neuron: dict | None = None, normalize: bool = True, attention_cells: str = "all",
-                 cell_norm: str = "after-attention"):
+                 cell_norm: str = "after-attention", partial_channels: int = 1):
         super().__init__()
+        if partial_channels < 1 or width % partial_channels:
+            raise ValueError(f"partial_channels must be >= 1 and divide the width {width}, got {partial_channels}")
         if attention_cells not in ATTENTION_CELLS:
             raise ValueError(f"attention_cells must be one of {', '.join(ATTENTION_CELLS)}, got {attention_cells!r}")
         if cell_norm not in CELL_NORMS:
@@ -256,7 +291,7 @@ class SNNDartsSpace(ModelSpace):
                 c_curr *= 2
             self.cells.append(SNNCell(CELL_TYPES[reduction], c_pp, c_p, c_curr, reduction_prev,
                                       self._attention_of(i, attention, num_cells), timesteps, affine, neuron,
-                                      normalize, cell_norm))
+                                      normalize, cell_norm, partial_channels if current_model() is None else 1))
             reduction_prev = reduction
             c_pp, c_p = c_p, NUM_NODES * c_curr
             if i == self.auxiliary_after:

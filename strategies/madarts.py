@@ -15,6 +15,11 @@ What it adds to :class:`nni.nas.strategy.DARTS`:
   ``alpha`` from ``export_probs()`` and ``genotype``), so that a run can pair each with that epoch's validation
   accuracy (the reporter's history) and export the epoch whose supernet validated best (``nni-snn search --export
   best``); the module saves them in the checkpoint, so a resumed run has them all;
+- first-order DARTS without the wasted half of each step: the weights are frozen (``requires_grad`` off) through the
+  alpha step's forward and backward and the alphas through the weight step's (:class:`frozen`), so autograd records
+  and computes only what each optimiser steps: no convolution weight gradients in the alpha step, no graph at all for
+  the first cell's edges from its inputs there, no alpha gradients in the weight step. The gradients each optimiser
+  reads are the ones NNI's DARTS computes (it computes the rest too, and the other optimiser zeroes them);
 - ``spike_penalty`` (lambda > 0): energy-aware search, lambda x the expected energy of the mixed edges added to the
   architecture loss (:mod:`strategies.penalty`; it starts at lambda: 1 is a strong pressure).
 
@@ -42,6 +47,27 @@ class MADartsModule(DartsLightningModule):
         super().__init__(training_module, **kwargs)
         self.reporter = reporter
         self.architectures: list[dict] = []
+
+    def training_step(self, batch, batch_idx):
+        # NNI's step runs the alpha step (after warm-up: forward, backward, Adam), then the weight step. Each builds
+        # its graph only for what its optimiser steps (first-order DARTS): the weights are frozen from here to the
+        # alpha step's backward, the alphas from there to the end of the step. Not under DDP, whose reducer expects
+        # every weight's gradient in every backward.
+        if self.trainer.world_size > 1:
+            return super().training_step(batch, batch_idx)
+        alphas = self.arch_parameters()
+        ids = {id(p) for p in alphas}
+        weights = [p for p in self.parameters() if id(p) not in ids]
+        alpha_step = self.warmup_epochs == 0 or self.trainer.current_epoch >= self.warmup_epochs
+        with frozen(weights if alpha_step else []) as self._thaw_weights, frozen([]) as self._freeze_alphas_later:
+            return super().training_step(batch, batch_idx)
+
+    def manual_backward(self, loss, *args, **kwargs):
+        super().manual_backward(loss, *args, **kwargs)
+        thaw = getattr(self, "_thaw_weights", None)
+        if thaw is not None and thaw.active:  # the alpha step's backward is done: on to the weight step
+            thaw.restore()
+            self._freeze_alphas_later.freeze(self.arch_parameters())
 
     def validation_step(self, batch, batch_idx):
         return self.training_module.validation_step(batch, batch_idx)
@@ -89,6 +115,38 @@ class MADartsModule(DartsLightningModule):
         for cell_type, pairs in genotype.items():
             image = render_cell(pairs, f"{cell_type} cell after epoch {self.current_epoch}")
             experiment.add_image(f"cells/{cell_type}", image, self.current_epoch, dataformats="HWC")
+
+
+class frozen:
+    """``with frozen(params) as f``: the parameters among ``params`` that require grad stop requiring it until
+    ``f.restore()`` or the end of the block; ``f.freeze(more)`` freezes more, restored at the same time. Autograd then
+    records no graph for what only they need: no saved tensors, no gradients computed (first-order DARTS's alpha
+    step needs no weight gradient, its weight step no alpha gradient)."""
+
+    def __init__(self, params) -> None:
+        self.params: list = []
+        self.freeze(params)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.params)
+
+    def freeze(self, params) -> None:
+        for p in params:
+            if p.requires_grad:
+                p.requires_grad_(False)
+                self.params.append(p)
+
+    def restore(self) -> None:
+        for p in self.params:
+            p.requires_grad_(True)
+        self.params = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.restore()
 
 
 def _plain(value):

@@ -112,6 +112,26 @@ def test_gpu_check_without_cuda_runs_tiny_on_the_cpu_and_says_so(tmp_path, capsy
     assert "no CUDA here" in printed and "projected GPU-h" in printed
     results = json.loads(out.read_text())
     assert not results["cuda"]
-    assert [(r["step"], r["precision"]) for r in results["rows"]] == [
-        ("search", "fp32"), ("search", "bf16"), ("retrain", "fp32"), ("retrain", "bf16")]
+    assert [(r["step"], r["precision"], r.get("partial_channels")) for r in results["rows"]] == [
+        ("search", "fp32", None), ("search", "bf16", None), ("retrain", "fp32", None), ("retrain", "bf16", None),
+        ("search", "fp32", 1), ("search", "fp32", 2), ("search", "fp32", 4)]  # partial channels K = 1, 2, 4
     assert all(r["snn_s"] > 0 and r["ann_s"] > 0 and r["projected_gpu_hours"] > 0 for r in results["rows"])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_partial_channels_supernet_with_frozen_weights_on_each_device(device):
+    """The search's new paths on the device: a partial-channels supernet's forward and backward with the weights
+    frozen (MADarts's alpha step) gives every alpha and beta a gradient and no weight one."""
+    from nni.nas.strategy import DARTS
+
+    from search_spaces import SNNDartsSpace
+    from strategies.madarts import frozen
+
+    torch.manual_seed(0)
+    model = DARTS().mutate_model(SNNDartsSpace(width=4, num_cells=3, timesteps=2, in_channels=1,
+                                               partial_channels=2)).to(device)
+    alphas = [p for n, p in model.named_parameters() if "_arch_alpha" in n]
+    weights = [p for n, p in model.named_parameters() if "_arch_alpha" not in n]
+    with frozen(weights):
+        model(torch.rand(4, 1, 8, 8, device=device)).sum().backward()
+    assert all(a.grad is not None for a in alphas) and all(w.grad is None for w in weights)

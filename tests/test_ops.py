@@ -132,3 +132,4 @@ def test_depthwise_conv_matches_conv2d_forward_and_backward(k, dilation, stride)
     gx_ref, gw_ref = torch.autograd.grad(y_ref, (x, ref.weight), g)
     torch.testing.assert_close(gx_fast, gx_ref)
     torch.testing.assert_close(gw_fast, gw_ref)
+

@@ -290,3 +290,24 @@ def test_front_tabulates_and_plots_accuracy_against_energy(searched, energy_awar
     assert picture.read_bytes()[:4] == b"\x89PNG"
     assert main(["front", str(tmp_path)]) == 2  # no runs below it
     assert "no arch.json" in capsys.readouterr().err
+
+
+def test_partial_channels_search_exports_a_valid_genotype(tmp_path):
+    """PC-DARTS (--partial-channels 2): the search runs, learns the nodes' edge normalisation beta next to the alphas,
+    and writes a genotype that builds a full-width network; K is recorded in arch.json's search record."""
+    from nni_snn import build_network
+    from nni_snn.genotype import NUM_NODES, PRIMITIVES
+
+    assert main(["search", *TINY[:-3], "--epochs", "1", "--batch-size", "128", "--no-progress",
+                 "--partial-channels", "2", "--output", str(tmp_path)]) == 0
+    arch = load_arch(tmp_path / "arch.json")
+    assert arch["search"]["partial_channels"] == 2
+    for cell_type in ("normal", "reduce"):
+        pairs = arch["genotype"][cell_type]
+        assert len(pairs) == 2 * NUM_NODES
+        for k in range(NUM_NODES):
+            (op0, i0), (op1, i1) = pairs[2 * k:2 * k + 2]
+            assert op0 in PRIMITIVES and op1 in PRIMITIVES and 0 <= i0 < i1 < k + 2
+    net = build_network(arch, width=4, num_cells=3, num_classes=10, in_channels=1)
+    assert net(torch.rand(2, 1, 8, 8)).shape == (2, 10)
+    assert main(["search", *TINY, "--partial-channels", "3", "--output", str(tmp_path / "bad")]) == 2  # 3 !| 4

@@ -131,3 +131,86 @@ def test_attention_in_every_cell_or_only_the_last(hand_arch, where, with_attenti
     override = build_network({**hand_arch, "attention_cells": where}, width=4, num_cells=4, num_classes=10,
                              attention_cells="all")
     assert not any(isinstance(c.attention, nn.Identity) for c in override.cells)
+
+
+def test_fused_mixed_op_weighting_matches_nnis_weighted_sum():
+    """The supernet's mixed operation sums its candidates in one buffer (search_spaces.darts_nodes._WeightedSum): the
+    same output and gradients, for the candidates and the alphas, as NNI's own weighted sum."""
+    from nni.nas.oneshot.pytorch.supermodule._expression_utils import weighted_sum
+
+    from search_spaces.darts_nodes import _WeightedSum
+
+    torch.manual_seed(0)
+    xs = [torch.randn(2, 3, 4, 5, 5, requires_grad=True) for _ in range(7)]
+    alpha = torch.randn(7, requires_grad=True)
+    grad = torch.randn(2, 3, 4, 5, 5)
+    results = []
+    for fn in (lambda w: weighted_sum(xs, w), lambda w: _WeightedSum.apply(w, *xs)):
+        out = fn(alpha.softmax(-1))
+        out.backward(grad)
+        results.append((out.detach(), alpha.grad.clone(), [x.grad.clone() for x in xs]))
+        alpha.grad = None
+        for x in xs:
+            x.grad = None
+    (out0, ga0, gx0), (out1, ga1, gx1) = results
+    torch.testing.assert_close(out1, out0)
+    torch.testing.assert_close(ga1, ga0)
+    for a, b in zip(gx1, gx0):
+        torch.testing.assert_close(a, b)
+
+
+def test_madarts_step_differentiates_only_what_each_optimiser_steps():
+    """First-order DARTS as MADarts runs it (strategies.madarts.frozen): with the weights frozen the alpha step's
+    backward gives the alphas the gradient a full backward gives them and computes no weight gradient; with the alphas
+    frozen the weight step's gives the weights theirs; every parameter requires grad again afterwards."""
+    from nni.nas.strategy import DARTS
+
+    from strategies.madarts import frozen
+
+    torch.manual_seed(0)
+    model = DARTS().mutate_model(SNNDartsSpace(width=4, num_cells=3, timesteps=2, in_channels=1))
+    alphas = [p for n, p in model.named_parameters() if "_arch_alpha" in n]
+    weights = [p for n, p in model.named_parameters() if "_arch_alpha" not in n]
+    x, y = torch.rand(4, 1, 8, 8), torch.randint(0, 10, (4,))
+    model.eval()  # the same batch statistics in every pass
+    nn.functional.cross_entropy(model(x), y).backward()
+    full = {id(p): p.grad.clone() for p in alphas + weights}
+    for trained, other in ((alphas, weights), (weights, alphas)):
+        model.zero_grad(set_to_none=True)
+        with frozen(other):
+            nn.functional.cross_entropy(model(x), y).backward()
+        assert all(p.grad is None for p in other)
+        for p in trained:
+            torch.testing.assert_close(p.grad, full[id(p)])
+    assert all(p.requires_grad for p in alphas + weights)
+
+
+def test_partial_channels_split_bypass_and_shuffle():
+    """PC-DARTS in the supernet (partial_channels=2): an edge's mixed operation reads the first half of the input
+    spikes' channels; the second half bypasses it (max-pooled 2x2 on a reduction edge, still binary); the channel
+    shuffle interleaves the two halves; each node has an edge-normalisation beta."""
+    import torch.nn.functional as F
+    from nni.nas.strategy import DARTS
+
+    from search_spaces.snn_darts import channel_shuffle
+
+    assert channel_shuffle(torch.arange(6.).reshape(1, 1, 6, 1, 1), 2).flatten().tolist() == [0, 3, 1, 4, 2, 5]
+    torch.manual_seed(0)
+    model = DARTS().mutate_model(SNNDartsSpace(width=4, num_cells=3, timesteps=2, in_channels=1, partial_channels=2))
+    for cell, channels, size in ((model.cells[0], 4, 6), (model.cells[1], 8, 3)):  # normal, then reduction
+        node = cell.nodes[0]
+        assert node.inputs._arch_alpha is not None and node.inputs._arch_alpha.shape == (2,)
+        spikes = (torch.rand(2, 3, channels, 6, 6) > 0.5).float()
+        seen = {}
+        handle = node.edges["0"].register_forward_hook(lambda m, a, o, seen=seen: seen.update(inp=a[0], out=o))
+        out = node._edge(0, spikes)
+        handle.remove()
+        half = channels // 2
+        assert torch.equal(seen["inp"], spikes[:, :, :half])
+        assert torch.equal(out[:, :, 0::2], seen["out"])
+        bypass = spikes[:, :, half:]
+        if size != 6:
+            bypass = F.max_pool2d(bypass.flatten(0, 1), 2, 2, ceil_mode=True).reshape(2, 3, half, size, size)
+        assert torch.equal(out[:, :, 1::2], bypass) and set(bypass.unique().tolist()) <= {0.0, 1.0}
+    with pytest.raises(ValueError, match="partial_channels"):
+        SNNDartsSpace(width=4, partial_channels=3)
