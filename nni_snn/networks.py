@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from nni.nas.space import model_context
 
 from nni_snn.archfile import load_arch
 from nni_snn.genotype import sample_from_genotype
+from nni_snn.nni_compat import model_context
 from search_spaces import SNNDartsSpace
 
 __all__ = ["build_network", "count_parameters", "network_parameters"]

@@ -16,10 +16,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import nni
-import nni.trial
-from nni.runtime.trial_command_channel import (
+
+from nni_snn.nni_compat import (
     get_default_trial_command_channel,
     set_default_trial_command_channel,
+    set_trial_record,
+    trial_record,
 )
 
 
@@ -68,21 +70,21 @@ class Trial:
     def __init__(self):
         nni.get_next_parameter()
         # NNI keeps the parameter record module-global, with no public setter: the metrics sent carry its id.
-        nni.trial._params = assigned_record(nni.trial._params)
-        self._record = nni.trial._params
+        set_trial_record(assigned_record(trial_record()))
+        self._record = trial_record()
         self.parameters: dict = (self._record or {}).get("parameters") or {}
         self._channel = get_default_trial_command_channel()
 
     @contextmanager
     def _as_this_trial(self):
-        previous_channel, previous_record = get_default_trial_command_channel(), nni.trial._params
+        previous_channel, previous_record = get_default_trial_command_channel(), trial_record()
         set_default_trial_command_channel(self._channel)
-        nni.trial._params = self._record
+        set_trial_record(self._record)
         try:
             yield
         finally:
             set_default_trial_command_channel(previous_channel)
-            nni.trial._params = previous_record
+            set_trial_record(previous_record)
 
     def intermediate(self, metric: dict) -> None:
         with self._as_this_trial():

@@ -85,7 +85,7 @@ def stop(experiment_id: str) -> None:
 
 def manager_record(experiment_id: str) -> dict:
     """nnictl's record of the experiment (its manager's ``pid``, ``logDir``, ``status``), {} if it has none."""
-    from nni.tools.nnictl.config_utils import Experiments
+    from nni_snn.nni_compat import Experiments
 
     return Experiments().get_all_experiments().get(experiment_id, {})
 

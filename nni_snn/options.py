@@ -427,7 +427,7 @@ class MultitrialOptions(CommonOptions):
         super().check_together()
         if self.duration is not None:
             # NNI's own reading of "30s", "10m", "2h", "1d".
-            from nni.experiment.config.utils import parse_time
+            from nni_snn.nni_compat import parse_time
 
             try:
                 if parse_time(str(self.duration)) <= 0:

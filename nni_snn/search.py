@@ -28,9 +28,8 @@ if TYPE_CHECKING:
 def run_search(opts: SearchOptions, output: Path, trial=None) -> dict:
     """MA-DARTS on ``opts.dataset``; writes arch.json, metrics.json, cell pictures and TensorBoard logs."""
     from nni.nas.evaluator.pytorch import Lightning
-    from nni.nas.execution import SequentialExecutionEngine
-    from nni.nas.space import RawFormatModelSpace
 
+    from nni_snn.nni_compat import RawFormatModelSpace, SequentialExecutionEngine
     from search_spaces import SNNDartsSpace
     from strategies import MADarts
 

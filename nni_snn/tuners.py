@@ -5,7 +5,7 @@ A module of its own so that NNI's dispatcher imports only this (``tuner: {classN
 
 from __future__ import annotations
 
-from nni.algorithms.hpo.tpe_tuner import TpeTuner
+from nni_snn.nni_compat import TpeTuner
 
 
 class TPE(TpeTuner):

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import torch
 from nni.nas.nn.pytorch import InputChoice, LayerChoice
-from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
-from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedLayer
 from torch import nn
 from torch.autograd.function import once_differentiable
+
+from nni_snn.nni_compat import BaseSuperNetModule, DifferentiableMixedLayer
 
 
 def derive_inputs(edge_weights: list[torch.Tensor], n_chosen: int = 2,

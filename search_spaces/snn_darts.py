@@ -27,15 +27,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from nni.mutable import label_scope
 from nni.nas.nn.pytorch import InputChoice, LayerChoice, ModelSpace
-from nni.nas.nn.pytorch.choice import ChosenInputs
-from nni.nas.space import current_model
 from torch import nn
 
 from nni_snn.attention import make_attention
 from nni_snn.genotype import ATTENTION_CELLS, CELL_NORMS, CELL_TYPES, NUM_NODES, PRIMITIVES
 from nni_snn.neuron import make_neuron
+from nni_snn.nni_compat import ChosenInputs, current_model, label_scope
 from nni_snn.ops import OPS, Encoder, Preprocess, TimeDistributed, batch_norm, fold, unfold
 from nni_snn.regularizers import drop_path
 from nni_snn.spikes import mark_analog

@@ -29,10 +29,10 @@ whose forward returns logits.
 
 from __future__ import annotations
 
-from nni.nas.oneshot.pytorch.differentiable import DartsLightningModule
 from nni.nas.strategy import DARTS
 
 from nni_snn.genotype import genotype_from_sample
+from nni_snn.nni_compat import DartsLightningModule
 from nni_snn.plot import render_cell
 from nni_snn.training import EpochReporter
 from strategies.penalty import ExpectedEnergyPenalty

@@ -21,10 +21,9 @@ from __future__ import annotations
 import math
 
 import torch
-from nni.nas.oneshot.pytorch.profiler import ExpectationProfilerPenalty
-from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedLayer
 from torch import nn
 
+from nni_snn.nni_compat import DifferentiableMixedLayer, ExpectationProfilerPenalty
 from nni_snn.spikes import E_AC_PJ, E_MAC_PJ, SpikeMonitor
 
 

@@ -24,10 +24,10 @@ import contextlib
 from collections import defaultdict
 
 import torch
-from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedLayer
 from torch import nn
 
 from nni_snn.genotype import CELL_TYPES, NUM_NODES
+from nni_snn.nni_compat import DifferentiableMixedLayer, mixed_softmax, set_mixed_softmax
 
 
 class _MaskedSoftmax(nn.Module):
@@ -46,14 +46,14 @@ def _removed(layers: list[DifferentiableMixedLayer], drop: list[int]):
     """Within the block, the candidates ``drop`` of every layer in ``layers`` (one edge, all its cells) output nothing."""
     keep = torch.ones(len(layers[0].names))
     keep[drop] = 0.0
-    saved = [layer._softmax for layer in layers]
+    saved = [mixed_softmax(layer) for layer in layers]
     try:
         for layer, softmax in zip(layers, saved):
-            layer._softmax = _MaskedSoftmax(softmax, keep)
+            set_mixed_softmax(layer, _MaskedSoftmax(softmax, keep))
         yield
     finally:
         for layer, softmax in zip(layers, saved):
-            layer._softmax = softmax
+            set_mixed_softmax(layer, softmax)
 
 
 def _mixed_edges(supernet: nn.Module) -> dict[str, list[DifferentiableMixedLayer]]:

@@ -5,7 +5,8 @@
 - ``search_spaces`` and ``strategies`` import only the core (and their own package);
 - the application modules (cli, search, retrain, multitrial_baseline, nni_trial, nnictl, networks, ...) are the
   only ones that wire them in;
-- no cycle among the modules' top-level imports.
+- no cycle among the modules' top-level imports;
+- NNI's internals (anything beyond its documented API) are reached only through ``nni_snn.nni_compat``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("nni_snn", "search_spaces", "strategies")
 CORE = {f"nni_snn.{name}" for name in ("neuron", "ops", "attention", "spikes", "genotype", "data", "events", "training",
-                                        "regularizers", "baselines", "plot", "front", "archfile", "errors")}
+                                        "regularizers", "baselines", "plot", "front", "archfile", "errors",
+                                        "nni_compat")}
 APPLICATION = {f"nni_snn.{name}" for name in ("cli", "options", "runtime", "search", "retrain", "estimate",
                                                "multitrial_baseline", "nni_trial", "nnictl", "networks", "tuners",
                                                "__main__")}
@@ -102,3 +104,32 @@ def test_no_import_cycle():
     for name in sorted(graph):
         if name not in state:
             visit(name, [name])
+
+
+# NNI's documented API, importable anywhere; every other NNI module goes through nni_snn.nni_compat.
+NNI_PUBLIC = {"nni", "nni.trial", "nni.nas.nn.pytorch", "nni.nas.strategy", "nni.nas.strategy.middleware",
+              "nni.nas.evaluator", "nni.nas.evaluator.pytorch", "nni.nas.experiment"}
+
+
+def _nni_internals(path: Path) -> set[str]:
+    """The NNI modules beyond :data:`NNI_PUBLIC` that ``path`` imports, and its private ``nni.x._y`` attributes."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.split(".")[0] == "nni")
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "nni":
+            found.add(node.module)
+        elif isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            parts, value = [node.attr], node.value
+            while isinstance(value, ast.Attribute):
+                parts.append(value.attr)
+                value = value.value
+            if isinstance(value, ast.Name) and value.id == "nni":
+                found.add(".".join(["nni", *reversed(parts)]))
+    return found - NNI_PUBLIC
+
+
+@pytest.mark.parametrize("module", sorted(set(MODULES) - {"nni_snn.nni_compat"}))
+def test_nni_internals_only_through_nni_compat(module):
+    internals = _nni_internals(MODULES[module])
+    assert not internals, f"{module} reaches NNI's internals {sorted(internals)}: go through nni_snn.nni_compat"
