@@ -26,10 +26,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from nni_snn.attention import ATTENTIONS
 from nni_snn.errors import ArchError
 from nni_snn.genotype import ATTENTION_CELLS, CELL_NORMS, CELL_TYPES, NUM_NODES, PRIMITIVES
 from nni_snn.neuron import make_neuron
+from nni_snn.registry import ATTENTIONS
 
 FORMAT = "nni-snn/arch"
 VERSION = 2

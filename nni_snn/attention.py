@@ -8,6 +8,9 @@
 The attention gates are analog and sit on the analog cell output, so their own conv/MLP layers are the
 documented exception to "every synaptic layer sees spikes". All weights are sigmoids in (0, 1): attention only
 ever scales features down.
+
+Attention types are a registry (:data:`nni_snn.registry.ATTENTIONS`): a new one is its module class, built as
+``cls(channels, timesteps)``, and one registration there, which the options, arch.json and ``nni-snn front`` read.
 """
 
 from __future__ import annotations
@@ -18,10 +21,9 @@ import torch
 from torch import Tensor, nn
 
 from nni_snn.ops import fold, unfold
+from nni_snn.registry import ATTENTIONS
 
 __all__ = ["ATTENTIONS", "ChannelTimeAttention", "MultiDimAttention", "eca_kernel_size", "make_attention"]
-
-ATTENTIONS = ("none", "ct", "ma")
 
 
 def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
@@ -90,11 +92,6 @@ class MultiDimAttention(nn.Module):
 
 
 def make_attention(kind: str, channels: int, timesteps: int) -> nn.Module:
-    """Build the attention named ``kind`` (one of :data:`ATTENTIONS`); ``"none"`` is ``nn.Identity()``."""
-    if kind == "none":
-        return nn.Identity()
-    if kind == "ct":
-        return ChannelTimeAttention(channels, timesteps)
-    if kind == "ma":
-        return MultiDimAttention(channels, timesteps)
-    raise ValueError(f"unknown attention {kind!r}; valid: {', '.join(ATTENTIONS)}")
+    """Build the attention named ``kind`` (registered in :data:`ATTENTIONS`); ``"none"`` is ``nn.Identity()``."""
+    entry = ATTENTIONS.entry(kind)
+    return nn.Identity() if entry.target is None else entry.load()(channels, timesteps)

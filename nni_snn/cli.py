@@ -178,10 +178,10 @@ def _show(args) -> int:
     arch = load_arch(args.arch_path)
     data = None
     if args.dataset is not None:
-        from nni_snn.data import DATASETS, load_dataset
+        from nni_snn.data import dataset_names, load_dataset
 
-        if args.dataset not in DATASETS:
-            raise UsageError(f"--dataset {args.dataset!r} is unknown; use one of {', '.join(DATASETS)}")
+        if args.dataset not in dataset_names():
+            raise UsageError(f"--dataset {args.dataset!r} is unknown; use one of {', '.join(dataset_names())}")
         frames = event_framing(arch, args.dataset, args.frames_by, args.event_size)
         data = load_dataset(args.dataset, args.data_dir, timesteps=args.timesteps or arch["timesteps"], **frames)
         args.num_classes, args.in_channels = data.num_classes, data.in_channels

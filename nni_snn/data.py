@@ -2,7 +2,9 @@
 package), CIFAR-10/100, Tiny ImageNet, any ImageFolder tree, and the
 event-camera datasets of :mod:`nni_snn.events` (digits-events, offline; N-MNIST, CIFAR10-DVS, DVS128 Gesture).
 
-Every loader returns a :class:`Data` with a training split and a held-out split; images come as ``[C, H, W]``,
+Image datasets are a registry (:data:`nni_snn.registry.IMAGE_DATASETS`: a new one is its ``read_*`` function and one
+registration there), event datasets :data:`nni_snn.events.EVENT_SETS`. Every loader returns a :class:`Data` with a
+training split and a held-out split; images come as ``[C, H, W]``,
 event recordings as T frames ``[T, 2, H, W]``. Search divides the training split
 1:1 into a weight half and an alpha half (paper 4.1); retraining trains on the training split and validates on the
 held-out one.
@@ -17,9 +19,13 @@ import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from nni_snn.events import EVENT_DATASETS, DataError
+from nni_snn.registry import IMAGE_DATASETS
 
-IMAGE_DATASETS = ("digits", "fashionmnist", "cifar10", "cifar100", "tinyimagenet", "imagefolder")
-DATASETS = IMAGE_DATASETS + EVENT_DATASETS
+
+def dataset_names() -> tuple[str, ...]:
+    """Every dataset a command can name: the registered image datasets, then the event datasets (nni_snn.events)."""
+    return (*IMAGE_DATASETS, *EVENT_DATASETS)
+
 
 # Per-dataset channel statistics (CIFAR: the values DARTS uses).
 CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
@@ -43,7 +49,7 @@ class Data:
 def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = False,
                  augment: bool = True, cutout: int = 0, timesteps: int = 2, frames_by: str = "time",
                  event_size: int | None = None, subset_per_class: int | None = None, seed: int = 0) -> Data:
-    """Load ``name`` (one of :data:`DATASETS`); ``augment`` adds DARTS's crop+flip to CIFAR and Tiny ImageNet
+    """Load ``name`` (one of :func:`dataset_names`); ``augment`` adds DARTS's crop+flip to CIFAR and Tiny ImageNet
     training images; ``cutout`` > 0 zeroes a square of that side in every training image, after the augmentation and
     normalisation (:class:`~nni_snn.regularizers.Cutout`, DARTS's). ``subset_per_class`` keeps that many training
     samples of each class (:func:`balanced_subset`, drawn with ``seed``). The held-out split is never altered.
@@ -52,18 +58,10 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
     ``event_size`` pixels a side (None: the sensor's); they have no augmentation or Cutout."""
     if name in EVENT_DATASETS:
         data = _events(name, data_dir, timesteps, frames_by, event_size)
-    elif name == "digits":
-        data = _digits(cutout)
-    elif name == "fashionmnist":
-        data = _fashion_mnist(data_dir, cutout)
-    elif name in ("cifar10", "cifar100"):
-        data = _cifar(name, data_dir, download, augment, cutout)
-    elif name == "imagefolder":
-        data = _imagefolder(data_dir, cutout)
-    elif name == "tinyimagenet":
-        data = _tinyimagenet(data_dir, augment, cutout)
+    elif name in IMAGE_DATASETS:
+        data = IMAGE_DATASETS[name].load()(data_dir, download=download, augment=augment, cutout=cutout)
     else:
-        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(dataset_names())}")
     if subset_per_class:
         data.train = balanced_subset(data.train, subset_per_class, seed)
     return data
@@ -124,7 +122,7 @@ def _digits_split(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return order[n // 5:], order[:n // 5]
 
 
-def _digits(cutout: int = 0) -> Data:
+def read_digits(data_dir=None, *, download: bool = False, augment: bool = True, cutout: int = 0) -> Data:
     """scikit-learn's bundled 1797 real 8x8 digit scans; a fixed 80/20 train/test split."""
     from sklearn.datasets import load_digits
 
@@ -177,7 +175,7 @@ def _idx_file(root: Path, name: str) -> Path:
                     f"(Debian: apt install dataset-fashion-mnist, then --data-dir {FASHION_MNIST_DIR})")
 
 
-def _fashion_mnist(data_dir, cutout: int = 0) -> Data:
+def read_fashion_mnist(data_dir, *, download: bool = False, augment: bool = True, cutout: int = 0) -> Data:
     """Fashion-MNIST (Xiao et al. 2017): 60,000 + 10,000 grey 28x28 images of 10 kinds of clothing, read from the
     four standard idx files (gzipped or not) in ``data_dir``, by default where Debian's package installs them.
     Normalised by the training images' mean and deviation; no augmentation (Cutout only when asked)."""
@@ -216,6 +214,14 @@ def _require_dir(data_dir: str | Path | None, hint: str) -> Path:
     return path
 
 
+def read_cifar10(data_dir, *, download: bool = False, augment: bool = True, cutout: int = 0) -> Data:
+    return _cifar("cifar10", data_dir, download, augment, cutout)
+
+
+def read_cifar100(data_dir, *, download: bool = False, augment: bool = True, cutout: int = 0) -> Data:
+    return _cifar("cifar100", data_dir, download, augment, cutout)
+
+
 def _cifar(name: str, data_dir, download: bool, augment: bool, cutout: int = 0) -> Data:
     import torchvision
     from torchvision import transforms as tf
@@ -242,7 +248,7 @@ def _to_rgb(image):
     return image.convert("RGB")
 
 
-def _imagefolder(data_dir, cutout: int = 0) -> Data:
+def read_imagefolder(data_dir, *, download: bool = False, augment: bool = True, cutout: int = 0) -> Data:
     """``data_dir/train/<class>/*`` and ``data_dir/val/<class>/*``; grey or RGB, resized to the train images' size."""
     import torchvision
     from torchvision import transforms as tf
@@ -268,7 +274,7 @@ def _imagefolder(data_dir, cutout: int = 0) -> Data:
     return Data(train, test, num_classes=len(train.classes), in_channels=1 if grey else 3, image_size=size)
 
 
-def _tinyimagenet(data_dir, augment: bool, cutout: int = 0) -> Data:
+def read_tinyimagenet(data_dir, *, download: bool = False, augment: bool = True, cutout: int = 0) -> Data:
     """Tiny ImageNet's official layout: ``train/<wnid>/images/*.JPEG``, ``val/images/*.JPEG`` labelled by
     ``val/val_annotations.txt`` (file, wnid, box); 64x64 RGB, 200 classes."""
     import torchvision

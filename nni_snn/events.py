@@ -31,7 +31,6 @@ from torch.utils.data import Dataset
 
 from nni_snn.errors import DataError
 
-EVENT_DATASETS = ("digits-events", "nmnist", "cifar10dvs", "dvsgesture")
 FRAMES_BY = ("time", "count")
 EVENT_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", np.int8)])
 CIFAR10DVS_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -336,3 +335,4 @@ EVENT_SETS = {
     "dvsgesture": EventSet((128, 128), 11, "DVS128 Gesture's DvsGesture/", gesture_split, read_gesture,
                            fill_in_order=True),  # about 11 gestures per file: read each file once
 }
+EVENT_DATASETS = tuple(EVENT_SETS)  # a new event dataset is one EventSet above

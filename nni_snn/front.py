@@ -9,8 +9,7 @@ from pathlib import Path
 from nni_snn.archfile import load_arch
 from nni_snn.errors import FrontError
 from nni_snn.plot import pareto_front
-
-METHODS = {"none": "DARTS", "ct": "CT-DARTS", "ma": "MA-DARTS"}
+from nni_snn.registry import ATTENTIONS
 
 
 def run_folders(roots: list[str | Path]) -> list[Path]:
@@ -39,7 +38,7 @@ def read_run(folder: Path) -> dict:
     arch = load_arch(folder / "arch.json")
     search = arch.get("search", {})
     # A multi-trial baseline is labelled by its strategy, a DARTS search by its attention and energy penalty.
-    label = search.get("strategy") or f"{METHODS[arch['attention']]} λ={search.get('spike_penalty', 0):g}"
+    label = search.get("strategy") or f"{ATTENTIONS[arch['attention']].label} λ={search.get('spike_penalty', 0):g}"
     return {"label": label, "accuracy": metrics["accuracy"], "folder": str(folder),
             **{k: metrics[k] for k in ("energy_uj_per_sample", "spikes_per_sample", "sops_per_sample")}}
 

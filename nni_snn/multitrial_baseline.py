@@ -33,9 +33,8 @@ from nni_snn.errors import MultitrialError
 from nni_snn.genotype import genotype_from_sample
 from nni_snn.networks import network_parameters
 from nni_snn.options import MultitrialOptions, RetrainOptions
+from nni_snn.registry import SEARCH_STRATEGIES
 from nni_snn.training import RESULT_COUNTS, EpochReporter, final_metrics, trial_result
-
-STRATEGIES = ("random", "evolution")
 
 
 @contextlib.contextmanager
@@ -104,29 +103,39 @@ def network_key(sample: dict) -> str:
     return json.dumps(genotype_from_sample(sample), sort_keys=True)
 
 
+def random_strategy(*, seed: int, **unused):
+    """NNI's ``Random``, deduplicated (registered as ``random`` in :data:`nni_snn.registry.SEARCH_STRATEGIES`)."""
+    from nni.nas.strategy import Random
+
+    return Random(dedup=True, seed=seed)
+
+
+def evolution_strategy(*, trials: int, concurrency: int, seed: int, population: int | None = None,
+                       sample_size: int | None = None):
+    """NNI's ``RegularizedEvolution`` (registered as ``evolution``). Half the trials seed the population (Real et
+    al. use 100 and tournaments of 25, a quarter of it). NNI mutates from the finished population as soon as a worker
+    is free: with fewer individuals than concurrent trials it would pick a parent from an empty population and fail."""
+    from nni.nas.strategy import RegularizedEvolution
+
+    population = population or min(100, max(2, concurrency, trials // 2))
+    sample_size = sample_size or min(population, max(2, population // 4))
+    if population < concurrency:
+        raise ValueError(f"evolution population ({population}) must be at least the concurrency ({concurrency})")
+    return RegularizedEvolution(population_size=population, sample_size=sample_size, seed=seed)
+
+
 def make_strategy(name: str, *, trials: int, concurrency: int, seed: int, population: int | None = None,
                   sample_size: int | None = None):
-    """NNI's ``Random`` or ``RegularizedEvolution``, behind a filter that never trains the same network twice.
+    """The strategy registered as ``name`` (:data:`nni_snn.registry.SEARCH_STRATEGIES`), behind a filter that never
+    trains the same network twice.
 
     NNI deduplicates samples, but a sample also names operations for the edges its nodes did not choose, so two
     different samples can be one network (mutation in evolution often touches only such unused choices).
     """
-    from nni.nas.strategy import Random, RegularizedEvolution
     from nni.nas.strategy.middleware import Chain, Filter
 
-    if name == "random":
-        strategy = Random(dedup=True, seed=seed)
-    elif name == "evolution":
-        # Half the trials seed the population (Real et al. use 100 and tournaments of 25, a quarter of it). NNI
-        # mutates from the finished population as soon as a worker is free: with fewer individuals than
-        # concurrent trials it would pick a parent from an empty population and fail.
-        population = population or min(100, max(2, concurrency, trials // 2))
-        sample_size = sample_size or min(population, max(2, population // 4))
-        if population < concurrency:
-            raise ValueError(f"evolution population ({population}) must be at least the concurrency ({concurrency})")
-        strategy = RegularizedEvolution(population_size=population, sample_size=sample_size, seed=seed)
-    else:
-        raise ValueError(f"strategy {name!r} is unknown; use one of {', '.join(STRATEGIES)}")
+    strategy = SEARCH_STRATEGIES.entry(name).load()(trials=trials, concurrency=concurrency, seed=seed,
+                                                      population=population, sample_size=sample_size)
 
     seen: set[str] = set()
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from nni_snn import registry
 from nni_snn.errors import UsageError
 
 # nni_snn.spikes.E_AC_PJ / E_MAC_PJ, written out so that `--help` does not import torch (a test keeps them equal).
@@ -68,9 +69,10 @@ def option(default: Any = dataclasses.MISSING, help: str = "", *, check: str | N
     """A field that is an option.
 
     ``help``: the flag's help; ``{default}`` in it shows the command's default (a command that sets another default
-    with a plain ``name: type = value`` keeps the help and checks of the class it overrides). ``check``: a key of
-    :data:`CHECKS`. ``choices``: the valid values, or ``"module:NAME"`` of a tuple read when checked (so that
-    ``--help`` imports no torch). None passes the checks where the command's default is None, or ``none_ok``.
+    with a plain ``name: type = value`` keeps the help and checks of the class it overrides), and ``{attentions}``,
+    ``{image_datasets}``, ``{strategies}`` the registered ones (:func:`nni_snn.registry.help_texts`). ``check``: a
+    key of :data:`CHECKS`. ``choices``: the valid values, or ``"module:NAME"`` of a collection (or of a function
+    returning one) read when checked (so that ``--help`` imports no torch). None passes the checks where the command's default is None, or ``none_ok``.
     ``action``: for a bool, ``store_true`` (``--flag``), ``store_false`` (``--no-flag``) or ``both``
     (``--flag/--no-flag``). ``flag=False``: a config/NNI key only. ``coerce``: applied to the value before its
     checks (YAML reads ``precision: 32`` as a number).
@@ -89,10 +91,10 @@ class CommonOptions:
     # Old name -> new name; the old one still works, with a one-line warning on stderr.
     RENAMED: ClassVar[dict[str, str]] = {}
 
-    dataset: str = option("digits", "digits (default, embedded), fashionmnist, cifar10, cifar100, tinyimagenet, "
-                                    "imagefolder; "
-                                    "event camera: digits-events (embedded), nmnist, cifar10dvs, dvsgesture",
-                          choices="nni_snn.data:DATASETS")
+    # The event datasets are nni_snn.events' (a torch module): named here, and a test keeps the list complete.
+    dataset: str = option("digits", "images: {image_datasets}; event camera: digits-events (embedded), nmnist, "
+                                    "cifar10dvs, dvsgesture (default {default})",
+                          choices="nni_snn.data:dataset_names")
     data_dir: str | None = option(None, "folder holding the dataset (not needed for digits, digits-events; "
                                         "fashionmnist: default /usr/share/datasets/fashion-mnist, Debian's package)")
     subset_per_class: int | None = option(None, "train on this many images of each class, a balanced subset of the "
@@ -321,8 +323,8 @@ class SearchOptions(TrainOptions):
     lr: float = 0.1
     output: str = "runs/search"
     num_workers: int | None = None
-    attention: str = option("ma", "none (DARTS), ct (CT-DARTS) or ma (MA-DARTS, default)",
-                            choices="nni_snn.attention:ATTENTIONS")
+    attention: str = option("ma", "attention at the cells' concatenation: {attentions} (default {default})",
+                            choices="nni_snn.registry:ATTENTIONS")
     arc_lr: float = option(3e-4, "architecture learning rate, Adam (default 3e-4)", check="number>0")
     warmup_epochs: int = option(0, "train only the weights for this many first epochs, then alpha too (default 0)",
                                 check="int>=0")
@@ -407,10 +409,10 @@ class MultitrialOptions(CommonOptions):
     lr: float = 0.1
     output: str = "runs/multitrial"
     num_workers: int | None = option(0, "data loader workers of each trial (default 0)", check="int>=0")
-    attention: str = option("ma", "attention of every sampled network: none, ct, ma (default ma)",
-                            choices="nni_snn.attention:ATTENTIONS")
-    search_strategy: str = option("random", "random (default) or evolution (NNI's RegularizedEvolution)",
-                                  choices="nni_snn.multitrial_baseline:STRATEGIES")
+    attention: str = option("ma", "attention of every sampled network: {attentions} (default {default})",
+                            choices="nni_snn.registry:ATTENTIONS")
+    search_strategy: str = option("random", "{strategies} (default {default})",
+                                  choices="nni_snn.registry:SEARCH_STRATEGIES")
     trials: int = option(10, "networks to train (default {default})", check="int>=1")
     concurrency: int = option(1, "trials at a time (default 1)", check="int>=1")
     duration: str | None = option(None, "stop submitting after this long, e.g. 10m or 2h (default: no limit)")
@@ -454,7 +456,8 @@ def _default(cls: type, name: str):
 def _choices(choices: tuple | str) -> tuple:
     if isinstance(choices, str):
         module, name = choices.split(":")
-        return tuple(getattr(importlib.import_module(module), name))
+        found = getattr(importlib.import_module(module), name)
+        return tuple(found() if callable(found) else found)
     return tuple(choices)
 
 
@@ -479,7 +482,8 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, only: tuple[str, ...] 
             continue
         default = _default(cls, name)
         shown = cls.UNSET if default is None else default
-        kwargs = {"help": meta["help"].format(default=shown), "default": default if defaults else None}
+        kwargs = {"help": meta["help"].format(default=shown, **registry.help_texts()),
+                  "default": default if defaults else None}
         flag = f"--{name.replace('_', '-')}"
         action = meta.get("action")
         if action == "store_false":

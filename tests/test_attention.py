@@ -56,7 +56,7 @@ def test_ct_weights_depend_on_time_step():
 
 
 def test_make_attention():
-    assert ATTENTIONS == ("none", "ct", "ma")
+    assert tuple(ATTENTIONS) == ("none", "ct", "ma")
     assert isinstance(make_attention("none", 16, 2), nn.Identity)
     assert isinstance(make_attention("ct", 16, 2), ChannelTimeAttention)
     assert isinstance(make_attention("ma", 16, 2), MultiDimAttention)
@@ -90,3 +90,32 @@ def test_ma_matches_cbam_written_plainly():
     fast, reference = att(x), plain(x)
     assert torch.allclose(fast, reference)
     assert torch.allclose(torch.autograd.grad(fast, x, g)[0], torch.autograd.grad(reference, x, g)[0])
+
+
+def test_a_new_attention_type_is_one_registration(tmp_path):
+    """Registered once, an attention type is built, accepted by the options and arch.json, shown in --help, built
+    into networks and named in nni-snn front's table."""
+    import json
+
+    from nni_snn.archfile import load_arch, make_arch
+    from nni_snn.cli import build_parser
+    from nni_snn.front import read_run
+    from nni_snn.genotype import CONV_HEAVY
+    from nni_snn.networks import build_network
+    from nni_snn.options import SearchOptions, resolve
+
+    ATTENTIONS.register("half", "a throwaway attention", "torch.nn:Identity", label="HALF-DARTS")
+    try:
+        assert isinstance(make_attention("half", 16, 2), nn.Identity)
+        parser = build_parser()
+        assert resolve(SearchOptions, parser.parse_args(["search", "--attention", "half"])).attention == "half"
+        search_help = parser._subparsers._group_actions[0].choices["search"].format_help()
+        assert "half (a throwaway attention)" in " ".join(search_help.split())
+        arch = load_arch(make_arch(attention="half", timesteps=2, genotype=CONV_HEAVY))
+        build_network(arch, width=4, num_cells=3, num_classes=10, in_channels=1)
+        (tmp_path / "arch.json").write_text(json.dumps(arch))
+        (tmp_path / "metrics.json").write_text(json.dumps({"accuracy": 0.5, "energy_uj_per_sample": 1.0,
+                                                           "spikes_per_sample": 1.0, "sops_per_sample": 1.0}))
+        assert read_run(tmp_path)["label"] == "HALF-DARTS λ=0"
+    finally:
+        ATTENTIONS.pop("half")

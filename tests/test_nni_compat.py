@@ -12,7 +12,7 @@ from nni_snn import nni_compat
 
 @pytest.mark.parametrize("name", sorted(nni_compat.INTERNALS))
 def test_every_internal_resolves(name):
-    module, reason = nni_compat.INTERNALS[name]
+    _, reason = nni_compat.INTERNALS[name]
     assert getattr(nni_compat, name) is not None and reason
 
 

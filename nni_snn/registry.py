@@ -1,0 +1,81 @@
+"""What a command can name, one registration each: attention types, image datasets, multi-trial search strategies.
+
+(The neurons' registry is :data:`nni_snn.neuron.NEURONS`, the event datasets' :data:`nni_snn.events.EVENT_SETS`.)
+
+Torch-free: ``nni-snn --help`` builds its help texts from these, and the options' checks, ``nni-snn front``'s method
+names and the code that builds each thing read them too. An entry names its implementation by import path
+(``"module:attribute"``), imported only when it is built. Adding an attention type, an image dataset or a strategy
+is its code plus one ``register`` line below (or a call from anywhere before the command runs).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    help: str  # what --help says of it
+    target: str | None  # "module:attribute" of its implementation; None: nothing to build (attention "none")
+    label: str = ""  # attention: the search method's name, e.g. "MA-DARTS" (nni-snn front's tables)
+
+    def load(self):
+        """The implementation, imported now."""
+        module, attribute = self.target.split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+class Registry(dict):
+    """name -> :class:`Entry`, in registration order (the order --help lists them in)."""
+
+    def __init__(self, what: str):
+        super().__init__()
+        self.what = what
+
+    def register(self, name: str, help: str, target: str | None, **extra) -> Entry:
+        if name in self:
+            raise ValueError(f"{self.what} {name!r} is registered already")
+        self[name] = Entry(name, help, target, **extra)
+        return self[name]
+
+    def entry(self, name: str) -> Entry:
+        if name not in self:
+            raise ValueError(f"unknown {self.what} {name!r}; use one of {', '.join(self)}")
+        return self[name]
+
+    def help(self) -> str:
+        """``a (its help), b (its help), ...`` for an option's --help."""
+        return ", ".join(f"{name} ({entry.help})" for name, entry in self.items())
+
+
+# make_attention(kind, channels, timesteps): the target is called as target(channels, timesteps).
+ATTENTIONS = Registry("attention")
+ATTENTIONS.register("none", "DARTS: no attention", None, label="DARTS")
+ATTENTIONS.register("ct", "CT-DARTS: channel x time attention, paper eq. 5-6",
+                    "nni_snn.attention:ChannelTimeAttention", label="CT-DARTS")
+ATTENTIONS.register("ma", "MA-DARTS: multi-dimensional attention, paper eq. 7-10",
+                    "nni_snn.attention:MultiDimAttention", label="MA-DARTS")
+
+# load_dataset: the target is called as target(data_dir, download=, augment=, cutout=) and returns a Data.
+IMAGE_DATASETS = Registry("dataset")
+IMAGE_DATASETS.register("digits", "scikit-learn's 8x8 digits, embedded", "nni_snn.data:read_digits")
+IMAGE_DATASETS.register("fashionmnist", "Fashion-MNIST's idx files", "nni_snn.data:read_fashion_mnist")
+IMAGE_DATASETS.register("cifar10", "torchvision's files, or --download", "nni_snn.data:read_cifar10")
+IMAGE_DATASETS.register("cifar100", "torchvision's files, or --download", "nni_snn.data:read_cifar100")
+IMAGE_DATASETS.register("tinyimagenet", "the tiny-imagenet-200/ layout", "nni_snn.data:read_tinyimagenet")
+IMAGE_DATASETS.register("imagefolder", "train/ and val/, a folder per class", "nni_snn.data:read_imagefolder")
+
+# make_strategy: the target is called as target(trials=, concurrency=, seed=, population=, sample_size=).
+SEARCH_STRATEGIES = Registry("strategy")
+SEARCH_STRATEGIES.register("random", "NNI's Random", "nni_snn.multitrial_baseline:random_strategy")
+SEARCH_STRATEGIES.register("evolution", "NNI's RegularizedEvolution",
+                           "nni_snn.multitrial_baseline:evolution_strategy")
+
+
+def help_texts() -> dict[str, str]:
+    """What an option's help names as ``{attentions}``, ``{image_datasets}`` or ``{strategies}``: the entries
+    registered when the parser is built (nni_snn.options.add_flags)."""
+    return {"attentions": ATTENTIONS.help(), "image_datasets": IMAGE_DATASETS.help(),
+            "strategies": SEARCH_STRATEGIES.help()}
