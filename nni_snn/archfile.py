@@ -1,21 +1,23 @@
 """Architecture files (``arch.json``): what a search hands to retraining.
 
-Format (version 2)::
+Format (version 3)::
 
-    {"format": "nni-snn/arch", "version": 2, "attention": "none" | "ct" | "ma", "attention_cells": "all" | "last",
+    {"format": "nni-snn/arch", "version": 3, "attention": "none" | "ct" | "ma", "attention_cells": "all" | "last",
      "timesteps": 2,
      "genotype": {"normal": [[op, input], ... 8 pairs], "reduce": [... 8 pairs]},
      "neuron": {"kind": "lif", "tau": 0.2, "v_threshold": 0.5, "surrogate": "sigmoid", "alpha": 4.0,
                 "detach_reset": true}, "normalize": true, "cell_norm": "after-attention" | "before-attention",
      "alpha": {label: {op: weight}}, "nni_sample": {label: choice}, "search": {...}, "results": {...}}
 
-The genotype is described in :mod:`nni_snn.genotype`; :func:`make_arch` assembles an architecture. Only the
-keys up to ``genotype`` are needed to rebuild a network (``nni_snn.build_network``). ``attention_cells`` (every
-cell's concatenation, or only the final cell's), ``neuron`` (a :func:`nni_snn.neuron.make_neuron` spec) and ``normalize`` (see ``SNNDartsSpace``) are
-optional: a file without them gets the defaults ("all", LIF with today's defaults, true), and one without
-``cell_norm`` (where each cell's BN sits relative to its attention) the placement every earlier file was written
-with, "after-attention". Version 1 files (written
-before version 2 added those three keys) are read the same way. The rest records the search.
+The genotype is described in :mod:`nni_snn.genotype`; :func:`make_arch` assembles an architecture. The keys up to
+``cell_norm`` say which network it is (``nni_snn.build_network``); the rest records the search. ``attention_cells``
+(every cell's concatenation, or only the final cell's), ``neuron`` (a :func:`nni_snn.neuron.make_neuron` spec),
+``normalize`` (see ``SNNDartsSpace``) and ``cell_norm`` (where each cell's BN sits relative to its attention) are
+written in full from version 3 on: the neuron with every one of its options (:func:`nni_snn.neuron.resolved_spec`),
+so that a changed default never changes what a file means. Time steps stay a key of their own: the neuron takes T
+from its input. :func:`load_arch` spells out what a file leaves out: in a file of version 1 or 2, the defaults of
+the nni-snn that wrote those versions (:data:`PINNED`, :data:`PINNED_NEURON`); in a version 3 file (written in full,
+or by hand), the neuron's own defaults.
 """
 
 from __future__ import annotations
@@ -28,30 +30,44 @@ from typing import Any
 
 from nni_snn.errors import ArchError
 from nni_snn.genotype import ATTENTION_CELLS, CELL_NORMS, CELL_TYPES, NUM_NODES, PRIMITIVES
-from nni_snn.neuron import make_neuron
+from nni_snn.neuron import NEURONS, make_neuron, neuron_options, resolved_spec
 from nni_snn.registry import ATTENTIONS
 
 FORMAT = "nni-snn/arch"
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+# What a file of version 1 or 2 meant where it left a setting out: the defaults of the nni-snn that wrote those
+# versions, pinned, as a later release may change its defaults. (The first version 1 files, written before the
+# neuron was recorded, trained LIFs with the arctan surrogate at alpha 2; they have been read with these defaults
+# since, and their networks, from before one neuron per state, cannot be rebuilt as they were anyway.)
+PINNED = {"attention_cells": "all", "normalize": True, "cell_norm": "after-attention"}
+PINNED_NEURON = {"kind": "lif", "tau": 0.2, "v_threshold": 0.5, "surrogate": "sigmoid", "alpha": 4.0,
+                 "detach_reset": True}
 
 
 def make_arch(*, attention: str, timesteps: int, genotype: dict, attention_cells: str = "all",
-              neuron: dict | None = None, normalize: bool | None = None, cell_norm: str | None = None,
+              neuron: dict | None = None, normalize: bool = True, cell_norm: str = "after-attention",
               **extra: Any) -> dict:
-    """An architecture in this format, keys in the file's order; ``neuron`` and ``normalize`` only when given (a
-    file without them reads as the defaults), then ``extra`` (e.g. ``alpha``, ``nni_sample``, ``search``,
-    ``results``). Every writer of arch.json and every caller of ``build_network`` that has only a genotype uses
-    this, so the format is assembled in one place."""
+    """An architecture in this format, keys in the file's order, the neuron in full (``None``: the default LIF's
+    spec), then ``extra`` (e.g. ``alpha``, ``nni_sample``, ``search``, ``results``). Every writer of arch.json and
+    every caller of ``build_network`` that has only a genotype uses this, so the format is assembled in one place."""
     arch = {"format": FORMAT, "version": VERSION, "attention": attention, "attention_cells": attention_cells,
-            "timesteps": timesteps, "genotype": genotype}
-    if neuron is not None:
-        arch["neuron"] = neuron
-    if normalize is not None:
-        arch["normalize"] = normalize
-    if cell_norm is not None:
-        arch["cell_norm"] = cell_norm
+            "timesteps": timesteps, "genotype": genotype, "neuron": resolved_spec(neuron), "normalize": normalize,
+            "cell_norm": cell_norm}
     arch.update(extra)
+    return arch
+
+
+def spelt_out(arch: dict) -> dict:
+    """A copy of a validated ``arch`` with every setting of its network present: what its version left out, at that
+    version's defaults (:data:`PINNED`, :data:`PINNED_NEURON` for versions 1 and 2)."""
+    arch = {**PINNED, **arch}
+    neuron = dict(arch.get("neuron") or {})
+    if arch["version"] < 3:
+        kind = neuron.get("kind", "lif")
+        taken = neuron_options(kind) if kind in NEURONS else ()
+        neuron = {**{k: v for k, v in PINNED_NEURON.items() if k == "kind" or k in taken}, **neuron}
+    arch["neuron"] = resolved_spec(neuron)
     return arch
 
 
@@ -118,9 +134,10 @@ def neuron_problem(spec: Any) -> str | None:
 
 
 def load_arch(arch: str | Path | dict) -> dict:
-    """Read and validate an architecture from a path or a dict. Plain JSON only: nothing is evaluated."""
+    """Read and validate an architecture from a path or a dict, every network setting spelt out (:func:`spelt_out`;
+    a dict is copied, not changed). Plain JSON only: nothing is evaluated."""
     if isinstance(arch, dict):
-        return validate(arch)
+        return spelt_out(validate(arch))
     path = Path(arch)
     try:
         text = path.read_text()
@@ -130,7 +147,7 @@ def load_arch(arch: str | Path | dict) -> dict:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise ArchError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
-    return validate(data, str(path))
+    return spelt_out(validate(data, str(path)))
 
 
 def event_framing(arch: dict | None, dataset: str, frames_by: str | None = None,

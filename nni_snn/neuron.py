@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 __all__ = ["LIF", "NEURONS", "PLIF", "SURROGATES", "SpikingNeuron", "lif_reference", "make_neuron", "neuron_options",
-           "register_neuron"]
+           "register_neuron", "resolved_spec"]
 
 # kind -> factory of the neuron (keyword options -> module); make_neuron(spec) calls NEURONS[spec["kind"]](**rest).
 NEURONS: dict[str, Callable[..., nn.Module]] = {}
@@ -54,6 +54,20 @@ def neuron_options(kind: str) -> tuple[str, ...]:
     """The spec keys (besides ``kind``) that neuron ``kind`` takes: its factory's named keyword parameters."""
     parameters = inspect.signature(NEURONS[kind]).parameters.values()
     return tuple(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+
+def resolved_spec(spec: dict | None = None) -> dict:
+    """``spec`` (see :func:`make_neuron`) with every option of its neuron spelt out, those it leaves out at the
+    neuron's defaults: what arch.json records, so that a later change of a default does not change what a file
+    means. ``{"kind": "relu"}`` has none."""
+    spec = dict(spec or {})
+    kind = spec.pop("kind", "lif")
+    if kind not in NEURONS:
+        raise ValueError(f"unknown neuron {kind!r}; valid: {', '.join(NEURONS)}")
+    parameters = inspect.signature(NEURONS[kind]).parameters
+    defaults = {name: parameters[name].default for name in neuron_options(kind)
+                if parameters[name].default is not inspect.Parameter.empty}
+    return {"kind": kind, **defaults, **spec}
 
 
 class SpikingNeuron(nn.Module):

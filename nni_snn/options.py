@@ -201,17 +201,18 @@ class TrainOptions(CommonOptions):
                              check="number>=0")
 
     def neuron_spec(self) -> dict:
-        """The network's neuron spec (``nni_snn.neuron.make_neuron``), of the neuron options given (not None) that
-        the neuron takes: e.g. ``{"kind": "lif", "tau": ..., "v_threshold": ..., "surrogate": ..., "alpha": ...,
-        "detach_reset": ...}`` or ``{"kind": "relu"}``. Retrain: settle the arch file's first (:meth:`against`)."""
-        from nni_snn.neuron import NEURONS, neuron_options
+        """The network's neuron spec (``nni_snn.neuron.make_neuron``) in full: the neuron options given (not None)
+        that the neuron takes, the others at its defaults, e.g. ``{"kind": "lif", "tau": ..., "v_threshold": ...,
+        "surrogate": ..., "alpha": ..., "detach_reset": ...}`` or ``{"kind": "relu"}``. Retrain: settle the arch
+        file's first (:meth:`against`)."""
+        from nni_snn.neuron import NEURONS, neuron_options, resolved_spec
 
         spec = {key: getattr(self, name) for key, name in NEURON_OPTIONS.items() if getattr(self, name) is not None}
         kind = spec.pop("kind", "lif")
         if kind not in NEURONS:  # make_neuron names the problem
             return {"kind": kind, **spec}
         taken = neuron_options(kind)
-        return {"kind": kind, **{k: v for k, v in spec.items() if k in taken}}
+        return resolved_spec({"kind": kind, **{k: v for k, v in spec.items() if k in taken}})
 
     def check_together(self) -> None:
         super().check_together()
@@ -278,8 +279,8 @@ class RetrainOptions(TrainOptions):
 
     def against(self, arch: dict | None) -> RetrainOptions:
         """These options with those left to the arch file (None) settled against ``arch`` (a loaded arch.json, or
-        None for a --baseline): T, the neuron, normalisation, attention placement and cell norm are the file's where
-        it has them (else the network's defaults apply when it is built); event framing is the search's when it
+        None for a --baseline): T, the neuron, normalisation, attention placement and cell norm are the file's
+        (``load_arch`` spells out what an old file leaves out); event framing is the search's when it
         searched the same dataset, so that frames at 48x48 stay 48x48, else time bins at the sensor's size."""
         from nni_snn.archfile import event_framing
 

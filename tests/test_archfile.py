@@ -67,7 +67,7 @@ def test_build_network_from_path_and_auxiliary(tmp_path, hand_arch):
 
 @pytest.mark.parametrize("mutate,needle", [
     (lambda a: a.update(format="other"), "format"),
-    (lambda a: a.update(version=3), "version"),
+    (lambda a: a.update(version=4), "version"),
     (lambda a: a.update(attention_cells="first"), "attention_cells"),
     (lambda a: a.pop("genotype"), "genotype"),
     (lambda a: a["genotype"]["normal"].pop(), "exactly 8"),
@@ -118,3 +118,45 @@ def test_the_readmes_parameter_counts_of_darts_v2(width, attention, cells, milli
     counts = network_parameters(build_network(arch, width=width, num_cells=6, num_classes=10, auxiliary=True))
     assert round(counts["params_with_auxiliary_head"] / 1e6, 3) == millions
     assert round(counts["params"] / 1e6, 3) == without_head
+
+
+def test_every_arch_json_carries_its_full_neuron_and_reads_back_the_same(tmp_path, hand_arch):
+    from nni_snn.archfile import make_arch
+    from nni_snn.neuron import LIF, PLIF
+
+    for given, kind in [(None, LIF), ({"kind": "plif", "tau": 0.3}, PLIF), ({"surrogate": "arctan"}, LIF)]:
+        arch = make_arch(attention="ma", timesteps=2, genotype=hand_arch["genotype"], neuron=given)
+        assert set(arch["neuron"]) == {"kind", "tau", "v_threshold", "surrogate", "alpha", "detach_reset"}
+        assert {"normalize", "cell_norm", "attention_cells"} <= set(arch)
+        write_json_atomic(tmp_path / "arch.json", arch)
+        assert load_arch(tmp_path / "arch.json") == arch
+        net = build_network(tmp_path / "arch.json", width=4, num_cells=3, num_classes=10)
+        neurons = [m for m in net.modules() if isinstance(m, kind)]
+        spec = arch["neuron"]
+        assert neurons and all(round(m.tau, 6) == spec["tau"] and m.alpha == spec["alpha"]
+                               and m.surrogate == spec["surrogate"] for m in neurons)
+    assert make_arch(attention="ma", timesteps=2, genotype=hand_arch["genotype"],
+                     neuron={"kind": "relu"})["neuron"] == {"kind": "relu"}
+
+
+def test_a_changed_default_does_not_change_what_a_file_means(tmp_path, hand_arch, monkeypatch):
+    """Files of version 1 and 2 read with the defaults of the releases that wrote them, version 3 files with what
+    they hold: neither follows a later change of the LIF's defaults, which only new files take."""
+    from nni_snn.archfile import PINNED_NEURON, make_arch
+    from nni_snn.neuron import LIF, NEURONS
+
+    written = make_arch(attention="ma", timesteps=2, genotype=hand_arch["genotype"])
+
+    class Changed(LIF):  # a later release's LIF, with other defaults
+        def __init__(self, tau=0.5, v_threshold=1.0, surrogate="arctan", alpha=2.0, detach_reset=False):
+            super().__init__(tau, v_threshold, surrogate, alpha, detach_reset)
+
+    monkeypatch.setitem(NEURONS, "lif", Changed)
+    assert load_arch(written)["neuron"] == written["neuron"] == PINNED_NEURON
+    old = {k: v for k, v in hand_arch.items() if k not in ("neuron", "normalize", "cell_norm", "attention_cells")}
+    for version in (1, 2):
+        assert load_arch({**old, "version": version})["neuron"] == PINNED_NEURON
+        partial = load_arch({**old, "version": version, "neuron": {"kind": "plif", "surrogate": "arctan"}})
+        assert partial["neuron"] == {**PINNED_NEURON, "kind": "plif", "surrogate": "arctan"}
+        assert load_arch({**old, "version": version, "neuron": {"kind": "relu"}})["neuron"] == {"kind": "relu"}
+    assert make_arch(attention="ma", timesteps=2, genotype=hand_arch["genotype"])["neuron"]["alpha"] == 2.0

@@ -236,7 +236,8 @@ def test_retrain_with_plif_learns_tau_and_counts_spikes(tmp_path):
     tiny = ["--width", "4", "--cells", "3", "--epochs", "1", "--batch-size", "256", "--no-progress"]
     assert main(["retrain", "--arch", str(arch), "--neuron", "plif", "--tau", "0.3", *tiny, "--output", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["network"]["neuron"] == {"kind": "plif", "tau": 0.3}
+    assert metrics["network"]["neuron"] == {"kind": "plif", "tau": 0.3, "v_threshold": 0.5, "surrogate": "sigmoid",
+                                            "alpha": 4.0, "detach_reset": True}  # the rest: the file's, in full
     assert metrics["spikes_per_sample"] > 0 and metrics["sops_per_sample"] > 0
     state = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True, map_location="cpu")["state_dict"]
     taus = torch.sigmoid(torch.stack([v for k, v in state.items() if k.endswith(".w")]))

@@ -52,10 +52,14 @@ def test_retrain_settles_what_it_left_to_the_arch_file_against_it():
     # the file's where the options left it, the options' where they gave it
     assert (settled.timesteps, settled.neuron, settled.tau, settled.surrogate_alpha) == (4, "plif", 0.3, 2.0)
     assert (settled.normalize, settled.attention_cells, settled.v_threshold) == (False, "all", 0.7)
-    assert settled.neuron_spec() == {"kind": "plif", "tau": 0.3, "alpha": 2.0, "v_threshold": 0.7}
+    # in full: what neither gave, at the neuron's defaults
+    assert settled.neuron_spec() == {"kind": "plif", "tau": 0.3, "alpha": 2.0, "v_threshold": 0.7,
+                                     "surrogate": "sigmoid", "detach_reset": True}
     assert given.timesteps is None  # the options given stay as they were
     baseline = RetrainOptions(baseline="spiking-cnn").against(None)
-    assert (baseline.timesteps, baseline.frames_by, baseline.neuron_spec()) == (2, "time", {"kind": "lif"})
+    assert (baseline.timesteps, baseline.frames_by) == (2, "time")
+    assert baseline.neuron_spec() == {"kind": "lif", "tau": 0.2, "v_threshold": 0.5, "surrogate": "sigmoid",
+                                      "alpha": 4.0, "detach_reset": True}
 
 
 def test_the_searchs_retrain_options_come_checked(tmp_path):
@@ -161,3 +165,17 @@ def test_every_registered_name_is_a_valid_choice_named_in_help():
             assert name in helps[command], (command, name)
             args = parser.parse_args([command, f"--{key.replace('_', '-')}", name])
             assert getattr(resolve(COMMANDS[command], args), key) == name
+
+
+@pytest.mark.parametrize("command, given", [("search", ["--tau", "0.3", "--attention", "ct"]),
+                                            ("retrain", ["--baseline", "spiking-cnn", "--lr", "0.05"]),
+                                            ("multitrial", ["--search-strategy", "evolution"])])
+def test_config_yaml_reads_back_to_the_same_options(tmp_path, command, given):
+    """What a run writes to config.yaml (every option, defaults included) resolves, with --config, to its options."""
+    from nni_snn.cli import write_config
+
+    parser = build_parser()
+    opts = resolve(COMMANDS[command], parser.parse_args([command, *given, "--output", str(tmp_path)]))
+    write_config(tmp_path, opts)
+    again = resolve(COMMANDS[command], parser.parse_args([command, "--config", str(tmp_path / "config.yaml")]))
+    assert again == opts

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from nni_snn.archfile import load_arch
+from nni_snn.archfile import VERSION, load_arch
 from nni_snn.cli import main
 
 TINY = ["--dataset", "digits", "--width", "4", "--cells", "3", "--epochs", "2", "--batch-size", "128",
@@ -41,7 +41,7 @@ def test_search_writes_arch_metrics_pictures_and_tensorboard(searched):
     # the derived network's count with the auxiliary head: DARTS's head, ~0.40 M at 10 classes whatever the width
     assert 0.39e6 < metrics["params_with_auxiliary_head"] - metrics["params"] < 0.42e6
     assert arch["results"]["params_with_auxiliary_head"] == metrics["params_with_auxiliary_head"]
-    assert arch["attention_cells"] == "all" and arch["version"] == 2
+    assert arch["attention_cells"] == "all" and arch["version"] == VERSION
     assert len(metrics["history"]) == 2
     for name in ("normal.png", "reduce.png"):
         assert (searched / name).read_bytes()[:4] == b"\x89PNG"
