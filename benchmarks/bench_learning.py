@@ -86,7 +86,7 @@ def diagnose(arch: dict, before: dict) -> None:
     print("\n== at initialisation (width 8, 5 cells, T=2, one batch of 96): cell-output firing rate / gradient RMS of "
           "the cell-output spikes, per cell; logit spread across samples")
     networks = {"before": ({"normalize": False, "neuron": {"surrogate": before["surrogate"],
-                                                           "alpha": before["surrogate_alpha"]}}),
+                                                           "surrogate_alpha": before["surrogate_alpha"]}}),
                 "defaults": {}}
     for name, kwargs in networks.items():
         torch.manual_seed(0)

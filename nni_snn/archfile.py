@@ -5,7 +5,7 @@ Format (version 3)::
     {"format": "nni-snn/arch", "version": 3, "attention": "none" | "ct" | "ma", "attention_cells": "all" | "last",
      "timesteps": 2,
      "genotype": {"normal": [[op, input], ... 8 pairs], "reduce": [... 8 pairs]},
-     "neuron": {"kind": "lif", "tau": 0.2, "v_threshold": 0.5, "surrogate": "sigmoid", "alpha": 4.0,
+     "neuron": {"kind": "lif", "tau": 0.2, "v_threshold": 0.5, "surrogate": "sigmoid", "surrogate_alpha": 4.0,
                 "detach_reset": true}, "normalize": true, "cell_norm": "after-attention" | "before-attention",
      "alpha": {label: {op: weight}}, "nni_sample": {label: choice}, "search": {...}, "results": {...}}
 
@@ -17,7 +17,8 @@ written in full from version 3 on: the neuron with every one of its options (:fu
 so that a changed default never changes what a file means. Time steps stay a key of their own: the neuron takes T
 from its input. :func:`load_arch` spells out what a file leaves out: in a file of version 1 or 2, the defaults of
 the nni-snn that wrote those versions (:data:`PINNED`, :data:`PINNED_NEURON`); in a version 3 file (written in full,
-or by hand), the neuron's own defaults.
+or by hand), the neuron's own defaults. Versions 1 and 2 spelt the surrogate's sharpness ``alpha``, the word
+``alpha`` also names the architecture weights; version 3 spells it ``surrogate_alpha``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 
 from nni_snn.errors import ArchError
 from nni_snn.genotype import ATTENTION_CELLS, CELL_NORMS, CELL_TYPES, NUM_NODES, PRIMITIVES
-from nni_snn.neuron import NEURONS, make_neuron, neuron_options, resolved_spec
+from nni_snn.neuron import NEURONS, RENAMED_OPTIONS, make_neuron, neuron_options, resolved_spec
 from nni_snn.registry import ATTENTIONS
 
 FORMAT = "nni-snn/arch"
@@ -41,7 +42,7 @@ READABLE_VERSIONS = (1, 2, 3)
 # neuron was recorded, trained LIFs with the arctan surrogate at alpha 2; they have been read with these defaults
 # since, and their networks, from before one neuron per state, cannot be rebuilt as they were anyway.)
 PINNED = {"attention_cells": "all", "normalize": True, "cell_norm": "after-attention"}
-PINNED_NEURON = {"kind": "lif", "tau": 0.2, "v_threshold": 0.5, "surrogate": "sigmoid", "alpha": 4.0,
+PINNED_NEURON = {"kind": "lif", "tau": 0.2, "v_threshold": 0.5, "surrogate": "sigmoid", "surrogate_alpha": 4.0,
                  "detach_reset": True}
 
 
@@ -62,7 +63,7 @@ def spelt_out(arch: dict) -> dict:
     """A copy of a validated ``arch`` with every setting of its network present: what its version left out, at that
     version's defaults (:data:`PINNED`, :data:`PINNED_NEURON` for versions 1 and 2)."""
     arch = {**PINNED, **arch}
-    neuron = dict(arch.get("neuron") or {})
+    neuron = _neuron_of(arch)
     if arch["version"] < 3:
         kind = neuron.get("kind", "lif")
         taken = neuron_options(kind) if kind in NEURONS else ()
@@ -99,7 +100,7 @@ def validate(arch: Any, source: str = "architecture") -> dict:
     if arch.get("cell_norm", CELL_NORMS[0]) not in CELL_NORMS:
         fail(f"cell_norm {arch['cell_norm']!r} is unknown; use one of {', '.join(CELL_NORMS)}")
     if "neuron" in arch:
-        problem = neuron_problem(arch["neuron"])
+        problem = neuron_problem(_neuron_of(arch))
         if problem:
             fail(f"neuron: {problem}")
     for cell_type in CELL_TYPES:
@@ -120,6 +121,17 @@ def validate(arch: Any, source: str = "architecture") -> dict:
                 fail(f"genotype.{cell_type}: node {k} takes input {pairs[2 * k][1]} twice; its two inputs "
                      "must differ")
     return arch
+
+
+def _neuron_of(arch: dict) -> Any:
+    """``arch``'s neuron spec in today's keys (a file of version 1 or 2 spelt them its own way: no warning)."""
+    neuron = arch.get("neuron", {})
+    if arch.get("version", VERSION) < 3 and isinstance(neuron, dict):
+        neuron = dict(neuron)
+        for old, new in RENAMED_OPTIONS.items():
+            if old in neuron:
+                neuron.setdefault(new, neuron.pop(old))
+    return neuron
 
 
 def neuron_problem(spec: Any) -> str | None:

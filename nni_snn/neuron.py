@@ -5,6 +5,13 @@ Dynamics (paper eq. 1-2), per neuron, over time steps ``t = 1..T`` with ``u_0 = 
     u_t = tau * u_{t-1} * (1 - o_{t-1}) + x_t
     o_t = 1 if u_t > v_threshold else 0          (strictly greater: u_t == v_threshold gives no spike)
 
+``tau`` is the decay factor of eq. 1, the fraction of the membrane kept per step, not a time constant. SpikingJelly's
+``LIFNode(tau=T, v_reset=0.0)`` computes ``H_t = V_{t-1} + (X_t - V_{t-1}) / T`` (``decay_input=True``, its default)
+or ``H_t = V_{t-1} - V_{t-1} / T + X_t`` (``decay_input=False``): it keeps ``1 - 1/T`` per step. So this LIF with
+``tau`` is SpikingJelly's with ``T = 1 / (1 - tau)`` and ``decay_input=False`` (tau 0.2 here: T 1.25; its default
+T 2: tau 0.5), but for the threshold, which SpikingJelly's spike reaches at equality. The surrogate's sharpness is
+``surrogate_alpha`` (``alpha`` inside the surrogate functions), apart from the search's architecture weights alpha.
+
 The neuron is *stateless* between calls: one ``forward`` takes the whole time-major input ``[T, ...]``
 and walks over ``T`` itself, so there is nothing to reset between batches and no "backward through the
 graph a second time" bugs. The loop runs inside a custom :class:`torch.autograd.Function` that keeps only
@@ -24,17 +31,21 @@ from __future__ import annotations
 
 import inspect
 import math
+import warnings
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-__all__ = ["LIF", "NEURONS", "PLIF", "SURROGATES", "SpikingNeuron", "lif_reference", "make_neuron", "neuron_options",
+__all__ = ["LIF", "NEURONS", "PLIF", "RENAMED_OPTIONS", "SURROGATES", "SpikingNeuron", "lif_reference", "make_neuron", "neuron_options",
            "register_neuron", "resolved_spec"]
 
 # kind -> factory of the neuron (keyword options -> module); make_neuron(spec) calls NEURONS[spec["kind"]](**rest).
 NEURONS: dict[str, Callable[..., nn.Module]] = {}
+# Old spec key -> today's. "alpha" named the surrogate's sharpness until arch.json version 3: the search's architecture
+# weights are alpha too.
+RENAMED_OPTIONS = {"alpha": "surrogate_alpha"}
 
 
 def register_neuron(kind: str) -> Callable:
@@ -60,7 +71,7 @@ def resolved_spec(spec: dict | None = None) -> dict:
     """``spec`` (see :func:`make_neuron`) with every option of its neuron spelt out, those it leaves out at the
     neuron's defaults: what arch.json records, so that a later change of a default does not change what a file
     means. ``{"kind": "relu"}`` has none."""
-    spec = dict(spec or {})
+    spec = _renamed(spec)
     kind = spec.pop("kind", "lif")
     if kind not in NEURONS:
         raise ValueError(f"unknown neuron {kind!r}; valid: {', '.join(NEURONS)}")
@@ -68,6 +79,17 @@ def resolved_spec(spec: dict | None = None) -> dict:
     defaults = {name: parameters[name].default for name in neuron_options(kind)
                 if parameters[name].default is not inspect.Parameter.empty}
     return {"kind": kind, **defaults, **spec}
+
+
+def _renamed(spec: dict | None) -> dict:
+    """A copy of ``spec`` in today's keys; an old key (:data:`RENAMED_OPTIONS`) still works, with a warning."""
+    spec = dict(spec or {})
+    for old, new in RENAMED_OPTIONS.items():
+        if old in spec:
+            warnings.warn(f"neuron spec key {old!r} is deprecated; use {new!r}", FutureWarning, stacklevel=3)
+            value = spec.pop(old)
+            spec.setdefault(new, value)  # the new key wins where both are given
+    return spec
 
 
 class SpikingNeuron(nn.Module):
@@ -176,10 +198,11 @@ class LIF(SpikingNeuron):
         tau: membrane decay per step (paper: 0.2).
         v_threshold: firing threshold (paper: 0.5); a spike needs ``u > v_threshold``.
         surrogate: name in :data:`SURROGATES` used for ``dH/dv`` in backward.
-        alpha: surrogate sharpness; larger = taller and narrower.
+        surrogate_alpha: the surrogate's sharpness (its ``alpha``); larger = taller and narrower. Named apart from
+            the search's architecture weights, alpha.
         detach_reset: if True the reset term ``(1 - o_{t-1})`` is treated as a constant in backward.
 
-    Defaults: the paper names no surrogate. ``sigmoid`` with ``alpha = 4`` (SpikingJelly's default for its
+    Defaults: the paper names no surrogate. ``sigmoid`` with ``surrogate_alpha = 4`` (SpikingJelly's default for its
     LIF neurons) has peak ``dH/dv = 1`` at the threshold and exponential tails: neurons far from threshold
     pass almost no gradient. Measured on digits (benchmarks/README.md, "Learning"), the polynomial tails of
     ``arctan`` (alpha 2, this project's earlier default) let the surrogate's error pile up through the ~20
@@ -190,14 +213,14 @@ class LIF(SpikingNeuron):
     """
 
     def __init__(self, tau: float = 0.2, v_threshold: float = 0.5, surrogate: str = "sigmoid",
-                 alpha: float = 4.0, detach_reset: bool = True) -> None:
+                 surrogate_alpha: float = 4.0, detach_reset: bool = True) -> None:
         super().__init__()
         if surrogate not in SURROGATES:
             raise ValueError(f"unknown surrogate {surrogate!r}; valid: {', '.join(SURROGATES)}")
         self.tau = float(tau)
         self.v_threshold = float(v_threshold)
         self.surrogate = surrogate
-        self.alpha = float(alpha)
+        self.surrogate_alpha = float(surrogate_alpha)
         self.detach_reset = bool(detach_reset)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -208,14 +231,14 @@ class LIF(SpikingNeuron):
             # recurrence and the threshold comparison run in float32, so a neuron fires exactly when its float32
             # membrane crosses V_th (bf16 keeps 8 bits of mantissa: u near 0.5 would be off by up to 0.002). The
             # spikes come back in the input's dtype, where 0 and 1 are exact.
-            return _LIFFunction.apply(x.float(), self.tau, self.v_threshold, self.surrogate, self.alpha,
+            return _LIFFunction.apply(x.float(), self.tau, self.v_threshold, self.surrogate, self.surrogate_alpha,
                                       self.detach_reset).to(x.dtype)
-        return _LIFFunction.apply(x, self.tau, self.v_threshold, self.surrogate, self.alpha,
+        return _LIFFunction.apply(x, self.tau, self.v_threshold, self.surrogate, self.surrogate_alpha,
                                   self.detach_reset)
 
     def extra_repr(self) -> str:
         return (f"tau={self.tau}, v_threshold={self.v_threshold}, surrogate={self.surrogate!r}, "
-                f"alpha={self.alpha}, detach_reset={self.detach_reset}")
+                f"surrogate_alpha={self.surrogate_alpha}, detach_reset={self.detach_reset}")
 
 
 class _Heaviside(torch.autograd.Function):
@@ -235,7 +258,7 @@ class _Heaviside(torch.autograd.Function):
 
 
 def lif_reference(x: Tensor, tau: float = 0.2, v_threshold: float = 0.5, surrogate: str = "arctan",
-                  alpha: float = 2.0, detach_reset: bool = True) -> Tensor:
+                  surrogate_alpha: float = 2.0, detach_reset: bool = True) -> Tensor:
     """Plain Python loop over T differentiated by autograd: the reference that tests and benchmarks
     compare :class:`LIF` against (same maths, straightforward but slower and hungrier for memory)."""
     spikes = []
@@ -246,7 +269,7 @@ def lif_reference(x: Tensor, tau: float = 0.2, v_threshold: float = 0.5, surroga
         else:
             keep = 1.0 - (o.detach() if detach_reset else o)
             u = tau * u * keep + x[t]
-        o = _Heaviside.apply(u - v_threshold, surrogate, alpha)
+        o = _Heaviside.apply(u - v_threshold, surrogate, surrogate_alpha)
         spikes.append(o)
     return torch.stack(spikes)
 
@@ -284,7 +307,7 @@ class PLIF(SpikingNeuron):
     """
 
     def __init__(self, tau: float = 0.2, v_threshold: float = 0.5, surrogate: str = "sigmoid",
-                 alpha: float = 4.0, detach_reset: bool = True) -> None:
+                 surrogate_alpha: float = 4.0, detach_reset: bool = True) -> None:
         super().__init__()
         if surrogate not in SURROGATES:
             raise ValueError(f"unknown surrogate {surrogate!r}; valid: {', '.join(SURROGATES)}")
@@ -293,7 +316,7 @@ class PLIF(SpikingNeuron):
         self.w = nn.Parameter(torch.tensor(math.log(tau / (1.0 - tau))))
         self.v_threshold = float(v_threshold)
         self.surrogate = surrogate
-        self.alpha = float(alpha)
+        self.surrogate_alpha = float(surrogate_alpha)
         self.detach_reset = bool(detach_reset)
 
     @property
@@ -306,12 +329,12 @@ class PLIF(SpikingNeuron):
             raise ValueError(f"PLIF expects a time-major tensor [T, ...] with T >= 1, got shape {tuple(x.shape)}")
         # As LIF: under mixed precision the membrane runs in float32, and the spikes come back in x's dtype.
         spikes = _PLIFFunction.apply(x.float() if x.dtype in (torch.float16, torch.bfloat16) else x, self.w,
-                                     self.v_threshold, self.surrogate, self.alpha, self.detach_reset)
+                                     self.v_threshold, self.surrogate, self.surrogate_alpha, self.detach_reset)
         return spikes.to(x.dtype)
 
     def extra_repr(self) -> str:
         return (f"tau=sigmoid(w)={self.tau:.4g}, v_threshold={self.v_threshold}, surrogate={self.surrogate!r}, "
-                f"alpha={self.alpha}, detach_reset={self.detach_reset}")
+                f"surrogate_alpha={self.surrogate_alpha}, detach_reset={self.detach_reset}")
 
 
 @register_neuron("relu")
@@ -323,11 +346,11 @@ def relu_twin(**ignored) -> nn.Module:
 
 def make_neuron(spec: dict | None = None) -> nn.Module:
     """The neuron a network uses at every spiking site, from a spec such as ``{"kind": "lif", "surrogate":
-    "sigmoid", "alpha": 4.0}`` (missing keys: the neuron's defaults; no kind: ``lif``). ``{"kind": "relu"}`` builds
+    "sigmoid", "surrogate_alpha": 4.0}`` (missing keys: the neuron's defaults; no kind: ``lif``). ``{"kind": "relu"}`` builds
     the ANN twin of a network: the same layers with ``nn.ReLU`` in place of every spiking neuron (it reads
     ``[T, ...]`` elementwise), so the accuracy an SNN pays for its binary spikes can be measured. Kinds:
     :data:`NEURONS`."""
-    spec = dict(spec or {})
+    spec = _renamed(spec)
     kind = spec.pop("kind", "lif")
     if kind not in NEURONS:
         raise ValueError(f"unknown neuron {kind!r}; valid: {', '.join(NEURONS)}")

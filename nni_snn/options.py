@@ -37,7 +37,7 @@ SELECTIONS = ("alpha", "perturbation")
 PRECISIONS = ("32", "16-mixed", "bf16-mixed")
 # The keys of a neuron spec (nni_snn.neuron.make_neuron, arch.json's "neuron") and the options that give them.
 NEURON_OPTIONS = {"kind": "neuron", "tau": "tau", "v_threshold": "v_threshold", "surrogate": "surrogate",
-                  "alpha": "surrogate_alpha", "detach_reset": "detach_reset"}
+                  "surrogate_alpha": "surrogate_alpha", "detach_reset": "detach_reset"}
 
 
 def _is_number(value) -> bool:
@@ -177,14 +177,20 @@ class TrainOptions(CommonOptions):
     # The network's neuron and normalisation (search: recorded in arch.json; retrain: None = the arch file's).
     neuron: str | None = option("lif", "lif, plif (a LIF that learns its decay), or relu for the network's ANN twin "
                                        "(default {default})", choices="nni_snn.neuron:NEURONS")
-    tau: float | None = option(0.2, "LIF membrane decay per step, paper eq. 1; plif: its initial value "
-                                    "(default {default})", check="[0,1]")
+    # tau is the paper's (eq. 1): the factor the membrane keeps per step. SpikingJelly's LIFNode tau is a time constant
+    # instead (it keeps 1 - 1/tau per step, nni_snn.neuron), which a SpikingJelly user would otherwise read here.
+    tau: float | None = option(0.2, "LIF membrane decay factor per step, u_t = tau * u_(t-1) + x_t (paper eq. 1); "
+                                    "not a time constant: SpikingJelly's LIFNode(tau=T) keeps 1 - 1/T per step, so "
+                                    "tau here = 1 - 1/T (0.2 = its T 1.25; its default T 2 = 0.5 here); plif: its "
+                                    "initial value (default {default})", check="[0,1]")
     v_threshold: float | None = option(0.5, "LIF firing threshold (default {default})", check="number>0")
     detach_reset: bool | None = option(True, "treat the reset as a constant in backward (default {default})",
                                        check="bool", action="both")
     surrogate: str | None = option("sigmoid", "surrogate gradient of the LIF: sigmoid, arctan, rectangular "
                                               "(default {default})", choices="nni_snn.neuron:SURROGATES")
-    surrogate_alpha: float | None = option(4.0, "surrogate sharpness (default {default})", check="number>0")
+    surrogate_alpha: float | None = option(4.0, "sharpness of the surrogate gradient (the search's architecture "
+                                                "weights are alpha; this is not them) (default {default})",
+                                           check="number>0")
     normalize: bool | None = option(True, "BN before each cell's output neurons and on the classifier's pooled spike "
                                           "rates; --no-normalize builds the network without them (default {default})",
                                     check="bool", action="both")
@@ -203,7 +209,7 @@ class TrainOptions(CommonOptions):
     def neuron_spec(self) -> dict:
         """The network's neuron spec (``nni_snn.neuron.make_neuron``) in full: the neuron options given (not None)
         that the neuron takes, the others at its defaults, e.g. ``{"kind": "lif", "tau": ..., "v_threshold": ...,
-        "surrogate": ..., "alpha": ..., "detach_reset": ...}`` or ``{"kind": "relu"}``. Retrain: settle the arch
+        "surrogate": ..., "surrogate_alpha": ..., "detach_reset": ...}`` or ``{"kind": "relu"}``. Retrain: settle the arch
         file's first (:meth:`against`)."""
         from nni_snn.neuron import NEURONS, neuron_options, resolved_spec
 

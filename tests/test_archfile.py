@@ -126,14 +126,14 @@ def test_every_arch_json_carries_its_full_neuron_and_reads_back_the_same(tmp_pat
 
     for given, kind in [(None, LIF), ({"kind": "plif", "tau": 0.3}, PLIF), ({"surrogate": "arctan"}, LIF)]:
         arch = make_arch(attention="ma", timesteps=2, genotype=hand_arch["genotype"], neuron=given)
-        assert set(arch["neuron"]) == {"kind", "tau", "v_threshold", "surrogate", "alpha", "detach_reset"}
+        assert set(arch["neuron"]) == {"kind", "tau", "v_threshold", "surrogate", "surrogate_alpha", "detach_reset"}
         assert {"normalize", "cell_norm", "attention_cells"} <= set(arch)
         write_json_atomic(tmp_path / "arch.json", arch)
         assert load_arch(tmp_path / "arch.json") == arch
         net = build_network(tmp_path / "arch.json", width=4, num_cells=3, num_classes=10)
         neurons = [m for m in net.modules() if isinstance(m, kind)]
         spec = arch["neuron"]
-        assert neurons and all(round(m.tau, 6) == spec["tau"] and m.alpha == spec["alpha"]
+        assert neurons and all(round(m.tau, 6) == spec["tau"] and m.surrogate_alpha == spec["surrogate_alpha"]
                                and m.surrogate == spec["surrogate"] for m in neurons)
     assert make_arch(attention="ma", timesteps=2, genotype=hand_arch["genotype"],
                      neuron={"kind": "relu"})["neuron"] == {"kind": "relu"}
@@ -148,8 +148,8 @@ def test_a_changed_default_does_not_change_what_a_file_means(tmp_path, hand_arch
     written = make_arch(attention="ma", timesteps=2, genotype=hand_arch["genotype"])
 
     class Changed(LIF):  # a later release's LIF, with other defaults
-        def __init__(self, tau=0.5, v_threshold=1.0, surrogate="arctan", alpha=2.0, detach_reset=False):
-            super().__init__(tau, v_threshold, surrogate, alpha, detach_reset)
+        def __init__(self, tau=0.5, v_threshold=1.0, surrogate="arctan", surrogate_alpha=2.0, detach_reset=False):
+            super().__init__(tau, v_threshold, surrogate, surrogate_alpha, detach_reset)
 
     monkeypatch.setitem(NEURONS, "lif", Changed)
     assert load_arch(written)["neuron"] == written["neuron"] == PINNED_NEURON
@@ -159,4 +159,19 @@ def test_a_changed_default_does_not_change_what_a_file_means(tmp_path, hand_arch
         partial = load_arch({**old, "version": version, "neuron": {"kind": "plif", "surrogate": "arctan"}})
         assert partial["neuron"] == {**PINNED_NEURON, "kind": "plif", "surrogate": "arctan"}
         assert load_arch({**old, "version": version, "neuron": {"kind": "relu"}})["neuron"] == {"kind": "relu"}
-    assert make_arch(attention="ma", timesteps=2, genotype=hand_arch["genotype"])["neuron"]["alpha"] == 2.0
+    assert make_arch(attention="ma", timesteps=2, genotype=hand_arch["genotype"])["neuron"]["surrogate_alpha"] == 2.0
+
+
+def test_the_old_spelling_of_the_surrogates_sharpness_still_reads(hand_arch):
+    """Versions 1 and 2 spelt it ``alpha`` (the word of the architecture weights too): read as surrogate_alpha, no
+    warning; in a spec given today, it works with a warning."""
+    import warnings
+
+    from nni_snn.neuron import make_neuron
+
+    old = {**hand_arch, "version": 2, "neuron": {"kind": "lif", "alpha": 3.0}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_arch(old)["neuron"]["surrogate_alpha"] == 3.0 and "alpha" not in load_arch(old)["neuron"]
+    with pytest.warns(FutureWarning, match="'alpha' is deprecated; use 'surrogate_alpha'"):
+        assert make_neuron({"alpha": 3.0}).surrogate_alpha == 3.0

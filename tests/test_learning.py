@@ -84,7 +84,7 @@ def test_bn_before_the_cell_output_neurons_and_the_readout_is_the_default_and_ca
     assert isinstance(on.cells[0].output.norm.module, nn.BatchNorm2d)
     assert isinstance(off.cells[0].output.norm, nn.Identity)
     assert isinstance(on.classifier.linear[0], nn.BatchNorm1d) and isinstance(off.classifier.linear, nn.Linear)
-    assert all(m.surrogate == "sigmoid" and m.alpha == 4.0 for m in on.modules() if isinstance(m, LIF))
+    assert all(m.surrogate == "sigmoid" and m.surrogate_alpha == 4.0 for m in on.modules() if isinstance(m, LIF))
     twin = build_network(ARCH, width=4, num_cells=3, num_classes=10, in_channels=1, neuron={"kind": "relu"})
     assert not any(isinstance(m, LIF) for m in twin.modules())
     assert sum(p.numel() for p in twin.parameters()) == sum(p.numel() for p in on.parameters())
@@ -97,10 +97,10 @@ def test_neuron_options_override_the_arch_files_and_are_recorded(tmp_path):
     from nni_snn.neuron import LIF
     from nni_snn.options import RetrainOptions
 
-    base = {"kind": "lif", "tau": 0.2, "surrogate": "sigmoid", "alpha": 4.0}
+    base = {"kind": "lif", "tau": 0.2, "surrogate": "sigmoid", "surrogate_alpha": 4.0}
     given = RetrainOptions(arch="arch.json", tau=0.5, v_threshold=1.0, detach_reset=False)
     spec = given.against({**ARCH, "neuron": base}).neuron_spec()
-    assert spec == {"kind": "lif", "tau": 0.5, "surrogate": "sigmoid", "alpha": 4.0, "v_threshold": 1.0,
+    assert spec == {"kind": "lif", "tau": 0.5, "surrogate": "sigmoid", "surrogate_alpha": 4.0, "v_threshold": 1.0,
                     "detach_reset": False}
     arch = tmp_path / "arch.json"
     arch.write_text(json.dumps({**ARCH, "neuron": base}))

@@ -80,7 +80,7 @@ def test_gradient_reaches_input_near_threshold():
 @pytest.mark.parametrize("detach_reset", [True, False])
 def test_backward_matches_autograd_reference(surrogate: str, detach_reset: bool):
     torch.manual_seed(0)
-    kwargs = {"tau": 0.2, "v_threshold": 0.5, "surrogate": surrogate, "alpha": 2.0, "detach_reset": detach_reset}
+    kwargs = {"tau": 0.2, "v_threshold": 0.5, "surrogate": surrogate, "surrogate_alpha": 2.0, "detach_reset": detach_reset}
     x = (torch.randn(6, 4, 3, 5, dtype=torch.float64) * 0.6 + 0.4).requires_grad_()
     g = torch.randn(6, 4, 3, 5, dtype=torch.float64)
     (ours,) = torch.autograd.grad(LIF(**kwargs)(x), x, g)
@@ -120,8 +120,8 @@ def test_unknown_surrogate():
 
 
 def test_make_neuron_builds_lif_or_its_relu_twin():
-    lif = make_neuron({"surrogate": "arctan", "alpha": 2.0})
-    assert isinstance(lif, LIF) and lif.surrogate == "arctan" and lif.alpha == 2.0
+    lif = make_neuron({"surrogate": "arctan", "surrogate_alpha": 2.0})
+    assert isinstance(lif, LIF) and lif.surrogate == "arctan" and lif.surrogate_alpha == 2.0
     assert isinstance(make_neuron(None), LIF) and make_neuron(None).surrogate == "sigmoid"
     assert isinstance(make_neuron({"kind": "relu"}), torch.nn.ReLU)
 
@@ -134,7 +134,7 @@ def test_half_precision_membranes_are_float32(dtype: torch.dtype):
     x = (torch.rand(4, 32) * 0.9).to(dtype).requires_grad_()
     out = LIF()(x)
     assert out.dtype == dtype
-    assert torch.equal(out.float(), lif_reference(x.detach().float(), surrogate="sigmoid", alpha=4.0))
+    assert torch.equal(out.float(), lif_reference(x.detach().float(), surrogate="sigmoid", surrogate_alpha=4.0))
     out.sum().backward()
     assert x.grad.dtype == dtype and torch.isfinite(x.grad.float()).all()
 
@@ -152,7 +152,7 @@ def test_cuda_matches_cpu():
 
 
 def test_repr():
-    assert "tau=0.2" in repr(LIF()) and "surrogate='sigmoid', alpha=4.0" in repr(LIF())
+    assert "tau=0.2" in repr(LIF()) and "surrogate='sigmoid', surrogate_alpha=4.0" in repr(LIF())
 
 
 # --- the neuron registry and PLIF (a LIF with a learnable decay) -------------------------------------------------
@@ -168,7 +168,7 @@ def test_the_registry_builds_every_kind_and_only_spiking_neurons_are_marked():
     assert isinstance(make_neuron({"kind": "lif"}), SpikingNeuron)
     relu = make_neuron({"kind": "relu", "tau": 0.5})  # the twin ignores the spiking neurons' options
     assert isinstance(relu, nn.ReLU) and not isinstance(relu, SpikingNeuron)
-    assert neuron_options("plif") == neuron_options("lif") == ("tau", "v_threshold", "surrogate", "alpha",
+    assert neuron_options("plif") == neuron_options("lif") == ("tau", "v_threshold", "surrogate", "surrogate_alpha",
                                                                 "detach_reset")
     assert neuron_options("relu") == ()
     with pytest.raises(ValueError, match="unknown neuron 'izhikevich'; valid: lif, plif, relu"):
@@ -180,11 +180,11 @@ def test_the_registry_builds_every_kind_and_only_spiking_neurons_are_marked():
 def test_plif_starts_at_the_tau_option_and_behaves_as_lif_there():
     from nni_snn.neuron import PLIF
 
-    plif = PLIF(tau=0.3, surrogate="arctan", alpha=2.0)
+    plif = PLIF(tau=0.3, surrogate="arctan", surrogate_alpha=2.0)
     assert [p.shape for p in plif.parameters()] == [torch.Size([])]  # one scalar per neuron layer
     assert plif.tau == pytest.approx(0.3)
     x = torch.rand(5, 3, 4) * 0.8
-    assert torch.equal(plif(x), LIF(tau=torch.sigmoid(plif.w).item(), surrogate="arctan", alpha=2.0)(x))
+    assert torch.equal(plif(x), LIF(tau=torch.sigmoid(plif.w).item(), surrogate="arctan", surrogate_alpha=2.0)(x))
 
 
 @pytest.mark.parametrize("detach_reset", [True, False])
@@ -195,13 +195,13 @@ def test_plif_forward_and_gradients_match_autograd_through_a_plain_loop(surrogat
     torch.manual_seed(1)
     x = (torch.rand(6, 4, 5, dtype=torch.float64) * 1.2).requires_grad_()
     weights = torch.randn(6, 4, 5, dtype=torch.float64)
-    plif = PLIF(tau=0.4, surrogate=surrogate, alpha=3.0, detach_reset=detach_reset)
+    plif = PLIF(tau=0.4, surrogate=surrogate, surrogate_alpha=3.0, detach_reset=detach_reset)
     out = plif(x)
     (out * weights).sum().backward()
 
     x_ref = x.detach().clone().requires_grad_()
     w_ref = torch.tensor(plif.w.item(), dtype=torch.float64, requires_grad=True)
-    ref = lif_reference(x_ref, tau=torch.sigmoid(w_ref), v_threshold=0.5, surrogate=surrogate, alpha=3.0,
+    ref = lif_reference(x_ref, tau=torch.sigmoid(w_ref), v_threshold=0.5, surrogate=surrogate, surrogate_alpha=3.0,
                         detach_reset=detach_reset)
     (ref * weights).sum().backward()
 
@@ -237,7 +237,7 @@ def test_retrain_with_plif_learns_tau_and_counts_spikes(tmp_path):
     assert main(["retrain", "--arch", str(arch), "--neuron", "plif", "--tau", "0.3", *tiny, "--output", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["network"]["neuron"] == {"kind": "plif", "tau": 0.3, "v_threshold": 0.5, "surrogate": "sigmoid",
-                                            "alpha": 4.0, "detach_reset": True}  # the rest: the file's, in full
+                                            "surrogate_alpha": 4.0, "detach_reset": True}  # the rest: the file's, in full
     assert metrics["spikes_per_sample"] > 0 and metrics["sops_per_sample"] > 0
     state = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True, map_location="cpu")["state_dict"]
     taus = torch.sigmoid(torch.stack([v for k, v in state.items() if k.endswith(".w")]))
@@ -255,5 +255,5 @@ def test_search_with_plif_records_it_in_the_arch_file(tmp_path):
     assert main(["search", "--neuron", "plif", "--width", "4", "--cells", "3", "--epochs", "1", "--batch-size", "256",
                  "--no-progress", "--output", str(out)]) == 0
     assert load_arch(out / "arch.json")["neuron"] == {"kind": "plif", "tau": 0.2, "v_threshold": 0.5,
-                                                      "surrogate": "sigmoid", "alpha": 4.0, "detach_reset": True}
+                                                      "surrogate": "sigmoid", "surrogate_alpha": 4.0, "detach_reset": True}
     assert json.loads((out / "metrics.json").read_text())["spikes_per_sample"] > 0

@@ -45,7 +45,7 @@ def test_defaults_resolve_unchanged_and_none_means_the_arch_files():
 
 
 def test_retrain_settles_what_it_left_to_the_arch_file_against_it():
-    arch = {"timesteps": 4, "neuron": {"kind": "plif", "tau": 0.3, "alpha": 2.0}, "normalize": False,
+    arch = {"timesteps": 4, "neuron": {"kind": "plif", "tau": 0.3, "surrogate_alpha": 2.0}, "normalize": False,
             "attention_cells": "last", "search": {"dataset": "digits"}}
     given = RetrainOptions(arch="a.json", v_threshold=0.7, attention_cells="all")
     settled = given.against(arch)
@@ -53,13 +53,13 @@ def test_retrain_settles_what_it_left_to_the_arch_file_against_it():
     assert (settled.timesteps, settled.neuron, settled.tau, settled.surrogate_alpha) == (4, "plif", 0.3, 2.0)
     assert (settled.normalize, settled.attention_cells, settled.v_threshold) == (False, "all", 0.7)
     # in full: what neither gave, at the neuron's defaults
-    assert settled.neuron_spec() == {"kind": "plif", "tau": 0.3, "alpha": 2.0, "v_threshold": 0.7,
+    assert settled.neuron_spec() == {"kind": "plif", "tau": 0.3, "surrogate_alpha": 2.0, "v_threshold": 0.7,
                                      "surrogate": "sigmoid", "detach_reset": True}
     assert given.timesteps is None  # the options given stay as they were
     baseline = RetrainOptions(baseline="spiking-cnn").against(None)
     assert (baseline.timesteps, baseline.frames_by) == (2, "time")
     assert baseline.neuron_spec() == {"kind": "lif", "tau": 0.2, "v_threshold": 0.5, "surrogate": "sigmoid",
-                                      "alpha": 4.0, "detach_reset": True}
+                                      "surrogate_alpha": 4.0, "detach_reset": True}
 
 
 def test_the_searchs_retrain_options_come_checked(tmp_path):

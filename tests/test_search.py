@@ -24,7 +24,7 @@ def searched(tmp_path_factory):
 def test_search_writes_arch_metrics_pictures_and_tensorboard(searched):
     arch = load_arch(searched / "arch.json")
     assert arch["attention"] == "ma" and arch["timesteps"] == 2
-    assert arch["neuron"] == {"kind": "lif", "tau": 0.2, "v_threshold": 0.5, "surrogate": "sigmoid", "alpha": 4.0,
+    assert arch["neuron"] == {"kind": "lif", "tau": 0.2, "v_threshold": 0.5, "surrogate": "sigmoid", "surrogate_alpha": 4.0,
                               "detach_reset": True}
     assert arch["normalize"] is True
     assert set(arch["alpha"]) >= {"normal/op_0_0", "reduce/op_3_4"}
