@@ -165,7 +165,13 @@ class CommonOptions:
 class TrainOptions(CommonOptions):
     """Search and retrain: one Lightning run, its hardware, the network's neuron and the energy prices."""
 
-    devices: int = option(1, "devices per node (default 1)", check="int>=1")
+    devices: int = option(1, "devices (processes) per node (default 1); several need --strategy ddp on the CPU",
+                          check="int>=1")
+    # Lightning's own names and values (its Trainer's strategy= and num_nodes=): a multi-GPU or multi-node run is
+    # Lightning's DDP, one process per device, each with --batch-size of its own (the effective batch is the sum).
+    strategy: str = option("auto", "Lightning strategy, e.g. ddp (default auto)")
+    num_nodes: int = option(1, "machines taking part, with Lightning's MASTER_ADDR, MASTER_PORT, NODE_RANK and "
+                               "WORLD_SIZE set on each (default 1)", check="int>=1")
     precision: str = option("32", "Lightning precision: 32, bf16-mixed (autocast; spikes and membranes stay exact, "
                                   "float32) or 16-mixed (CUDA only) (default 32)", choices=PRECISIONS, coerce=str)
     resume: bool = option(False, "continue from the last checkpoint in --output (after a crash or kill)",
@@ -269,7 +275,6 @@ class RetrainOptions(TrainOptions):
                             "DARTS's Cutout (default 0: off; DARTS on CIFAR: 16)", check="pixels>=0")
     val_every: int = option(1, "validate on the held-out split after every N-th epoch (default 1); --epochs must be "
                                "a multiple of N, so the last epoch is validated", check="int>=1")
-    strategy: str = option("auto", "Lightning strategy, e.g. ddp (default auto)")
 
     # In --help, the network to train comes first.
     FIRST: ClassVar[tuple[str, ...]] = ("arch", "baseline")
@@ -384,7 +389,7 @@ class SearchOptions(TrainOptions):
         shared = {f.name for f in dataclasses.fields(RetrainOptions)} & {f.name for f in dataclasses.fields(self)}
         values = {k: getattr(self, k) for k in shared if k not in own}
         values.update({k: getattr(self, f"retrain_{k}") for k in own if getattr(self, f"retrain_{k}") is not None})
-        values.update(arch=str(output / "arch.json"), timesteps=None, epochs=self.retrain_epochs, devices=1,
+        values.update(arch=str(output / "arch.json"), timesteps=None, epochs=self.retrain_epochs,
                       output=str(output / "retrain"),
                       resume=self.resume and resume_path(output / "retrain").is_file())
         retrain = RetrainOptions(**values)
