@@ -232,3 +232,53 @@ def test_counts_summed_over_processes_equal_one_process_s(tmp_path, hand_arch):
         assert rank["own"]["samples"] == 60
     # Not trivially equal: each process's own figures differ from the whole's.
     assert ranks[0]["own"]["spikes_per_sample"] != ranks[1]["own"]["spikes_per_sample"]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--strategy", "ddp_spawn"], "--strategy 'ddp_spawn' is unknown; use one of auto, ddp"),
+    (["--num-nodes", "0"], "--num-nodes must be an integer >= 1"),
+    (["--num-nodes", "2"], "--num-nodes 2: set MASTER_PORT, NODE_RANK on every node"),
+])
+def test_a_bad_device_flag_is_one_line_and_exit_2(argv, message, tmp_path, capsys, monkeypatch):
+    from nni_snn.cli import main
+
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    for name in ("MASTER_PORT", "NODE_RANK", "GROUP_RANK", "RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK",
+                 "OMPI_COMM_WORLD_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for command in (["search"], ["retrain", "--arch", "a.json"]):
+        assert main([*command, *argv, "--output", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err
+
+
+def test_the_other_processes_of_a_ddp_trial_reuse_the_first_ones_parameters(monkeypatch):
+    """Lightning starts a DDP trial's other processes with a copy of the first one's environment: they read its
+    parameter record there and never ask the manager, which would hand them the next trial's parameters."""
+    import nni
+    import nni.trial
+
+    from nni_snn import nni_trial
+
+    record = {"parameter_id": 7, "parameters": {"attention": "ct"}}
+
+    def next_parameter():
+        nni.trial._params = record
+        return record["parameters"]
+
+    monkeypatch.setattr(nni, "get_next_parameter", next_parameter)
+    monkeypatch.setattr(nni_trial, "get_default_trial_command_channel", lambda: "channel")
+    monkeypatch.setattr(nni.trial, "_params", None)
+    monkeypatch.setenv(nni_trial.RECORD_ENV, "")  # restored (removed) after the test
+    monkeypatch.delenv(nni_trial.RECORD_ENV)
+    for name in ("NNI_TRIAL_COMMAND_CHANNEL", "NNI_TRIAL_JOB_ID"):
+        monkeypatch.delenv(name, raising=False)
+    first = nni_trial.Trial()
+    assert first.parameters == {"attention": "ct"} and json.loads(os.environ[nni_trial.RECORD_ENV]) == record
+
+    def asked():
+        raise AssertionError("a second process asked the manager for parameters")
+
+    monkeypatch.setattr(nni, "get_next_parameter", asked)
+    other = nni_trial.Trial()  # as in a process started with that environment
+    assert other.parameters == {"attention": "ct"}
