@@ -6,6 +6,7 @@ checkpoints, and the allocator tuning. What to train and what to record is ``sea
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,7 +57,7 @@ class EpochShuffle(torch.utils.data.Sampler):
         return iter(order[rank::processes])
 
     def __len__(self) -> int:
-        return -(-self.size // self._shard()[1])
+        return math.ceil(self.size / self._shard()[1])
 
 
 def loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int, cuda: bool = False):

@@ -328,7 +328,7 @@ class SpikeMonitor:
             for store in stores:
                 for key in store:
                     store[key] = next(values)
-            samples = int(round(next(values)))
+            samples = round(next(values))
 
         def total(per_group: dict) -> float:
             return sum(v for g, v in per_group.items() if g not in self.apart)
