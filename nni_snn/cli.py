@@ -99,7 +99,7 @@ def _prepare(args, options: type):
     output.mkdir(parents=True, exist_ok=True)
     from nni_snn.runtime import is_global_zero
 
-    if is_global_zero():  # the other processes of a DDP run run this command too; rank 0 writes the files
+    if is_global_zero(opts):  # the other processes of a DDP run run this command too; rank 0 writes the files
         write_config(output, opts)
     return opts, output, trial
 

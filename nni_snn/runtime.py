@@ -118,15 +118,18 @@ def trainer(opts: TrainOptions, output: Path, callbacks: list, traced: bool = Fa
         enable_progress_bar=opts.progress, **kwargs)
 
 
-def is_global_zero() -> bool:
-    """Whether this process is rank 0 of its run: the one that writes the run's files and reports to NNI.
+def is_global_zero(opts: TrainOptions) -> bool:
+    """Whether this process is rank 0 of ``opts``'s run: the one that writes the run's files and reports to NNI.
 
     Lightning's DDP starts the other processes of a machine by running the same command with ``LOCAL_RANK`` set,
     and a user (or a cluster) starts each machine's with ``NODE_RANK`` (torchrun: ``RANK``), so before the process
-    group exists the environment says; once it exists, its rank does. A run on one device is rank 0.
+    group exists the environment says; once it exists, its rank does. A run on one device is rank 0 whatever the
+    environment holds.
     """
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank() == 0
+    if opts.devices * opts.num_nodes == 1:
+        return True
     return all(int(os.environ.get(name) or 0) == 0 for name in ("RANK", "NODE_RANK", "LOCAL_RANK"))
 
 

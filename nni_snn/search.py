@@ -78,7 +78,7 @@ def run_search(opts: SearchOptions, output: Path, trial=None) -> dict | None:
     derived = {a["epoch"]: a for a in strategy.oneshot_module.architectures}
     history = [{**record, **derived.get(record["epoch"], {})} for record in reporter.history]
 
-    if not is_global_zero():
+    if not is_global_zero(opts):
         wait_for_all()  # until rank 0 has written arch.json: a retrain after the search reads it in every process
         return None
     selection = None
