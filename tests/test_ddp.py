@@ -282,3 +282,42 @@ def test_the_other_processes_of_a_ddp_trial_reuse_the_first_ones_parameters(monk
     monkeypatch.setattr(nni, "get_next_parameter", asked)
     other = nni_trial.Trial()  # as in a process started with that environment
     assert other.parameters == {"attention": "ct"}
+
+
+@pytest.mark.slow
+def test_a_ddp_search_as_an_nni_trial_runs_the_trials_parameters_and_reports_once(tmp_path, monkeypatch):
+    """A trial whose command searches on 2 processes: the second process runs the tuner's parameters too (a different
+    attention would give it another supernet, and DDP would fail), and the manager gets one intermediate result per
+    epoch and one final result, rank 0's."""
+    import yaml
+
+    from nni_snn import nnictl
+
+    config = {"experimentName": "nni-snn DDP trial", "searchSpace": {"attention": {"_type": "choice", "_value": ["ct"]}},
+              "trialCommand": f"{sys.executable} -m nni_snn search {' '.join(DATA)} --epochs 2 --batch-size 25 "
+                              "--devices 2 --strategy ddp",
+              "trialCodeDirectory": str(ROOT), "trialConcurrency": 1, "maxTrialNumber": 1,
+              "tuner": {"name": "GridSearch"}, "trainingService": {"platform": "local"},
+              "experimentWorkingDirectory": str(tmp_path / "nni-experiments")}
+    path = tmp_path / "ddp_trial.yml"
+    path.write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("NODE_OPTIONS", f"--require {ROOT / 'tests' / 'support' / 'loopback.cjs'}")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    port = _free_port()
+    experiment_id = nnictl.create(path, port)
+    client = nnictl.RestClient(port)
+    try:
+        (trial,) = nnictl.wait(client, timeout=300, progress=lambda line: None)
+        assert trial["status"] == "SUCCEEDED"
+        metrics = client.metrics()
+        assert sorted(m["type"] for m in metrics) == ["FINAL", "PERIODICAL", "PERIODICAL"]
+        folder = nnictl.trial_dir(client, experiment_id, trial["trialJobId"])
+        arch = json.loads((folder / "arch.json").read_text())
+        assert arch["attention"] == "ct" and arch["search"]["batch_size"] == 25
+        assert [record["samples"] for record in json.loads((folder / "metrics.json").read_text())["history"]] == \
+            [100, 100]
+        final = next(nnictl.metric_value(m) for m in metrics if m["type"] == "FINAL")
+        assert final["default"] == pytest.approx(arch["results"]["accuracy"])
+        assert (folder / "trial.log").read_text().count("search: accuracy") == 1
+    finally:
+        nnictl.stop(experiment_id)
