@@ -97,7 +97,10 @@ def _prepare(args, options: type):
         if not resume_path(output).is_file():
             raise UsageError(f"--resume: no checkpoint {resume_path(output)}; run without --resume to start afresh")
     output.mkdir(parents=True, exist_ok=True)
-    write_config(output, opts)
+    from nni_snn.runtime import is_global_zero
+
+    if is_global_zero(opts):  # the other processes of a DDP run run this command too; rank 0 writes the files
+        write_config(output, opts)
     return opts, output, trial
 
 
@@ -144,19 +147,25 @@ def _search(args) -> int:
     from nni_snn.search import exported_result, run_search
 
     opts, output, trial = _prepare(args, SearchOptions)
-    metrics = run_search(opts, output, trial)
-    export = metrics["export"]
-    print(f"search: accuracy {metrics['accuracy']:.4f}, {_counts(metrics)}; architecture of epoch {export['epoch']} "
-          f"({export['mode']}, accuracy {export['accuracy']:.4f}), {_params(metrics)}: {output / 'arch.json'}")
-    result = exported_result(metrics)
+    metrics = run_search(opts, output, trial)  # None in the other processes of a DDP run: rank 0 reports
+    if metrics is not None:
+        export = metrics["export"]
+        print(f"search: accuracy {metrics['accuracy']:.4f}, {_counts(metrics)}; architecture of epoch "
+              f"{export['epoch']} ({export['mode']}, accuracy {export['accuracy']:.4f}), {_params(metrics)}: "
+              f"{output / 'arch.json'}")
+        result = exported_result(metrics)
     if opts.retrain_epochs:
-        # Retrain the found cells: the trial's final result is then its accuracy.
+        # Retrain the found cells, on the search's devices (every DDP process takes part): the trial's final result
+        # is then its accuracy.
         retrain = opts.retrain(output)
-        write_config(output / "retrain", retrain)
+        if metrics is not None:
+            write_config(output / "retrain", retrain)
         metrics = run_retrain(retrain, output / "retrain", trial)
-        print(f"retrain: accuracy {metrics['accuracy']:.4f}, {_counts(metrics)}; {output / 'retrain' / 'metrics.json'}")
-        result = final_result(metrics)
-    if trial:
+        if metrics is not None:
+            print(f"retrain: accuracy {metrics['accuracy']:.4f}, {_counts(metrics)}; "
+                  f"{output / 'retrain' / 'metrics.json'}")
+            result = final_result(metrics)
+    if trial and metrics is not None:
         trial.final(result)
     return 0
 

@@ -64,16 +64,32 @@ def assigned_record(received: dict | None, attempts: int = 20) -> dict | None:
     return received
 
 
+# The trial's parameter record, handed by its first process to the others of a DDP run (Lightning starts them with
+# a copy of its environment).
+RECORD_ENV = "NNI_SNN_TRIAL_RECORD"
+
+
 class Trial:
-    """This process's NNI trial; create it once, before anything else asks NNI for parameters."""
+    """This process's NNI trial; create it once, before anything else asks NNI for parameters.
+
+    In a trial that trains on several devices (``--devices N --strategy ddp``) only the first process asks the manager
+    for the parameters and reports: asking again would take the next queued trial's parameters (see
+    :func:`assigned_record`). The others read its record from the environment.
+    """
 
     def __init__(self):
-        nni.get_next_parameter()
-        # NNI keeps the parameter record module-global, with no public setter: the metrics sent carry its id.
-        set_trial_record(assigned_record(trial_record()))
-        self._record = trial_record()
+        inherited = os.environ.get(RECORD_ENV)
+        if inherited is not None:
+            self._record = json.loads(inherited)
+            self._channel = None  # never reports: only rank 0 does
+        else:
+            nni.get_next_parameter()
+            # NNI keeps the parameter record module-global, with no public setter: the metrics sent carry its id.
+            set_trial_record(assigned_record(trial_record()))
+            self._record = trial_record()
+            self._channel = get_default_trial_command_channel()
+            os.environ[RECORD_ENV] = json.dumps(self._record)
         self.parameters: dict = (self._record or {}).get("parameters") or {}
-        self._channel = get_default_trial_command_channel()
 
     @contextmanager
     def _as_this_trial(self):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,9 @@ EXPORTS = ("best", "last")
 # the operations and inputs whose removal hurts the trained supernet most (DARTS-PT; strategies/perturbation.py).
 SELECTIONS = ("alpha", "perturbation")
 PRECISIONS = ("32", "16-mixed", "bf16-mixed")
+# Where a cluster's launcher (SLURM, torchrun, LSF, MPI) gives each process its rank, Lightning reads it from there:
+# --num-nodes then needs none of its own variables.
+CLUSTER_RANKS = ("GROUP_RANK", "RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK", "OMPI_COMM_WORLD_RANK")
 # The keys of a neuron spec (nni_snn.neuron.make_neuron, arch.json's "neuron") and the options that give them.
 NEURON_OPTIONS = {"kind": "neuron", "tau": "tau", "v_threshold": "v_threshold", "surrogate": "surrogate",
                   "surrogate_alpha": "surrogate_alpha", "detach_reset": "detach_reset"}
@@ -167,7 +171,14 @@ class CommonOptions:
 class TrainOptions(CommonOptions):
     """Search and retrain: one Lightning run, its hardware, the network's neuron and the energy prices."""
 
-    devices: int = option(1, "devices per node (default 1)", check="int>=1")
+    devices: int = option(1, "devices per node, one process each (default 1)", check="int>=1")
+    # Lightning's Trainer's strategy= and num_nodes=: a multi-device or multi-node run is Lightning's DDP, one process
+    # per device, each taking --batch-size images a step (the effective batch is the sum). Lightning's spawn and fork
+    # strategies are left out: they train in child processes, and a search reads its results in the first one.
+    strategy: str = option("auto", "Lightning strategy: auto (DDP where there are several devices or nodes) or ddp "
+                                   "(default auto)", choices=("auto", "ddp"))
+    num_nodes: int = option(1, "machines taking part, each started with Lightning's MASTER_ADDR, MASTER_PORT, "
+                               "NODE_RANK (0 on the first) and WORLD_SIZE (default 1)", check="int>=1")
     precision: str = option("32", "Lightning precision: 32, bf16-mixed (autocast; spikes and membranes stay exact, "
                                   "float32) or 16-mixed (CUDA only) (default 32)", choices=PRECISIONS, coerce=str)
     resume: bool = option(False, "continue from the last checkpoint in --output (after a crash or kill)",
@@ -228,6 +239,14 @@ class TrainOptions(CommonOptions):
             problem = neuron_problem(self.neuron_spec())
             if problem:
                 raise UsageError(f"--neuron {self.neuron}: {problem}")
+        if self.num_nodes > 1 and not any(name in os.environ for name in CLUSTER_RANKS):
+            # Without them every node would take itself for node 0, or pick its own port, and wait for the others
+            # until Lightning's timeout.
+            missing = [name for name in ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK") if name not in os.environ]
+            if missing:
+                raise UsageError(f"--num-nodes {self.num_nodes}: set {', '.join(missing)} on every node (Lightning's "
+                                 "MASTER_ADDR and MASTER_PORT: the first node's address and a free port; NODE_RANK: "
+                                 "0 on the first node, 1, 2, ... on the others)")
         if self.precision == "16-mixed":
             from nni_snn.runtime import uses_cuda
 
@@ -278,7 +297,6 @@ class RetrainOptions(TrainOptions):
                             "DARTS's Cutout (default 0: off; DARTS on CIFAR: 16)", check="pixels>=0")
     val_every: int = option(1, "validate on the held-out split after every N-th epoch (default 1); --epochs must be "
                                "a multiple of N, so the last epoch is validated", check="int>=1")
-    strategy: str = option("auto", "Lightning strategy, e.g. ddp (default auto)")
 
     # In --help, the network to train comes first.
     FIRST: ClassVar[tuple[str, ...]] = ("arch", "baseline")
@@ -393,7 +411,7 @@ class SearchOptions(TrainOptions):
         shared = {f.name for f in dataclasses.fields(RetrainOptions)} & {f.name for f in dataclasses.fields(self)}
         values = {k: getattr(self, k) for k in shared if k not in own}
         values.update({k: getattr(self, f"retrain_{k}") for k in own if getattr(self, f"retrain_{k}") is not None})
-        values.update(arch=str(output / "arch.json"), timesteps=None, epochs=self.retrain_epochs, devices=1,
+        values.update(arch=str(output / "arch.json"), timesteps=None, epochs=self.retrain_epochs,
                       output=str(output / "retrain"),
                       resume=self.resume and resume_path(output / "retrain").is_file())
         retrain = RetrainOptions(**values)

@@ -91,7 +91,7 @@ def train_fixed(net, train, val, *, num_classes: int, opts: RetrainOptions, outp
                                save_on_train_epoch_end=True, enable_version_counter=False)
         callbacks += [best, last]
     # DARTS clips at 5 too; without it, measured on digits at lr 0.1, one large step can silence a network for good.
-    fit = trainer(opts, output, callbacks, strategy=opts.strategy, enable_checkpointing=checkpoints,
+    fit = trainer(opts, output, callbacks, enable_checkpointing=checkpoints,
                   gradient_clip_val=opts.grad_clip or None, check_val_every_n_epoch=opts.val_every)
     workers, cuda = loader_workers(opts.num_workers, opts.accelerator), uses_cuda(opts.accelerator)
     fit.fit(module, loader(train, opts.batch_size, True, workers, opts.seed, cuda),

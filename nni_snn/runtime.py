@@ -6,6 +6,7 @@ checkpoints, and the allocator tuning. What to train and what to record is ``sea
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,32 +23,51 @@ if TYPE_CHECKING:
 
 class EpochShuffle(torch.utils.data.Sampler):
     """A shuffle that depends only on (seed, epoch): a resumed run sees the same batches as an uninterrupted one.
+    ``shuffle=False``: the dataset's order.
 
-    Lightning calls ``set_epoch`` at the start of every training epoch (and wraps it for DDP).
+    Lightning calls ``set_epoch`` at the start of every training epoch. Under DDP each process takes every
+    (processes)-th index of that one order, from its rank on (padded at the end with the first indices to a multiple
+    of the processes, as torch's DistributedSampler does, so that every process runs as many batches): the
+    processes' k-th batches together are the k-th batch of one process with their summed batch size. The trainer
+    leaves samplers alone (``use_distributed_sampler=False``); Lightning's own would reshuffle the order.
     """
 
-    def __init__(self, size: int, seed: int):
-        self.size, self.seed, self.epoch = size, seed, 0
+    def __init__(self, size: int, seed: int, shuffle: bool = True):
+        self.size, self.seed, self.shuffle, self.epoch = size, seed, shuffle, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    @staticmethod
+    def _shard() -> tuple[int, int]:
+        """(rank, processes) of the running distributed job, read when iterating (the group exists by then)."""
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
+
     def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(self.size, generator=generator).tolist()
+        else:
+            order = list(range(self.size))
+        rank, processes = self._shard()
+        if processes > 1:
+            order += order[:len(self) * processes - self.size]
+        return iter(order[rank::processes])
 
     def __len__(self) -> int:
-        return self.size
+        return math.ceil(self.size / self._shard()[1])
 
 
 def loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int, cuda: bool = False):
     """A traced DataLoader (as NNI's evaluators want). On a GPU its batches come in pinned memory, so the copy to
-    the device can overlap compute; with workers, they live across epochs instead of being restarted."""
+    the device can overlap compute; with workers, they live across epochs instead of being restarted. Under DDP
+    each process loads its own share of every batch (:class:`EpochShuffle`)."""
     from nni.nas.evaluator.pytorch import DataLoader
 
-    sampler = EpochShuffle(len(dataset), seed) if shuffle else None
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, pin_memory=cuda,
-                      persistent_workers=num_workers > 0)
+    return DataLoader(dataset, batch_size=batch_size, sampler=EpochShuffle(len(dataset), seed, shuffle),
+                      num_workers=num_workers, pin_memory=cuda, persistent_workers=num_workers > 0)
 
 
 def uses_cuda(accelerator: str) -> bool:
@@ -90,10 +110,34 @@ def trainer(opts: TrainOptions, output: Path, callbacks: list, traced: bool = Fa
     kwargs.setdefault("enable_model_summary", opts.verbose)
 
     return (Trainer if traced else pl.Trainer)(
-        max_epochs=opts.epochs, accelerator=opts.accelerator, devices=opts.devices, precision=opts.precision,
+        max_epochs=opts.epochs, accelerator=opts.accelerator, devices=opts.devices, num_nodes=opts.num_nodes,
+        strategy=opts.strategy, precision=opts.precision,
         logger=TensorBoardLogger(str(output), name="tensorboard", version=""),
         callbacks=[NonFiniteGuard(), *callbacks], num_sanity_val_steps=0, log_every_n_steps=1,
+        use_distributed_sampler=False,  # the loaders' EpochShuffle shards itself under DDP
         enable_progress_bar=opts.progress, **kwargs)
+
+
+def is_global_zero(opts: TrainOptions) -> bool:
+    """Whether this process is rank 0 of ``opts``'s run: the one that writes the run's files and reports to NNI.
+
+    Lightning's DDP starts the other processes of a machine by running the same command with ``LOCAL_RANK`` set,
+    and a user (or a cluster) starts each machine's with ``NODE_RANK`` (torchrun: ``RANK``), so before the process
+    group exists the environment says; once it exists, its rank does. A run on one device is rank 0 whatever the
+    environment holds.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank() == 0
+    if opts.devices * opts.num_nodes == 1:
+        return True
+    return all(int(os.environ.get(name) or 0) == 0 for name in ("RANK", "NODE_RANK", "LOCAL_RANK"))
+
+
+def wait_for_all() -> None:
+    """A barrier across the processes of a distributed run (e.g. for rank 0's arch.json before a retrain reads it);
+    nothing on one process."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
 
 
 def keep_freed_memory() -> None:

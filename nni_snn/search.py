@@ -18,15 +18,29 @@ from nni_snn.archfile import make_arch, write_json_atomic
 from nni_snn.data import load_for, split_for_search
 from nni_snn.genotype import CELL_TYPES, genotype_from_sample
 from nni_snn.networks import build_network, count_parameters, network_parameters
-from nni_snn.runtime import keep_freed_memory, loader, loader_workers, resume_path, trainer, uses_cuda
+from nni_snn.runtime import (
+    is_global_zero,
+    keep_freed_memory,
+    loader,
+    loader_workers,
+    resume_path,
+    trainer,
+    uses_cuda,
+    wait_for_all,
+)
 from nni_snn.training import RESULT_COUNTS, EpochReporter, SNNClassifier, final_metrics, trial_result
 
 if TYPE_CHECKING:
     from nni_snn.options import SearchOptions
 
 
-def run_search(opts: SearchOptions, output: Path, trial=None) -> dict:
-    """MA-DARTS on ``opts.dataset``; writes arch.json, metrics.json, cell pictures and TensorBoard logs."""
+def run_search(opts: SearchOptions, output: Path, trial=None) -> dict | None:
+    """MA-DARTS on ``opts.dataset``; writes arch.json, metrics.json, cell pictures and TensorBoard logs.
+
+    Under DDP (``--devices N --strategy ddp``, ``--num-nodes``) every process trains its share of each batch and
+    holds the same alpha (DDP averages its gradient like the weights'); only rank 0 writes and returns the metrics,
+    the other processes return ``None`` once rank 0's files are written.
+    """
     from nni.nas.evaluator.pytorch import Lightning
 
     from nni_snn.nni_compat import RawFormatModelSpace, SequentialExecutionEngine
@@ -63,6 +77,9 @@ def run_search(opts: SearchOptions, output: Path, trial=None) -> dict:
     derived = {a["epoch"]: a for a in strategy.oneshot_module.architectures}
     history = [{**record, **derived.get(record["epoch"], {})} for record in reporter.history]
 
+    if not is_global_zero(opts):
+        wait_for_all()  # until rank 0 has written arch.json: a retrain after the search reads it in every process
+        return None
     selection = None
     if opts.select == "perturbation":  # the final supernet's weights are the ones in memory: its epoch is written
         mode, record = "last", history[-1]
@@ -91,6 +108,7 @@ def run_search(opts: SearchOptions, output: Path, trial=None) -> dict:
                        **{k: record[k] for k in RESULT_COUNTS},
                        **{k: metrics[k] for k in ("params", "params_with_auxiliary_head")}}
     write_search_outputs(output, arch, metrics)
+    wait_for_all()
     return metrics
 
 
@@ -109,7 +127,8 @@ def _select_by_perturbation(supernet: torch.nn.Module, alpha_half, opts: SearchO
 
     device = torch.device("cuda" if uses_cuda(opts.accelerator) else "cpu")
     batches, left = [], opts.select_images
-    for x, y in loader(alpha_half, opts.batch_size, False, 0, opts.seed):
+    # A plain loader: this runs on rank 0 alone, which must see all the images (loader() shards them under DDP).
+    for x, y in torch.utils.data.DataLoader(alpha_half, batch_size=opts.batch_size):
         batches.append((x[:left].to(device), y[:left].to(device)))
         left -= len(batches[-1][1])
         if left <= 0:

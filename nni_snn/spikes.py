@@ -289,22 +289,25 @@ class SpikeMonitor:
     def samples(self, phase: str) -> int:
         return self._samples.get(phase, 0)
 
-    def summary(self, phase: str) -> dict[str, Any]:
+    def summary(self, phase: str, reduce: Callable[[Tensor], Tensor] | None = None) -> dict[str, Any]:
         """Counts of ``phase`` as plain Python numbers (the one place that syncs with the device).
 
         Keys: ``samples``, ``spikes_per_sample``, ``firing_rate``, ``sops_per_sample``, ``macs_per_sample`` and,
         per group, ``spikes_per_group`` and ``firing_rate_per_group`` (over the groups with neurons),
         ``sops_per_group`` and ``macs_per_group`` (over all groups). The totals leave out the groups in ``apart``.
         A phase without samples gives zeros.
+
+        ``reduce``: sums a float64 vector over the processes of a distributed run (e.g. an all-reduce); the raw
+        counts and sample numbers of every process are added first and only then divided, so that the figures are
+        those of all the samples, as one process seeing them all would count them.
         """
-        samples = self._samples.get(phase, 0)
         spike_t = self._spikes.get(phase, {})
         sop_t = self._sops.get(phase, {})
-        steps = self._steps.get(phase, {})
         # One stack, one copy to the host for everything counted on the device.
         keyed = [("spikes", g, t) for g, t in spike_t.items()] + [("sops", n, t) for n, t in sop_t.items()]
         host = torch.stack([t.to(keyed[0][2].device) for *_, t in keyed]).cpu().tolist() if keyed else []
         spikes = {g: 0.0 for g in self.neuron_groups}  # a group of synaptic layers only (a classifier) has no spikes
+        steps = {g: float(self._steps.get(phase, {}).get(g, 0)) for g in self.neuron_groups}
         sops = {g: 0.0 for g in self.groups}
         macs = {g: 0.0 for g in self.groups}
         for (kind, key, _), value in zip(keyed, host):
@@ -314,6 +317,19 @@ class SpikeMonitor:
                 sops[self.layer_groups[key]] += value
         for name, value in self._macs.get(phase, {}).items():
             macs[self.layer_groups[name]] += value
+        samples = self._samples.get(phase, 0)
+        if reduce is not None:
+            # Every process lists its counts in the same order (the groups are the model's, alike in every process):
+            # one sum over processes adds like to like. float64 keeps integer counts exact up to 2**53.
+            stores = (spikes, steps, sops, macs)
+            flat = [v for store in stores for v in store.values()] + [float(samples)]
+            summed = reduce(torch.tensor(flat, dtype=torch.float64)).cpu().tolist()
+            values = iter(summed)
+            for store in stores:
+                for key in store:
+                    store[key] = next(values)
+            samples = round(next(values))
+
         def total(per_group: dict) -> float:
             return sum(v for g, v in per_group.items() if g not in self.apart)
 
@@ -326,7 +342,7 @@ class SpikeMonitor:
             "sops_per_sample": per_sample(total(sops)),
             "macs_per_sample": per_sample(total(macs)),
             "spikes_per_group": {g: per_sample(v) for g, v in spikes.items()},
-            "firing_rate_per_group": {g: v / steps[g] if steps.get(g) else 0.0 for g, v in spikes.items()},
+            "firing_rate_per_group": {g: v / steps[g] if steps[g] else 0.0 for g, v in spikes.items()},
             "sops_per_group": {g: per_sample(v) for g, v in sops.items()},
             "macs_per_group": {g: per_sample(v) for g, v in macs.items()},
         }

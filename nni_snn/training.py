@@ -60,7 +60,8 @@ class SNNClassifier(LightningModule):
         if aux is not None:
             loss = loss + self.hparams.auxiliary_weight * self.criterion(aux, y)
         self.train_acc(logits, y)
-        self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True)
+        # sync_dist: under DDP the epoch's loss is the mean over all processes, not rank 0's own (once per epoch).
+        self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, sync_dist=True)
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True)
         return loss
 
@@ -68,7 +69,7 @@ class SNNClassifier(LightningModule):
         x, y = batch
         logits = self(x)
         self.val_acc(logits, y)
-        self.log("val_loss", self.criterion(logits, y), prog_bar=True, on_step=False, on_epoch=True)
+        self.log("val_loss", self.criterion(logits, y), prog_bar=True, on_step=False, on_epoch=True, sync_dist=True)
         self.log("val_acc", self.val_acc, prog_bar=True, on_step=False, on_epoch=True)
 
     def configure_optimizers(self):
@@ -184,15 +185,18 @@ class EpochReporter(pl.Callback):
         if self.monitor is None or trainer.sanity_checking:
             return
         self.monitor.phase = self._resume_phase
-        self._val = self._log_spikes(pl_module, "val")
+        self._val = self._log_spikes(trainer, pl_module, "val")
 
     def on_train_epoch_end(self, trainer, pl_module):
         self.monitor.phase = None
-        train = self._log_spikes(pl_module, "train")
-        pl_module.log("lr", trainer.optimizers[0].param_groups[0]["lr"])  # the weights' (first) optimizer
+        train = self._log_spikes(trainer, pl_module, "train")
+        # The weights' (first) optimizer. It and the gradient norms (of gradients already averaged over DDP's
+        # processes) are alike in every process: sync_dist only keeps Lightning from warning that they might not be.
+        pl_module.log("lr", trainer.optimizers[0].param_groups[0]["lr"], sync_dist=True)
         if self._grad_sq is not None:  # root mean square over the epoch's steps of each group's gradient norm
             rms = (self._grad_sq / self._grad_steps).sqrt().tolist()
-            pl_module.log_dict({f"grad_norm/{group}": value for group, value in zip(self._grad_groups, rms)})
+            pl_module.log_dict({f"grad_norm/{group}": value for group, value in zip(self._grad_groups, rms)},
+                               sync_dist=True)
         validated = bool(self._val)
         # Lightning keeps the last validation's metrics between validations (retrain --val-every N): an epoch that
         # did not validate records no val_* values, its training counts, and is not reported to NNI.
@@ -202,6 +206,7 @@ class EpochReporter(pl.Callback):
         record = {"epoch": trainer.current_epoch, **metrics,
                   **{key: counted[key] for key in COUNTED if key.endswith("_per_sample")},
                   "spikes_per_cell": counted["spikes_per_group"], "sops_per_cell": counted["sops_per_group"],
+                  "samples": counted["samples"],  # the images counted (over all processes under DDP)
                   **{f"train_{key}": train[key] for key in RESULT_COUNTS}}
         self.history.append(record)
         skipped = not validated and (trainer.check_val_every_n_epoch or 1) > 1
@@ -214,8 +219,14 @@ class EpochReporter(pl.Callback):
     def load_state_dict(self, state_dict: dict) -> None:
         self.history = list(state_dict["history"])
 
-    def _log_spikes(self, pl_module, phase: str) -> dict:
-        summary = self.monitor.summary(phase)
+    def _log_spikes(self, trainer, pl_module, phase: str) -> dict:
+        # Under DDP each process counted its own share of the batches: the counts and sample numbers are summed over
+        # processes before dividing, so every process records the figures of all the samples.
+        reduce = None
+        if trainer.world_size > 1:
+            def reduce(flat):
+                return trainer.strategy.reduce(flat.to(pl_module.device), reduce_op="sum")
+        summary = self.monitor.summary(phase, reduce)
         summary["energy_uj_per_sample"] = energy_uj(summary["sops_per_sample"], summary["macs_per_sample"],
                                                     *self.energy_pj)
         logged = {f"spikes/{phase}/per_sample": summary["spikes_per_sample"],
@@ -227,7 +238,7 @@ class EpochReporter(pl.Callback):
         logged.update({f"firing_rate/{phase}/{group}": value
                        for group, value in summary["firing_rate_per_group"].items()})
         logged.update({f"sops/{phase}/{group}": value for group, value in summary["sops_per_group"].items()})
-        pl_module.log_dict(logged, sync_dist=True)
+        pl_module.log_dict(logged, sync_dist=True)  # alike in every process already: only silences the warning
         return summary
 
 

@@ -30,6 +30,7 @@ whose forward returns logits.
 from __future__ import annotations
 
 from nni.nas.strategy import DARTS
+from pytorch_lightning.strategies import ParallelStrategy
 
 from nni_snn.genotype import genotype_from_sample
 from nni_snn.nni_compat import DartsLightningModule
@@ -51,9 +52,9 @@ class MADartsModule(DartsLightningModule):
     def training_step(self, batch, batch_idx):
         # NNI's step runs the alpha step (after warm-up: forward, backward, Adam), then the weight step. Each builds
         # its graph only for what its optimiser steps (first-order DARTS): the weights are frozen from here to the
-        # alpha step's backward, the alphas from there to the end of the step. Not under DDP, whose reducer expects
-        # every weight's gradient in every backward.
-        if self.trainer.world_size > 1:
+        # alpha step's backward, the alphas from there to the end of the step. Not under DDP (even on one device),
+        # whose reducer expects every weight's gradient in every backward.
+        if isinstance(self.trainer.strategy, ParallelStrategy):
             return super().training_step(batch, batch_idx)
         alphas = self.arch_parameters()
         ids = {id(p) for p in alphas}
