@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import threading
 import time
 import urllib.parse
@@ -98,7 +97,8 @@ def stop_with_parent(interval: float = 1.0) -> None:
     def watch():
         while os.getppid() == parent:
             time.sleep(interval)
-        print("nni-snn: the NNI manager that started this trial has exited; stopping", file=sys.stderr, flush=True)
+        # On stdout, which NNI appends to the trial's trial.log (trial.stderr is emptied when the trial is resumed).
+        print("nni-snn: the NNI manager that started this trial has exited; stopping", flush=True)
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=watch, name="nni-snn-parent-watch", daemon=True).start()
