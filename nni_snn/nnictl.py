@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -253,31 +254,81 @@ def trial_dir(client: RestClient, experiment_id: str, trial_id: str) -> Path:
     return next(root.glob(f"**/trials/{trial_id}"), root / "trials" / trial_id)
 
 
-def resume(experiment_id: str, port: int, env: dict | None = None) -> str:
+def resume(experiment_id: str, port: int, env: dict | None = None) -> dict[int, str]:
     """``nnictl resume``: the manager starts again on ``port`` with the experiment's records. NNI 3.0 starts each
     trial that was running (or waiting) when its manager stopped again, with the same id, folder and parameters;
-    finished trials are not rerun. The trials continue from their last checkpoint (``nni_snn.cli``)."""
+    finished trials are not rerun. The trials continue from their last checkpoint (``nni_snn.cli``).
+
+    First it ends what a killed manager left running (:func:`leftovers`); returns those processes."""
     record = manager_record(experiment_id)
     if not record:
         raise ExperimentError(f"no experiment {experiment_id!r} known to nnictl; `nnictl experiment list --all` "
                               "lists them")
     if process_alive(record.get("pid")):
         raise ExperimentError(f"experiment {experiment_id} is running (port {record.get('port')}); nothing to resume")
+    ended = end_leftovers(experiment_id)
     result = subprocess.run([nnictl(), "resume", experiment_id, "--port", str(port)], capture_output=True, text=True,
                             env=env or trial_env(), timeout=300, check=False)
     output = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
     if result.returncode != 0 or "ERROR" in output:
         last = [line for line in output.splitlines() if line.strip()][-1:] or ["no output"]
         raise ExperimentError(f"nnictl resume failed: {last[0].strip()}")
-    return experiment_id
+    return ended
+
+
+def leftovers(experiment_id: str) -> dict[int, str]:
+    """The processes a killed manager of this experiment left running on this machine, ``{pid: "tuner" | "trial"}``
+    (Linux: read from ``/proc``; elsewhere none are found).
+
+    A manager stopped with ``nnictl stop`` ends its tuner (the dispatcher, ``python -m nni``) and its trials; one
+    killed (SIGKILL, a crash, the machine's OOM killer) cannot. Its tuner then retries the manager's port every
+    second, and once ``nnictl resume`` starts a manager there it connects to it beside the new tuner: NNI 3.0's
+    manager fails at once ("Dispatcher stream error, tuner may have crashed"). Its trials would train on beside the
+    resumed ones, in the same folders. They are recognised by what NNI puts in their environment: a trial's
+    ``NNI_EXP_ID``, the tuner's ``SDK_PROCESS=dispatcher`` and its experiment's ``NNI_LOG_DIRECTORY``."""
+    log_dir = os.path.realpath(manager_log(experiment_id).parent)
+    found = {}
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            pairs = environ.read_bytes().split(b"\0")
+        except OSError:  # ended meanwhile, or another user's
+            continue
+        env = dict(pair.decode(errors="replace").split("=", 1) for pair in pairs if b"=" in pair)
+        pid = int(environ.parent.name)
+        if env.get("NNI_EXP_ID") == experiment_id and "NNI_TRIAL_JOB_ID" in env:
+            found[pid] = "trial"
+        elif env.get("SDK_PROCESS") == "dispatcher" and os.path.realpath(env.get("NNI_LOG_DIRECTORY", "/")) == log_dir:
+            found[pid] = "tuner"
+    return {pid: kind for pid, kind in found.items() if process_alive(pid)}
+
+
+def end_leftovers(experiment_id: str, grace: float = 30) -> dict[int, str]:
+    """End :func:`leftovers` as NNI's manager ends its own: trials with SIGINT (Lightning stops the fit; the resumed
+    trial continues from the last epoch's checkpoint), the tuner with SIGTERM; SIGKILL after ``grace`` seconds.
+    Returns what was ended."""
+    left = leftovers(experiment_id)
+    for pid, kind in left.items():
+        os.kill(pid, signal.SIGINT if kind == "trial" else signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(process_alive(pid) for pid in left) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in left:
+        if process_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    return left
 
 
 def run(config: Path | None, port: int, timeout: float, stop_after: bool, resume_id: str | None = None) -> int:
     """Start the experiment of ``config`` (or resume ``resume_id``), follow it and summarise its best trial."""
-    experiment_id = resume(resume_id, port) if resume_id else create(config, port)
+    ended = resume(resume_id, port) if resume_id else {}
+    experiment_id = resume_id or create(config, port)
     client = RestClient(port)
     print(f"experiment {experiment_id} {'resumed' if resume_id else 'started'}; web UI: http://127.0.0.1:{port}",
           flush=True)
+    if ended:
+        kinds = sorted(ended.values())
+        print(f"ended what its killed manager had left running: "
+              f"{', '.join(f'{kinds.count(k)} {k}' + 's' * (kinds.count(k) > 1) for k in sorted(set(kinds)))}")
     try:
         show = progress_printer()
         try:

@@ -145,6 +145,8 @@ def test_stopped_and_killed_experiment_resumes_its_trials_from_their_checkpoints
                                   "--timeout", "900"], capture_output=True, text=True, timeout=1000, check=False)
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
         assert resumed.stdout.startswith(f"experiment {exp_id} resumed; web UI: http://127.0.0.1:{port}\n")
+        # The killed manager's tuner retried its port: resumed beside it, NNI's manager would fail at once.
+        assert "ended what its killed manager had left running: 1 tuner\n" in resumed.stdout
         lines = progress_lines(resumed.stdout)
         assert all(a != b for a, b in zip(lines, lines[1:])) and "\r" not in resumed.stdout
         assert any(f"2/3 trials done, 1 running ({killed}: epoch " in line for line in lines), resumed.stdout
