@@ -326,9 +326,8 @@ def run(config: Path | None, port: int, timeout: float, stop_after: bool, resume
     print(f"experiment {experiment_id} {'resumed' if resume_id else 'started'}; web UI: http://127.0.0.1:{port}",
           flush=True)
     if ended:
-        kinds = sorted(ended.values())
-        print(f"ended what its killed manager had left running: "
-              f"{', '.join(f'{kinds.count(k)} {k}' + 's' * (kinds.count(k) > 1) for k in sorted(set(kinds)))}")
+        print(f"ended {len(ended)} process{'es' * (len(ended) > 1)} its killed manager had left running "
+              f"({', '.join(sorted(set(ended.values())))})")
     try:
         show = progress_printer()
         try:
