@@ -132,10 +132,6 @@ def test_stopped_and_killed_experiment_resumes_its_trials_from_their_checkpoints
         assert (stopped_dir / "retrain" / "metrics.json").exists()
         manager = nnictl.manager_record(exp_id)["pid"]
         os.kill(manager, signal.SIGKILL)
-        time.sleep(1)
-        for pid in nnictl.leftovers(exp_id):  # DEBUG
-            print("LEFTOVER", pid, Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:300],
-                  Path(f"/proc/{pid}/stat").read_text().split()[3])
         deadline = time.monotonic() + 30
         while nnictl.process_alive(manager) or trial_processes(killed):
             # The orphaned trial notices that its manager is gone and stops by itself.
@@ -225,3 +221,17 @@ def test_progress_printer_writes_a_line_per_change_when_not_a_terminal():
     for line in ("a", "a", "b", "b", "a"):
         show(line)
     assert stream.getvalue() == "a\nb\na\n" and not show.in_place
+
+
+def test_progress_printer_rewrites_one_line_on_a_terminal():
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    show = nnictl.progress_printer(stream)
+    show("longer line")
+    show("short")
+    assert stream.getvalue() == "\rlonger line\rshort      " and show.in_place
