@@ -9,6 +9,7 @@ experiment keeps running (web UI included) until ``nnictl stop`` unless ``--stop
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -172,7 +173,7 @@ def progress_line(status: str, trials: list[dict], metrics: list[dict], params: 
         elif metric["type"] == "FINAL":
             value = metric_value(metric)
             value = value.get("default") if isinstance(value, dict) else value
-            if isinstance(value, (int, float)) and value == value and (best is None or value > best):  # not NaN
+            if isinstance(value, (int, float)) and not math.isnan(value) and (best is None or value > best):
                 best = value
     running = [t["trialJobId"] for t in trials if t["status"] == "RUNNING"]
     line = f"experiment {status.lower()}: {done}/{total} trials done, {len(running)} running"

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -118,7 +119,7 @@ def test_stopped_and_killed_experiment_resumes_its_trials_from_their_checkpoints
         assert not (stopped_dir / "retrain" / "metrics.json").exists()  # it was stopped mid-run
         assert not trial_processes(stopped)  # the manager's stop ended the trial (SIGINT)
         lines = progress_lines(out)
-        assert all(a != b for a, b in zip(lines, lines[1:]))  # a line only when something changed
+        assert all(a != b for a, b in pairwise(lines))  # a line only when something changed
         assert "\r" not in out
         assert any(line.startswith("experiment running: 0/3 trials done, 1 running (") and ": epoch 1)" in line
                    for line in lines), out
@@ -149,7 +150,7 @@ def test_stopped_and_killed_experiment_resumes_its_trials_from_their_checkpoints
         assert re.search(r"^ended \d+ process(es)? its killed manager had left running \(tuner\)$", resumed.stdout,
                          re.MULTILINE), resumed.stdout
         lines = progress_lines(resumed.stdout)
-        assert all(a != b for a, b in zip(lines, lines[1:])) and "\r" not in resumed.stdout
+        assert all(a != b for a, b in pairwise(lines)) and "\r" not in resumed.stdout
         assert any(f"2/3 trials done, 1 running ({killed}: epoch " in line for line in lines), resumed.stdout
         assert re.fullmatch(r"experiment done: 3/3 trials done, 0 running, best 0\.\d{4}", lines[-1]), lines
 
@@ -203,7 +204,9 @@ def test_experiment_needs_a_config_or_resume_not_both(argv, capsys):
 def test_progress_line_counts_trials_epochs_and_the_best_result():
     trials = [{"trialJobId": "A", "status": "SUCCEEDED"}, {"trialJobId": "B", "status": "SUCCEEDED"},
               {"trialJobId": "C", "status": "RUNNING"}, {"trialJobId": "D", "status": "WAITING"}]
-    result = lambda value: json.dumps(json.dumps({"default": value}))  # noqa: E731  (as the REST API gives it)
+    def result(value):  # as the REST API gives it: JSON in a JSON string
+        return json.dumps(json.dumps({"default": value}))
+
     metrics = [{"trialJobId": "A", "type": "FINAL", "data": result(0.5)},
                {"trialJobId": "B", "type": "FINAL", "data": result(0.75)},
                {"trialJobId": "C", "type": "PERIODICAL", "data": result(0.9)},
