@@ -54,7 +54,9 @@ def _show_parser(sub) -> None:
 
 def _experiment_parser(sub) -> None:
     p = sub.add_parser("experiment", help="run an nnictl experiment config, wait, and summarise the best trial")
-    p.add_argument("config", help="an nnictl YAML config, e.g. experiments/quickstart.yml")
+    p.add_argument("config", nargs="?", help="an nnictl YAML config, e.g. experiments/quickstart.yml")
+    p.add_argument("--resume", metavar="ID", help="resume the stopped experiment ID (nnictl resume) instead: trials "
+                                                  "that were running continue from their last epoch's checkpoint")
     p.add_argument("--port", type=int, default=8080, help="port of the NNI manager and web UI (default 8080)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the trials (default 3600)")
     p.add_argument("--stop", action="store_true", help="stop the experiment at the end (default: keep the web UI)")
@@ -91,6 +93,15 @@ def _prepare(args, options: type):
     trial = nni_trial.Trial() if trial_dir else None
     opts = resolve(options, args, trial.parameters if trial else None)
     output = Path(opts.output) if trial_dir is None or args.output else trial_dir
+    if trial and not opts.resume and _interrupted_here(output, opts):
+        # `nnictl resume` starts a trial that was running when its manager stopped again, with the same trial id,
+        # folder and parameters: continue from its last epoch's checkpoint instead of starting at epoch 0.
+        import dataclasses
+
+        from nni_snn.runtime import resume_path
+
+        opts = dataclasses.replace(opts, resume=True)
+        print(f"nni-snn: resuming this trial from {resume_path(output)} (its experiment was resumed)", flush=True)
     if opts.resume:
         from nni_snn.runtime import resume_path
 
@@ -104,6 +115,25 @@ def _prepare(args, options: type):
     return opts, output, trial
 
 
+def _interrupted_here(output: Path, opts) -> bool:
+    """Whether ``output`` holds a checkpoint of a run with exactly these options (its ``config.yaml``): an NNI trial
+    that was stopped mid-run. A checkpoint of other options is never continued (the run starts afresh over it)."""
+    import yaml
+
+    from nni_snn.runtime import resume_path
+
+    try:
+        before = yaml.safe_load((output / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    return resume_path(output).is_file() and before == _settings(output, opts)
+
+
+def _settings(output: Path, opts) -> dict:
+    # The folder it wrote to (inside an NNI trial: the trial's, not --output's default).
+    return {**{k: v for k, v in opts.as_dict().items() if k not in ("config", "resume")}, "output": str(output)}
+
+
 def write_config(output: Path, opts) -> None:
     """``config.yaml`` beside the run's results: every option it ran with, defaults included, readable back with
     ``--config`` (so that a changed default never changes what an old run did)."""
@@ -111,9 +141,7 @@ def write_config(output: Path, opts) -> None:
 
     from nni_snn.archfile import write_text_atomic
 
-    # The folder it wrote to (inside an NNI trial: the trial's, not --output's default).
-    settings = {**{k: v for k, v in opts.as_dict().items() if k not in ("config", "resume")}, "output": str(output)}
-    write_text_atomic(output / "config.yaml", yaml.safe_dump(settings, sort_keys=False))
+    write_text_atomic(output / "config.yaml", yaml.safe_dump(_settings(output, opts), sort_keys=False))
 
 
 def _counts(metrics: dict) -> str:
@@ -258,7 +286,9 @@ def _experiment(args) -> int:
 
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be in 1..65535, got {args.port}")
-    return nnictl.run(Path(args.config), args.port, args.timeout, args.stop)
+    if (args.config is None) == (args.resume is None):
+        raise UsageError("give an experiment config, or --resume ID of a stopped experiment (not both)")
+    return nnictl.run(Path(args.config) if args.config else None, args.port, args.timeout, args.stop, args.resume)
 
 
 def _one_line(err: Exception) -> str:

@@ -1,6 +1,7 @@
-"""``nni-snn experiment CONFIG``: run an nnictl experiment, follow it, and summarise the best trial.
+"""``nni-snn experiment CONFIG`` (or ``--resume ID``): run an nnictl experiment, follow it, summarise the best trial.
 
-It starts the real NNI manager with ``nnictl create``, polls NNI's REST API with a progress line, and at the end
+It starts the real NNI manager with ``nnictl create`` (``nnictl resume``), polls NNI's REST API with a progress
+line (trials done / running / total, the running trials' epochs, the best result), and at the end
 prints the web UI address, the best trial, its ``arch.json`` and accuracy, and how to stop the experiment. The
 experiment keeps running (web UI included) until ``nnictl stop`` unless ``--stop`` is given.
 """
@@ -8,9 +9,11 @@ experiment keeps running (web UI included) until ``nnictl stop`` unless ``--stop
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -129,7 +132,8 @@ def stopped(experiment_id: str, why: str) -> ExperimentError:
 
 def wait(client: RestClient, timeout: float, poll: float = 3.0, progress=print,
          experiment_id: str | None = None) -> list[dict]:
-    """Wait until the experiment is done (all trials finished, none left to run) or ``timeout`` seconds pass.
+    """Wait until the experiment is done (all trials finished, none left to run) or ``timeout`` seconds pass,
+    calling ``progress`` with a :func:`progress_line` after every poll.
 
     With ``experiment_id`` it also watches the manager: a manager that has exited (its REST API gone with it) or
     an experiment in a state that cannot progress (ERROR, stopped, only viewed) ends the wait at once, with one
@@ -138,14 +142,12 @@ def wait(client: RestClient, timeout: float, poll: float = 3.0, progress=print,
     while True:
         try:
             status, trials = client.get("check-status")["status"], client.trials()
+            line = progress_line(status, trials, client.metrics(), client.profile().get("params", {}))
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             if experiment_id and not process_alive(manager_record(experiment_id).get("pid")):
                 raise stopped(experiment_id, "the NNI manager has stopped") from None
-            status, trials = "STARTING", []
-        counts = {}
-        for trial in trials:
-            counts[trial["status"]] = counts.get(trial["status"], 0) + 1
-        progress(f"experiment {status.lower()}: " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())))
+            status, trials, line = "STARTING", [], "experiment starting"
+        progress(line)
         finished = all(t["status"] in FINISHED for t in trials)
         if status in ("DONE", "STOPPED", "NO_MORE_TRIAL") and trials and finished:
             return trials
@@ -156,6 +158,53 @@ def wait(client: RestClient, timeout: float, poll: float = 3.0, progress=print,
         if time.monotonic() > deadline:
             raise ExperimentError(f"experiment not finished after {timeout:.0f} s (status {status})")
         time.sleep(poll)
+
+
+def progress_line(status: str, trials: list[dict], metrics: list[dict], params: dict) -> str:
+    """What the experiment is doing, in one line: trials done / running / total, each running trial's latest epoch
+    (how many per-epoch results it has reported: a search-and-retrain trial counts both), and the best final
+    result so far, e.g. ``experiment running: 1/3 trials done, 1 running (Xy3Zq: epoch 4), best 0.8125``."""
+    done = sum(t["status"] in FINISHED for t in trials)
+    total = params.get("maxTrialNumber") or len(trials)  # an experiment without a limit: the trials so far
+    epochs, best = {}, None
+    for metric in metrics:
+        if metric["type"] == "PERIODICAL":
+            epochs[metric["trialJobId"]] = epochs.get(metric["trialJobId"], 0) + 1
+        elif metric["type"] == "FINAL":
+            value = metric_value(metric)
+            value = value.get("default") if isinstance(value, dict) else value
+            if isinstance(value, (int, float)) and not math.isnan(value) and (best is None or value > best):
+                best = value
+    running = [t["trialJobId"] for t in trials if t["status"] == "RUNNING"]
+    line = f"experiment {status.lower()}: {done}/{total} trials done, {len(running)} running"
+    if running:
+        line += " (" + ", ".join(f"{tid}: epoch {epochs.get(tid, 0)}" for tid in running) + ")"
+    waiting = sum(t["status"] in ("WAITING", "UNKNOWN") for t in trials)
+    if waiting:
+        line += f", {waiting} waiting"
+    return line + (f", best {best:.4f}" if best is not None else "")
+
+
+def progress_printer(stream=None):
+    """Where the progress lines go: on a terminal, one line rewritten in place (carriage return); otherwise (a log
+    file, a pipe, CI) a plain line each time it changes, so a log shows every step once."""
+    stream = stream or sys.stdout
+    if stream.isatty():
+        width = [0]
+
+        def show(line: str) -> None:
+            width[0] = max(width[0], len(line))  # pad over a longer line written before
+            print("\r" + line.ljust(width[0]), end="", flush=True, file=stream)
+        show.in_place = True
+        return show
+    last = [None]
+
+    def show(line: str) -> None:
+        if line != last[0]:
+            print(line, flush=True, file=stream)
+            last[0] = line
+    show.in_place = False
+    return show
 
 
 def metric_value(metric: dict):
@@ -206,16 +255,87 @@ def trial_dir(client: RestClient, experiment_id: str, trial_id: str) -> Path:
     return next(root.glob(f"**/trials/{trial_id}"), root / "trials" / trial_id)
 
 
-def run(config: Path, port: int, timeout: float, stop_after: bool) -> int:
-    experiment_id = create(config, port)
-    client = RestClient(port)
-    print(f"experiment {experiment_id} started; web UI: http://127.0.0.1:{port}")
-    try:
+def resume(experiment_id: str, port: int, env: dict | None = None) -> dict[int, str]:
+    """``nnictl resume``: the manager starts again on ``port`` with the experiment's records. NNI 3.0 starts each
+    trial that was running (or waiting) when its manager stopped again, with the same id, folder and parameters;
+    finished trials are not rerun. The trials continue from their last checkpoint (``nni_snn.cli``).
+
+    First it ends what a killed manager left running (:func:`leftovers`); returns those processes."""
+    record = manager_record(experiment_id)
+    if not record:
+        raise ExperimentError(f"no experiment {experiment_id!r} known to nnictl; `nnictl experiment list --all` "
+                              "lists them")
+    if process_alive(record.get("pid")):
+        raise ExperimentError(f"experiment {experiment_id} is running (port {record.get('port')}); nothing to resume")
+    ended = end_leftovers(experiment_id)
+    result = subprocess.run([nnictl(), "resume", experiment_id, "--port", str(port)], capture_output=True, text=True,
+                            env=env or trial_env(), timeout=300, check=False)
+    output = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
+    if result.returncode != 0 or "ERROR" in output:
+        last = [line for line in output.splitlines() if line.strip()][-1:] or ["no output"]
+        raise ExperimentError(f"nnictl resume failed: {last[0].strip()}")
+    return ended
+
+
+def leftovers(experiment_id: str) -> dict[int, str]:
+    """The processes a killed manager of this experiment left running on this machine, ``{pid: "tuner" | "trial"}``
+    (Linux: read from ``/proc``; elsewhere none are found).
+
+    A manager stopped with ``nnictl stop`` ends its tuner (the dispatcher, ``python -m nni``) and its trials; one
+    killed (SIGKILL, a crash, the machine's OOM killer) cannot. Its tuner then retries the manager's port every
+    second, and once ``nnictl resume`` starts a manager there it connects to it beside the new tuner: NNI 3.0's
+    manager fails at once ("Dispatcher stream error, tuner may have crashed"). Its trials would train on beside the
+    resumed ones, in the same folders. They are recognised by what NNI puts in their environment: a trial's
+    ``NNI_EXP_ID``, the tuner's ``SDK_PROCESS=dispatcher`` and its experiment's ``NNI_LOG_DIRECTORY``."""
+    log_dir = os.path.realpath(manager_log(experiment_id).parent)
+    found = {}
+    for environ in Path("/proc").glob("[0-9]*/environ"):
         try:
-            wait(client, timeout, progress=lambda line: print("\r" + line.ljust(70), end="", flush=True),
-                 experiment_id=experiment_id)
+            pairs = environ.read_bytes().split(b"\0")
+        except OSError:  # ended meanwhile, or another user's
+            continue
+        env = dict(pair.decode(errors="replace").split("=", 1) for pair in pairs if b"=" in pair)
+        pid = int(environ.parent.name)
+        if env.get("NNI_EXP_ID") == experiment_id and "NNI_TRIAL_JOB_ID" in env:
+            found[pid] = "trial"
+        elif env.get("SDK_PROCESS") == "dispatcher" and os.path.realpath(env.get("NNI_LOG_DIRECTORY", "/")) == log_dir:
+            found[pid] = "tuner"
+    return {pid: kind for pid, kind in found.items() if process_alive(pid)}
+
+
+def end_leftovers(experiment_id: str, grace: float = 30) -> dict[int, str]:
+    """End :func:`leftovers` as NNI's manager ends its own: trials with SIGINT (Lightning stops the fit; the resumed
+    trial continues from the last epoch's checkpoint), the tuner with SIGTERM; SIGKILL after ``grace`` seconds.
+    Returns what was ended."""
+    left = leftovers(experiment_id)
+    for pid, kind in left.items():
+        os.kill(pid, signal.SIGINT if kind == "trial" else signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(process_alive(pid) for pid in left) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in left:
+        if process_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    return left
+
+
+def run(config: Path | None, port: int, timeout: float, stop_after: bool, resume_id: str | None = None) -> int:
+    """Start the experiment of ``config`` (or resume ``resume_id``), follow it and summarise its best trial."""
+    ended = resume(resume_id, port) if resume_id else {}
+    experiment_id = resume_id or create(config, port)
+    client = RestClient(port)
+    print(f"experiment {experiment_id} {'resumed' if resume_id else 'started'}; web UI: http://127.0.0.1:{port}",
+          flush=True)
+    if ended:
+        print(f"ended {len(ended)} process{'es' * (len(ended) > 1)} its killed manager had left running "
+              f"({', '.join(sorted(set(ended.values())))})")
+    try:
+        show = progress_printer()
+        try:
+            wait(client, timeout, progress=show, experiment_id=experiment_id)
         finally:
-            print()
+            if show.in_place:
+                print()
         found = best_trial(client)
         if found is None:
             raise ExperimentError("no trial succeeded; see the trials' logs in the web UI")
@@ -234,5 +354,6 @@ def run(config: Path, port: int, timeout: float, stop_after: bool) -> int:
             stop(experiment_id)
             print(f"experiment {experiment_id} stopped")
     if not stop_after:
-        print(f"web UI: http://127.0.0.1:{port}   stop the experiment with: nnictl stop {experiment_id}")
+        print(f"web UI: http://127.0.0.1:{port}   stop the experiment with: nnictl stop {experiment_id}   "
+              f"resume it after a stop with: nni-snn experiment --resume {experiment_id} --port {port}")
     return 0

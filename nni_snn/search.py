@@ -114,10 +114,16 @@ def run_search(opts: SearchOptions, output: Path, trial=None) -> dict | None:
 
 def _checkpoints(output: Path):
     """``output/checkpoints/last.ckpt`` after every training epoch (what ``--resume`` continues from), written after
-    the NaN guard has checked the epoch; no other checkpoint (the search's result is arch.json)."""
+    the NaN guard has checked the epoch; no other checkpoint (the search's result is arch.json).
+
+    Not ``save_last=True, save_top_k=0``: Lightning 2.6 writes save_last's file only in an epoch where a top-k
+    checkpoint was saved, so that wrote last.ckpt once, when training ended, and a search stopped mid-run (a kill, an
+    NNI experiment stopped) had nothing to resume from. An unmonitored top-1 checkpoint named "last" is rewritten
+    every epoch, as retrain's is."""
     from pytorch_lightning.callbacks import ModelCheckpoint
 
-    return ModelCheckpoint(dirpath=output / "checkpoints", save_last=True, save_on_train_epoch_end=True, save_top_k=0)
+    return ModelCheckpoint(dirpath=output / "checkpoints", filename="last", save_top_k=1, save_on_train_epoch_end=True,
+                           enable_version_counter=False)
 
 
 def _select_by_perturbation(supernet: torch.nn.Module, alpha_half, opts: SearchOptions) -> tuple[dict, dict]:

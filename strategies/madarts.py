@@ -49,6 +49,22 @@ class MADartsModule(DartsLightningModule):
         self.reporter = reporter
         self.architectures: list[dict] = []
 
+    def arch_parameters(self) -> list:
+        """The α of every supernet module, in the supernet's module order: the same in every process.
+
+        NNI 3.0's DARTS returns ``list(set(...))`` here, an order that follows the parameters' memory addresses and
+        so changes from process to process. The architecture optimizer (Adam) is built on this list and a checkpoint
+        keys its moments by position: resumed in a new process, each α took another α's moments (measured: the
+        checkpoints of two runs of one seed held the same α and a permutation of their Adam state), and a resumed
+        search went its own way from its first resumed epoch."""
+        seen, params = set(), []
+        for module in self.supernet_modules():
+            for param in (module.arch_parameters() if hasattr(module, "arch_parameters") else ()):
+                if id(param) not in seen:
+                    seen.add(id(param))
+                    params.append(param)
+        return params
+
     def training_step(self, batch, batch_idx):
         # NNI's step runs the alpha step (after warm-up: forward, backward, Adam), then the weight step. Each builds
         # its graph only for what its optimiser steps (first-order DARTS): the weights are frozen from here to the

@@ -23,7 +23,9 @@ def search(out, epochs: int, *extra) -> dict:
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    return search(tmp_path_factory.mktemp("a"), 3)
+    out = tmp_path_factory.mktemp("a")
+    arch = search(out, 3)
+    return {**arch, "history": json.loads((out / "metrics.json").read_text())["history"]}
 
 
 def test_same_seed_same_architecture(tmp_path, uninterrupted):
@@ -44,6 +46,9 @@ def test_killed_search_resumes_to_the_same_architecture(tmp_path, uninterrupted)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert checkpoint.exists() and not (out / "arch.json").exists()
+    import torch
+
+    assert torch.load(checkpoint, map_location="cpu", weights_only=True)["epoch"] < 2  # killed mid-run
     resumed = search(out, 3, "--resume")
     assert resumed["genotype"] == uninterrupted["genotype"]
     for label, probs in uninterrupted["alpha"].items():
@@ -51,6 +56,10 @@ def test_killed_search_resumes_to_the_same_architecture(tmp_path, uninterrupted)
     history = json.loads((out / "metrics.json").read_text())["history"]
     # every epoch keeps its architecture, those before the kill too (the strategy's module saved them)
     assert [h["epoch"] for h in history] == [0, 1, 2] and all("genotype" in h and "alpha" in h for h in history)
+    # Resumed mid-run, not from the final epoch (the search writes last.ckpt after every epoch), and every epoch
+    # after the kill matches the uninterrupted run's (the α optimizer's state is restored onto the right α).
+    for resumed_epoch, before in zip(history, uninterrupted["history"]):
+        assert (resumed_epoch["train_loss"], resumed_epoch["val_acc"]) == (before["train_loss"], before["val_acc"])
 
 
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path, capsys):

@@ -134,7 +134,7 @@ def test_remote_experiment_over_ssh(tmp_path, sshd, experiment_env):
     remote_root = Path.home() / "nni-experiments" / exp_id
     try:
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "experiment done: 2 succeeded" in result.stdout.replace("\r", "\n")
+        assert "experiment done: 2/2 trials done, 0 running, best " in result.stdout
         client = nnictl.RestClient(port)
         trials = client.trials()
         assert [t["status"] for t in trials] == ["SUCCEEDED", "SUCCEEDED"]
@@ -194,10 +194,16 @@ class StatusOnly:
     def trials(self):
         return self._trials
 
+    def metrics(self):
+        return []
+
+    def profile(self):
+        return {}
+
 
 @pytest.mark.parametrize("status, trials, why", [
-    ("ERROR", [{"status": "RUNNING"}], "the experiment failed"),
-    ("STOPPED", [{"status": "RUNNING"}], "the experiment was stopped"),
+    ("ERROR", [{"trialJobId": "T1", "status": "RUNNING"}], "the experiment failed"),
+    ("STOPPED", [{"trialJobId": "T1", "status": "RUNNING"}], "the experiment was stopped"),
     ("VIEWED", [], r"the experiment is only viewed \(nnictl view\)"),
     ("DONE", [], "the experiment ended without running a trial"),
 ])
