@@ -100,6 +100,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _on_two_nodes(record: Path, *argv: str) -> list[tuple[str, str]]:
+    """Run ``nni-snn argv`` as node 0 and node 1 of a loopback cluster (Lightning's MASTER_ADDR, MASTER_PORT,
+    NODE_RANK, WORLD_SIZE); both must succeed. Their (stdout, stderr)."""
+    port = _free_port()
+    nodes = [_run(record, *argv, wait=False, env={"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+                                                  "NODE_RANK": str(rank), "WORLD_SIZE": "2"})
+             for rank in (0, 1)]
+    results = [node.communicate(timeout=300) for node in nodes]
+    for node, (_, err) in zip(nodes, results):
+        assert node.returncode == 0, err[-3000:]
+    return results
+
+
 @pytest.mark.slow
 def test_two_nodes_on_loopback_search_and_retrain_alike_and_node_0_writes(tmp_path):
     """Two ``nni-snn search --num-nodes 2`` processes, started as two machines would be (Lightning's MASTER_ADDR,
@@ -107,16 +120,9 @@ def test_two_nodes_on_loopback_search_and_retrain_alike_and_node_0_writes(tmp_pa
     with the same search and retrain parameters; node 0 writes everything, node 1 nothing. --output is one folder,
     as a shared file system is on real nodes: the retrain reads arch.json in every process."""
     out, record = tmp_path / "out", tmp_path / "record"
-    port = _free_port()
-    argv = ["search", *DATA, "--epochs", "1", "--batch-size", "25", "--devices", "1", "--num-nodes", "2",
-            "--strategy", "ddp", "--retrain-epochs", "1", "--retrain-width", "4", "--retrain-cells", "3",
-            "--retrain-batch-size", "25", "--output", str(out)]
-    nodes = [_run(record, *argv, wait=False, env={"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-                                                  "NODE_RANK": str(rank), "WORLD_SIZE": "2"})
-             for rank in (0, 1)]
-    results = [node.communicate(timeout=300) for node in nodes]
-    for node, (_, err) in zip(nodes, results):
-        assert node.returncode == 0, err[-3000:]
+    results = _on_two_nodes(record, "search", *DATA, "--epochs", "1", "--batch-size", "25", "--devices", "1",
+                            "--num-nodes", "2", "--strategy", "ddp", "--retrain-epochs", "1", "--retrain-width", "4",
+                            "--retrain-cells", "3", "--retrain-batch-size", "25", "--output", str(out))
 
     search0, search1 = _records(record, "search")
     assert all(_same_alpha(a["alpha"], b["alpha"]) for a, b in zip(search0["steps"], search1["steps"]))
@@ -141,15 +147,8 @@ def test_a_retrain_on_two_nodes_on_loopback(tmp_path, hand_arch):
     arch = tmp_path / "arch.json"
     arch.write_text(json.dumps(hand_arch))
     out, record = tmp_path / "out", tmp_path / "record"
-    port = _free_port()
-    argv = ["retrain", "--arch", str(arch), *DATA, "--epochs", "1", "--batch-size", "25", "--devices", "1",
-            "--num-nodes", "2", "--strategy", "ddp", "--output", str(out)]
-    nodes = [_run(record, *argv, wait=False, env={"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-                                                  "NODE_RANK": str(rank), "WORLD_SIZE": "2"})
-             for rank in (0, 1)]
-    results = [node.communicate(timeout=300) for node in nodes]
-    for node, (_, err) in zip(nodes, results):
-        assert node.returncode == 0, err[-3000:]
+    results = _on_two_nodes(record, "retrain", "--arch", str(arch), *DATA, "--epochs", "1", "--batch-size", "25",
+                            "--devices", "1", "--num-nodes", "2", "--strategy", "ddp", "--output", str(out))
     first, second = _records(record, "retrain")
     assert not torch.equal(first["steps"][0]["labels"], second["steps"][0]["labels"])
     assert _same_parameters(first["final"], second["final"])
