@@ -9,6 +9,8 @@ import torch
 
 from nni_snn.archfile import VERSION, load_arch
 from nni_snn.cli import main
+from nni_snn.neuron import LIF
+from nni_snn.spikes import E_AC_PJ, E_MAC_PJ
 
 TINY = ["--dataset", "digits", "--width", "4", "--cells", "3", "--epochs", "2", "--batch-size", "128",
         "--no-progress"]
@@ -22,17 +24,24 @@ def searched(tmp_path_factory):
 
 
 def test_search_writes_arch_metrics_pictures_and_tensorboard(searched):
+    from nni_snn import build_network
+
     arch = load_arch(searched / "arch.json")
     assert arch["attention"] == "ma" and arch["timesteps"] == 2
-    assert arch["neuron"] == {"kind": "lif", "tau": 0.2, "v_threshold": 0.5, "surrogate": "sigmoid", "surrogate_alpha": 4.0,
-                              "detach_reset": True}
+    # no neuron option given: the full spec at the neuron's own defaults
+    keys = ("tau", "v_threshold", "surrogate", "surrogate_alpha", "detach_reset")
+    assert arch["neuron"] == {"kind": "lif", **{k: getattr(LIF(), k) for k in keys}}
+    neurons = [m for m in build_network(arch, width=4, num_cells=3, num_classes=10, in_channels=1).modules()
+               if isinstance(m, LIF)]  # the network rebuilt from the file: those neurons, every one
+    recorded = {k: arch["neuron"][k] for k in keys}
+    assert neurons and all(type(m) is LIF and {k: getattr(m, k) for k in keys} == recorded for m in neurons)
     assert arch["normalize"] is True
     assert set(arch["alpha"]) >= {"normal/op_0_0", "reduce/op_3_4"}
     metrics = json.loads((searched / "metrics.json").read_text())
     assert 0.0 <= metrics["accuracy"] <= 1.0
     assert metrics["spikes_per_sample"] > 0 and metrics["sops_per_sample"] > 0 and metrics["macs_per_sample"] > 0
     assert metrics["energy_uj_per_sample"] == pytest.approx(
-        (0.9 * metrics["sops_per_sample"] + 4.6 * metrics["macs_per_sample"]) * 1e-6)
+        (E_AC_PJ * metrics["sops_per_sample"] + E_MAC_PJ * metrics["macs_per_sample"]) * 1e-6)
     assert metrics["macs_per_sample"] < metrics["sops_per_sample"]  # only stem, attention gates and classifier
     assert all(r["train_sops_per_sample"] > 0 and r["train_energy_uj_per_sample"] > 0 for r in metrics["history"])
     assert set(metrics["spikes_per_cell"]) >= {"cells.0", "cells.1", "cells.2", "stem"}
