@@ -260,10 +260,30 @@ def test_spike_penalty_lowers_the_sops_and_energy_of_the_searched_network(search
 
 
 def test_show_estimates_energy_on_a_dataset(searched, capsys):
+    import re
+
+    from nni_snn import build_network
+
     arch = str(searched / "arch.json")
     assert main(["show", arch, "--width", "4", "--cells", "3", "--dataset", "digits", "--batches", "1"]) == 0
     out = capsys.readouterr().out
-    assert "estimate on 64 digits test images (untrained weights, BN statistics from these images, T=2)" in out and "SOPs" in out and "uJ" in out
+    number = r"([\d.e+]+)"
+    line = re.search(rf"estimate on (\d+) digits test images \((.*), T=(\d+)\): {number} spikes, "
+                     rf"{number} SOPs, {number} MACs, {number} uJ per sample", out)
+    assert line, out
+    samples, weights, timesteps = int(line[1]), line[2], int(line[3])
+    spikes, sops, macs, energy = (float(line[k]) for k in range(4, 8))
+    assert samples == 64 and timesteps == load_arch(arch)["timesteps"]  # one batch of 64, at the arch's T
+    assert "untrained" in weights  # no --checkpoint
+    assert energy == pytest.approx((E_AC_PJ * sops + E_MAC_PJ * macs) * 1e-6, rel=2e-3)  # printed to 4 digits
+    # bounds: every neuron fires at most once a step, and some synaptic work is done
+    net = build_network(arch, width=4, num_cells=3, num_classes=10, in_channels=1)
+    neuron_steps = []
+    for m in net.modules():
+        if isinstance(m, LIF):
+            m.register_forward_hook(lambda _m, _args, y: neuron_steps.append(y.numel() / y.shape[1]))
+    net.eval()(torch.zeros(1, 1, 8, 8))
+    assert 0 < spikes <= sum(neuron_steps) and sops > 0 and macs > 0
     assert main(["show", arch, "--width", "8", "--cells", "3", "--dataset", "digits",
                  "--checkpoint", arch]) == 2
     assert "--checkpoint" in capsys.readouterr().err
@@ -286,7 +306,7 @@ def test_estimate_of_untrained_weights_is_near_the_training_mode_count(searched)
         for x, _ in islice(torch.utils.data.DataLoader(images, batch_size=64), 2):
             net(x)
         training = monitor.summary("train")
-    estimate = estimate_energy(net, images, 2, None, 0.9, 4.6)
+    estimate = estimate_energy(net, images, 2, None, E_AC_PJ, E_MAC_PJ)
     assert 0.5 < estimate["spikes_per_sample"] / training["spikes_per_sample"] < 2
     assert 0.5 < estimate["sops_per_sample"] / training["sops_per_sample"] < 2
 
