@@ -24,6 +24,14 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = {"search": SearchOptions, "retrain": RetrainOptions, "multitrial": MultitrialOptions}
 
 
+def spec_of(neuron) -> dict:
+    """A built neuron's spec, read off the module (tau to float32's precision, as PLIF keeps it)."""
+    from nni_snn.neuron import PLIF
+
+    read = {key: getattr(neuron, key) for key in ("tau", "v_threshold", "surrogate", "surrogate_alpha", "detach_reset")}
+    return {"kind": "plif" if isinstance(neuron, PLIF) else "lif", **read, "tau": round(float(read["tau"]), 6)}
+
+
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_every_option_is_a_flag_of_its_command_with_its_default_shown(command, capsys):
     options = COMMANDS[command]
@@ -45,6 +53,8 @@ def test_defaults_resolve_unchanged_and_none_means_the_arch_files():
 
 
 def test_retrain_settles_what_it_left_to_the_arch_file_against_it():
+    from nni_snn.neuron import LIF, make_neuron
+
     arch = {"timesteps": 4, "neuron": {"kind": "plif", "tau": 0.3, "surrogate_alpha": 2.0}, "normalize": False,
             "attention_cells": "last", "search": {"dataset": "digits"}}
     given = RetrainOptions(arch="a.json", v_threshold=0.7, attention_cells="all")
@@ -52,14 +62,13 @@ def test_retrain_settles_what_it_left_to_the_arch_file_against_it():
     # the file's where the options left it, the options' where they gave it
     assert (settled.timesteps, settled.neuron, settled.tau, settled.surrogate_alpha) == (4, "plif", 0.3, 2.0)
     assert (settled.normalize, settled.attention_cells, settled.v_threshold) == (False, "all", 0.7)
-    # in full: what neither gave, at the neuron's defaults
-    assert settled.neuron_spec() == {"kind": "plif", "tau": 0.3, "surrogate_alpha": 2.0, "v_threshold": 0.7,
-                                     "surrogate": "sigmoid", "detach_reset": True}
+    # in full: what neither gave, at the neuron's defaults: the spec of the neuron these three build
+    assert settled.neuron_spec() == spec_of(make_neuron({"kind": "plif", "tau": 0.3, "surrogate_alpha": 2.0,
+                                                         "v_threshold": 0.7}))
     assert given.timesteps is None  # the options given stay as they were
     baseline = RetrainOptions(baseline="spiking-cnn").against(None)
     assert (baseline.timesteps, baseline.frames_by) == (2, "time")
-    assert baseline.neuron_spec() == {"kind": "lif", "tau": 0.2, "v_threshold": 0.5, "surrogate": "sigmoid",
-                                      "surrogate_alpha": 4.0, "detach_reset": True}
+    assert baseline.neuron_spec() == spec_of(LIF())  # nothing given anywhere: the neuron's own defaults
 
 
 def test_the_searchs_retrain_options_come_checked(tmp_path):

@@ -49,6 +49,7 @@ def test_a_removal_zeroes_its_candidates_and_is_undone():
     from torch.utils.data import TensorDataset
 
     from search_spaces import SNNDartsSpace
+    from search_spaces.snn_darts import reduction_indices
     from strategies import MADarts
     from strategies.perturbation import _mixed_edges, _removed, validation_loss
 
@@ -63,7 +64,11 @@ def test_a_removal_zeroes_its_candidates_and_is_undone():
     batches = [(data.tensors[0], data.tensors[1])]
     base = validation_loss(supernet, batches)
     edges = _mixed_edges(supernet)
-    assert len(edges) == 28  # 14 edges of each cell type, each shared by every cell of its type
+    # node k of each cell type reads c_{k-2}, c_{k-1} and nodes 0..k-1: an edge each, labelled as in the space
+    assert set(edges) == {f"{t}/op_{k}_{i}" for t in CELL_TYPES for k in range(NUM_NODES) for i in range(k + 2)}
+    reductions = len(reduction_indices(3))  # each edge's layer shared by every cell of its type
+    assert all(len(layers) == (reductions if label.startswith("reduce/") else 3 - reductions)
+               for label, layers in edges.items())
     layers = edges["normal/op_0_0"]
     softmaxes = [layer._softmax for layer in layers]
     with _removed(layers, [0, 3]):

@@ -106,10 +106,14 @@ def test_drop_path_drops_whole_samples_for_all_time_steps():
 
 def test_drop_path_in_the_fixed_network_spares_identities_and_evaluation(hand_arch):
     from nni_snn import build_network
+    from nni_snn.genotype import NUM_NODES
     from nni_snn.regularizers import set_drop_path_prob
 
     net = build_network(hand_arch, width=4, num_cells=3, num_classes=10, in_channels=1)
-    assert set_drop_path_prob(net, 0.0) == 3 * 4  # every node of every cell reads it
+    nodes = [node for cell in net.cells for node in cell.nodes]
+    assert len(nodes) == 3 * NUM_NODES  # every node of every cell reads it, and is told it
+    assert set_drop_path_prob(net, 0.3) == len(nodes) and all(node.drop_path_prob == 0.3 for node in nodes)
+    assert set_drop_path_prob(net, 0.0) == len(nodes) and all(node.drop_path_prob == 0.0 for node in nodes)
     node = net.cells[0].nodes[0]  # normal cell: sep_conv_3x3 from input 0, skip_connect (identity) from input 1
     spikes = {i: (torch.rand(2, 64, 4, 8, 8) > 0.5).float() for i in (0, 1)}
     net.train()

@@ -9,6 +9,8 @@ import torch
 
 from nni_snn.archfile import VERSION, load_arch
 from nni_snn.cli import main
+from nni_snn.neuron import LIF
+from nni_snn.spikes import E_AC_PJ, E_MAC_PJ
 
 TINY = ["--dataset", "digits", "--width", "4", "--cells", "3", "--epochs", "2", "--batch-size", "128",
         "--no-progress"]
@@ -22,17 +24,24 @@ def searched(tmp_path_factory):
 
 
 def test_search_writes_arch_metrics_pictures_and_tensorboard(searched):
+    from nni_snn import build_network
+
     arch = load_arch(searched / "arch.json")
     assert arch["attention"] == "ma" and arch["timesteps"] == 2
-    assert arch["neuron"] == {"kind": "lif", "tau": 0.2, "v_threshold": 0.5, "surrogate": "sigmoid", "surrogate_alpha": 4.0,
-                              "detach_reset": True}
+    # no neuron option given: the full spec at the neuron's own defaults
+    keys = ("tau", "v_threshold", "surrogate", "surrogate_alpha", "detach_reset")
+    assert arch["neuron"] == {"kind": "lif", **{k: getattr(LIF(), k) for k in keys}}
+    neurons = [m for m in build_network(arch, width=4, num_cells=3, num_classes=10, in_channels=1).modules()
+               if isinstance(m, LIF)]  # the network rebuilt from the file: those neurons, every one
+    recorded = {k: arch["neuron"][k] for k in keys}
+    assert neurons and all(type(m) is LIF and {k: getattr(m, k) for k in keys} == recorded for m in neurons)
     assert arch["normalize"] is True
     assert set(arch["alpha"]) >= {"normal/op_0_0", "reduce/op_3_4"}
     metrics = json.loads((searched / "metrics.json").read_text())
     assert 0.0 <= metrics["accuracy"] <= 1.0
     assert metrics["spikes_per_sample"] > 0 and metrics["sops_per_sample"] > 0 and metrics["macs_per_sample"] > 0
     assert metrics["energy_uj_per_sample"] == pytest.approx(
-        (0.9 * metrics["sops_per_sample"] + 4.6 * metrics["macs_per_sample"]) * 1e-6)
+        (E_AC_PJ * metrics["sops_per_sample"] + E_MAC_PJ * metrics["macs_per_sample"]) * 1e-6)
     assert metrics["macs_per_sample"] < metrics["sops_per_sample"]  # only stem, attention gates and classifier
     assert all(r["train_sops_per_sample"] > 0 and r["train_energy_uj_per_sample"] > 0 for r in metrics["history"])
     assert set(metrics["spikes_per_cell"]) >= {"cells.0", "cells.1", "cells.2", "stem"}
@@ -251,10 +260,30 @@ def test_spike_penalty_lowers_the_sops_and_energy_of_the_searched_network(search
 
 
 def test_show_estimates_energy_on_a_dataset(searched, capsys):
+    import re
+
+    from nni_snn import build_network
+
     arch = str(searched / "arch.json")
     assert main(["show", arch, "--width", "4", "--cells", "3", "--dataset", "digits", "--batches", "1"]) == 0
     out = capsys.readouterr().out
-    assert "estimate on 64 digits test images (untrained weights, BN statistics from these images, T=2)" in out and "SOPs" in out and "uJ" in out
+    number = r"([\d.e+]+)"
+    line = re.search(rf"estimate on (\d+) digits test images \((.*), T=(\d+)\): {number} spikes, "
+                     rf"{number} SOPs, {number} MACs, {number} uJ per sample", out)
+    assert line, out
+    samples, weights, timesteps = int(line[1]), line[2], int(line[3])
+    spikes, sops, macs, energy = (float(line[k]) for k in range(4, 8))
+    assert samples == 64 and timesteps == load_arch(arch)["timesteps"]  # one batch of 64, at the arch's T
+    assert "untrained" in weights  # no --checkpoint
+    assert energy == pytest.approx((E_AC_PJ * sops + E_MAC_PJ * macs) * 1e-6, rel=2e-3)  # printed to 4 digits
+    # bounds: every neuron fires at most once a step, and some synaptic work is done
+    net = build_network(arch, width=4, num_cells=3, num_classes=10, in_channels=1)
+    neuron_steps = []
+    for m in net.modules():
+        if isinstance(m, LIF):
+            m.register_forward_hook(lambda _m, _args, y: neuron_steps.append(y.numel() / y.shape[1]))
+    net.eval()(torch.zeros(1, 1, 8, 8))
+    assert 0 < spikes <= sum(neuron_steps) and sops > 0 and macs > 0
     assert main(["show", arch, "--width", "8", "--cells", "3", "--dataset", "digits",
                  "--checkpoint", arch]) == 2
     assert "--checkpoint" in capsys.readouterr().err
@@ -277,7 +306,7 @@ def test_estimate_of_untrained_weights_is_near_the_training_mode_count(searched)
         for x, _ in islice(torch.utils.data.DataLoader(images, batch_size=64), 2):
             net(x)
         training = monitor.summary("train")
-    estimate = estimate_energy(net, images, 2, None, 0.9, 4.6)
+    estimate = estimate_energy(net, images, 2, None, E_AC_PJ, E_MAC_PJ)
     assert 0.5 < estimate["spikes_per_sample"] / training["spikes_per_sample"] < 2
     assert 0.5 < estimate["sops_per_sample"] / training["sops_per_sample"] < 2
 

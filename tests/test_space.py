@@ -37,11 +37,24 @@ def test_search_space_size_matches_paper():
 
 @pytest.mark.parametrize("cells", [3, 5, 8])
 def test_choices_are_shared_per_cell_type(cells):
-    mutables = SNNDartsSpace(width=4, num_cells=cells).simplify()
+    from nni_snn.genotype import CELL_TYPES, NUM_NODES
+
+    space = SNNDartsSpace(width=4, num_cells=cells)
+    mutables = space.simplify()
     ops = [k for k, v in mutables.items() if isinstance(v, Categorical)]
-    assert len(mutables) == 2 * (14 + 4)
-    assert len(ops) == 2 * 14
-    assert reduction_indices(cells) == {3: (1, 2), 5: (1, 3), 8: (2, 5)}[cells]
+    edges = sum(k + 2 for k in range(NUM_NODES))  # node k reads c_{k-2}, c_{k-1} and nodes 0..k-1
+    # per cell type, whatever the depth: an operation per edge and an input choice per node
+    assert len(mutables) == len(CELL_TYPES) * (edges + NUM_NODES)
+    assert len(ops) == len(CELL_TYPES) * edges
+    # two reductions, at 1/3 and 2/3 of the depth (DARTS), and there the cells' outputs halve in size
+    first, second = reduction_indices(cells)
+    assert 0 < first < second < cells and abs(first - cells / 3) < 1 and abs(second - 2 * cells / 3) < 1
+    sizes = []
+    for cell in space.cells:
+        cell.register_forward_hook(lambda _m, _args, out: sizes.append(out.shape[-1]))
+    space(torch.randn(2, 3, 16, 16))
+    assert tuple(i for i, size in enumerate(sizes) if size < ([16] + sizes)[i]) == (first, second)
+    assert len(sizes) == cells and sizes[-1] == 16 // 4
 
 
 @pytest.mark.parametrize("in_channels,size", [(1, 8), (3, 8), (3, 32)])

@@ -176,14 +176,27 @@ def test_sops_match_a_dense_reference_on_random_spikes():
 
 
 def test_energy_and_calibration():
-    from nni_snn.spikes import calibrate, energy_uj
+    from nni_snn.spikes import E_AC_PJ, E_MAC_PJ, calibrate, energy_uj
 
-    assert energy_uj(1e6, 1e6) == pytest.approx(0.9 + 4.6)
-    assert energy_uj(1e6, 0, e_ac_pj=2.0) == pytest.approx(2.0)
+    # energy = SOPs x E_AC + MACs x E_MAC (pJ -> uJ), whatever the per-operation energies
+    assert 0 < E_AC_PJ < E_MAC_PJ  # an accumulate is cheaper than a multiply-accumulate: the premise of the estimate
+    for sops, macs in [(1e6, 1e6), (3e5, 0), (0, 7e4), (2.5e7, 1.2e5)]:
+        assert energy_uj(sops, macs) == pytest.approx((sops * E_AC_PJ + macs * E_MAC_PJ) * 1e-6)
+        assert energy_uj(sops, macs) == pytest.approx(energy_uj(sops, 0) + energy_uj(0, macs))
+        assert energy_uj(sops, macs, e_ac_pj=2.0, e_mac_pj=3.0) == pytest.approx((2.0 * sops + 3.0 * macs) * 1e-6)
     model = Synaptic().train()
-    summary = calibrate(model, [torch.randn(3, 1, 4, 4), (torch.randn(1, 1, 4, 4), None)])
-    assert summary["samples"] == 4 and summary["macs_per_sample"] == pytest.approx(2 * 16 * 9)
+    batches = [torch.randn(3, 1, 4, 4), (torch.randn(1, 1, 4, 4), None)]
+    summary = calibrate(model, batches)
     assert model.training  # the mode is restored
+    # the same counts as a monitor over the same images in evaluation mode
+    model.eval()
+    with SpikeMonitor(model) as monitor, monitor.counting("val"):
+        model(batches[0])
+        model(batches[1][0])
+    counted = monitor.summary("val")
+    for key in ("samples", "spikes_per_sample", "sops_per_sample", "macs_per_sample"):
+        assert summary[key] == pytest.approx(counted[key]), key
+    assert summary["samples"] == 4 and summary["macs_per_sample"] == pytest.approx(2 * 16 * 9)  # C_out x H x W x 3 x 3
 
 
 @pytest.mark.parametrize("kwargs", [
