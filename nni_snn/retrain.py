@@ -11,7 +11,15 @@ import pytorch_lightning as pl
 from nni_snn.archfile import write_json_atomic
 from nni_snn.data import load_for
 from nni_snn.networks import build_network, network_parameters
-from nni_snn.runtime import keep_freed_memory, loader, loader_workers, resume_path, trainer, uses_cuda
+from nni_snn.runtime import (
+    keep_freed_memory,
+    last_checkpoint,
+    loader,
+    loader_workers,
+    resume_path,
+    trainer,
+    uses_cuda,
+)
 from nni_snn.training import DropPathSchedule, EpochReporter, SNNClassifier, final_metrics, trial_result
 
 if TYPE_CHECKING:
@@ -80,16 +88,11 @@ def train_fixed(net, train, val, *, num_classes: int, opts: RetrainOptions, outp
     callbacks = [reporter, *([DropPathSchedule(opts.drop_path)] if opts.drop_path else [])]
     best = None
     if checkpoints:
-        # Lightning writes save_last's last.ckpt only in an epoch where the monitored checkpoint was saved: with
-        # --val-every N (no val_acc in between) or no new best, --resume would lose epochs. So last.ckpt has a
-        # callback of its own, unmonitored, written after every epoch.
         from pytorch_lightning.callbacks import ModelCheckpoint
 
         best = ModelCheckpoint(dirpath=output / "checkpoints", filename="best", monitor="val_acc", mode="max",
                                save_top_k=1, every_n_epochs=opts.val_every, save_on_train_epoch_end=True)
-        last = ModelCheckpoint(dirpath=output / "checkpoints", filename="last", save_top_k=1,
-                               save_on_train_epoch_end=True, enable_version_counter=False)
-        callbacks += [best, last]
+        callbacks += [best, last_checkpoint(output)]
     # DARTS clips at 5 too; without it, measured on digits at lr 0.1, one large step can silence a network for good.
     fit = trainer(opts, output, callbacks, enable_checkpointing=checkpoints,
                   gradient_clip_val=opts.grad_clip or None, check_val_every_n_epoch=opts.val_every)

@@ -88,6 +88,20 @@ def resume_path(output: Path) -> Path:
     return output / "checkpoints" / "last.ckpt"
 
 
+def last_checkpoint(output: Path):
+    """The callback that writes :func:`resume_path` after every training epoch (what ``--resume`` and a resumed NNI
+    trial continue from), for search and retrain alike.
+
+    Not ``save_last=True``: Lightning 2.6 writes save_last's file only in an epoch where a monitored (top-k)
+    checkpoint was saved, so a search (no other checkpoint) wrote it once, when training ended, and a retrain with
+    ``--val-every N`` or no new best lost epochs. An unmonitored top-1 checkpoint named "last" is rewritten every
+    epoch."""
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    return ModelCheckpoint(dirpath=resume_path(output).parent, filename=resume_path(output).stem, save_top_k=1,
+                           save_on_train_epoch_end=True, enable_version_counter=False)
+
+
 class _NoAdverts(logging.Filter):
     """Drops Lightning's "💡 Tip: ... try installing ..." lines: adverts for services, not facts about the run."""
 

@@ -21,6 +21,7 @@ from nni_snn.networks import build_network, count_parameters, network_parameters
 from nni_snn.runtime import (
     is_global_zero,
     keep_freed_memory,
+    last_checkpoint,
     loader,
     loader_workers,
     resume_path,
@@ -61,7 +62,7 @@ def run_search(opts: SearchOptions, output: Path, trial=None) -> dict | None:
     workers, cuda = loader_workers(opts.num_workers, opts.accelerator), uses_cuda(opts.accelerator)
     evaluator = Lightning(
         SNNClassifier(num_classes=data.num_classes, learning_rate=opts.lr),
-        trainer(opts, output, [reporter, _checkpoints(output)], traced=True),
+        trainer(opts, output, [reporter, last_checkpoint(output)], traced=True),
         train_dataloaders=loader(weight_half, opts.batch_size, True, workers, opts.seed, cuda),
         val_dataloaders=loader(alpha_half, opts.batch_size, False, workers, opts.seed, cuda),
         # Resumed checkpoints are loaded as plain tensors and containers: nothing in them is unpickled as code.
@@ -110,20 +111,6 @@ def run_search(opts: SearchOptions, output: Path, trial=None) -> dict | None:
     write_search_outputs(output, arch, metrics)
     wait_for_all()
     return metrics
-
-
-def _checkpoints(output: Path):
-    """``output/checkpoints/last.ckpt`` after every training epoch (what ``--resume`` continues from), written after
-    the NaN guard has checked the epoch; no other checkpoint (the search's result is arch.json).
-
-    Not ``save_last=True, save_top_k=0``: Lightning 2.6 writes save_last's file only in an epoch where a top-k
-    checkpoint was saved, so that wrote last.ckpt once, when training ended, and a search stopped mid-run (a kill, an
-    NNI experiment stopped) had nothing to resume from. An unmonitored top-1 checkpoint named "last" is rewritten
-    every epoch, as retrain's is."""
-    from pytorch_lightning.callbacks import ModelCheckpoint
-
-    return ModelCheckpoint(dirpath=output / "checkpoints", filename="last", save_top_k=1, save_on_train_epoch_end=True,
-                           enable_version_counter=False)
 
 
 def _select_by_perturbation(supernet: torch.nn.Module, alpha_half, opts: SearchOptions) -> tuple[dict, dict]:
