@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import time
 from dataclasses import replace
@@ -64,6 +65,39 @@ class AttentionStudy(Study):
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
 
+    def paired(self) -> list[str]:
+        """Each attention variant minus the same genotype without attention, and BN before minus BN after the
+        attention, paired by seed (the seed fixes the data order and the initial weights): mean ± standard error."""
+        def accuracies(key: str) -> dict[int, float]:
+            runs = {}
+            for folder in self.out.glob(f"{key}-s*"):
+                result = self.result(folder.name)
+                if result is not None:
+                    runs[int(folder.name.rsplit("-s", 1)[1])] = result["accuracy"]
+            return runs
+
+        def line(label: str, a: dict, b: dict) -> str:
+            diffs = [a[s] - b[s] for s in sorted(a) if s in b]
+            if not diffs:
+                return f"- {label}: no paired runs"
+            se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else float("nan")
+            each = ", ".join(f"{d:+.4f}" for d in diffs)
+            return f"- {label}: {statistics.mean(diffs):+.4f} ± {se:.4f} ({each})"
+
+        lines = []
+        for genotype in GENOTYPES:
+            g = genotype.lower()
+            none = accuracies(f"{g}-none-all-after")
+            for attention, cells, norm in VARIANTS[1:]:
+                key = f"{g}-{attention}-{cells}-{norm.split('-')[0]}"
+                lines.append(line(f"{genotype} {attention} {cells} BN {norm} minus no attention", accuracies(key), none))
+            for attention in ("ct", "ma"):
+                for cells in ("all", "last"):
+                    lines.append(line(f"{genotype} {attention} {cells}: BN before minus after the attention",
+                                      accuracies(f"{g}-{attention}-{cells}-before"),
+                                      accuracies(f"{g}-{attention}-{cells}-after")))
+        return lines
+
 
 def table(summary: dict) -> str:
     lines = ["| genotype | attention | cells | BN | n | accuracy, mean ± std | SOPs / sample | µJ / sample |",
@@ -93,6 +127,7 @@ def main() -> None:
     if not args.report_only:
         study.run()
     print(table(study.report()))
+    print("\nPaired by seed (mean ± standard error; per seed):\n" + "\n".join(study.paired()))
     print(f"({time.perf_counter() - start:.0f} s)")
 
 
