@@ -14,7 +14,9 @@ figure is measured interleaved (ABAB...) with the ANN one it is divided by, medi
      (``torch.autograd.graph.saved_tensors_hooks``; parameters excluded) -- the activation memory;
    - ``rss MB``: in a fresh subprocess, peak RSS (``VmHWM``, reset via ``/proc/self/clear_refs`` after building
      the supernet and one warm-up forward without grad) during two steps minus the RSS before them (``--rss``: ``headline`` = T=2 without attention, ``all``,
-     ``off``). On CUDA, the peak allocated memory of one step instead.
+     ``off``). On CUDA, the peak allocated memory of one step instead. ``--changes`` also gives the peak RSS with
+     glibc mapping every block above 128 KiB (``IN_USE``): the bytes in use, without what the heap keeps of freed
+     blocks.
 2. Overheads at T=2, all SNN variants interleaved with each other in one loop (``--overhead-repeats``): CT and
    MA attention over none, and spike + SOP accounting (the ``SpikeMonitor`` a search runs, counting) over none.
 3. Retrain: forward + backward + SGD of a fixed network (DARTS-V2 genotype for both, the SNN with the same
@@ -61,15 +63,20 @@ def ann_supernet(width: int, cells: int) -> nn.Module:
 
 
 def snn_supernet(width: int, cells: int, T: int, attention: str, classes: int = 10, partial_channels: int = 1,
-                 stock_mixed_op: bool = False) -> nn.Module:
+                 stock_mixed_op: bool = False, recompute: bool = True) -> nn.Module:
     """The SNN supernet as MADarts builds it; ``stock_mixed_op``: with NNI's own mixed operation (its weighted sum)
-    instead of the space's fused one, the "before" of ``--changes``."""
+    instead of the space's fused one, and ``recompute=False``: keeping the depthwise outputs
+    (``nni_snn.ops.DwPwBN``), the "before"s of ``--changes``."""
     from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedLayer
     from nni.nas.strategy import DARTS
 
+    from nni_snn.ops import DwPwBN
     from search_spaces import SNNDartsSpace
     space = SNNDartsSpace(width=width, num_cells=cells, timesteps=T, attention=attention, num_classes=classes,
                           in_channels=3, partial_channels=partial_channels)
+    for layer in space.modules():
+        if isinstance(layer, DwPwBN):
+            layer.recompute_depthwise &= recompute
     # A strategy's own hooks run before the space's, so NNI's mixed layer then takes every LayerChoice.
     return DARTS(mutation_hooks=[DifferentiableMixedLayer.mutate] if stock_mixed_op else None).mutate_model(space)
 
@@ -197,7 +204,8 @@ def rss_child(spec: dict) -> None:
         model = ann_supernet(spec["width"], spec["cells"])
     else:
         model = snn_supernet(spec["width"], spec["cells"], spec["T"], spec["attention"],
-                             partial_channels=spec.get("partial", 1), stock_mixed_op=spec.get("stock", False))
+                             partial_channels=spec.get("partial", 1), stock_mixed_op=spec.get("stock", False),
+                             recompute=spec.get("recompute", True))
     step = SearchStep(model, spec["batch"], spec["size"], device, madarts=spec.get("madarts", spec["kind"] == "snn"))
     with torch.no_grad():
         step.model(step.batches[0][0])
@@ -219,9 +227,17 @@ def _status_kib(key: str) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def rss_of(spec: dict) -> int:
+# glibc's malloc with a fixed 128 KiB mmap threshold: every block above it is mapped on allocation and unmapped on
+# free, so the peak RSS follows the bytes in use (the CPU counterpart of CUDA's peak allocated memory) instead of
+# what the heap keeps of freed blocks at glibc's defaults (which raise the threshold as large blocks are freed).
+IN_USE = {"MALLOC_MMAP_THRESHOLD_": str(128 << 10)}
+
+
+def rss_of(spec: dict, in_use: bool = False) -> int:
+    """Peak RSS growth of two steps of ``spec`` in a fresh process; ``in_use``: of the bytes in use (``IN_USE``)."""
+    env = {**os.environ, **IN_USE} if in_use else None
     out = subprocess.run([sys.executable, __file__, "--rss-child", json.dumps(spec)], capture_output=True,
-                         text=True, check=True)
+                         text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])["rss"]
 
 
@@ -298,12 +314,14 @@ def bench_changes(args: argparse.Namespace, device: torch.device) -> None:
     T = 2
     print(f"\n== Search step changes at T={T}, ma on {device}: median of {args.repeats}, interleaved; time and saved "
           f"memory (one training forward) against NNI's ANN DARTS step")
-    mk = lambda stock: snn_supernet(args.width, args.cells, T, "ma", stock_mixed_op=stock)
+    mk = lambda stock, recompute=False: snn_supernet(args.width, args.cells, T, "ma", stock_mixed_op=stock,
+                                                     recompute=recompute)
     steps = {"NNI's ANN DARTS": SearchStep(ann_supernet(args.width, args.cells), args.batch, args.size, device),
              "SNN, NNI's DARTS step (before)": SearchStep(mk(True), args.batch, args.size, device),
              "+ graph only for what is stepped": SearchStep(mk(True), args.batch, args.size, device, madarts=True),
-             "+ fused mixed-op weighting (MADarts)": SearchStep(mk(False), args.batch, args.size, device,
-                                                               madarts=True)}
+             "+ fused mixed-op weighting": SearchStep(mk(False), args.batch, args.size, device, madarts=True),
+             "+ depthwise outputs recomputed (now)": SearchStep(mk(False, True), args.batch, args.size, device,
+                                                                madarts=True)}
     med = interleaved(steps, device, args.repeats)
     ann, ann_saved = med["NNI's ANN DARTS"], step_saved_bytes(steps["NNI's ANN DARTS"])
     for name, seconds in med.items():
@@ -313,10 +331,12 @@ def bench_changes(args: argparse.Namespace, device: torch.device) -> None:
     if device.type == "cpu" and args.rss != "off":  # peak RSS growth of two steps, fresh processes
         base = {"width": args.width, "cells": args.cells, "batch": args.batch, "size": args.size,
                 "threads": torch.get_num_threads(), "T": T, "attention": "ma"}
-        rss = {"ANN": rss_of({**base, "kind": "ann"}),
-               "before": rss_of({**base, "kind": "snn", "stock": True, "madarts": False}),
-               "now": rss_of({**base, "kind": "snn"})}
-        print("peak RSS: " + ", ".join(f"{k} {v / MB:.0f} MB ({v / rss['ANN']:.2f}x)" for k, v in rss.items()))
+        specs = {"ANN": {**base, "kind": "ann"},
+                 "before": {**base, "kind": "snn", "stock": True, "madarts": False, "recompute": False},
+                 "without recompute": {**base, "kind": "snn", "recompute": False}, "now": {**base, "kind": "snn"}}
+        for label, in_use in (("peak RSS (glibc's defaults)", False), ("peak in use (IN_USE)", True)):
+            rss = {k: rss_of(spec, in_use) for k, spec in specs.items()}
+            print(f"{label}: " + ", ".join(f"{k} {v / MB:.0f} MB ({v / rss['ANN']:.2f}x)" for k, v in rss.items()))
 
 
 def bench_partial(args: argparse.Namespace, device: torch.device) -> None:

@@ -85,7 +85,7 @@ SETTINGS = {
     # The sanity row: 1,437 training digits, 360 held out.
     "digits": Setting("digits", None, search_width=4, search_cells=3, search_epochs=3,
                       retrain_width=8, retrain_cells=3, retrain_epochs=8, multitrial=False),
-    # The CPU-tiny path (tests/test_search_quality.py): seconds per run.
+    # The CPU-tiny path (tests/test_fashion_mnist.py): seconds per run.
     "tiny": Setting("digits", 10, search_width=2, search_cells=3, search_epochs=1, retrain_width=2, retrain_cells=3,
                     retrain_epochs=1, cnn_width=2, seeds=(0,), random_k=2, multitrial=False),
 }

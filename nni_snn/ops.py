@@ -27,6 +27,7 @@ __all__ = [
     "PRIMITIVES",
     "DepthwiseConv2d",
     "DilConv",
+    "DwPwBN",
     "Encoder",
     "FactorizedReduce",
     "PoolBN",
@@ -173,14 +174,49 @@ class DepthwiseConv2d(nn.Conv2d):
         return super().forward(x)
 
 
-def _dw_pw_bn(C_in: int, C_out: int, k: int, stride: int, padding: int, dilation: int,
-              affine: bool) -> nn.Sequential:
-    """Depthwise kxk conv + pointwise 1x1 conv (one factorised synaptic layer) + BN."""
-    return nn.Sequential(
-        DepthwiseConv2d(C_in, k, stride=stride, padding=padding, dilation=dilation),
-        nn.Conv2d(C_in, C_out, 1, bias=False),
-        batch_norm(C_out, affine),
-    )
+class DwPwBN(nn.Sequential):
+    """Depthwise kxk conv + pointwise 1x1 conv (one factorised synaptic layer) + BN, as ``nn.Sequential`` (its state
+    dict and :mod:`nni_snn.spikes`'s pairing of the two convs are a plain Sequential's).
+
+    ``recompute_depthwise`` (the supernet sets it, ``search_spaces.snn_darts``): the pointwise conv does not keep
+    the depthwise output for its weight gradient; backward recomputes it from the input spikes, which the depthwise
+    conv keeps anyway. A supernet keeps all 7 candidates' activations of every edge, and these depthwise outputs
+    were about a quarter of what its weight step saves (benchmarks/README.md, issue 21): one saved activation less
+    per layer for one more depthwise forward in backward, with the same values and gradients.
+    """
+
+    recompute_depthwise = False
+
+    def __init__(self, C_in: int, C_out: int, k: int, stride: int, padding: int, dilation: int,
+                 affine: bool) -> None:
+        super().__init__(DepthwiseConv2d(C_in, k, stride=stride, padding=padding, dilation=dilation),
+                         nn.Conv2d(C_in, C_out, 1, bias=False), batch_norm(C_out, affine))
+
+    def forward(self, x: Tensor) -> Tensor:
+        depthwise, pointwise, bn = self
+        hidden = depthwise(x)
+        if not (self.recompute_depthwise and hidden.requires_grad):
+            return bn(pointwise(hidden))
+        device = x.device.type
+        # Backward may run on another thread (CUDA): recompute under the forward's autocast, not the thread's.
+        amp = (torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
+
+        # Autograd keeps both hooks with every tensor it saves here: they must not hold the depthwise output
+        # itself, only its address (pack runs while it is alive) and what recomputes it.
+        hidden_at = (hidden.data_ptr(), hidden.shape)
+
+        def pack(saved: Tensor):
+            return None if (saved.data_ptr(), saved.shape) == hidden_at else saved
+
+        def unpack(packed):
+            if packed is not None:
+                return packed
+            with torch.no_grad(), torch.autocast(device, dtype=amp[1], enabled=amp[0]):
+                return nn.Conv2d.forward(depthwise, x)  # the module's forward without its hooks (spike counting)
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+            out = pointwise(hidden)
+        return bn(out)
 
 
 class SepConv(nn.Module):
@@ -189,9 +225,9 @@ class SepConv(nn.Module):
     def __init__(self, C_in: int, C_out: int, k: int, stride: int, affine: bool = True,
                  neuron: dict | None = None) -> None:
         super().__init__()
-        self.first = TimeDistributed(_dw_pw_bn(C_in, C_in, k, stride, k // 2, 1, affine))
+        self.first = TimeDistributed(DwPwBN(C_in, C_in, k, stride, k // 2, 1, affine))
         self.lif = make_neuron(neuron)
-        self.second = TimeDistributed(_dw_pw_bn(C_in, C_out, k, 1, k // 2, 1, affine))
+        self.second = TimeDistributed(DwPwBN(C_in, C_out, k, 1, k // 2, 1, affine))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.second(self.lif(self.first(x)))
@@ -202,7 +238,7 @@ class DilConv(nn.Module):
 
     def __init__(self, C_in: int, C_out: int, k: int, stride: int, affine: bool = True) -> None:
         super().__init__()
-        self.body = TimeDistributed(_dw_pw_bn(C_in, C_out, k, stride, k - 1, 2, affine))
+        self.body = TimeDistributed(DwPwBN(C_in, C_out, k, stride, k - 1, 2, affine))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.body(x)

@@ -344,7 +344,7 @@ class SearchOptions(TrainOptions):
     width: int = 16
     cells: int = 5
     epochs: int = 40
-    batch_size: int = 64
+    batch_size: int = 32
     lr: float = 0.1
     output: str = "runs/search"
     num_workers: int | None = None

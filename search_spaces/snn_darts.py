@@ -34,7 +34,7 @@ from nni_snn.attention import make_attention
 from nni_snn.genotype import ATTENTION_CELLS, CELL_NORMS, CELL_TYPES, NUM_NODES, PRIMITIVES
 from nni_snn.neuron import make_neuron
 from nni_snn.nni_compat import ChosenInputs, current_model, label_scope
-from nni_snn.ops import OPS, Encoder, Preprocess, TimeDistributed, batch_norm, fold, unfold
+from nni_snn.ops import OPS, DwPwBN, Encoder, Preprocess, TimeDistributed, batch_norm, fold, unfold
 from nni_snn.regularizers import drop_path
 from nni_snn.spikes import mark_analog
 
@@ -85,6 +85,10 @@ class SNNNode(nn.Module):
                 )
                 for i in chosen
             })
+        if not fixed:  # the supernet keeps every candidate's activations: recompute the cheap ones (nni_snn.ops)
+            for layer in self.edges.modules():
+                if isinstance(layer, DwPwBN):
+                    layer.recompute_depthwise = True
         # Read by the DARTS node hook (search_spaces.darts_nodes) to derive inputs from operation strengths.
         self.inputs.edge_labels = [f"{cell_type}/op_{index}_{i}" for i in range(n_inputs)]
         self.inputs.edge_normalization = self.partial > 1

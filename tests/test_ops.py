@@ -133,3 +133,48 @@ def test_depthwise_conv_matches_conv2d_forward_and_backward(k, dilation, stride)
     torch.testing.assert_close(gx_fast, gx_ref)
     torch.testing.assert_close(gw_fast, gw_ref)
 
+
+
+
+@pytest.mark.parametrize("k,dilation,stride", [(3, 1, 1), (5, 2, 1), (3, 1, 2)])
+def test_recomputed_depthwise_output_gives_the_same_gradients_and_is_not_kept(k, dilation, stride):
+    """The supernet's DwPwBN recomputes its depthwise output in backward: same values and gradients, bit for bit,
+    and the depthwise output is freed once the forward returns (nothing autograd keeps refers to it)."""
+    import copy
+    import weakref
+
+    from nni_snn.ops import DwPwBN
+    torch.manual_seed(0)
+    kept = DwPwBN(6, 6, k, stride, dilation * (k // 2), dilation, affine=False)
+    recomputed = copy.deepcopy(kept)
+    recomputed.recompute_depthwise = True
+    hidden = []
+    for layer in (kept, recomputed):
+        layer[0].register_forward_hook(lambda m, i, out: hidden.append(weakref.ref(out)))
+    x = (torch.rand(8, 6, 10, 10) > 0.6).float()
+    xs = [x.clone().requires_grad_() for _ in range(2)]
+    y_kept, y_rec = kept(xs[0]), recomputed(xs[1])
+    assert hidden[0]() is not None and hidden[1]() is None
+    assert torch.equal(y_kept, y_rec)
+    g = torch.randn_like(y_kept)
+    y_kept.backward(g)
+    y_rec.backward(g)
+    assert torch.equal(xs[0].grad, xs[1].grad)
+    for a, b in zip(kept.parameters(), recomputed.parameters()):
+        assert torch.equal(a.grad, b.grad)
+
+def test_only_the_supernet_recomputes():
+    from nni.nas.strategy import DARTS
+
+    from nni_snn.ops import DwPwBN
+    from search_spaces import SNNDartsSpace
+    space = SNNDartsSpace(width=4, num_cells=3, timesteps=2, num_classes=10, in_channels=1)
+    supernet = DARTS().mutate_model(space)
+    assert all(m.recompute_depthwise for m in supernet.modules() if isinstance(m, DwPwBN))
+    import nni_snn.genotype as g
+    from nni_snn.archfile import make_arch
+    from nni_snn.networks import build_network
+    fixed = build_network(make_arch(attention="ma", genotype=g.CONV_HEAVY, timesteps=2), width=4, num_cells=3,
+                          num_classes=10, in_channels=1)
+    layers = [m for m in fixed.modules() if isinstance(m, DwPwBN)]
+    assert layers and not any(m.recompute_depthwise for m in layers)
