@@ -166,10 +166,11 @@ class DepthwiseConv2d(nn.Conv2d):
                                    and (self.dilation != (1, 1) or max(k) >= 5))
 
     def forward(self, x: Tensor) -> Tensor:
-        # Under autocast the input is half precision and the weight float32: autocast's own conv casts them, the
-        # custom function would not.
+        # Under autocast (--precision bf16-mixed on the CPU) the conv inside the custom function runs in half
+        # precision while its backward's conv would mix that gradient with the float32 weight: autocast's own conv
+        # handles both.
         if (self._fast_cpu_backward and x.device.type == "cpu" and torch.is_grad_enabled()
-                and x.dtype == self.weight.dtype):
+                and x.dtype == self.weight.dtype and not torch.is_autocast_enabled("cpu")):
             return _DepthwiseConvFunction.apply(x, self.weight, self.padding, self.dilation)
         return super().forward(x)
 

@@ -178,3 +178,25 @@ def test_only_the_supernet_recomputes():
                           num_classes=10, in_channels=1)
     layers = [m for m in fixed.modules() if isinstance(m, DwPwBN)]
     assert layers and not any(m.recompute_depthwise for m in layers)
+
+
+def test_recomputed_depthwise_output_under_autocast():
+    """Under mixed precision (--precision bf16-mixed) the recomputed depthwise output is the forward's own: the
+    same gradients as keeping it."""
+    import copy
+
+    from nni_snn.ops import DwPwBN
+    torch.manual_seed(0)
+    kept = DwPwBN(6, 6, 5, 1, 4, 2, affine=True)
+    recomputed = copy.deepcopy(kept)
+    recomputed.recompute_depthwise = True
+    x = (torch.rand(8, 6, 10, 10) > 0.6).float()
+    grads = []
+    for layer in (kept, recomputed):
+        xi = x.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = layer(xi)
+        y.float().square().sum().backward()
+        grads.append([xi.grad, *(p.grad for p in layer.parameters())])
+    for a, b in zip(*grads):
+        assert torch.equal(a, b)
