@@ -161,11 +161,18 @@ def keep_freed_memory() -> None:
     size faults every page in again. A CPU training step allocates and frees the same activation-sized tensors
     over and over: measured on a T = 4 retrain step (width 16, 6 cells, batch 32, 32x32), 375,000 page faults and
     about a quarter of the step's time. Linux with glibc only; anywhere else this does nothing. Safe to call twice.
+
+    A user who sets glibc's malloc tunables (``MALLOC_MMAP_THRESHOLD_`` and the like, or ``GLIBC_TUNABLES``) keeps
+    them: the heap that this keeps raises the peak RSS (a search step at T = 2, width 8: 1.5x the bytes in use; with
+    ``MALLOC_MMAP_THRESHOLD_=262144`` 1.0x, at 1.75x the step time; benchmarks/README.md, issue 21).
     """
     import ctypes
     import sys
 
     if not sys.platform.startswith("linux"):
+        return
+    if any(name.startswith("MALLOC_") and name.endswith("_") for name in os.environ) or \
+            "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
         return
     try:
         libc = ctypes.CDLL("libc.so.6")

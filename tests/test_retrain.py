@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -223,3 +224,26 @@ def test_freed_activations_are_reused_without_page_faults():
     # Measured: 1 tensor's worth in all (once 1 page more, after other tests had shaped the heap); glibc's defaults:
     # 8 of the 10 rounds fault, 8 tensors' worth.
     assert faults <= 3 * pages
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_a_users_malloc_tunables_are_kept():
+    """With MALLOC_MMAP_THRESHOLD_ set (to trade speed for peak memory), keep_freed_memory leaves glibc alone: freed
+    activation-sized tensors go back to the OS, and every new one faults its pages in again."""
+    probe = (
+        "import resource, torch\n"
+        "from nni_snn.runtime import keep_freed_memory\n"
+        "keep_freed_memory()\n"
+        "torch.ones(5 << 20)\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "for _ in range(10):\n"
+        "    torch.ones(5 << 20)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n"
+    )
+    faults = {}
+    for env in ({}, {"MALLOC_MMAP_THRESHOLD_": "131072"}):
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                             env={**os.environ, **env})
+        faults[bool(env)] = int(out.stdout.split()[-1])
+    pages = (5 << 20) * 4 // 4096
+    assert faults[False] <= 3 * pages < 8 * pages <= faults[True]
