@@ -180,10 +180,10 @@ class DwPwBN(nn.Sequential):
     dict and :mod:`nni_snn.spikes`'s pairing of the two convs are a plain Sequential's).
 
     ``recompute_depthwise`` (the supernet sets it, ``search_spaces.snn_darts``): the pointwise conv does not keep
-    the depthwise output for its weight gradient; backward recomputes it from the input spikes, which the depthwise
-    conv keeps anyway. A supernet keeps all 7 candidates' activations of every edge, and these depthwise outputs
-    were about a quarter of what its weight step saves (benchmarks/README.md, issue 21): one saved activation less
-    per layer for one more depthwise forward in backward, with the same values and gradients.
+    the depthwise output; backward recomputes it from the input spikes (which the depthwise conv keeps for its own
+    weight gradient). A supernet keeps all 7 candidates' activations of every edge, and these depthwise outputs were
+    about a fifth of what its weight step saved (160 of 838 MB, benchmarks/README.md, issue 21): one saved activation
+    less per layer for one more depthwise forward in backward, with the same values and gradients.
     """
 
     recompute_depthwise = False

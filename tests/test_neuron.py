@@ -257,3 +257,13 @@ def test_search_with_plif_records_it_in_the_arch_file(tmp_path):
     assert load_arch(out / "arch.json")["neuron"] == {"kind": "plif", "tau": 0.2, "v_threshold": 0.5,
                                                       "surrogate": "sigmoid", "surrogate_alpha": 4.0, "detach_reset": True}
     assert json.loads((out / "metrics.json").read_text())["spikes_per_sample"] > 0
+
+
+def test_fused_sigmoid_surrogate_times_gradient_matches_the_surrogate():
+    from nni_snn.neuron import SURROGATE_TIMES
+    torch.manual_seed(0)
+    v = torch.randn(1000) * 2
+    g = torch.randn(1000)
+    for alpha in (2.0, 4.0):
+        torch.testing.assert_close(SURROGATE_TIMES["sigmoid"](g, v.clone(), alpha), g * SURROGATES["sigmoid"](v, alpha),
+                                   atol=1e-6, rtol=1e-5)
