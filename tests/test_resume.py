@@ -63,16 +63,18 @@ def epochs_reported(client: nnictl.RestClient) -> dict[str, int]:
     return counts
 
 
-def mid_run_trial(client: nnictl.RestClient, finished: int, timeout: float = 600) -> str:
-    """The running trial, once ``finished`` trials have succeeded and it has reported its first epoch."""
+def mid_run_trial(client: nnictl.RestClient, finished: int, exp_id: str, timeout: float = 600) -> str:
+    """The running trial, once ``finished`` trials have succeeded and it has reported its first epoch and written its
+    checkpoint of it (the report comes at validation's end, the checkpoint at the training epoch's end, after it)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             trials, reported = client.trials(), epochs_reported(client)
+            running = [t["trialJobId"] for t in trials if t["status"] == "RUNNING" and reported.get(t["trialJobId"])
+                       and (nnictl.trial_dir(client, exp_id, t["trialJobId"]) / "checkpoints" / "last.ckpt").exists()]
         except OSError:
-            trials, reported = [], {}
+            trials, running = [], []
         assert not any(t["status"] in ("FAILED", "SYS_CANCELED") for t in trials), trials
-        running = [t["trialJobId"] for t in trials if t["status"] == "RUNNING" and reported.get(t["trialJobId"])]
         if sum(t["status"] == "SUCCEEDED" for t in trials) == finished and running:
             return running[0]
         time.sleep(0.2)
@@ -107,7 +109,7 @@ def test_stopped_and_killed_experiment_resumes_its_trials_from_their_checkpoints
     exp_id, client = started.group(1), nnictl.RestClient(port)
     try:
         # 1. `nnictl stop` while the second trial is mid-run (its first epoch reported).
-        stopped = mid_run_trial(client, finished=1)
+        stopped = mid_run_trial(client, finished=1, exp_id=exp_id)
         done = next(t["trialJobId"] for t in client.trials() if t["status"] == "SUCCEEDED")
         done_dir = nnictl.trial_dir(client, exp_id, done)
         done_files = {p: p.stat().st_mtime_ns for p in done_dir.rglob("*") if p.is_file()}
@@ -128,7 +130,7 @@ def test_stopped_and_killed_experiment_resumes_its_trials_from_their_checkpoints
 
         # 2. `nnictl resume`, then SIGKILL the manager while the third trial is mid-run.
         nnictl.resume(exp_id, port)
-        killed = mid_run_trial(client, finished=2)
+        killed = mid_run_trial(client, finished=2, exp_id=exp_id)
         killed_dir = nnictl.trial_dir(client, exp_id, killed)
         assert (stopped_dir / "retrain" / "metrics.json").exists()
         manager = nnictl.manager_record(exp_id)["pid"]
