@@ -43,6 +43,8 @@ def _show_parser(sub) -> None:
     p.add_argument("--cells", type=int, default=5, help="cells for the parameter count (default 5)")
     p.add_argument("--num-classes", type=int, default=10, help="classes for the parameter count (default 10)")
     p.add_argument("--in-channels", type=int, default=3, help="image channels for the parameter count (default 3)")
+    p.add_argument("--image-size", type=int, default=32, help="image side for the parameter count of a spatial head "
+                                                              "(default 32)")
     p.add_argument("--dataset", help="also estimate spikes, SOPs, MACs and energy per sample on this dataset's test "
                                      "images (classes and image channels then come from the dataset)")
     p.add_argument("--data-dir", help="folder holding the dataset (not needed for digits, digits-events)")
@@ -204,7 +206,7 @@ def _show(args) -> int:
     from nni_snn.genotype import format_genotype
     from nni_snn.networks import build_network, network_parameters
 
-    for key in ("width", "cells", "num_classes", "in_channels", "batches", "timesteps", "event_size"):
+    for key in ("width", "cells", "num_classes", "in_channels", "image_size", "batches", "timesteps", "event_size"):
         if getattr(args, key) is not None and getattr(args, key) < 1:
             raise UsageError(f"--{key.replace('_', '-')} must be >= 1")
     for key in ("e_ac_pj", "e_mac_pj"):
@@ -221,9 +223,9 @@ def _show(args) -> int:
             raise UsageError(f"--dataset {args.dataset!r} is unknown; use one of {', '.join(dataset_names())}")
         frames = event_framing(arch, args.dataset, args.frames_by, args.event_size)
         data = load_dataset(args.dataset, args.data_dir, timesteps=args.timesteps or arch["timesteps"], **frames)
-        args.num_classes, args.in_channels = data.num_classes, data.in_channels
+        args.num_classes, args.in_channels, args.image_size = data.num_classes, data.in_channels, data.image_size
     size = {"width": args.width, "num_cells": args.cells, "num_classes": args.num_classes,
-            "in_channels": args.in_channels, "timesteps": args.timesteps}
+            "in_channels": args.in_channels, "timesteps": args.timesteps, "image_size": args.image_size}
     params = network_parameters(build_network(arch, auxiliary=True, **size))
     net = build_network(arch, **size)  # the estimate is of the network a user deploys: no auxiliary head
     counts = None

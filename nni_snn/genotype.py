@@ -13,8 +13,8 @@ from typing import Any
 
 from nni_snn.ops import PRIMITIVES  # the operation table's keys (nni_snn.ops.OPS)
 
-__all__ = ["ALL_OPS", "ATTENTION_CELLS", "CELL_TYPES", "CONV_HEAVY", "DARTS_V2", "NUM_NODES", "PRIMITIVES",
-           "format_genotype", "genotype_from_sample", "sample_from_genotype"]
+__all__ = ["ALL_OPS", "ATTENTION_CELLS", "CELL_TYPES", "CONV_HEAVY", "DARTS_V2", "HEADS", "NUM_NODES", "PRIMITIVES",
+           "STEM_STRIDES", "format_genotype", "genotype_from_sample", "sample_from_genotype"]
 
 NUM_NODES = 4
 CELL_TYPES = ("normal", "reduce")
@@ -22,6 +22,10 @@ ATTENTION_CELLS = ("all", "last")  # where the attention sits: every cell's conc
 # Where a cell's BN sits relative to its attention (with normalisation on): "after-attention", the first placement,
 # which a file without the key means; or "before-attention".
 CELL_NORMS = ("after-attention", "before-attention")
+# The classifier: global (average pool of the last cell's spikes over space, DARTS's) or spatial (a linear layer on
+# the last cell's whole spike map, as the hand-designed spiking CNN reads its own).
+HEADS = ("global", "spatial")
+STEM_STRIDES = (1, 2)
 
 
 # A convolution-heavy genotype (no pooling, no skip): the hardest of the space to train, as every path through a cell

@@ -150,7 +150,7 @@ class CommonOptions:
             if meta.get("choices"):
                 valid = _choices(meta["choices"])
                 if value not in valid:
-                    raise UsageError(f"{flag} {value!r} is unknown; use one of {', '.join(valid)}")
+                    raise UsageError(f"{flag} {value!r} is unknown; use one of {', '.join(map(str, valid))}")
         self.check_together()
 
     def check_together(self) -> None:
@@ -212,6 +212,15 @@ class TrainOptions(CommonOptions):
                                                       "(concatenation, attention, BN, LIF) or before-attention "
                                                       "(concatenation, BN, attention, LIF) (default {default})",
                                    choices="nni_snn.genotype:CELL_NORMS")
+    # The macro-architecture, where most of a cell network's energy goes (docs/energy.md): DARTS's by default.
+    stem_multiplier: int | None = option(3, "the stem's channels: this times --width (default {default}, DARTS's)",
+                                         check="int>=1")
+    stem_stride: int | None = option(1, "stride of the stem's conv: 2 halves the resolution every cell works at, a "
+                                        "quarter of the positions (default {default})",
+                                     choices="nni_snn.genotype:STEM_STRIDES")
+    head: str | None = option("global", "the classifier: global (average-pool the last cell's spikes, BN, linear; "
+                                        "DARTS's) or spatial (a linear layer on the last cell's whole spike map, as "
+                                        "the spiking CNN's) (default {default})", choices="nni_snn.genotype:HEADS")
     e_ac_pj: float = option(ENERGY_DEFAULTS["e_ac_pj"], "energy per synaptic operation (accumulate), pJ "
                                                         "(default {default})", check="number>=0")
     e_mac_pj: float = option(ENERGY_DEFAULTS["e_mac_pj"], "energy per multiply-accumulate, pJ (default {default})",
@@ -282,6 +291,9 @@ class RetrainOptions(TrainOptions):
     normalize: bool | None = None
     attention_cells: str | None = None
     cell_norm: str | None = None
+    stem_multiplier: int | None = None
+    stem_stride: int | None = None
+    head: str | None = None
     # None: the search's, read from the arch file when it searched the same dataset (frames at 48x48 stay 48x48).
     frames_by: str | None = None
     auxiliary_weight: float = option(0.4, "auxiliary head loss weight, 0 = no head (default 0.4)", check="number>=0")
@@ -303,7 +315,7 @@ class RetrainOptions(TrainOptions):
 
     def against(self, arch: dict | None) -> RetrainOptions:
         """These options with those left to the arch file (None) settled against ``arch`` (a loaded arch.json, or
-        None for a --baseline): T, the neuron, normalisation, attention placement and cell norm are the file's
+        None for a --baseline): T, the neuron, normalisation, attention placement, cell norm and macro-architecture are the file's
         (``load_arch`` spells out what an old file leaves out); event framing is the search's when it
         searched the same dataset, so that frames at 48x48 stay 48x48, else time bins at the sensor's size."""
         from nni_snn.archfile import event_framing
@@ -315,7 +327,7 @@ class RetrainOptions(TrainOptions):
         for key, name in NEURON_OPTIONS.items():
             if getattr(self, name) is None and neuron.get(key) is not None:
                 values[name] = neuron[key]
-        for name in ("normalize", "attention_cells", "cell_norm"):
+        for name in ("normalize", "attention_cells", "cell_norm", "stem_multiplier", "stem_stride", "head"):
             if getattr(self, name) is None and arch.get(name) is not None:
                 values[name] = arch[name]
         return dataclasses.replace(self, **values)

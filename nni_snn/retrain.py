@@ -53,7 +53,9 @@ def run_retrain(opts: RetrainOptions, output: Path, trial=None) -> dict | None:
         net = build_network(arch, width=opts.width, num_cells=opts.cells, num_classes=data.num_classes,
                             in_channels=data.in_channels, auxiliary=opts.auxiliary_weight > 0,
                             timesteps=opts.timesteps, neuron=neuron, normalize=opts.normalize,
-                            attention_cells=opts.attention_cells, cell_norm=opts.cell_norm)
+                            attention_cells=opts.attention_cells, cell_norm=opts.cell_norm,
+                            stem_multiplier=opts.stem_multiplier, stem_stride=opts.stem_stride, head=opts.head,
+                            image_size=data.image_size)
     reporter = EpochReporter(report=trial.intermediate if trial else None, e_ac_pj=opts.e_ac_pj,
                              e_mac_pj=opts.e_mac_pj)
     is_global_zero, best_accuracy = train_fixed(net, data.train, data.test, num_classes=data.num_classes, opts=opts,
@@ -66,7 +68,8 @@ def run_retrain(opts: RetrainOptions, output: Path, trial=None) -> dict | None:
     metrics["network"] = {"arch": opts.arch, "baseline": opts.baseline, "neuron": neuron,
                           "normalize": getattr(net, "normalize", None),  # the file's unless overridden
                           "attention_cells": getattr(net, "attention_cells", None),
-                          "cell_norm": getattr(net, "cell_norm", None)}
+                          "cell_norm": getattr(net, "cell_norm", None),
+                          **{k: getattr(net, k, None) for k in ("stem_multiplier", "stem_stride", "head")}}
     metrics["recipe"] = {key: getattr(opts, key) for key in RECIPE_KEYS}
     write_json_atomic(output / "metrics.json", metrics)
     return metrics
