@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_search_quality import SETTINGS, Study, _darts_v2, quiet, uniform_genotype  # noqa: E402
+from bench_search_quality import SETTINGS, Study, _darts_v2, quiet, uniform_genotype
 
 # The macro-architectures the study compares, as flags of search and retrain and as arch.json keys.
 MACROS = {
@@ -225,8 +225,9 @@ def _row(runs: list[dict]) -> dict:
 
 def table(summary: dict) -> str:
     s = summary["setting"]
-    lines = [f"Macro-architecture {s['macro']!r}: stem {s['stem_multiplier']} x width, stride {s['stem_stride']}, "
-             f"{s['head']} head; seeds {', '.join(map(str, s['seeds']))}", "",
+    title = (f"Macro-architecture {s['macro']!r}: stem {s['stem_multiplier']} x width, stride {s['stem_stride']}, "
+             f"{s['head']} head; seeds {', '.join(map(str, s['seeds']))}")
+    lines = [title, "",
              "| network | n | accuracy, mean ± std | µJ / sample, mean ± std | SOPs / sample | spikes / sample |",
              "| --- | --- | --- | --- | --- | --- |"]
     for label, row in summary["rows"].items():

@@ -33,7 +33,15 @@ from pathlib import Path
 from typing import Any
 
 from nni_snn.errors import ArchError
-from nni_snn.genotype import ATTENTION_CELLS, CELL_NORMS, CELL_TYPES, HEADS, NUM_NODES, PRIMITIVES, STEM_STRIDES
+from nni_snn.genotype import (
+    ATTENTION_CELLS,
+    CELL_NORMS,
+    CELL_TYPES,
+    HEADS,
+    NUM_NODES,
+    PRIMITIVES,
+    STEM_STRIDES,
+)
 from nni_snn.neuron import NEURONS, RENAMED_OPTIONS, make_neuron, neuron_options, resolved_spec
 from nni_snn.registry import ATTENTIONS
 

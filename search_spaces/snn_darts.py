@@ -31,7 +31,15 @@ from nni.nas.nn.pytorch import InputChoice, LayerChoice, ModelSpace
 from torch import nn
 
 from nni_snn.attention import make_attention
-from nni_snn.genotype import ATTENTION_CELLS, CELL_NORMS, CELL_TYPES, HEADS, NUM_NODES, PRIMITIVES, STEM_STRIDES
+from nni_snn.genotype import (
+    ATTENTION_CELLS,
+    CELL_NORMS,
+    CELL_TYPES,
+    HEADS,
+    NUM_NODES,
+    PRIMITIVES,
+    STEM_STRIDES,
+)
 from nni_snn.neuron import make_neuron
 from nni_snn.nni_compat import ChosenInputs, current_model, label_scope
 from nni_snn.ops import OPS, DwPwBN, Encoder, Preprocess, TimeDistributed, batch_norm, fold, unfold
