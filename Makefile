@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-quick test-deps lint bench gpu-check
+.PHONY: setup demo test test-quick test-deps lint bench gpu-check gpu-study
 
 setup: $(VENV)/.installed
 
@@ -45,3 +45,12 @@ bench: setup
 # (fp32 and bf16) and the projected GPU-hours; results in runs/gpu-check.json. Without CUDA: a tiny CPU run.
 gpu-check: setup
 	$(BIN)/python benchmarks/gpu_check.py
+
+# On a CUDA machine: MA-DARTS with and without the energy penalty against random cells and the spiking CNN on all of
+# Fashion-MNIST, within ~7 minutes (runs/gpu-study/gpu-study.json). The idx files travel in data/fashion-mnist (a GPU
+# machine has no network): copied here from Debian's dataset-fashion-mnist where they are missing.
+FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
+gpu-study: setup
+	@mkdir -p data/fashion-mnist
+	@[ -f data/fashion-mnist/t10k-labels-idx1-ubyte.gz ] || cp $(FASHION_MNIST)/*.gz data/fashion-mnist/ 2>/dev/null || true
+	$(BIN)/python benchmarks/gpu_study.py
