@@ -5,6 +5,7 @@ every network retrained by ``nni-snn retrain`` alike, seeds 0-2. Its parts, each
 
 - ``diagnose``: the ReLU twins (``--neuron relu``) of the search-quality study's MA-DARTS, random and DARTS-V2 cells,
   at DARTS's macro-architecture, beside the spiking CNN's twin: is the CNN's lead from spiking or from the network?
+  And its MA-DARTS cells with the spatial head (``--head spatial``): how much is the classifier?
 - ``front``: at a macro-architecture (``--macro``, default ``efficient``: the stem at 3 x width and stride 2, the
   spatial head, MA attention in the last cell only), MA-DARTS with the energy penalty lambda over a grid, random genotypes of the space, DARTS-V2's
   genotype and the spiking CNN; each method's accuracy-energy front and its hypervolume.
@@ -127,6 +128,9 @@ class EnergyStudy(Study):
         plan = []
         sources = {"ma": f"search-ma-s{seed}/arch.json", "dartsv2": f"retrain-dartsv2-s{seed}/arch.json",
                    f"random{seed}": f"retrain-random{seed}-s{seed}/arch.json"}
+        run = f"retrain-quality-spatial-ma-s{seed}"  # the same MA-DARTS cells with the spatial head
+        plan.append((run, lambda r=run, sd=seed: self.retrain_with(r, sd, str(self.quality / sources["ma"]),
+                                                                   ["--head", "spatial"])))
         for name, arch in sources.items():
             run = f"retrain-quality-relu-{name}-s{seed}"
             plan.append((run, lambda r=run, a=arch, sd=seed: self.retrain(r, sd, str(self.quality / a), neuron="relu")))
@@ -176,6 +180,7 @@ class EnergyStudy(Study):
         for knob, (_, label) in KNOBS.items():
             rows[f"MA-DARTS, lambda {self.knob_lambda:g}, {label}"] = self.runs_of(
                 f"retrain-{self.key(self.knob_lambda)}-{knob}")
+        rows["the search-quality study's MA-DARTS cells, spatial head"] = self.runs_of("retrain-quality-spatial-ma")
         for name, label in (("ma", "MA-DARTS cells"), ("dartsv2", "DARTS-V2 cells"), ("random", "random cells")):
             rows[f"ReLU twin of the search-quality study's {label}"] = self.runs_of(f"retrain-quality-relu-{name}")
         return {label: runs for label, runs in rows.items() if runs}
