@@ -200,8 +200,34 @@ class EnergyStudy(Study):
                for label in ("DARTS-V2 genotype", "spiking CNN") if label in points},
         }
         summary["paired_hypervolume"] = self._paired_hypervolume(rows)
+        summary["energy_by_group"] = self._energy_by_group()
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
+
+    def _energy_by_group(self) -> dict:
+        """Where the energy goes, seed 0's networks: the search-quality study's (DARTS's macro-architecture) and this
+        study's at its macro-architecture, µJ per sample per group."""
+        from nni_snn.archfile import make_arch
+
+        def arch_of(folder: Path, **network) -> dict:
+            return make_arch(attention="ma", timesteps=2, genotype=self.result(folder.name)["genotype"]
+                             if folder.parent == self.out else json.loads((folder / "result.json").read_text())["genotype"],
+                             **network)
+
+        found = {}
+        quality = {"MA-DARTS cells, DARTS's macro": "retrain-ma-s0", "random cells, DARTS's macro": "retrain-random0-s0",
+                   "DARTS-V2 cells, DARTS's macro": "retrain-dartsv2-s0"}
+        for label, run in quality.items():
+            if (self.quality / run / "metrics.json").is_file():
+                found[label] = energy_by_group(self.quality / run, arch_of(self.quality / run), self.s)
+        for label, run in ((f"MA-DARTS cells (lambda {self.knob_lambda:g}), {self.macro_name} macro",
+                            f"retrain-{self.key(self.knob_lambda)}-s0"),
+                           (f"random cells, {self.macro_name} macro", f"retrain-{self.macro_name}-random0-s0")):
+            if (self.out / run / "metrics.json").is_file():
+                found[label] = energy_by_group(self.out / run, arch_of(self.out / run, **self.macro), self.s)
+        if (self.out / "retrain-cnn-s0" / "metrics.json").is_file():
+            found["spiking CNN"] = energy_by_group(self.out / "retrain-cnn-s0", None, self.s)
+        return found
 
     def _paired_hypervolume(self, rows: dict) -> dict:
         """Per seed: the hypervolume of that seed's MA-DARTS networks (every lambda) minus that of its random
@@ -216,6 +242,38 @@ class EnergyStudy(Study):
                 diffs.append(hypervolume(ours) - hypervolume(theirs))
         se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else float("nan")
         return {"diffs": diffs, "mean": statistics.mean(diffs) if diffs else float("nan"), "se": se}
+
+
+def macs_by_group(net, image_size: int, in_channels: int = 1) -> dict[str, float]:
+    """MACs per sample of each group of ``net``: they depend on shapes only (the analog layers: the stem on an image,
+    attention gates, a classifier on pooled rates), so one batch of zeros measures them exactly."""
+    import torch
+
+    from nni_snn.spikes import SpikeMonitor
+    from nni_snn.training import cell_group
+
+    with SpikeMonitor(net.eval(), group_of=cell_group) as monitor, torch.no_grad(), monitor.counting("val"):
+        net(torch.zeros(2, in_channels, image_size, image_size))
+    return monitor.summary("val")["macs_per_group"]
+
+
+def energy_by_group(folder: Path, arch: dict | None, setting) -> dict[str, float]:
+    """Energy per sample (uJ) of each group of a finished retrain: its measured SOPs per group (metrics.json) and
+    the MACs of its network (:func:`macs_by_group`; those of ``arch`` at the setting's size, or of the spiking
+    CNN when ``arch`` is None)."""
+    from nni_snn.baselines import build_baseline
+    from nni_snn.networks import build_network
+    from nni_snn.spikes import energy_uj
+
+    metrics = json.loads((folder / "metrics.json").read_text())
+    if arch is None:
+        net = build_baseline("spiking-cnn", width=setting.cnn_width, num_classes=10, in_channels=1, image_size=28)
+    else:
+        net = build_network(arch, width=setting.retrain_width, num_cells=setting.retrain_cells, num_classes=10,
+                            in_channels=1, image_size=28)
+    macs = macs_by_group(net, 28)
+    sops = {g: v for g, v in metrics["sops_per_cell"].items() if g != "auxiliary_head"}
+    return {g: energy_uj(sops.get(g, 0.0), macs.get(g, 0.0)) for g in dict.fromkeys([*sops, *macs])}
 
 
 def _row(runs: list[dict]) -> dict:
@@ -248,6 +306,11 @@ def table(summary: dict) -> str:
     lines += ["", f"Hypervolume in (accuracy, log10 µJ) against the reference point (accuracy {acc}, {energy} µJ):", ""]
     for label, front in summary["fronts"].items():
         lines.append(f"- {label}: {front['hypervolume']:.4f} ({len(front['points'])} points)")
+    if summary.get("energy_by_group"):
+        lines += ["", "Where the energy goes (seed 0; µJ per sample per group: SOPs x 0.9 pJ + MACs x 4.6 pJ):", ""]
+        for label, groups in summary["energy_by_group"].items():
+            lines.append(f"- {label}: " + ", ".join(f"{g} {e:.3g}" for g, e in groups.items())
+                         + f"; total {sum(groups.values()):.3g}")
     paired = summary["paired_hypervolume"]
     if paired["diffs"]:
         lines.append(f"- MA-DARTS minus random genotypes, paired by seed: {paired['mean']:+.4f} ± {paired['se']:.4f} ("

@@ -95,3 +95,31 @@ def test_a_bad_macro_flag_is_refused(tmp_path, capsys, flags, needle):
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_the_efficient_config_and_the_macro_sweep_give_valid_searches():
+    """experiments/efficient_fashionmnist.yml is a --config for search that holds the search and its retrain, and
+    every trial of experiments/macro_sweep.yml (its parameters over that config) resolves to valid options."""
+    import itertools
+    import shlex
+    from pathlib import Path
+
+    import yaml
+
+    from nni_snn.cli import build_parser
+    from nni_snn.options import SearchOptions, resolve
+
+    root = Path(__file__).resolve().parents[1]
+    sweep = yaml.safe_load((root / "experiments" / "macro_sweep.yml").read_text())
+    words = shlex.split(sweep["trialCommand"])
+    args = build_parser().parse_args(words[words.index("nni_snn") + 1:])
+    config = root / args.config
+    args.config = str(config)
+    opts = resolve(SearchOptions, args)
+    assert (opts.stem_stride, opts.head, opts.attention_cells, opts.retrain_epochs) == (2, "spatial", "last", 8)
+    assert opts.retrain(Path("/tmp/none")).width == 8
+    space = sweep["searchSpace"]
+    for values in itertools.product(*(spec["_value"] for spec in space.values())):
+        params = dict(zip(space, values))
+        opts = resolve(SearchOptions, args, params)
+        assert all(getattr(opts, key) == value for key, value in params.items())
