@@ -44,6 +44,11 @@ MACROS = {
     "efficient": {"stem_multiplier": 3, "stem_stride": 2, "head": "spatial", "attention_cells": "last"},
 }
 LAMBDAS = (0.0, 0.1, 0.3, 1.0, 3.0)
+# A hand-made reference for what the penalty finds at lambda >= 0.3: cells without a synaptic layer on any edge (each
+# node the sum of its two predecessors' spikes, skipped in the normal cell, max-pooled 3x3 in the reduction cell), so
+# the network's synapses are the stem, the cells' 1x1 preprocessing convs and the readout.
+PARAMETER_FREE = {"normal": [["skip_connect", i] for k in range(4) for i in (k, k + 1)],
+                  "reduce": [["max_pool_3x3", i] for k in range(4) for i in (k, k + 1)]}
 REFERENCE = (0.70, 30.0)  # (accuracy, uJ per sample) of the hypervolume's reference point
 RANDOM_PER_SEED = 2
 # knob row -> (retrain flags, label): the front's MA-DARTS network with one knob changed.
@@ -109,6 +114,8 @@ class EnergyStudy(Study):
             run = f"retrain-{m}-random{k}-s{seed}"
             plan.append((run, lambda r=run, k=k, sd=seed: self.retrain(
                 r, sd, self.write_arch(r, uniform_genotype(random.Random(1000 + k)), **self.macro))))
+        run = f"retrain-{m}-free-s{seed}"
+        plan.append((run, lambda r=run, sd=seed: self.retrain(r, sd, self.write_arch(r, PARAMETER_FREE, **self.macro))))
         run = f"retrain-{m}-dartsv2-s{seed}"
         plan.append((run, lambda r=run, sd=seed: self.retrain(r, sd, self.write_arch(r, _darts_v2(), **self.macro))))
         plan.append((f"retrain-cnn-s{seed}", lambda sd=seed: self.retrain(f"retrain-cnn-s{sd}", sd,
@@ -176,6 +183,7 @@ class EnergyStudy(Study):
             rows[f"MA-DARTS, lambda {lam:g}"] = self.runs_of(f"retrain-{self.key(lam)}")
         rows["random genotypes"] = self.runs_of(f"retrain-{m}-random")
         rows["DARTS-V2 genotype"] = self.runs_of(f"retrain-{m}-dartsv2")
+        rows["parameter-free cells (hand-made)"] = self.runs_of(f"retrain-{m}-free")
         rows["spiking CNN"] = self.runs_of("retrain-cnn")
         for knob, (_, label) in KNOBS.items():
             rows[f"MA-DARTS, lambda {self.knob_lambda:g}, {label}"] = self.runs_of(
@@ -197,7 +205,7 @@ class EnergyStudy(Study):
             "MA-DARTS (every lambda)": {"points": searched, "hypervolume": hypervolume(searched)},
             "random genotypes (each)": {"points": random_points, "hypervolume": hypervolume(random_points)},
             **{label: {"points": [points[label]], "hypervolume": hypervolume([points[label]])}
-               for label in ("DARTS-V2 genotype", "spiking CNN") if label in points},
+               for label in ("DARTS-V2 genotype", "parameter-free cells (hand-made)", "spiking CNN") if label in points},
         }
         summary["paired_hypervolume"] = self._paired_hypervolume(rows)
         summary["energy_by_group"] = self._energy_by_group()
