@@ -8,9 +8,11 @@ What maps to what (``docs/deploy.md`` has the table and the consumers):
   the T steps and gets the same current (event frames: one frame per step).
 - The paper's LIF ``u_t = tau * u_{t-1} * (1 - o_{t-1}) + x_t``, spike when ``u_t > V_th``, hard reset to 0, is
   NIR's ``LIF`` (``tau_m du/dt = (v_leak - u) + R I``) discretised by forward Euler with step ``dt``:
-  ``u_t = (1 - dt/tau_m) u_{t-1} + (dt/tau_m) R x_t``. With ``tau_m = dt / (1 - tau)``, ``R = 1 / (1 - tau)``,
-  ``v_leak = 0``, ``v_reset = 0`` it is the paper's recurrence exactly; ``dt`` is the consumer's time step
-  (snnTorch's NIR import assumes 1e-4 s, Norse takes it as an argument), recorded in the graph's metadata.
+  ``v_t = (1 - dt/tau_m) v_{t-1} + (dt/tau_m) R x_t``. With ``tau_m = dt / (1 - tau)``, ``R = 1``, ``v_leak = 0``,
+  ``v_reset = 0`` and ``v_threshold = (1 - tau) V_th`` its membrane is ``v_t = (1 - tau) u_t``, the paper's scaled by
+  a constant, so it spikes at exactly the paper's steps. (``R = 1 / (1 - tau)`` with ``V_th`` unscaled means the
+  same in NIR, but Norse ignores ``R``; snnTorch folds either into its threshold.) ``dt`` is the consumer's time
+  step (snnTorch's NIR import assumes 1e-4 s, Norse takes it as an argument), recorded in the graph's metadata.
 - A cell's concatenation of its 4 nodes followed by BN + LIF is one neuron population per node (BN folded into a
   per-channel 1x1 conv); a consumer of the concatenation (the next cells' 1x1 preprocessing conv, their
   factorised reduction, the classifier) becomes one conv per node, all summed where they meet (NIR sums the edges
@@ -57,8 +59,8 @@ def lif_parameters(tau: float, v_threshold: float, shape: tuple[int, ...], dt: f
     if not 0 <= tau < 1:
         raise NotExportable(f"a LIF decay tau={tau} outside [0, 1) has no NIR LIF equivalent")
     full = lambda value: np.full(shape, value, dtype=np.float32)
-    return {"tau": full(dt / (1 - tau)), "r": full(1 / (1 - tau)), "v_leak": full(0.0),
-            "v_threshold": full(v_threshold), "v_reset": full(0.0)}
+    return {"tau": full(dt / (1 - tau)), "r": full(1.0), "v_leak": full(0.0),
+            "v_threshold": full(v_threshold * (1 - tau)), "v_reset": full(0.0)}
 
 
 def _bn_affine(bn: nn.Module | None, channels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -290,9 +292,12 @@ def to_nir(net: nn.Module, image_shape: tuple[int, int, int], dt: float = DEFAUL
             # The average over the map: every position weighs 1 / (H W).
             weight = np.repeat(np.repeat((linear.weight.detach().numpy() * gain[None, :] / (hw1[0] * hw1[1]))
                                          [:, :, None, None], hw1[0], 2), hw1[1], 3)
-        logits, _ = b.split("classifier", s1, hw1, weight, bias)
         classes = weight.shape[0]
-        b.add("output", nir.Output(output_type={"output": np.array([classes, 1, 1])}), logits)
+        parts, _ = b.split("classifier", s1, hw1, weight, np.zeros(classes))
+        # The parts join in a 1x1 identity conv carrying the bias: nirtorch 2.6 returns each edge into the output
+        # separately instead of their sum.
+        logits, _ = b.conv("classifier.sum", parts, (classes, 1, 1), np.eye(classes)[:, :, None, None], bias)
+        b.add("output", nir.Output(output_type={"output": np.array([classes, 1, 1])}), [logits])
     metadata = {"producer": "nni-snn", "grouped": grouped, "timesteps": int(net.timesteps), "dt": dt,
                 "readout": "nni-snn's logits are the mean over the T steps of the output",
                 "input": "an image: the same image at each of the T steps; event frames: one frame per step"}
