@@ -176,3 +176,27 @@ def test_export_command_mistakes_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("nni-snn: error: ") for line in err)
     assert "--space deployable needs --attention none" in err[2]
+
+
+def test_the_deployable_space_is_an_option_of_search_retrain_and_nni_trials(tmp_path, capsys):
+    import argparse
+    import json
+
+    from nni_snn.cli import main
+    from nni_snn.options import SearchOptions, resolve
+
+    # An NNI trial's parameters (an nnictl config's search space) set it like any other option.
+    args = argparse.Namespace(config=None)
+    opts = resolve(SearchOptions, args, {"space": "deployable", "attention": "none"})
+    assert opts.space == "deployable"
+    # The supernet of the space has no max pooling among its candidates.
+    from search_spaces import SNNDartsSpace
+
+    supernet = SNNDartsSpace(width=4, num_cells=3, timesteps=2, attention="none", in_channels=1, space="deployable")
+    names = {name for module in supernet.modules() if hasattr(module, "names") for name in module.names}
+    assert names == set(SPACES["deployable"]) and "max_pool_3x3" not in names
+    # A retrain in the deployable space refuses an architecture outside it, in one line, before loading any data.
+    arch = tmp_path / "arch.json"
+    arch.write_text(json.dumps(make_arch(attention="none", timesteps=2, genotype=ALL_OPS)))
+    assert main(["retrain", "--arch", str(arch), "--space", "deployable", "--output", str(tmp_path / "r")]) == 2
+    assert "max_pool_3x3, which NIR cannot express" in capsys.readouterr().err
