@@ -200,3 +200,51 @@ def test_the_deployable_space_is_an_option_of_search_retrain_and_nni_trials(tmp_
     arch.write_text(json.dumps(make_arch(attention="none", timesteps=2, genotype=ALL_OPS)))
     assert main(["retrain", "--arch", str(arch), "--space", "deployable", "--output", str(tmp_path / "r")]) == 2
     assert "max_pool_3x3, which NIR cannot express" in capsys.readouterr().err
+
+
+class _SumPool(torch.nn.Module):
+    """NIR's SumPool2d with its padding (nirtorch 2.6's default mapping drops the padding)."""
+
+    def __init__(self, node):
+        super().__init__()
+        self.kernel, self.stride, self.padding = (tuple(int(v) for v in a) for a in
+                                                  (node.kernel_size, node.stride, node.padding))
+
+    def forward(self, x):
+        return torch.nn.functional.avg_pool2d(x, self.kernel, self.stride, self.padding, divisor_override=1)
+
+
+class _Scale(torch.nn.Module):
+    def __init__(self, node):
+        super().__init__()
+        self.register_buffer("scale", torch.as_tensor(node.scale))
+
+    def forward(self, x):
+        return x * self.scale
+
+
+def test_average_pooling_maps_exactly(tmp_path):
+    # Neither consumer reads SumPool2d with padding or Scale: those two are mapped here by NIR's definitions, the rest
+    # (convs, the LIF) by Norse through nirtorch, to check the mapping of avg_pool_3x3 + BN (border pixels included).
+    import nirtorch
+    from norse.torch.utils.import_nir import _import_norse_module
+
+    logging.disable(logging.WARNING)
+    genotype = {cell_type: [[op if op != "max_pool_3x3" else "avg_pool_3x3", i] for op, i in ALL_OPS[cell_type]]
+                for cell_type in CELL_TYPES}
+    net = _network(genotype)
+    _, images = _digits()
+    logits, spikes = _reference(net, images)
+    path = tmp_path / "net.nir"
+    nir.write(path, to_nir(net, (1, 8, 8)))
+    graph = nir.read(path)
+    node = functools.partial(_import_norse_module, dt=graph.metadata["dt"], ignore_warnings=True)
+    module = nirtorch.nir_to_torch(graph, {nir.Conv2d: node, nir.LIF: node, nir.SumPool2d: _SumPool,
+                                           nir.Scale: _Scale})
+    got_logits, got = _run(module, images)
+    assert any(isinstance(n, nir.SumPool2d) for n in graph.nodes.values())
+    for name, ref in spikes.items():
+        out = (torch.cat([got[f"{name}_node{k}"] for k in range(NUM_NODES)], dim=2) if name.endswith("output_spike")
+               else got[name])
+        assert torch.equal(out, ref), f"{name}: {(out != ref).float().mean():.4f} of the spikes differ"
+    torch.testing.assert_close(got_logits, logits, atol=1e-4, rtol=1e-4)
