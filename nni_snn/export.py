@@ -123,8 +123,8 @@ class _Builder:
 
         if not isinstance(neuron, (LIF, PLIF)):
             raise NotExportable(f"{name}: the neuron {type(neuron).__name__} has no NIR equivalent; use --neuron lif")
-        tau = float(torch.sigmoid(neuron.w)) if isinstance(neuron, PLIF) and hasattr(neuron, "w") else neuron.tau
-        return self.add(name, self.nir.LIF(**lif_parameters(float(tau), neuron.v_threshold, shape, self.dt)), sources)
+        # PLIF's tau is its learnt decay, sigmoid(w).
+        return self.add(name, self.nir.LIF(**lif_parameters(neuron.tau, neuron.v_threshold, shape, self.dt)), sources)
 
     def split(self, name: str, parts: list[tuple[str, int]], shape_hw, weight, bias, **conv) -> tuple[list[str], tuple]:
         """A conv over concatenated spikes as one conv per part, the bias on the first; the outputs add up."""
@@ -353,8 +353,12 @@ def export_run(run_dir: Path, output: Path, checkpoint: str | None = None, dt: f
     net, shape = load_run(run_dir, checkpoint)
     graph = to_nir(net, shape, dt, grouped)
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.name + ".partial")
-    nir.write(partial, graph)
-    partial.replace(output)
+    try:  # written beside, then renamed: an existing file is replaced whole or not at all
+        output.parent.mkdir(parents=True, exist_ok=True)
+        nir.write(partial, graph)
+        partial.replace(output)
+    except OSError as err:
+        partial.unlink(missing_ok=True)
+        raise UsageError(f"--output {output}: cannot write ({err.strerror or err})") from None
     return output
