@@ -215,13 +215,15 @@ def _cell(b: _Builder, name: str, cell, s0, s1, hw0, hw1) -> tuple[list[tuple[st
     if not isinstance(cell.attention, nn.Identity):
         raise NotExportable(f"{name}.attention: the {type(cell.attention).__name__} gate multiplies by the input "
                             "and has no NIR equivalent; use attention none (--space deployable)")
-    chosen = [node.inputs.chosen for node in cell.nodes]
-    assert all(isinstance(node.inputs, ChosenInputs) for node in cell.nodes), "export a fixed network"
-    read = {i for inputs in chosen for i in inputs}
-    currents, shapes = [], []
-    pre0, shape0 = _preprocess(b, f"{name}.pre0", cell.pre0, s0, hw0)
-    pre1, shape1 = _preprocess(b, f"{name}.pre1", cell.pre1, s1, hw1)
-    currents, shapes = [pre0, pre1], [shape0, shape1]
+    if not all(isinstance(node.inputs, ChosenInputs) for node in cell.nodes):
+        raise NotExportable(f"{name}: a supernet; export a fixed network (nni_snn.build_network)")
+    read = {i for node in cell.nodes for i in node.inputs.chosen}
+    # A cell input that no edge reads is left out (in nni-snn too its preprocessing never runs into a neuron).
+    currents: list = [None, None]
+    shapes: list = [None, None]
+    for i, (pre, parts, hw) in enumerate(((cell.pre0, s0, hw0), (cell.pre1, s1, hw1))):
+        if i in read:
+            currents[i], shapes[i] = _preprocess(b, f"{name}.pre{i}", pre, parts, hw)
     spikes: dict[int, str] = {}
     for k, node in enumerate(cell.nodes):
         terms, shape = [], None
@@ -246,7 +248,6 @@ def _cell(b: _Builder, name: str, cell, s0, s1, hw0, hw1) -> tuple[list[tuple[st
                              groups=c)
             source = [node]
         parts.append((b.lif(f"{name}.output.spike.node{k}", source, shapes[k + 2], population.spike), c))
-    assert read <= set(range(NUM_NODES + 1))
     return parts, shapes[2][1:]
 
 
