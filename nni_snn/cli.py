@@ -1,4 +1,4 @@
-"""The ``nni-snn`` command: ``search``, ``retrain``, ``multitrial``, ``show``, ``experiment``, ``front``.
+"""The ``nni-snn`` command: ``search``, ``retrain``, ``multitrial``, ``show``, ``experiment``, ``front``, ``export``.
 
 It parses and prints: the options of search, retrain and multitrial, their flags, defaults, layering and checks,
 are ``nni_snn.options``; what the commands do is ``search``, ``retrain``, ``estimate``, ``multitrial_baseline``,
@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 from nni_snn.options import (
+    ExportOptions,
     MultitrialOptions,
     RetrainOptions,
     SearchOptions,
@@ -71,6 +72,13 @@ def _front_parser(sub) -> None:
     p.add_argument("--output", default="front.png", help="picture to write (default front.png)")
 
 
+def _export_parser(sub) -> None:
+    p = sub.add_parser("export", help="write a retrained network as a NIR graph for neuromorphic hardware and other "
+                                      "SNN libraries (docs/deploy.md)")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a retrain's output folder (config.yaml, checkpoints/)")
+    add_flags(p, ExportOptions, defaults=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nni-snn", description="MA-DARTS architecture search for spiking neural networks on NNI")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -84,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     _show_parser(sub)
     _experiment_parser(sub)
     _front_parser(sub)
+    _export_parser(sub)
     return parser
 
 
@@ -293,6 +302,18 @@ def _experiment(args) -> int:
     return nnictl.run(Path(args.config) if args.config else None, args.port, args.timeout, args.stop, args.resume)
 
 
+def _export(args) -> int:
+    import dataclasses
+
+    from nni_snn.export import export_run
+
+    opts = ExportOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ExportOptions)})
+    opts.check()
+    written = export_run(Path(opts.run_dir), Path(opts.output), opts.checkpoint, opts.dt, opts.grouped)
+    print(f"wrote {written} (NIR; dt {opts.dt} s; the logits are the output's mean over the T steps)")
+    return 0
+
+
 def _one_line(err: Exception) -> str:
     """The message; of an error raised in a data loader worker (a recording found unreadable while training),
     which PyTorch re-raises wrapped in the worker's traceback, its last line without the class name."""
@@ -309,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     from nni_snn.errors import STOPPED, USER_ERRORS
 
     commands = {"search": _search, "retrain": _retrain, "show": _show, "experiment": _experiment, "front": _front,
-                "multitrial": _multitrial}
+                "multitrial": _multitrial, "export": _export}
     try:
         args = build_parser().parse_args(argv)
         return commands[args.command](args)

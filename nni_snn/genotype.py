@@ -14,7 +14,7 @@ from typing import Any
 from nni_snn.ops import PRIMITIVES  # the operation table's keys (nni_snn.ops.OPS)
 
 __all__ = ["ALL_OPS", "ATTENTION_CELLS", "CELL_TYPES", "CONV_HEAVY", "DARTS_V2", "HEADS", "NUM_NODES", "PRIMITIVES",
-           "STEM_STRIDES", "format_genotype", "genotype_from_sample", "sample_from_genotype"]
+           "SPACES", "STEM_STRIDES", "deployable_problem", "format_genotype", "genotype_from_sample", "sample_from_genotype"]
 
 NUM_NODES = 4
 CELL_TYPES = ("normal", "reduce")
@@ -26,6 +26,17 @@ CELL_NORMS = ("after-attention", "before-attention")
 # the last cell's whole spike map, as the hand-designed spiking CNN reads its own).
 HEADS = ("global", "spatial")
 STEM_STRIDES = (1, 2)
+# The candidate operations of each search space. "deployable" leaves out what NIR, the neuromorphic exchange format,
+# cannot express (max pooling; nni_snn.export), and goes with attention none: its networks export by construction.
+SPACES = {"full": tuple(PRIMITIVES), "deployable": tuple(op for op in PRIMITIVES if op != "max_pool_3x3")}
+
+
+def deployable_problem(arch: dict) -> str | None:
+    """Why ``arch`` (a loaded arch.json) is not in the deployable space, or None."""
+    if arch["attention"] != "none":
+        return f"attention {arch['attention']!r} is an input-dependent gate NIR cannot express; use attention none"
+    ops = {op for cell_type in CELL_TYPES for op, _ in arch["genotype"][cell_type]} - set(SPACES["deployable"])
+    return f"its cells hold {', '.join(sorted(ops))}, which NIR cannot express" if ops else None
 
 
 # A convolution-heavy genotype (no pooling, no skip): the hardest of the space to train, as every path through a cell

@@ -221,6 +221,10 @@ class TrainOptions(CommonOptions):
     head: str | None = option("global", "the classifier: global (average-pool the last cell's spikes, BN, linear; "
                                         "DARTS's) or spatial (a linear layer on the last cell's whole spike map, as "
                                         "the spiking CNN's) (default {default})", choices="nni_snn.genotype:HEADS")
+    # Which candidate operations the search chooses among (recorded in arch.json; retrain: None = the arch file's).
+    space: str | None = option("full", "the search space: full, or deployable (no max pooling, attention none: what "
+                                       "NIR carries, so the network exports to neuromorphic hardware; "
+                                       "docs/deploy.md) (default {default})", choices="nni_snn.genotype:SPACES")
     e_ac_pj: float = option(ENERGY_DEFAULTS["e_ac_pj"], "energy per synaptic operation (accumulate), pJ "
                                                         "(default {default})", check="number>=0")
     e_mac_pj: float = option(ENERGY_DEFAULTS["e_mac_pj"], "energy per multiply-accumulate, pJ (default {default})",
@@ -294,6 +298,7 @@ class RetrainOptions(TrainOptions):
     stem_multiplier: int | None = None
     stem_stride: int | None = None
     head: str | None = None
+    space: str | None = None
     # None: the search's, read from the arch file when it searched the same dataset (frames at 48x48 stay 48x48).
     frames_by: str | None = None
     auxiliary_weight: float = option(0.4, "auxiliary head loss weight, 0 = no head (default 0.4)", check="number>=0")
@@ -327,7 +332,7 @@ class RetrainOptions(TrainOptions):
         for key, name in NEURON_OPTIONS.items():
             if getattr(self, name) is None and neuron.get(key) is not None:
                 values[name] = neuron[key]
-        for name in ("normalize", "attention_cells", "cell_norm", "stem_multiplier", "stem_stride", "head"):
+        for name in ("normalize", "attention_cells", "cell_norm", "stem_multiplier", "stem_stride", "head", "space"):
             if getattr(self, name) is None and arch.get(name) is not None:
                 values[name] = arch[name]
         return dataclasses.replace(self, **values)
@@ -405,6 +410,9 @@ class SearchOptions(TrainOptions):
 
     def check_together(self) -> None:
         super().check_together()
+        if self.space == "deployable" and self.attention != "none":
+            raise UsageError(f"--space deployable needs --attention none: {self.attention} multiplies by an "
+                             "input-dependent gate, which NIR cannot express")
         if self.width % self.partial_channels:
             raise UsageError(f"--partial-channels {self.partial_channels} must divide --width {self.width}")
         if self.retrain_epochs:  # a bad --retrain-* value fails now, not after the search
@@ -474,6 +482,34 @@ class MultitrialOptions(CommonOptions):
             except ValueError:
                 raise UsageError(f"--duration {self.duration!r}: give a positive time such as 90s, 10m, 2h or "
                                  "1d") from None
+
+
+@dataclass(kw_only=True)
+class ExportOptions:
+    """``nni-snn export RUN_DIR``: write a retrained network in an exchange format (``nni_snn.export``)."""
+
+    UNSET: ClassVar[str] = "none"
+    RENAMED: ClassVar[dict[str, str]] = {}
+
+    run_dir: str = option(help="a retrain's output folder (config.yaml, checkpoints/)", flag=False)
+    format: str = option("nir", "the file format: nir, the Neuromorphic Intermediate Representation (default nir)",
+                         choices=("nir",))
+    output: str = option("net.nir", "file to write (default {default})")
+    checkpoint: str | None = option(None, "weights to export (default: the run's checkpoints/best.ckpt, else "
+                                          "last.ckpt)")
+    dt: float = option(1e-4, "the consumer's time step in seconds, which the NIR LIF time constants assume; any dt "
+                             "gives the same discrete recurrence to a consumer that steps by it (default {default}, "
+                             "snnTorch's)", check="number>0")
+    grouped: bool = option(False, "keep depthwise convs grouped (Conv2d groups) for hardware that reads them; "
+                                  "default: dense block-diagonal kernels, which every NIR consumer reads",
+                           action="store_true")
+
+    check = CommonOptions.check
+    as_dict = CommonOptions.as_dict
+
+    def check_together(self) -> None:
+        if not Path(self.run_dir).is_dir():
+            raise UsageError(f"{self.run_dir}: no such folder; give the output folder of a 'nni-snn retrain' run")
 
 
 def _metadata(cls: type, name: str) -> dict:

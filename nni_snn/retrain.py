@@ -43,6 +43,13 @@ def run_retrain(opts: RetrainOptions, output: Path, trial=None) -> dict | None:
     pl.seed_everything(opts.seed, workers=True, verbose=False)
     arch = load_arch(opts.arch) if opts.arch else None
     opts = opts.against(arch)
+    if arch is not None and opts.space == "deployable":
+        from nni_snn.errors import UsageError
+        from nni_snn.genotype import deployable_problem
+
+        problem = deployable_problem(arch)
+        if problem:
+            raise UsageError(f"--space deployable: {opts.arch}: {problem}")
     data = load_for(opts, opts.timesteps, cutout=opts.cutout)
     neuron = opts.neuron_spec()
     if arch is None:

@@ -57,7 +57,7 @@ def run_search(opts: SearchOptions, output: Path, trial=None) -> dict | None:
                           num_classes=data.num_classes, in_channels=data.in_channels, neuron=neuron,
                           normalize=opts.normalize, attention_cells=opts.attention_cells, cell_norm=opts.cell_norm,
                           partial_channels=opts.partial_channels, stem_multiplier=opts.stem_multiplier,
-                          stem_stride=opts.stem_stride, head=opts.head, image_size=data.image_size)
+                          stem_stride=opts.stem_stride, head=opts.head, image_size=data.image_size, space=opts.space)
     reporter = EpochReporter(report=trial.intermediate if trial else None, e_ac_pj=opts.e_ac_pj,
                              e_mac_pj=opts.e_mac_pj)
     workers, cuda = loader_workers(opts.num_workers, opts.accelerator), uses_cuda(opts.accelerator)
@@ -97,7 +97,7 @@ def run_search(opts: SearchOptions, output: Path, trial=None) -> dict | None:
     arch = make_arch(attention=opts.attention, attention_cells=opts.attention_cells, timesteps=opts.timesteps,
                      genotype=genotype, neuron=neuron, normalize=opts.normalize,
                      cell_norm=opts.cell_norm, stem_multiplier=opts.stem_multiplier, stem_stride=opts.stem_stride,
-                     head=opts.head, alpha=record["alpha"], nni_sample=sample,
+                     head=opts.head, space=opts.space, alpha=record["alpha"], nni_sample=sample,
                      search={**{k: getattr(opts, k) for k in recorded}, "export": mode,
                              "export_epoch": record["epoch"]})
     metrics = final_metrics(reporter, derived_params(arch, opts, data))  # the final epoch's, params the export's

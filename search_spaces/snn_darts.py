@@ -37,7 +37,7 @@ from nni_snn.genotype import (
     CELL_TYPES,
     HEADS,
     NUM_NODES,
-    PRIMITIVES,
+    SPACES,
     STEM_STRIDES,
 )
 from nni_snn.neuron import make_neuron
@@ -75,7 +75,7 @@ class SNNNode(nn.Module):
     """
 
     def __init__(self, cell_type: str, index: int, channels: int, reduction: bool, affine: bool,
-                 neuron: dict | None = None, partial_channels: int = 1):
+                 neuron: dict | None = None, partial_channels: int = 1, space: str = "full"):
         super().__init__()
         n_inputs = index + 2
         with label_scope(cell_type):  # labels "normal/..." / "reduce/..."
@@ -88,7 +88,7 @@ class SNNNode(nn.Module):
             self.edges = nn.ModuleDict({
                 str(i): LayerChoice(
                     {name: OPS[name](channels // self.partial, self.strides[i], affine, neuron)
-                     for name in PRIMITIVES},
+                     for name in SPACES[space]},
                     label=f"op_{index}_{i}",
                 )
                 for i in chosen
@@ -168,7 +168,7 @@ class SNNCell(nn.Module):
     def __init__(self, cell_type: str, c_prev_prev: int, c_prev: int, channels: int, reduction_prev: bool,
                  attention: str, timesteps: int, affine: bool, neuron: dict | None = None, normalize: bool = True,
                  cell_norm: str = "after-attention", partial_channels: int = 1, stem_stride: int = 1,
-                 head: str = "global", image_size: int | None = None):
+                 head: str = "global", image_size: int | None = None, space: str = "full"):
         super().__init__()
         self.reduction = cell_type == "reduce"
         self.pre0 = Preprocess(c_prev_prev, channels, reduce=reduction_prev, affine=affine)
@@ -176,7 +176,8 @@ class SNNCell(nn.Module):
         # One LIF per state that can feed an edge: the two preprocessed inputs and the first three nodes.
         self.spiking = nn.ModuleList(make_neuron(neuron) for _ in range(NUM_NODES + 1))
         self.nodes = nn.ModuleList(
-            SNNNode(cell_type, k, channels, self.reduction, affine, neuron, partial_channels) for k in range(NUM_NODES))
+            SNNNode(cell_type, k, channels, self.reduction, affine, neuron, partial_channels, space)
+            for k in range(NUM_NODES))
         concatenated = NUM_NODES * channels
         # Where the cell's BN sits (with normalize): after the attention (concatenation -> attention -> BN -> LIF),
         # where a per-channel BN over (T, N, H, W) cancels any constant per-channel gain of the gate, or before it
@@ -302,15 +303,21 @@ class SNNDartsSpace(ModelSpace):
     The macro-architecture, where most of the energy goes (``docs/energy.md``): the stem has ``stem_multiplier x
     width`` channels and its conv ``stem_stride`` (2 halves the resolution every cell works at); ``head`` is
     ``"global"`` (:class:`SpikingClassifier`) or ``"spatial"`` (:class:`SpatialClassifier`, which needs
-    ``image_size``, the input's side).
+    ``image_size``, the input's side). ``space``: the candidate operations (``nni_snn.genotype.SPACES``);
+    ``"deployable"`` leaves out max pooling and needs attention none, so that its networks export to NIR.
     """
 
     def __init__(self, width: int = 16, num_cells: int = 5, timesteps: int = 2, attention: str = "ma",
                  num_classes: int = 10, in_channels: int = 3, auxiliary: bool = False, stem_multiplier: int = 3,
                  neuron: dict | None = None, normalize: bool = True, attention_cells: str = "all",
                  cell_norm: str = "after-attention", partial_channels: int = 1, stem_stride: int = 1,
-                 head: str = "global", image_size: int | None = None):
+                 head: str = "global", image_size: int | None = None, space: str = "full"):
         super().__init__()
+        if space not in SPACES:
+            raise ValueError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
+        if space == "deployable" and attention != "none":  # NIR has no input-dependent gates (nni_snn.export)
+            raise ValueError(f"the deployable space needs attention none, got {attention!r}")
+        self.space = space
         if partial_channels < 1 or width % partial_channels:
             raise ValueError(f"partial_channels must be >= 1 and divide the width {width}, got {partial_channels}")
         if attention_cells not in ATTENTION_CELLS:
@@ -348,7 +355,8 @@ class SNNDartsSpace(ModelSpace):
                 c_curr *= 2
             self.cells.append(SNNCell(CELL_TYPES[reduction], c_pp, c_p, c_curr, reduction_prev,
                                       self._attention_of(i, attention, num_cells), timesteps, affine, neuron,
-                                      normalize, cell_norm, partial_channels if current_model() is None else 1))
+                                      normalize, cell_norm, partial_channels if current_model() is None else 1,
+                                      space=space))
             reduction_prev = reduction
             c_pp, c_p = c_p, NUM_NODES * c_curr
             if i == self.auxiliary_after:
