@@ -331,6 +331,13 @@ class Study:
         # How far alpha moved from uniform (1/7): the mean over edges of each edge's largest softmax weight.
         summary["alpha_peak"] = {label: [self._alpha_peak(r) for r in rs if r] for label, rs in searches.items()}
         summary["paired"] = self._paired(rows)
+        # MA-DARTS against DARTS (no attention), paired by seed: what the attention adds to the search.
+        ma = {r["seed"]: r["accuracy"] for r in rows.get(SEARCHES["ma"][0], [])}
+        darts = {r["seed"]: r["accuracy"] for r in rows.get(SEARCHES["none"][0], [])}
+        diffs = [ma[sd] - darts[sd] for sd in sorted(ma) if sd in darts]
+        if len(diffs) > 1:
+            summary["paired_ma_minus_darts"] = {"diffs": diffs, "mean": statistics.mean(diffs),
+                                                "se": statistics.stdev(diffs) / math.sqrt(len(diffs))}
         summary["kendall_tau"] = self._kendall(rows)
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
@@ -425,6 +432,10 @@ def table(name: str, summary: dict) -> str:
     for label, paired in summary["paired"].items():
         lines.append(f"- {label}: {paired['mean']:+.4f} ± {paired['se']:.4f} ("
                      + ", ".join(f"{d:+.4f}" for d in paired["diffs"]) + ")")
+    if "paired_ma_minus_darts" in summary:
+        p = summary["paired_ma_minus_darts"]
+        lines.append(f"- MA-DARTS minus DARTS, paired by seed: {p['mean']:+.4f} ± {p['se']:.4f} ("
+                     + ", ".join(f"{d:+.4f}" for d in p["diffs"]) + ")")
     for method, accs in summary["supernet_accuracy"].items():
         if accs:
             lines.append(f"- {method}: supernet accuracy on the alpha half " + ", ".join(f"{a:.3f}" for a in accs)
