@@ -209,6 +209,7 @@ class EnergyStudy(Study):
         }
         summary["paired_hypervolume"] = self._paired_hypervolume(rows)
         summary["energy_by_group"] = self._energy_by_group()
+        summary["diagnosis"] = self._diagnosis()
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
 
@@ -235,6 +236,35 @@ class EnergyStudy(Study):
                 found[label] = energy_by_group(self.out / run, arch_of(self.out / run, **self.macro), self.s)
         if (self.out / "retrain-cnn-s0" / "metrics.json").is_file():
             found["spiking CNN"] = energy_by_group(self.out / "retrain-cnn-s0", None, self.s)
+        return found
+
+    def _diagnosis(self) -> dict:
+        """Paired by seed, in accuracy: each ReLU twin minus its spiking network, and the spatial head minus the
+        global one for the same MA-DARTS cells (the spiking networks are the search-quality study's runs)."""
+        def accuracy(folder: Path) -> float | None:
+            path = folder / "result.json"
+            return json.loads(path.read_text())["accuracy"] if path.is_file() else None
+
+        pairs = {"ReLU twin minus spiking, MA-DARTS cells": ("retrain-quality-relu-ma-s{s}", "retrain-ma-s{s}"),
+                 "ReLU twin minus spiking, random cells": ("retrain-quality-relu-random{s}-s{s}",
+                                                           "retrain-random{s}-s{s}"),
+                 "ReLU twin minus spiking, DARTS-V2 cells": ("retrain-quality-relu-dartsv2-s{s}",
+                                                             "retrain-dartsv2-s{s}"),
+                 "ReLU twin minus spiking, spiking CNN": (None, "retrain-cnn-s{s}"),
+                 "spatial head minus global head, MA-DARTS cells": ("retrain-quality-spatial-ma-s{s}",
+                                                                   "retrain-ma-s{s}")}
+        found = {}
+        for label, (ours, theirs) in pairs.items():
+            diffs = []
+            for seed in self.s.seeds:
+                a = (accuracy(self.out / ours.format(s=seed)) if ours
+                     else accuracy(self.quality / f"retrain-cnnrelu-s{seed}"))
+                b = accuracy(self.quality / theirs.format(s=seed))
+                if a is not None and b is not None:
+                    diffs.append(a - b)
+            if diffs:
+                se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else float("nan")
+                found[label] = {"diffs": diffs, "mean": statistics.mean(diffs), "se": se}
         return found
 
     def _paired_hypervolume(self, rows: dict) -> dict:
@@ -314,6 +344,11 @@ def table(summary: dict) -> str:
     lines += ["", f"Hypervolume in (accuracy, log10 µJ) against the reference point (accuracy {acc}, {energy} µJ):", ""]
     for label, front in summary["fronts"].items():
         lines.append(f"- {label}: {front['hypervolume']:.4f} ({len(front['points'])} points)")
+    if summary.get("diagnosis"):
+        lines += ["", "Diagnosis, paired by seed (accuracy points as fractions; mean ± standard error; per seed):", ""]
+        for label, d in summary["diagnosis"].items():
+            lines.append(f"- {label}: {d['mean']:+.4f} ± {d['se']:.4f} (" + ", ".join(f"{x:+.4f}" for x in d["diffs"])
+                         + ")")
     if summary.get("energy_by_group"):
         lines += ["", "Where the energy goes (seed 0; µJ per sample per group: SOPs x 0.9 pJ + MACs x 4.6 pJ):", ""]
         for label, groups in summary["energy_by_group"].items():
