@@ -61,7 +61,8 @@ def main() -> int:
     parser.add_argument("--tiny", action="store_true", help="the embedded digits at a tiny size (the CPU path)")
     parser.add_argument("--data-dir", default=str(ROOT / "data" / "fashion-mnist"),
                         help="Fashion-MNIST's idx files (default data/fashion-mnist, where make gpu-study copies them)")
-    parser.add_argument("--penalty", type=float, default=1.0, help="lambda of the energy-aware search (default 1)")
+    parser.add_argument("--penalty", type=float, default=3.0,
+                        help="lambda of the energy-aware search (default 3, experiments/efficient_fashionmnist.yml's)")
     parser.add_argument("--budget-s", type=float, default=420.0, help="no run starts after this many seconds")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default="runs/gpu-study")

@@ -36,7 +36,7 @@ def test_the_gpu_study_runs_its_cpu_tiny_path(tmp_path):
     results = json.loads((tmp_path / "gpu-study.json").read_text())
     assert results["macro"]["stem_stride"] == 2 and results["tiny"]
     networks = {k: v for k, v in results["runs"].items() if not k.endswith("(search)")}
-    assert set(networks) == {"MA-DARTS", "MA-DARTS, lambda 1", "random genotype 0", "spiking CNN"}
+    assert set(networks) == {"MA-DARTS", "MA-DARTS, lambda 3", "random genotype 0", "spiking CNN"}
     assert all(0 <= r["accuracy"] <= 1 and r["energy_uj_per_sample"] > 0 for r in networks.values())
     assert "| spiking CNN |" in done.stdout
 
