@@ -58,6 +58,9 @@ def _experiment_parser(sub) -> None:
     p.add_argument("--resume", metavar="ID", help="resume the stopped experiment ID (nnictl resume) instead: trials "
                                                   "that were running continue from their last epoch's checkpoint")
     p.add_argument("--port", type=int, default=8080, help="port of the NNI manager and web UI (default 8080)")
+    p.add_argument("--host", metavar="ADDR", help="address the NNI manager and web UI listen on (default 127.0.0.1, "
+                                                  "this machine only; a remote experiment: its nniManagerIp); "
+                                                  "0.0.0.0 opens it to every network, without authentication")
     p.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the trials (default 3600)")
     p.add_argument("--stop", action="store_true", help="stop the experiment at the end (default: keep the web UI)")
 
@@ -247,6 +250,9 @@ def _multitrial(args) -> int:
     from nni_snn.multitrial_baseline import run_multitrial
 
     opts = resolve(MultitrialOptions, args)
+    from nni_snn.manager_host import check_host, warn_if_exposed
+
+    warn_if_exposed(check_host(opts.host), opts.port)
     with socket.socket() as probe:  # NNI would fail later, with a traceback, on a port in use
         if probe.connect_ex(("127.0.0.1", opts.port)) == 0:
             raise UsageError(f"--port {opts.port} is in use (another NNI experiment?); choose another")
@@ -288,7 +294,8 @@ def _experiment(args) -> int:
         raise UsageError(f"--port must be in 1..65535, got {args.port}")
     if (args.config is None) == (args.resume is None):
         raise UsageError("give an experiment config, or --resume ID of a stopped experiment (not both)")
-    return nnictl.run(Path(args.config) if args.config else None, args.port, args.timeout, args.stop, args.resume)
+    return nnictl.run(Path(args.config) if args.config else None, args.port, args.timeout, args.stop, args.resume,
+                      args.host)
 
 
 def _one_line(err: Exception) -> str:

@@ -442,6 +442,8 @@ class MultitrialOptions(CommonOptions):
     concurrency: int = option(1, "trials at a time (default 1)", check="int>=1")
     duration: str | None = option(None, "stop submitting after this long, e.g. 10m or 2h (default: no limit)")
     port: int = option(8080, "port of the NNI manager and web UI (default 8080)", check="port")
+    host: str = option("127.0.0.1", "address the NNI manager and web UI listen on (default {default}: this machine "
+                                    "only; 0.0.0.0 opens it to every network, without authentication)")
     # Config/NNI keys only: evolution's population and tournament size (None: derived from the trial count),
     # torch's CPU threads per trial (None: the cores shared among concurrent trials), NNI's experiment folder
     # (None: ~/nni-experiments).
