@@ -331,12 +331,15 @@ def read_config(config: Path) -> dict:
     """The nnictl config as a mapping (nnictl itself checks the rest)."""
     import yaml
 
+    from nni_snn.userfiles import load_yaml, read_user_file
+
     try:
-        data = yaml.safe_load(config.read_text())
+        data = load_yaml(read_user_file(config, limit=4 << 20))
     except OSError as err:
         raise ExperimentError(f"experiment config {config}: cannot read ({err.strerror})") from None
-    except (yaml.YAMLError, ValueError) as err:
-        raise ExperimentError(f"experiment config {config}: not valid YAML ({str(err).splitlines()[0]})") from None
+    except (yaml.YAMLError, RecursionError) as err:
+        why = (str(err).splitlines() or [type(err).__name__])[0]
+        raise ExperimentError(f"experiment config {config}: not valid YAML ({why})") from None
     if not isinstance(data, dict):
         raise ExperimentError(f"experiment config {config}: expected a mapping of nnictl settings")
     return data

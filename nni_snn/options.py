@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from nni_snn import registry
-from nni_snn.errors import UsageError
+from nni_snn.errors import UsageError, shown
 
 # nni_snn.spikes.E_AC_PJ / E_MAC_PJ, written out so that `--help` does not import torch (a test keeps them equal).
 ENERGY_DEFAULTS = {"e_ac_pj": 0.9, "e_mac_pj": 4.6}
@@ -146,11 +146,11 @@ class CommonOptions:
             if meta.get("check"):
                 what, valid = CHECKS[meta["check"]]
                 if not valid(value):
-                    raise UsageError(f"{flag} must be {what}, got {value!r}")
+                    raise UsageError(f"{flag} must be {what}, got {shown(value)}")
             if meta.get("choices"):
                 valid = _choices(meta["choices"])
                 if value not in valid:
-                    raise UsageError(f"{flag} {value!r} is unknown; use one of {', '.join(valid)}")
+                    raise UsageError(f"{flag} {shown(value)} is unknown; use one of {', '.join(valid)}")
         self.check_together()
 
     def check_together(self) -> None:
@@ -532,12 +532,15 @@ def read_config(path: str) -> dict:
     """A ``--config`` file's options (YAML or JSON), its keys spelt with _ (``data-dir`` reads as ``data_dir``)."""
     import yaml
 
+    from nni_snn.userfiles import load_yaml, read_user_file
+
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = load_yaml(read_user_file(path, limit=4 << 20))
     except OSError as err:
         raise UsageError(f"--config {path}: cannot read ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        raise UsageError(f"--config {path}: not valid YAML/JSON ({str(err).splitlines()[0]})") from None
+    except (yaml.YAMLError, RecursionError) as err:
+        why = (str(err).splitlines() or [type(err).__name__])[0]
+        raise UsageError(f"--config {path}: not valid YAML/JSON ({why})") from None
     if not isinstance(data, dict):
         raise UsageError(f"--config {path}: expected a mapping of option names to values")
     return {str(k).replace("-", "_"): v for k, v in data.items()}
