@@ -8,7 +8,10 @@ are ``nni_snn.options``; what the commands do is ``search``, ``retrain``, ``esti
 from __future__ import annotations
 
 import argparse
+import errno
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -22,6 +25,8 @@ from nni_snn.options import (
 )
 
 EXIT_USAGE = 2
+# Writing the results failed for want of room: a full disk or quota, a file-size limit, a read-only file system.
+STORAGE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -227,6 +232,9 @@ def _show(args) -> int:
         args.num_classes, args.in_channels = data.num_classes, data.in_channels
     size = {"width": args.width, "num_cells": args.cells, "num_classes": args.num_classes,
             "in_channels": args.in_channels, "timesteps": args.timesteps}
+    from nni_snn.memory import check_parameters
+
+    check_parameters(lambda: build_network(arch, auxiliary=True, **size))  # before allocating: one line if too large
     params = network_parameters(build_network(arch, auxiliary=True, **size))
     net = build_network(arch, **size)  # the estimate is of the network a user deploys: no auxiliary head
     counts = None
@@ -313,20 +321,44 @@ def main(argv: list[str] | None = None) -> int:
     # Torch-free: --help and a bad flag answer without importing torch, NNI or Lightning.
     from nni_snn.errors import STOPPED, USER_ERRORS
 
+    if hasattr(signal, "SIGXFSZ"):  # past a file-size limit (ulimit -f): an OSError (one line below), not a kill
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     commands = {"search": _search, "retrain": _retrain, "show": _show, "experiment": _experiment, "front": _front,
                 "multitrial": _multitrial}
+    thread_errors, thread_hook = [], threading.excepthook
+
+    def storage_in_thread(args):  # a writer thread (TensorBoard's) on a full disk: one line below, no traceback
+        if isinstance(args.exc_value, OSError) and args.exc_value.errno in STORAGE_ERRNOS:
+            thread_errors.append(args.exc_value)
+        else:
+            thread_hook(args)
+    threading.excepthook = storage_in_thread
     try:
         args = build_parser().parse_args(argv)
-        return commands[args.command](args)
+        code = commands[args.command](args)
+        if thread_errors:
+            raise thread_errors[0]
+        return code
     except USER_ERRORS as err:
         print(f"nni-snn: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
     except STOPPED as err:
         print(f"nni-snn: stopped: {err}", file=sys.stderr)
         return 1
+    except OSError as err:
+        if err.errno not in STORAGE_ERRNOS:
+            raise
+        # A full disk or a file-size limit: results are written by rename (checkpoints by Lightning's fsspec
+        # transaction), so a file it interrupted is absent, never a truncated one that looks complete.
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"nni-snn: error: cannot write the results: {err.strerror}{where}; files it was writing were not "
+              "left behind half-written", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("nni-snn: interrupted", file=sys.stderr)
         return 130
+    finally:
+        threading.excepthook = thread_hook
 
 
 if __name__ == "__main__":

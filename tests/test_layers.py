@@ -23,7 +23,7 @@ CORE = {f"nni_snn.{name}" for name in ("neuron", "ops", "attention", "spikes", "
                                         "nni_compat", "registry", "userfiles")}
 APPLICATION = {f"nni_snn.{name}" for name in ("cli", "options", "runtime", "search", "retrain", "estimate",
                                                "multitrial_baseline", "nni_trial", "nnictl", "networks", "tuners",
-                                               "__main__", "manager_host")}
+                                               "__main__", "manager_host", "memory")}
 
 
 def _modules() -> dict[str, Path]:

@@ -155,3 +155,70 @@ def test_a_host_this_machine_cannot_listen_on_is_one_line(quickstart, capsys, ho
     assert main(["experiment", str(quickstart), "--host", host, "--port", str(free_port())]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("nni-snn: error: --host") and why in err[0]
+
+
+# ---- resource limits a user can hit by mistake ---------------------------------------------------------------------
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("nni-snn: ")]
+    assert len(lines) == 1 and lines[0].startswith("nni-snn: error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("argv, needs", [
+    (["search", "--width", "4096", "--batch-size", "4096"], "a search step at --width 4096"),
+    (["retrain", "--width", "8192", "--batch-size", "4096", "--timesteps", "8"], "a retrain step at --width 8192"),
+])
+def test_a_run_that_cannot_fit_memory_is_refused_with_the_estimate(argv, needs, tmp_path, capsys):
+    from conftest import HAND_ARCH
+
+    arch = tmp_path / "arch.json"
+    arch.write_text(json.dumps(HAND_ARCH))
+    argv = argv + (["--arch", str(arch)] if argv[0] == "retrain" else []) + [
+        "--epochs", "1", "--output", str(tmp_path / "out"), "--no-progress"]
+    assert main(argv) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert needs in line and re.search(r"needs about [\d.]+ GiB .* more than the [\d.]+ GiB available", line)
+    assert not (tmp_path / "out" / "checkpoints").exists()  # refused before training
+
+
+def test_a_network_too_large_to_build_is_refused_before_allocating(tmp_path, capsys):
+    from conftest import HAND_ARCH
+
+    arch = tmp_path / "arch.json"
+    arch.write_text(json.dumps(HAND_ARCH))
+    assert main(["show", str(arch), "--width", "1000000"]) == 2
+    assert re.search(r"this network has [\d.e+]+ parameters, [\d.]+ GiB in float32, more than",
+                     one_error_line(capsys.readouterr().err))
+
+
+FSIZE_RUN = """
+import resource, sys
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # as `ulimit -f`: a full disk, simulated
+from nni_snn.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("limit", [300_000, 2_000])
+def test_output_past_a_file_size_limit_is_one_line_and_nothing_half_written(limit, tmp_path):
+    """A retrain whose checkpoint (300 kB) or metrics (2 kB) cannot be written: one line, exit 2, and every file
+    that a reader takes for a result is either absent or complete, and what an earlier run wrote is kept."""
+    from conftest import HAND_ARCH
+
+    arch, out = tmp_path / "arch.json", tmp_path / "out"
+    arch.write_text(json.dumps(HAND_ARCH))
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "metrics.json").write_text('{"accuracy": 0.5}\n')  # an earlier run's
+    run = subprocess.run([sys.executable, "-c", FSIZE_RUN, str(limit), "retrain", "--arch", str(arch), "--width",
+                          "4", "--cells", "3", "--epochs", "1", "--batch-size", "256", "--subset-per-class", "5",
+                          "--output", str(out), "--no-progress"], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False)
+    assert run.returncode == 2, run.stderr
+    assert "cannot write the results: File too large" in one_error_line(run.stderr)
+    assert json.loads((out / "metrics.json").read_text()) == {"accuracy": 0.5}
+    for ckpt in (out / "checkpoints").iterdir():  # none, or each one loads in full
+        torch_load = __import__("torch").load
+        assert "state_dict" in torch_load(ckpt, map_location="cpu", weights_only=True)
+    assert not [f for f in out.rglob("*") if f.name.startswith(".") and f.is_file()]  # no temporary files left
