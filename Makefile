@@ -35,10 +35,11 @@ test-deps:
 		{ apt-get update -q >/dev/null && apt-get install -y -q openssh-server openssh-sftp-server >/dev/null; }; \
 	fi
 
-# tests/test_fuzz.py's long profile (20x the examples of the one `make test` runs): every input kind generated and
+# tests/test_fuzz.py's long profile (10x the examples of the one `make test` runs): every input kind generated and
 # mutated; the counts go to benchmarks/results/fuzz/long.json (docs/security.md's table).
 fuzz: setup
 	NNI_SNN_FUZZ=long NNI_SNN_FUZZ_COUNTS=benchmarks/results/fuzz/long.json $(BIN)/python -m pytest -q tests/test_fuzz.py
+	$(BIN)/python benchmarks/fuzz_table.py
 
 lint: setup
 	$(BIN)/ruff check nni_snn search_spaces strategies tests benchmarks

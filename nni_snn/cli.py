@@ -232,13 +232,14 @@ def _show(args) -> int:
         args.num_classes, args.in_channels = data.num_classes, data.in_channels
     size = {"width": args.width, "num_cells": args.cells, "num_classes": args.num_classes,
             "in_channels": args.in_channels, "timesteps": args.timesteps}
-    from nni_snn.memory import check_parameters
+    from nni_snn.memory import check_parameters, on_meta
 
-    check_parameters(lambda: build_network(arch, auxiliary=True, **size))  # before allocating: one line if too large
-    params = network_parameters(build_network(arch, auxiliary=True, **size))
-    net = build_network(arch, **size)  # the estimate is of the network a user deploys: no auxiliary head
+    # Counted on PyTorch's meta device: no weights allocated, whatever the width.
+    params = network_parameters(on_meta(lambda: build_network(arch, auxiliary=True, **size)))
     counts = None
     if data is not None:  # before printing anything: a bad checkpoint ends in one error line
+        check_parameters(lambda: build_network(arch, **size))  # one line if it cannot fit, before allocating
+        net = build_network(arch, **size)  # the estimate is of the network a user deploys: no auxiliary head
         counts = estimate_energy(net, data.test, args.batches, args.checkpoint, args.e_ac_pj, args.e_mac_pj)
     print(format_genotype(arch))
     print(f"at width {args.width}, {args.cells} cells, {args.num_classes} classes: {_params(params)}")

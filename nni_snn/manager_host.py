@@ -38,7 +38,7 @@ def is_loopback(host: str) -> bool:
 def check_host(host: str, flag: str = "--host") -> str:
     """``host`` if this machine can listen there (an address of one of its interfaces, or all of them: 0.0.0.0,
     ::), else a :class:`UsageError` naming why; checked before the manager starts, which would fail with a trace."""
-    if not host.strip():
+    if not isinstance(host, str) or not host.strip():  # a config's value may be a number or a list
         raise UsageError(f"{flag}: give an address, e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every network)")
     try:
         infos = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)

@@ -46,7 +46,7 @@ def check_step(kind: str, opts, data) -> None:
     per_unit = SEARCH_BYTES if kind == "search" else RETRAIN_BYTES
     if kind == "search" and getattr(opts, "partial_channels", 1) > 1:
         per_unit *= min(1.0, 1.22 / opts.partial_channels)  # measured: 0.61x at K = 2, 0.35x at K = 4
-    batch = min(opts.batch_size, len(data.train))
+    batch = min(opts.batch_size, len(data.train) // (2 if kind == "search" else 1))  # a search: the weight half
     need = per_unit * batch * opts.timesteps * opts.width * data.image_size ** 2 * opts.cells
     have = available_bytes(opts.accelerator)
     if need > have:
@@ -57,14 +57,19 @@ def check_step(kind: str, opts, data) -> None:
                          f"--cells or --timesteps")
 
 
-def check_parameters(build, accelerator: str = "cpu") -> None:
-    """Refuse a network (``build()`` returns it) whose float32 parameters exceed the memory available."""
+def on_meta(build):
+    """``build()`` on PyTorch's meta device: the network's shapes without allocating its weights."""
     try:
         with torch.device("meta"):
-            count = sum(p.numel() for p in build().parameters())
-    except (RuntimeError, OverflowError, ValueError) as err:
+            return build()
+    except (RuntimeError, OverflowError, ValueError, TypeError) as err:  # sizes past int64, say
         raise UsageError(f"cannot build this network at these sizes ({(str(err).splitlines() or [''])[0][:120]}); "
-                         "lower --width or --cells") from None
+                         "lower --width, --cells or --num-classes") from None
+
+
+def check_parameters(build, accelerator: str = "cpu") -> None:
+    """Refuse a network (``build()`` returns it) whose float32 parameters exceed the memory available."""
+    count = sum(p.numel() for p in on_meta(build).parameters())
     need, have = 4 * count, available_bytes(accelerator)
     if need > have:
         raise UsageError(f"this network has {count:.3g} parameters, {gib(need)} in float32, more than the "

@@ -64,6 +64,8 @@ CHECKS = {
     "[0,1)": ("a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1),
     "bool": ("true or false", lambda v: isinstance(v, bool)),
     "port": ("in 1..65535", lambda v: _is_int(v) and 0 < v < 65536),
+    # A config's or tuner's value may be a number, a list or a mapping; open() refuses a NUL byte with a traceback.
+    "path": ("a path", lambda v: isinstance(v, str) and v.strip() != "" and "\x00" not in v),
 }
 
 
@@ -100,7 +102,8 @@ class CommonOptions:
                                     "cifar10dvs, dvsgesture (default {default})",
                           choices="nni_snn.data:dataset_names")
     data_dir: str | None = option(None, "folder holding the dataset (not needed for digits, digits-events; "
-                                        "fashionmnist: default /usr/share/datasets/fashion-mnist, Debian's package)")
+                                        "fashionmnist: default /usr/share/datasets/fashion-mnist, Debian's package)",
+                                  check="path")
     subset_per_class: int | None = option(None, "train on this many images of each class, a balanced subset of the "
                                                 "training split drawn with --seed (default: all); the held-out "
                                                 "split stays whole", check="int>=1")
@@ -123,7 +126,7 @@ class CommonOptions:
     # gradient clip at 5 guarding against the large steps). The CIFAR configs set the paper's values.
     lr: float = option(help="weight learning rate, SGD momentum 0.9 + cosine (default {default})", check="number>0")
     seed: int = option(0, "random seed (default 0)")
-    output: str = option(help="output folder (default {default}; the trial's folder inside NNI)")
+    output: str = option(help="output folder (default {default}; the trial's folder inside NNI)", check="path")
     accelerator: str = option("auto", "Lightning accelerator: auto, cpu, gpu (default auto)")
     num_workers: int | None = option(help="data loader workers (default 0 on the CPU, 4 on a GPU)", check="int>=0",
                                      none_ok=True)
@@ -260,7 +263,7 @@ class RetrainOptions(TrainOptions):
 
     UNSET: ClassVar[str] = "the arch file's"
 
-    arch: str | None = option(None, "arch.json written by 'nni-snn search'")
+    arch: str | None = option(None, "arch.json written by 'nni-snn search'", check="path")
     baseline: str | None = option(None, "instead of --arch, train a hand-designed reference: spiking-cnn "
                                         "(conv3x3-BN-LIF-maxpool x2, linear; --cells is ignored)",
                                   choices="nni_snn.baselines:BASELINES")
@@ -450,7 +453,7 @@ class MultitrialOptions(CommonOptions):
     population: int | None = option(None, flag=False)
     sample_size: int | None = option(None, flag=False)
     threads: int | None = option(None, flag=False)
-    working_dir: str | None = option(None, flag=False)
+    working_dir: str | None = option(None, flag=False, check="path")
 
     def check_together(self) -> None:
         super().check_together()

@@ -157,6 +157,15 @@ def test_a_host_this_machine_cannot_listen_on_is_one_line(quickstart, capsys, ho
     assert len(err) == 1 and err[0].startswith("nni-snn: error: --host") and why in err[0]
 
 
+@pytest.mark.parametrize("host", ["192.0.2.1", 5, ["0.0.0.0"]])
+def test_a_multitrial_host_this_machine_cannot_listen_on_is_one_line(host, tmp_path, capsys):
+    config = tmp_path / "multitrial.yml"
+    config.write_text(yaml.safe_dump({"host": host, "port": free_port(), "output": str(tmp_path / "out")}))
+    assert main(["multitrial", "--config", str(config)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("nni-snn: error: --host"), err
+
+
 # ---- resource limits a user can hit by mistake ---------------------------------------------------------------------
 
 def one_error_line(err: str) -> str:
@@ -187,9 +196,15 @@ def test_a_network_too_large_to_build_is_refused_before_allocating(tmp_path, cap
 
     arch = tmp_path / "arch.json"
     arch.write_text(json.dumps(HAND_ARCH))
-    assert main(["show", str(arch), "--width", "1000000"]) == 2
+    assert main(["show", str(arch), "--width", "1000000", "--dataset", "digits"]) == 2  # the estimate builds it
     assert re.search(r"this network has [\d.e+]+ parameters, [\d.]+ GiB in float32, more than",
                      one_error_line(capsys.readouterr().err))
+    started = time.monotonic()
+    assert main(["show", str(arch), "--width", "1000000"]) == 0  # only counted: on the meta device
+    assert "at width 1000000, 5 cells, 10 classes: 552001981000500 parameters" in capsys.readouterr().out
+    assert time.monotonic() - started < 30
+    assert main(["show", str(arch), "--num-classes", "99999999999999999999999"]) == 2  # past int64
+    assert "cannot build this network at these sizes" in one_error_line(capsys.readouterr().err)
 
 
 FSIZE_RUN = """
