@@ -39,7 +39,8 @@ from nni_snn.options import MultitrialOptions, RetrainOptions, SearchOptions, re
 PROFILE = os.environ.get("NNI_SNN_FUZZ", "fast")
 # Examples per kind: the fast profile's count times this.
 SCALE = {"fast": 1, "long": 10}[PROFILE]
-settings.register_profile("fuzz", deadline=None, print_blob=True, database=None,
+# The fast profile draws the same inputs on every run (CI stays deterministic); the long one draws new ones each time.
+settings.register_profile("fuzz", deadline=None, print_blob=True, database=None, derandomize=PROFILE == "fast",
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                                  HealthCheck.data_too_large, HealthCheck.filter_too_much])
 settings.load_profile("fuzz")
@@ -287,7 +288,9 @@ def check_config_round_trip(output: Path, command: str, ran: list, capsys) -> No
     ran.clear()
     assert cli.main([command, "--config", str(written)]) == 0, capsys.readouterr().err
     after = ran[0].as_dict()
-    assert {k: v for k, v in after.items() if k != "config"} == {k: v for k, v in before.items() if k != "config"}
+    unrecorded = ("config", "resume")  # config.yaml leaves them out on purpose (nni_snn.cli._settings)
+    assert {k: v for k, v in after.items() if k not in unrecorded} == \
+        {k: v for k, v in before.items() if k not in unrecorded}
 
 
 @examples(60)
