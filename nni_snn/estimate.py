@@ -24,7 +24,10 @@ def estimate_energy(net: torch.nn.Module, images, batches: int, checkpoint: str 
         if not Path(checkpoint).is_file():  # a folder; a FIFO or device would block or never end
             raise ArchError(f"--checkpoint {checkpoint}: not a file")
         try:
-            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+            try:
+                state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+            except Exception as err:  # noqa: BLE001  a damaged file: torch's unpickler raises whatever its stream leads to
+                raise ValueError(str(err) or type(err).__name__) from None
             state = state.get("state_dict") if isinstance(state, dict) else None
             if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
                 raise ValueError("it holds no state_dict of named weights")

@@ -71,6 +71,9 @@ FOUND = [
     # Found by the long profile:
     {"kind": "--config (yaml)", "input": "arch: true (a path option given a number, list or mapping)",
      "was": "traceback (TypeError in pathlib)", "fix": "options: check='path' on arch, data_dir, output, working_dir"},
+    {"kind": "checkpoints", "input": "a checkpoint with stray bytes in its pickle",
+     "was": "traceback (IndexError: pop from empty list, in torch's weights-only unpickler)",
+     "fix": "estimate.estimate_energy: anything torch.load raises is a damaged checkpoint"},
     {"kind": "command-line values", "input": "show --num-classes 99999999999999999999999",
      "was": "traceback (TypeError: overflow in torch.empty)", "fix": "memory.on_meta"},
     {"kind": "command-line values", "input": "show --width in the thousands (weights of many GB, within memory)",
