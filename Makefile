@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-quick test-deps lint bench gpu-check gpu-study
+.PHONY: setup demo test test-quick test-deps lint bench gpu-check gpu-study fuzz
 
 setup: $(VENV)/.installed
 
@@ -34,6 +34,12 @@ test-deps:
 		apt-get install -y -q openssh-server openssh-sftp-server >/dev/null 2>&1 || \
 		{ apt-get update -q >/dev/null && apt-get install -y -q openssh-server openssh-sftp-server >/dev/null; }; \
 	fi
+
+# tests/test_fuzz.py's long profile (10x the examples of the one `make test` runs): every input kind generated and
+# mutated; the counts go to benchmarks/results/fuzz/long.json (docs/security.md's table).
+fuzz: setup
+	NNI_SNN_FUZZ=long NNI_SNN_FUZZ_COUNTS=benchmarks/results/fuzz/long.json $(BIN)/python -m pytest -q tests/test_fuzz.py
+	$(BIN)/python benchmarks/fuzz_table.py
 
 lint: setup
 	$(BIN)/ruff check nni_snn search_spaces strategies tests benchmarks

@@ -44,6 +44,7 @@ from nni_snn.genotype import (
 )
 from nni_snn.neuron import NEURONS, RENAMED_OPTIONS, make_neuron, neuron_options, resolved_spec
 from nni_snn.registry import ATTENTIONS
+from nni_snn.userfiles import read_user_file
 
 FORMAT = "nni-snn/arch"
 VERSION = 3
@@ -98,7 +99,7 @@ def validate(arch: Any, source: str = "architecture") -> dict:
     if arch.get("version") not in READABLE_VERSIONS or isinstance(arch.get("version"), bool):
         fail(f"version {arch.get('version')!r} is not supported (this nni-snn reads versions "
              f"{', '.join(map(str, READABLE_VERSIONS))})")
-    if arch.get("attention") not in ATTENTIONS:
+    if not isinstance(arch.get("attention"), str) or arch["attention"] not in ATTENTIONS:  # a registry: hashes
         fail(f"attention {arch.get('attention')!r} is unknown; use one of {', '.join(ATTENTIONS)}")
     if arch.get("attention_cells", "all") not in ATTENTION_CELLS:
         fail(f"attention_cells {arch['attention_cells']!r} is unknown; use one of {', '.join(ATTENTION_CELLS)}")
@@ -123,6 +124,9 @@ def validate(arch: Any, source: str = "architecture") -> dict:
         problem = neuron_problem(_neuron_of(arch))
         if problem:
             fail(f"neuron: {problem}")
+    for key in ("search", "results", "alpha", "nni_sample"):  # the search's records: objects where present
+        if key in arch and not isinstance(arch[key], dict):
+            fail(f"{key} must be an object, got {type(arch[key]).__name__}")
     for cell_type in CELL_TYPES:
         pairs = genotype.get(cell_type)
         if not isinstance(pairs, list) or len(pairs) != 2 * NUM_NODES:
@@ -172,13 +176,17 @@ def load_arch(arch: str | Path | dict) -> dict:
         return spelt_out(validate(arch))
     path = Path(arch)
     try:
-        text = path.read_text()
+        raw = read_user_file(path, limit=16 << 20)  # an arch.json holds a few kB
     except OSError as err:
         raise ArchError(f"{path}: cannot read ({err.strerror})") from None
     try:
-        data = json.loads(text)
+        data = json.loads(raw)  # UTF-8 (or UTF-16/32, as JSON allows)
     except json.JSONDecodeError as err:
         raise ArchError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    except UnicodeDecodeError:
+        raise ArchError(f"{path}: not valid JSON (not UTF-8 text)") from None
+    except RecursionError:
+        raise ArchError(f"{path}: not an architecture (nested too deeply)") from None
     return spelt_out(validate(data, str(path)))
 
 

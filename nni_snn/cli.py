@@ -8,7 +8,10 @@ are ``nni_snn.options``; what the commands do is ``search``, ``retrain``, ``esti
 from __future__ import annotations
 
 import argparse
+import errno
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -23,6 +26,8 @@ from nni_snn.options import (
 )
 
 EXIT_USAGE = 2
+# Writing the results failed for want of room: a full disk or quota, a file-size limit, a read-only file system.
+STORAGE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,6 +66,9 @@ def _experiment_parser(sub) -> None:
     p.add_argument("--resume", metavar="ID", help="resume the stopped experiment ID (nnictl resume) instead: trials "
                                                   "that were running continue from their last epoch's checkpoint")
     p.add_argument("--port", type=int, default=8080, help="port of the NNI manager and web UI (default 8080)")
+    p.add_argument("--host", metavar="ADDR", help="address the NNI manager and web UI listen on (default 127.0.0.1, "
+                                                  "this machine only; a remote experiment: its nniManagerIp); "
+                                                  "0.0.0.0 opens it to every network, without authentication")
     p.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the trials (default 3600)")
     p.add_argument("--stop", action="store_true", help="stop the experiment at the end (default: keep the web UI)")
 
@@ -235,10 +243,14 @@ def _show(args) -> int:
         args.num_classes, args.in_channels, args.image_size = data.num_classes, data.in_channels, data.image_size
     size = {"width": args.width, "num_cells": args.cells, "num_classes": args.num_classes,
             "in_channels": args.in_channels, "timesteps": args.timesteps, "image_size": args.image_size}
-    params = network_parameters(build_network(arch, auxiliary=True, **size))
-    net = build_network(arch, **size)  # the estimate is of the network a user deploys: no auxiliary head
+    from nni_snn.memory import check_parameters, on_meta
+
+    # Counted on PyTorch's meta device: no weights allocated, whatever the width.
+    params = network_parameters(on_meta(lambda: build_network(arch, auxiliary=True, **size)))
     counts = None
     if data is not None:  # before printing anything: a bad checkpoint ends in one error line
+        check_parameters(lambda: build_network(arch, **size))  # one line if it cannot fit, before allocating
+        net = build_network(arch, **size)  # the estimate is of the network a user deploys: no auxiliary head
         counts = estimate_energy(net, data.test, args.batches, args.checkpoint, args.e_ac_pj, args.e_mac_pj)
     print(format_genotype(arch))
     print(f"at width {args.width}, {args.cells} cells, {args.num_classes} classes: {_params(params)}")
@@ -258,6 +270,9 @@ def _multitrial(args) -> int:
     from nni_snn.multitrial_baseline import run_multitrial
 
     opts = resolve(MultitrialOptions, args)
+    from nni_snn.manager_host import check_host, warn_if_exposed
+
+    warn_if_exposed(check_host(opts.host), opts.port)
     with socket.socket() as probe:  # NNI would fail later, with a traceback, on a port in use
         if probe.connect_ex(("127.0.0.1", opts.port)) == 0:
             raise UsageError(f"--port {opts.port} is in use (another NNI experiment?); choose another")
@@ -299,7 +314,8 @@ def _experiment(args) -> int:
         raise UsageError(f"--port must be in 1..65535, got {args.port}")
     if (args.config is None) == (args.resume is None):
         raise UsageError("give an experiment config, or --resume ID of a stopped experiment (not both)")
-    return nnictl.run(Path(args.config) if args.config else None, args.port, args.timeout, args.stop, args.resume)
+    return nnictl.run(Path(args.config) if args.config else None, args.port, args.timeout, args.stop, args.resume,
+                      args.host)
 
 
 def _export(args) -> int:
@@ -329,20 +345,44 @@ def main(argv: list[str] | None = None) -> int:
     # Torch-free: --help and a bad flag answer without importing torch, NNI or Lightning.
     from nni_snn.errors import STOPPED, USER_ERRORS
 
+    if hasattr(signal, "SIGXFSZ"):  # past a file-size limit (ulimit -f): an OSError (one line below), not a kill
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     commands = {"search": _search, "retrain": _retrain, "show": _show, "experiment": _experiment, "front": _front,
                 "multitrial": _multitrial, "export": _export}
+    thread_errors, thread_hook = [], threading.excepthook
+
+    def storage_in_thread(args):  # a writer thread (TensorBoard's) on a full disk: one line below, no traceback
+        if isinstance(args.exc_value, OSError) and args.exc_value.errno in STORAGE_ERRNOS:
+            thread_errors.append(args.exc_value)
+        else:
+            thread_hook(args)
+    threading.excepthook = storage_in_thread
     try:
         args = build_parser().parse_args(argv)
-        return commands[args.command](args)
+        code = commands[args.command](args)
+        if thread_errors:
+            raise thread_errors[0]
+        return code
     except USER_ERRORS as err:
         print(f"nni-snn: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
     except STOPPED as err:
         print(f"nni-snn: stopped: {err}", file=sys.stderr)
         return 1
+    except OSError as err:
+        if err.errno not in STORAGE_ERRNOS:
+            raise
+        # A full disk or a file-size limit: results are written by rename (checkpoints by Lightning's fsspec
+        # transaction), so a file it interrupted is absent, never a truncated one that looks complete.
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"nni-snn: error: cannot write the results: {err.strerror}{where}; files it was writing were not "
+              "left behind half-written", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("nni-snn: interrupted", file=sys.stderr)
         return 130
+    finally:
+        threading.excepthook = thread_hook
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from nni_snn import registry
-from nni_snn.errors import UsageError
+from nni_snn.errors import UsageError, shown
 
 # nni_snn.spikes.E_AC_PJ / E_MAC_PJ, written out so that `--help` does not import torch (a test keeps them equal).
 ENERGY_DEFAULTS = {"e_ac_pj": 0.9, "e_mac_pj": 4.6}
@@ -64,6 +64,8 @@ CHECKS = {
     "[0,1)": ("a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1),
     "bool": ("true or false", lambda v: isinstance(v, bool)),
     "port": ("in 1..65535", lambda v: _is_int(v) and 0 < v < 65536),
+    # A config's or tuner's value may be a number, a list or a mapping; open() refuses a NUL byte with a traceback.
+    "path": ("a path", lambda v: isinstance(v, str) and v.strip() != "" and "\x00" not in v),
 }
 
 
@@ -100,7 +102,8 @@ class CommonOptions:
                                     "cifar10dvs, dvsgesture (default {default})",
                           choices="nni_snn.data:dataset_names")
     data_dir: str | None = option(None, "folder holding the dataset (not needed for digits, digits-events; "
-                                        "fashionmnist: default /usr/share/datasets/fashion-mnist, Debian's package)")
+                                        "fashionmnist: default /usr/share/datasets/fashion-mnist, Debian's package)",
+                                  check="path")
     subset_per_class: int | None = option(None, "train on this many images of each class, a balanced subset of the "
                                                 "training split drawn with --seed (default: all); the held-out "
                                                 "split stays whole", check="int>=1")
@@ -123,7 +126,7 @@ class CommonOptions:
     # gradient clip at 5 guarding against the large steps). The CIFAR configs set the paper's values.
     lr: float = option(help="weight learning rate, SGD momentum 0.9 + cosine (default {default})", check="number>0")
     seed: int = option(0, "random seed (default 0)")
-    output: str = option(help="output folder (default {default}; the trial's folder inside NNI)")
+    output: str = option(help="output folder (default {default}; the trial's folder inside NNI)", check="path")
     accelerator: str = option("auto", "Lightning accelerator: auto, cpu, gpu (default auto)")
     num_workers: int | None = option(help="data loader workers (default 0 on the CPU, 4 on a GPU)", check="int>=0",
                                      none_ok=True)
@@ -146,11 +149,11 @@ class CommonOptions:
             if meta.get("check"):
                 what, valid = CHECKS[meta["check"]]
                 if not valid(value):
-                    raise UsageError(f"{flag} must be {what}, got {value!r}")
+                    raise UsageError(f"{flag} must be {what}, got {shown(value)}")
             if meta.get("choices"):
                 valid = _choices(meta["choices"])
                 if value not in valid:
-                    raise UsageError(f"{flag} {value!r} is unknown; use one of {', '.join(map(str, valid))}")
+                    raise UsageError(f"{flag} {shown(value)} is unknown; use one of {', '.join(map(str, valid))}")
         self.check_together()
 
     def check_together(self) -> None:
@@ -273,7 +276,7 @@ class RetrainOptions(TrainOptions):
 
     UNSET: ClassVar[str] = "the arch file's"
 
-    arch: str | None = option(None, "arch.json written by 'nni-snn search'")
+    arch: str | None = option(None, "arch.json written by 'nni-snn search'", check="path")
     baseline: str | None = option(None, "instead of --arch, train a hand-designed reference: spiking-cnn "
                                         "(conv3x3-BN-LIF-maxpool x2, linear; --cells is ignored)",
                                   choices="nni_snn.baselines:BASELINES")
@@ -462,13 +465,15 @@ class MultitrialOptions(CommonOptions):
     concurrency: int = option(1, "trials at a time (default 1)", check="int>=1")
     duration: str | None = option(None, "stop submitting after this long, e.g. 10m or 2h (default: no limit)")
     port: int = option(8080, "port of the NNI manager and web UI (default 8080)", check="port")
+    host: str = option("127.0.0.1", "address the NNI manager and web UI listen on (default {default}: this machine "
+                                    "only; 0.0.0.0 opens it to every network, without authentication)")
     # Config/NNI keys only: evolution's population and tournament size (None: derived from the trial count),
     # torch's CPU threads per trial (None: the cores shared among concurrent trials), NNI's experiment folder
     # (None: ~/nni-experiments).
     population: int | None = option(None, flag=False)
     sample_size: int | None = option(None, flag=False)
     threads: int | None = option(None, flag=False)
-    working_dir: str | None = option(None, flag=False)
+    working_dir: str | None = option(None, flag=False, check="path")
 
     def check_together(self) -> None:
         super().check_together()
@@ -578,12 +583,15 @@ def read_config(path: str) -> dict:
     """A ``--config`` file's options (YAML or JSON), its keys spelt with _ (``data-dir`` reads as ``data_dir``)."""
     import yaml
 
+    from nni_snn.userfiles import load_yaml, read_user_file
+
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = load_yaml(read_user_file(path, limit=4 << 20))
     except OSError as err:
         raise UsageError(f"--config {path}: cannot read ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        raise UsageError(f"--config {path}: not valid YAML/JSON ({str(err).splitlines()[0]})") from None
+    except (yaml.YAMLError, RecursionError) as err:
+        why = (str(err).splitlines() or [type(err).__name__])[0]
+        raise UsageError(f"--config {path}: not valid YAML/JSON ({why})") from None
     if not isinstance(data, dict):
         raise UsageError(f"--config {path}: expected a mapping of option names to values")
     return {str(k).replace("-", "_"): v for k, v in data.items()}

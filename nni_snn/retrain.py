@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 
 from nni_snn.archfile import write_json_atomic
 from nni_snn.data import load_for
+from nni_snn.memory import check_step
 from nni_snn.networks import build_network, network_parameters
 from nni_snn.runtime import (
     keep_freed_memory,
@@ -51,6 +52,8 @@ def run_retrain(opts: RetrainOptions, output: Path, trial=None) -> dict | None:
         if problem:
             raise UsageError(f"--space deployable: {opts.arch}: {problem}")
     data = load_for(opts, opts.timesteps, cutout=opts.cutout)
+    if arch is not None:  # sizes that cannot fit: one line now, not an out-of-memory kill later
+        check_step("retrain", opts, data)
     neuron = opts.neuron_spec()
     if arch is None:
         net = build_baseline(opts.baseline, width=opts.width, num_classes=data.num_classes,

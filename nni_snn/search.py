@@ -17,6 +17,7 @@ import torch
 from nni_snn.archfile import make_arch, write_json_atomic
 from nni_snn.data import load_for, split_for_search
 from nni_snn.genotype import CELL_TYPES, genotype_from_sample
+from nni_snn.memory import check_step
 from nni_snn.networks import build_network, count_parameters, network_parameters
 from nni_snn.runtime import (
     is_global_zero,
@@ -51,6 +52,7 @@ def run_search(opts: SearchOptions, output: Path, trial=None) -> dict | None:
     keep_freed_memory()
     pl.seed_everything(opts.seed, workers=True, verbose=False)
     data = load_for(opts, opts.timesteps)
+    check_step("search", opts, data)  # sizes that cannot fit: one line now, not an out-of-memory kill later
     weight_half, alpha_half = split_for_search(data.train, opts.seed)
     neuron = opts.neuron_spec()
     space = SNNDartsSpace(width=opts.width, num_cells=opts.cells, timesteps=opts.timesteps, attention=opts.attention,

@@ -41,7 +41,6 @@ def tiny_quickstart(tmp_path) -> Path:
 
 @pytest.mark.slow
 def test_quickstart_through_nnictl(tiny_quickstart, capsys, monkeypatch):
-    monkeypatch.setenv("NODE_OPTIONS", f"--require {ROOT / 'tests' / 'support' / 'loopback.cjs'}")
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     port = free_port()
     experiment_id = nnictl.create(tiny_quickstart, port)
