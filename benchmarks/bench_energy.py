@@ -9,6 +9,8 @@ every network retrained by ``nni-snn retrain`` alike, seeds 0-2. Its parts, each
 - ``front``: at a macro-architecture (``--macro``, default ``efficient``: the stem at 3 x width and stride 2, the
   spatial head, MA attention in the last cell only), MA-DARTS with the energy penalty lambda over a grid, random genotypes of the space, DARTS-V2's
   genotype and the spiking CNN; each method's accuracy-energy front and its hypervolume.
+- ``deployable``: the search in the deployable space (``--space deployable``: no max pooling, no attention; what
+  ``nni-snn export --format nir`` carries) at the front's macro-architecture and lambda 3.
 - ``knobs``: the macro-architecture one knob at a time: each seed's MA-DARTS network of the front's ``--knob-lambda``
   retrained with one knob moved back (stem multiplier, stride, head) or changed (cells, T).
 
@@ -51,6 +53,7 @@ PARAMETER_FREE = {"normal": [["skip_connect", i] for k in range(4) for i in (k, 
                   "reduce": [["max_pool_3x3", i] for k in range(4) for i in (k, k + 1)]}
 REFERENCE = (0.70, 30.0)  # (accuracy, uJ per sample) of the hypervolume's reference point
 RANDOM_PER_SEED = 2
+DEPLOYABLE_LAMBDA = 3.0
 # knob row -> (retrain flags, label): the front's MA-DARTS network with one knob changed.
 KNOBS = {
     "m1": (["--stem-multiplier", "1"], "stem 1 x width"),
@@ -85,12 +88,18 @@ class EnergyStudy(Study):
         setting.seeds, setting.more_seeds = seeds, ()
         self.macro_name, self.macro, self.lambdas, self.knob_lambda = macro, MACROS[macro], lambdas, knob_lambda
         variants = {self.key(lam): [*flags_of(self.macro), "--spike-penalty", str(lam)] for lam in lambdas}
+        # The deployable space (docs/deploy.md: no max pooling, no attention), exportable to NIR by construction.
+        variants[self.deployable_key()] = [*flags_of(self.macro), "--spike-penalty", str(DEPLOYABLE_LAMBDA),
+                                           "--space", "deployable", "--attention", "none"]
         super().__init__("fashionmnist", setting, out, port=0, variants=variants)
         self.searches = {k: v for k, v in self.searches.items() if k in variants}  # no plain DARTS/CT/MA rows here
         self.quality = out.parent / "search_quality" / "fashionmnist"  # the search-quality study's runs
 
     def key(self, lam: float) -> str:
         return f"{self.macro_name}-l{lam:g}"
+
+    def deployable_key(self) -> str:
+        return f"{self.macro_name}-deployable-l{DEPLOYABLE_LAMBDA:g}"
 
     def plan_parts(self, parts: list[str]) -> list:
         plan = []
@@ -99,6 +108,11 @@ class EnergyStudy(Study):
                 plan += self._front(seed)
             if "knobs" in parts:
                 plan += self._knobs(seed)
+            if "deployable" in parts:
+                key = self.deployable_key()
+                plan.append((f"search-{key}-s{seed}", lambda k=key, sd=seed: self.search(k, sd)))
+                plan.append((f"retrain-{key}-s{seed}", lambda k=key, sd=seed: self.retrain(
+                    f"retrain-{k}-s{sd}", sd, self.arch_of(f"search-{k}-s{sd}"))))
             if "diagnose" in parts:
                 plan += self._diagnose(seed)
         return plan
@@ -181,6 +195,8 @@ class EnergyStudy(Study):
         m, rows = self.macro_name, {}
         for lam in self.lambdas:
             rows[f"MA-DARTS, lambda {lam:g}"] = self.runs_of(f"retrain-{self.key(lam)}")
+        rows[f"DARTS in the deployable space, lambda {DEPLOYABLE_LAMBDA:g}"] = self.runs_of(
+            f"retrain-{self.deployable_key()}")
         rows["random genotypes"] = self.runs_of(f"retrain-{m}-random")
         rows["DARTS-V2 genotype"] = self.runs_of(f"retrain-{m}-dartsv2")
         rows["parameter-free cells (hand-made)"] = self.runs_of(f"retrain-{m}-free")
@@ -389,7 +405,8 @@ def plot(summary: dict, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="front,knobs,diagnose", help="comma-separated: front, knobs, diagnose")
+    parser.add_argument("--parts", default="front,knobs,diagnose,deployable",
+                        help="comma-separated: front, knobs, diagnose, deployable")
     parser.add_argument("--macro", default="efficient", choices=sorted(MACROS))
     parser.add_argument("--lambdas", default=",".join(f"{lam:g}" for lam in LAMBDAS))
     parser.add_argument("--knob-lambda", type=float, default=1.0, help="the front's lambda whose networks the knobs move")
