@@ -104,8 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _prepare(args, options: type):
-    """Options, output folder and NNI trial (or None); inside a trial the tuner's parameters and folder win."""
+def _prepare(args, options: type, check=None):
+    """Options, output folder and NNI trial (or None); inside a trial the tuner's parameters and folder win.
+    ``check(opts)`` refuses bad input files before anything is written to the output folder."""
     from nni_snn import nni_trial
 
     trial_dir = nni_trial.output_dir()
@@ -126,6 +127,8 @@ def _prepare(args, options: type):
 
         if not resume_path(output).is_file():
             raise UsageError(f"--resume: no checkpoint {resume_path(output)}; run without --resume to start afresh")
+    if check:
+        check(opts)
     output.mkdir(parents=True, exist_ok=True)
     from nni_snn.runtime import is_global_zero
 
@@ -176,9 +179,8 @@ def _retrain(args) -> int:
     from nni_snn.archfile import load_arch
     from nni_snn.retrain import final_result, run_retrain
 
-    opts, output, trial = _prepare(args, RetrainOptions)
-    if opts.arch:
-        load_arch(opts.arch)  # a bad file fails here, before any data is loaded
+    # A bad architecture file fails before any data is loaded or anything is written.
+    opts, output, trial = _prepare(args, RetrainOptions, check=lambda opts: opts.arch and load_arch(opts.arch))
     metrics = run_retrain(opts, output, trial)
     if metrics is not None:
         if trial:

@@ -111,6 +111,8 @@ def test_bad_flags_are_one_line_and_exit_2(argv, needle, tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1 and "Traceback" not in err
+    if needle == "cannot read":  # a bad input file is refused before anything is written
+        assert not (tmp_path / "out").exists()
 
 
 def test_retrain_resumes_from_its_last_checkpoint(tmp_path, hand_arch):
