@@ -1,0 +1,54 @@
+"""Sphinx configuration of the nni-snn documentation (``make docs``: HTML in docs/_build/html, warnings as errors)."""
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(Path(__file__).parent / "_ext")]
+
+project = "nni-snn"
+author = "the nni-snn developers"
+copyright = "2026, the nni-snn developers"
+from importlib.metadata import version as _version  # noqa: E402
+
+release = _version("nni-snn")
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.intersphinx",
+    "sphinxarg.ext",
+    "sphinxcontrib.programoutput",
+    "nni_snn_docs",
+]
+myst_enable_extensions = ["colon_fence", "dollarmath"]
+myst_heading_anchors = 3
+source_suffix = {".md": "markdown"}
+exclude_patterns = ["_build", "README.md"]
+html_theme = "furo"
+html_title = f"nni-snn {release}"
+templates_path: list[str] = []
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_default_options = {"members": True, "show-inheritance": True}
+# NNI, torch and Lightning are imported for real: autodoc reads the classes the user imports.
+nitpicky = False
+
+# Links into PyTorch's, NNI's and Lightning's docs. Their inventories are fetched over the network, which a build
+# here does not have: set NNI_SNN_DOCS_INTERSPHINX=1 where it does (a build without them has the same pages, with
+# those names as plain text instead of links).
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3", None),
+    "torch": ("https://pytorch.org/docs/stable", None),
+    "nni": ("https://nni.readthedocs.io/en/v3.0", None),
+    "lightning": ("https://lightning.ai/docs/pytorch/stable", None),
+}
+if not os.environ.get("NNI_SNN_DOCS_INTERSPHINX"):
+    intersphinx_mapping = {}
+intersphinx_timeout = 10
+
+# The tutorial's script runs while the docs build (sphinxcontrib-programoutput), from the repository root.
+programoutput_use_ansi = False
