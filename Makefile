@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-quick test-deps lint bench gpu-check
+.PHONY: setup demo test test-quick test-deps lint bench gpu-check gpu-study fuzz
 
 setup: $(VENV)/.installed
 
@@ -35,6 +35,12 @@ test-deps:
 		{ apt-get update -q >/dev/null && apt-get install -y -q openssh-server openssh-sftp-server >/dev/null; }; \
 	fi
 
+# tests/test_fuzz.py's long profile (10x the examples of the one `make test` runs): every input kind generated and
+# mutated; the counts go to benchmarks/results/fuzz/long.json (docs/security.md's table).
+fuzz: setup
+	NNI_SNN_FUZZ=long NNI_SNN_FUZZ_COUNTS=benchmarks/results/fuzz/long.json $(BIN)/python -m pytest -q tests/test_fuzz.py
+	$(BIN)/python benchmarks/fuzz_table.py
+
 lint: setup
 	$(BIN)/ruff check nni_snn search_spaces strategies tests benchmarks
 
@@ -45,3 +51,12 @@ bench: setup
 # (fp32 and bf16) and the projected GPU-hours; results in runs/gpu-check.json. Without CUDA: a tiny CPU run.
 gpu-check: setup
 	$(BIN)/python benchmarks/gpu_check.py
+
+# On a CUDA machine: MA-DARTS with and without the energy penalty against random cells and the spiking CNN on all of
+# Fashion-MNIST, within ~7 minutes (runs/gpu-study/gpu-study.json). The idx files travel in data/fashion-mnist (a GPU
+# machine has no network): copied here from Debian's dataset-fashion-mnist where they are missing.
+FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
+gpu-study: setup
+	@mkdir -p data/fashion-mnist
+	@[ -f data/fashion-mnist/t10k-labels-idx1-ubyte.gz ] || cp $(FASHION_MNIST)/*.gz data/fashion-mnist/ 2>/dev/null || true
+	$(BIN)/python benchmarks/gpu_study.py

@@ -7,6 +7,7 @@ user runs (``nni-snn retrain``, a subprocess per run) and scored on the full hel
 - NNI's Random multi-trial search (``nni-snn multitrial``, through the NNI manager) given, per seed, the wall time the
   MA-DARTS search of that seed took, its networks trained on the same weight half and ranked on the same alpha half;
 - K uniformly random genotypes of the space (MA attention), genotype k retrained with seed k mod the seeds;
+- on more seeds (``more_seeds``), the core comparison only: DARTS, MA-DARTS and two new random genotypes a seed;
 - DARTS-V2's published genotype (MA attention) and the spiking CNN reference with its ReLU twin, per seed;
 - logistic regression on the pixels of each seed's training subset.
 
@@ -64,6 +65,10 @@ class Setting:
     cnn_width: int = 16
     seeds: tuple[int, ...] = (0, 1, 2)
     random_k: int = 6
+    # Seeds past ``seeds`` that run only the core comparison: these one-shot searches and 2 new random genotypes each
+    # (genotypes random_k, random_k + 1 for the first, and so on), so the paired differences get more seeds.
+    more_seeds: tuple[int, ...] = ()
+    more_methods: tuple[str, ...] = ("none", "ma")
     data_dir: str | None = None
     multitrial: bool = True
     extra: list[str] = field(default_factory=list)  # more flags for every search and retrain
@@ -81,7 +86,7 @@ class Setting:
 SETTINGS = {
     # 1,000 training images (100 a class; the search's halves 500 + 500), the official 10,000 test images.
     "fashionmnist": Setting("fashionmnist", 100, search_width=4, search_cells=3, search_epochs=3,
-                            retrain_width=8, retrain_cells=3, retrain_epochs=8),
+                            retrain_width=8, retrain_cells=3, retrain_epochs=8, more_seeds=(3, 4)),
     # The sanity row: 1,437 training digits, 360 held out.
     "digits": Setting("digits", None, search_width=4, search_cells=3, search_epochs=3,
                       retrain_width=8, retrain_cells=3, retrain_epochs=8, multitrial=False),
@@ -187,19 +192,22 @@ class Study:
         return self._finish(run, {"seconds": seconds, "budget_seconds": budget, "trials": len(metrics["trials"]),
                                   "arch": f"{run}/arch.json"})
 
-    def write_arch(self, run: str, genotype: dict) -> str:
+    def write_arch(self, run: str, genotype: dict, **network) -> str:
+        """``run``'s arch.json for ``genotype``, MA attention and T = 2 unless ``network`` (make_arch's keywords,
+        e.g. a macro-architecture) says otherwise."""
         from nni_snn.archfile import make_arch, write_json_atomic
 
         path = self.out / run / "arch.json"
         if not path.is_file():
-            write_json_atomic(path, make_arch(attention="ma", timesteps=2, genotype=genotype))
+            write_json_atomic(path, make_arch(**{"attention": "ma", "timesteps": 2, **network}, genotype=genotype))
         return str(path)
 
     def retrain(self, run: str, seed: int, arch: str | None = None, baseline: str | None = None,
                 neuron: str | None = None) -> dict:
         folder = self.out / run
         folder.mkdir(parents=True, exist_ok=True)
-        network = ["--arch", arch] if arch else ["--baseline", baseline, "--neuron", neuron or "lif"]
+        network = (["--arch", arch, *(["--neuron", neuron] if neuron else [])] if arch
+                   else ["--baseline", baseline, "--neuron", neuron or "lif"])
         width = self.s.cnn_width if baseline else self.s.retrain_width
         resume = ["--resume"] if (folder / "checkpoints" / "last.ckpt").is_file() else []
         seconds = self._cli(["retrain", *network, *self.s.data_flags(), "--width", str(width),
@@ -257,6 +265,17 @@ class Study:
             plan.append((f"retrain-cnnrelu-s{seed}", lambda sd=seed: self.retrain(
                 f"retrain-cnnrelu-s{sd}", sd, baseline="spiking-cnn", neuron="relu")))
             plan.append((f"logistic-s{seed}", lambda sd=seed: self.logistic(sd)))
+        for index, seed in enumerate(s.more_seeds):
+            for method in s.more_methods:
+                plan.append((f"search-{method}-s{seed}", lambda m=method, sd=seed: self.search(m, sd)))
+                plan.append((f"retrain-{method}-s{seed}",
+                             lambda m=method, sd=seed: self.retrain(f"retrain-{m}-s{sd}", sd,
+                                                                    self.arch_of(f"search-{m}-s{sd}"))))
+            for k in (s.random_k + 2 * index, s.random_k + 2 * index + 1):
+                plan.append((f"retrain-random{k}-s{seed}",
+                             lambda k=k, sd=seed: self.retrain(
+                                 f"retrain-random{k}-s{sd}", sd,
+                                 self.write_arch(f"retrain-random{k}-s{sd}", uniform_genotype(random.Random(1000 + k))))))
         return plan
 
     def run(self) -> None:
@@ -304,7 +323,7 @@ class Study:
                 if all(key in r for r in results):
                     row[key] = statistics.mean(r[key] for r in results)
             summary["rows"][label] = row
-        searches = {label: [self.result(f"search-{m}-s{sd}") for sd in self.s.seeds]
+        searches = {label: [self.result(f"search-{m}-s{sd}") for sd in (*self.s.seeds, *self.s.more_seeds)]
                     for m, (label, *_) in self.searches.items()}
         summary["search_seconds"] = {label: [r["seconds"] for r in rs if r] for label, rs in searches.items()}
         summary["supernet_accuracy"] = {label: [r["supernet_accuracy"] for r in rs if r]
@@ -312,6 +331,13 @@ class Study:
         # How far alpha moved from uniform (1/7): the mean over edges of each edge's largest softmax weight.
         summary["alpha_peak"] = {label: [self._alpha_peak(r) for r in rs if r] for label, rs in searches.items()}
         summary["paired"] = self._paired(rows)
+        # MA-DARTS against DARTS (no attention), paired by seed: what the attention adds to the search.
+        ma = {r["seed"]: r["accuracy"] for r in rows.get(SEARCHES["ma"][0], [])}
+        darts = {r["seed"]: r["accuracy"] for r in rows.get(SEARCHES["none"][0], [])}
+        diffs = [ma[sd] - darts[sd] for sd in sorted(ma) if sd in darts]
+        if len(diffs) > 1:
+            summary["paired_ma_minus_darts"] = {"diffs": diffs, "mean": statistics.mean(diffs),
+                                                "se": statistics.stdev(diffs) / math.sqrt(len(diffs))}
         summary["kendall_tau"] = self._kendall(rows)
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
@@ -354,7 +380,7 @@ class Study:
         for name, genotypes in (("tau", sorted(accuracy)), ("tau_unsearched", sorted(independent))):
             taus: dict[str, list[float]] = {}
             for m, (label, *_) in self.searches.items():
-                for sd in self.s.seeds:
+                for sd in (*self.s.seeds, *self.s.more_seeds):
                     search = self.result(f"search-{m}-s{sd}")
                     if search is None or len(genotypes) < 3:
                         continue
@@ -406,6 +432,10 @@ def table(name: str, summary: dict) -> str:
     for label, paired in summary["paired"].items():
         lines.append(f"- {label}: {paired['mean']:+.4f} ± {paired['se']:.4f} ("
                      + ", ".join(f"{d:+.4f}" for d in paired["diffs"]) + ")")
+    if "paired_ma_minus_darts" in summary:
+        p = summary["paired_ma_minus_darts"]
+        lines.append(f"- MA-DARTS minus DARTS, paired by seed: {p['mean']:+.4f} ± {p['se']:.4f} ("
+                     + ", ".join(f"{d:+.4f}" for d in p["diffs"]) + ")")
     for method, accs in summary["supernet_accuracy"].items():
         if accs:
             lines.append(f"- {method}: supernet accuracy on the alpha half " + ", ".join(f"{a:.3f}" for a in accs)

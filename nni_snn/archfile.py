@@ -7,17 +7,20 @@ Format (version 3)::
      "genotype": {"normal": [[op, input], ... 8 pairs], "reduce": [... 8 pairs]},
      "neuron": {"kind": "lif", "tau": 0.2, "v_threshold": 0.5, "surrogate": "sigmoid", "surrogate_alpha": 4.0,
                 "detach_reset": true}, "normalize": true, "cell_norm": "after-attention" | "before-attention",
+     "stem_multiplier": 3, "stem_stride": 1 | 2, "head": "global" | "spatial",
      "alpha": {label: {op: weight}}, "nni_sample": {label: choice}, "search": {...}, "results": {...}}
 
 The genotype is described in :mod:`nni_snn.genotype`; :func:`make_arch` assembles an architecture. The keys up to
-``cell_norm`` say which network it is (``nni_snn.build_network``); the rest records the search. ``attention_cells``
+``head`` say which network it is (``nni_snn.build_network``); the rest records the search. ``attention_cells``
 (every cell's concatenation, or only the final cell's), ``neuron`` (a :func:`nni_snn.neuron.make_neuron` spec),
 ``normalize`` (see ``SNNDartsSpace``) and ``cell_norm`` (where each cell's BN sits relative to its attention) are
 written in full from version 3 on: the neuron with every one of its options (:func:`nni_snn.neuron.resolved_spec`),
 so that a changed default never changes what a file means. Time steps stay a key of their own: the neuron takes T
 from its input. :func:`load_arch` spells out what a file leaves out: in a file of version 1 or 2, the defaults of
 the nni-snn that wrote those versions (:data:`PINNED`, :data:`PINNED_NEURON`); in a version 3 file (written in full,
-or by hand), the neuron's own defaults. Versions 1 and 2 spelt the surrogate's sharpness ``alpha``, the word
+or by hand), the neuron's own defaults. ``stem_multiplier``, ``stem_stride`` and ``head`` (the macro-architecture:
+the stem's width and stride, the classifier; ``SNNDartsSpace``) mean DARTS's macro-architecture where a file leaves
+them out (3, 1, global). Versions 1 and 2 spelt the surrogate's sharpness ``alpha``, the word
 ``alpha`` also names the architecture weights; version 3 spells it ``surrogate_alpha``.
 """
 
@@ -30,9 +33,18 @@ from pathlib import Path
 from typing import Any
 
 from nni_snn.errors import ArchError
-from nni_snn.genotype import ATTENTION_CELLS, CELL_NORMS, CELL_TYPES, NUM_NODES, PRIMITIVES
+from nni_snn.genotype import (
+    ATTENTION_CELLS,
+    CELL_NORMS,
+    CELL_TYPES,
+    HEADS,
+    NUM_NODES,
+    PRIMITIVES,
+    STEM_STRIDES,
+)
 from nni_snn.neuron import NEURONS, RENAMED_OPTIONS, make_neuron, neuron_options, resolved_spec
 from nni_snn.registry import ATTENTIONS
+from nni_snn.userfiles import read_user_file
 
 FORMAT = "nni-snn/arch"
 VERSION = 3
@@ -42,19 +54,21 @@ READABLE_VERSIONS = (1, 2, 3)
 # neuron was recorded, trained LIFs with the arctan surrogate at alpha 2; they have been read with these defaults
 # since, and their networks, from before one neuron per state, cannot be rebuilt as they were anyway.)
 PINNED = {"attention_cells": "all", "normalize": True, "cell_norm": "after-attention"}
+# The macro-architecture a file means where it leaves it out, whatever its version: DARTS's.
+MACRO_DEFAULTS = {"stem_multiplier": 3, "stem_stride": 1, "head": "global"}
 PINNED_NEURON = {"kind": "lif", "tau": 0.2, "v_threshold": 0.5, "surrogate": "sigmoid", "surrogate_alpha": 4.0,
                  "detach_reset": True}
 
 
 def make_arch(*, attention: str, timesteps: int, genotype: dict, attention_cells: str = "all",
               neuron: dict | None = None, normalize: bool = True, cell_norm: str = "after-attention",
-              **extra: Any) -> dict:
+              stem_multiplier: int = 3, stem_stride: int = 1, head: str = "global", **extra: Any) -> dict:
     """An architecture in this format, keys in the file's order, the neuron in full (``None``: the default LIF's
     spec), then ``extra`` (e.g. ``alpha``, ``nni_sample``, ``search``, ``results``). Every writer of arch.json and
     every caller of ``build_network`` that has only a genotype uses this, so the format is assembled in one place."""
     arch = {"format": FORMAT, "version": VERSION, "attention": attention, "attention_cells": attention_cells,
             "timesteps": timesteps, "genotype": genotype, "neuron": resolved_spec(neuron), "normalize": normalize,
-            "cell_norm": cell_norm}
+            "cell_norm": cell_norm, "stem_multiplier": stem_multiplier, "stem_stride": stem_stride, "head": head}
     arch.update(extra)
     return arch
 
@@ -62,7 +76,7 @@ def make_arch(*, attention: str, timesteps: int, genotype: dict, attention_cells
 def spelt_out(arch: dict) -> dict:
     """A copy of a validated ``arch`` with every setting of its network present: what its version left out, at that
     version's defaults (:data:`PINNED`, :data:`PINNED_NEURON` for versions 1 and 2)."""
-    arch = {**PINNED, **arch}
+    arch = {**PINNED, **MACRO_DEFAULTS, **arch}
     neuron = _neuron_of(arch)
     if arch["version"] < 3:
         kind = neuron.get("kind", "lif")
@@ -85,7 +99,7 @@ def validate(arch: Any, source: str = "architecture") -> dict:
     if arch.get("version") not in READABLE_VERSIONS or isinstance(arch.get("version"), bool):
         fail(f"version {arch.get('version')!r} is not supported (this nni-snn reads versions "
              f"{', '.join(map(str, READABLE_VERSIONS))})")
-    if arch.get("attention") not in ATTENTIONS:
+    if not isinstance(arch.get("attention"), str) or arch["attention"] not in ATTENTIONS:  # a registry: hashes
         fail(f"attention {arch.get('attention')!r} is unknown; use one of {', '.join(ATTENTIONS)}")
     if arch.get("attention_cells", "all") not in ATTENTION_CELLS:
         fail(f"attention_cells {arch['attention_cells']!r} is unknown; use one of {', '.join(ATTENTION_CELLS)}")
@@ -99,10 +113,20 @@ def validate(arch: Any, source: str = "architecture") -> dict:
         fail(f"normalize must be true or false, got {arch['normalize']!r}")
     if arch.get("cell_norm", CELL_NORMS[0]) not in CELL_NORMS:
         fail(f"cell_norm {arch['cell_norm']!r} is unknown; use one of {', '.join(CELL_NORMS)}")
+    multiplier = arch.get("stem_multiplier", 3)
+    if not isinstance(multiplier, int) or isinstance(multiplier, bool) or multiplier < 1:
+        fail(f"stem_multiplier must be an integer >= 1, got {multiplier!r}")
+    if arch.get("stem_stride", 1) not in STEM_STRIDES or isinstance(arch.get("stem_stride"), bool):
+        fail(f"stem_stride {arch['stem_stride']!r} is unknown; use one of {', '.join(map(str, STEM_STRIDES))}")
+    if arch.get("head", HEADS[0]) not in HEADS:
+        fail(f"head {arch['head']!r} is unknown; use one of {', '.join(HEADS)}")
     if "neuron" in arch:
         problem = neuron_problem(_neuron_of(arch))
         if problem:
             fail(f"neuron: {problem}")
+    for key in ("search", "results", "alpha", "nni_sample"):  # the search's records: objects where present
+        if key in arch and not isinstance(arch[key], dict):
+            fail(f"{key} must be an object, got {type(arch[key]).__name__}")
     for cell_type in CELL_TYPES:
         pairs = genotype.get(cell_type)
         if not isinstance(pairs, list) or len(pairs) != 2 * NUM_NODES:
@@ -152,13 +176,17 @@ def load_arch(arch: str | Path | dict) -> dict:
         return spelt_out(validate(arch))
     path = Path(arch)
     try:
-        text = path.read_text()
+        raw = read_user_file(path, limit=16 << 20)  # an arch.json holds a few kB
     except OSError as err:
         raise ArchError(f"{path}: cannot read ({err.strerror})") from None
     try:
-        data = json.loads(text)
+        data = json.loads(raw)  # UTF-8 (or UTF-16/32, as JSON allows)
     except json.JSONDecodeError as err:
         raise ArchError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    except UnicodeDecodeError:
+        raise ArchError(f"{path}: not valid JSON (not UTF-8 text)") from None
+    except RecursionError:
+        raise ArchError(f"{path}: not an architecture (nested too deeply)") from None
     return spelt_out(validate(data, str(path)))
 
 

@@ -1,4 +1,4 @@
-"""The ``nni-snn`` command: ``search``, ``retrain``, ``multitrial``, ``show``, ``experiment``, ``front``.
+"""The ``nni-snn`` command: ``search``, ``retrain``, ``multitrial``, ``show``, ``experiment``, ``front``, ``export``.
 
 It parses and prints: the options of search, retrain and multitrial, their flags, defaults, layering and checks,
 are ``nni_snn.options``; what the commands do is ``search``, ``retrain``, ``estimate``, ``multitrial_baseline``,
@@ -8,11 +8,15 @@ are ``nni_snn.options``; what the commands do is ``search``, ``retrain``, ``esti
 from __future__ import annotations
 
 import argparse
+import errno
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
 from nni_snn.options import (
+    ExportOptions,
     MultitrialOptions,
     RetrainOptions,
     SearchOptions,
@@ -22,6 +26,8 @@ from nni_snn.options import (
 )
 
 EXIT_USAGE = 2
+# Writing the results failed for want of room: a full disk or quota, a file-size limit, a read-only file system.
+STORAGE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,6 +49,8 @@ def _show_parser(sub) -> None:
     p.add_argument("--cells", type=int, default=5, help="cells for the parameter count (default 5)")
     p.add_argument("--num-classes", type=int, default=10, help="classes for the parameter count (default 10)")
     p.add_argument("--in-channels", type=int, default=3, help="image channels for the parameter count (default 3)")
+    p.add_argument("--image-size", type=int, default=32, help="image side for the parameter count of a spatial head "
+                                                              "(default 32)")
     p.add_argument("--dataset", help="also estimate spikes, SOPs, MACs and energy per sample on this dataset's test "
                                      "images (classes and image channels then come from the dataset)")
     p.add_argument("--data-dir", help="folder holding the dataset (not needed for digits, digits-events)")
@@ -58,6 +66,9 @@ def _experiment_parser(sub) -> None:
     p.add_argument("--resume", metavar="ID", help="resume the stopped experiment ID (nnictl resume) instead: trials "
                                                   "that were running continue from their last epoch's checkpoint")
     p.add_argument("--port", type=int, default=8080, help="port of the NNI manager and web UI (default 8080)")
+    p.add_argument("--host", metavar="ADDR", help="address the NNI manager and web UI listen on (default 127.0.0.1, "
+                                                  "this machine only; a remote experiment: its nniManagerIp); "
+                                                  "0.0.0.0 opens it to every network, without authentication")
     p.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the trials (default 3600)")
     p.add_argument("--stop", action="store_true", help="stop the experiment at the end (default: keep the web UI)")
 
@@ -67,6 +78,13 @@ def _front_parser(sub) -> None:
     p.add_argument("runs", nargs="+", help="run folders (holding arch.json), or folders above them such as an "
                                            "NNI experiment's ~/nni-experiments/<id>")
     p.add_argument("--output", default="front.png", help="picture to write (default front.png)")
+
+
+def _export_parser(sub) -> None:
+    p = sub.add_parser("export", help="write a retrained network as a NIR graph for neuromorphic hardware and other "
+                                      "SNN libraries (docs/deploy.md)")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a retrain's output folder (config.yaml, checkpoints/)")
+    add_flags(p, ExportOptions, defaults=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     _show_parser(sub)
     _experiment_parser(sub)
     _front_parser(sub)
+    _export_parser(sub)
     return parser
 
 
@@ -204,7 +223,7 @@ def _show(args) -> int:
     from nni_snn.genotype import format_genotype
     from nni_snn.networks import build_network, network_parameters
 
-    for key in ("width", "cells", "num_classes", "in_channels", "batches", "timesteps", "event_size"):
+    for key in ("width", "cells", "num_classes", "in_channels", "image_size", "batches", "timesteps", "event_size"):
         if getattr(args, key) is not None and getattr(args, key) < 1:
             raise UsageError(f"--{key.replace('_', '-')} must be >= 1")
     for key in ("e_ac_pj", "e_mac_pj"):
@@ -221,13 +240,17 @@ def _show(args) -> int:
             raise UsageError(f"--dataset {args.dataset!r} is unknown; use one of {', '.join(dataset_names())}")
         frames = event_framing(arch, args.dataset, args.frames_by, args.event_size)
         data = load_dataset(args.dataset, args.data_dir, timesteps=args.timesteps or arch["timesteps"], **frames)
-        args.num_classes, args.in_channels = data.num_classes, data.in_channels
+        args.num_classes, args.in_channels, args.image_size = data.num_classes, data.in_channels, data.image_size
     size = {"width": args.width, "num_cells": args.cells, "num_classes": args.num_classes,
-            "in_channels": args.in_channels, "timesteps": args.timesteps}
-    params = network_parameters(build_network(arch, auxiliary=True, **size))
-    net = build_network(arch, **size)  # the estimate is of the network a user deploys: no auxiliary head
+            "in_channels": args.in_channels, "timesteps": args.timesteps, "image_size": args.image_size}
+    from nni_snn.memory import check_parameters, on_meta
+
+    # Counted on PyTorch's meta device: no weights allocated, whatever the width.
+    params = network_parameters(on_meta(lambda: build_network(arch, auxiliary=True, **size)))
     counts = None
     if data is not None:  # before printing anything: a bad checkpoint ends in one error line
+        check_parameters(lambda: build_network(arch, **size))  # one line if it cannot fit, before allocating
+        net = build_network(arch, **size)  # the estimate is of the network a user deploys: no auxiliary head
         counts = estimate_energy(net, data.test, args.batches, args.checkpoint, args.e_ac_pj, args.e_mac_pj)
     print(format_genotype(arch))
     print(f"at width {args.width}, {args.cells} cells, {args.num_classes} classes: {_params(params)}")
@@ -247,6 +270,9 @@ def _multitrial(args) -> int:
     from nni_snn.multitrial_baseline import run_multitrial
 
     opts = resolve(MultitrialOptions, args)
+    from nni_snn.manager_host import check_host, warn_if_exposed
+
+    warn_if_exposed(check_host(opts.host), opts.port)
     with socket.socket() as probe:  # NNI would fail later, with a traceback, on a port in use
         if probe.connect_ex(("127.0.0.1", opts.port)) == 0:
             raise UsageError(f"--port {opts.port} is in use (another NNI experiment?); choose another")
@@ -285,7 +311,20 @@ def _experiment(args) -> int:
         raise UsageError(f"--port must be in 1..65535, got {args.port}")
     if (args.config is None) == (args.resume is None):
         raise UsageError("give an experiment config, or --resume ID of a stopped experiment (not both)")
-    return nnictl.run(Path(args.config) if args.config else None, args.port, args.timeout, args.stop, args.resume)
+    return nnictl.run(Path(args.config) if args.config else None, args.port, args.timeout, args.stop, args.resume,
+                      args.host)
+
+
+def _export(args) -> int:
+    import dataclasses
+
+    from nni_snn.export import export_run
+
+    opts = ExportOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ExportOptions)})
+    opts.check()
+    written = export_run(Path(opts.run_dir), Path(opts.output), opts.checkpoint, opts.dt, opts.grouped)
+    print(f"wrote {written} (NIR; dt {opts.dt} s; the logits are the output's mean over the T steps)")
+    return 0
 
 
 def _one_line(err: Exception) -> str:
@@ -303,20 +342,44 @@ def main(argv: list[str] | None = None) -> int:
     # Torch-free: --help and a bad flag answer without importing torch, NNI or Lightning.
     from nni_snn.errors import STOPPED, USER_ERRORS
 
+    if hasattr(signal, "SIGXFSZ"):  # past a file-size limit (ulimit -f): an OSError (one line below), not a kill
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     commands = {"search": _search, "retrain": _retrain, "show": _show, "experiment": _experiment, "front": _front,
-                "multitrial": _multitrial}
+                "multitrial": _multitrial, "export": _export}
+    thread_errors, thread_hook = [], threading.excepthook
+
+    def storage_in_thread(args):  # a writer thread (TensorBoard's) on a full disk: one line below, no traceback
+        if isinstance(args.exc_value, OSError) and args.exc_value.errno in STORAGE_ERRNOS:
+            thread_errors.append(args.exc_value)
+        else:
+            thread_hook(args)
+    threading.excepthook = storage_in_thread
     try:
         args = build_parser().parse_args(argv)
-        return commands[args.command](args)
+        code = commands[args.command](args)
+        if thread_errors:
+            raise thread_errors[0]
+        return code
     except USER_ERRORS as err:
         print(f"nni-snn: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
     except STOPPED as err:
         print(f"nni-snn: stopped: {err}", file=sys.stderr)
         return 1
+    except OSError as err:
+        if err.errno not in STORAGE_ERRNOS:
+            raise
+        # A full disk or a file-size limit: results are written by rename (checkpoints by Lightning's fsspec
+        # transaction), so a file it interrupted is absent, never a truncated one that looks complete.
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"nni-snn: error: cannot write the results: {err.strerror}{where}; files it was writing were not "
+              "left behind half-written", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("nni-snn: interrupted", file=sys.stderr)
         return 130
+    finally:
+        threading.excepthook = thread_hook
 
 
 if __name__ == "__main__":

@@ -35,6 +35,16 @@ class MultitrialError(RuntimeError):
     """The experiment ran but gave nothing to export (e.g. every trial failed); the message says why. Exit code 1."""
 
 
+def shown(value) -> str:
+    """``repr(value)`` cut short, for an error line: a value from a user's file can be huge (YAML aliases expand to
+    billions of items)."""
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxdict, short.maxstring, short.maxother, short.maxlong = 3, 6, 6, 60, 60, 40
+    return short.repr(value)
+
+
 # What the command line reports as the user's mistake (exit 2), and as a run that stopped (exit 1).
 USER_ERRORS = (UsageError, ArchError, DataError, ExperimentError, FrontError)
 STOPPED = (NonFiniteError, MultitrialError)

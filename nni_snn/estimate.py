@@ -19,14 +19,25 @@ def estimate_energy(net: torch.nn.Module, images, batches: int, checkpoint: str 
     from nni_snn.spikes import calibrate, energy_uj
 
     if checkpoint:
+        from pathlib import Path
+
+        if not Path(checkpoint).is_file():  # a folder; a FIFO or device would block or never end
+            raise ArchError(f"--checkpoint {checkpoint}: not a file")
         try:
-            state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+            try:
+                state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+            except Exception as err:  # noqa: BLE001  a damaged file: torch's unpickler raises whatever its stream leads to
+                raise ValueError(str(err) or type(err).__name__) from None
+            state = state.get("state_dict") if isinstance(state, dict) else None
+            if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+                raise ValueError("it holds no state_dict of named weights")
             # The auxiliary head is a training aid: the estimate is of the network a user deploys.
             net.load_state_dict({k.removeprefix("_model."): v for k, v in state.items()
                                  if k.startswith("_model.") and not k.startswith("_model.auxiliary_head.")})
-        except (OSError, KeyError, TypeError, RuntimeError, ValueError, pickle.UnpicklingError) as err:
+        except (OSError, EOFError, KeyError, TypeError, RuntimeError, ValueError, AttributeError,
+                pickle.UnpicklingError) as err:
             raise ArchError(f"--checkpoint {checkpoint}: not a retrain checkpoint of this network at this width "
-                            f"and depth ({str(err).splitlines()[0][:160]})") from None
+                            f"and depth ({(str(err).splitlines() or [type(err).__name__])[0][:160]})") from None
     loader = torch.utils.data.DataLoader(images, batch_size=64)
     if not checkpoint:
         fit_batch_norm(net, islice(loader, batches))

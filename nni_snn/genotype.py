@@ -13,8 +13,8 @@ from typing import Any
 
 from nni_snn.ops import PRIMITIVES  # the operation table's keys (nni_snn.ops.OPS)
 
-__all__ = ["ALL_OPS", "ATTENTION_CELLS", "CELL_TYPES", "CONV_HEAVY", "DARTS_V2", "NUM_NODES", "PRIMITIVES",
-           "format_genotype", "genotype_from_sample", "sample_from_genotype"]
+__all__ = ["ALL_OPS", "ATTENTION_CELLS", "CELL_TYPES", "CONV_HEAVY", "DARTS_V2", "HEADS", "NUM_NODES", "PRIMITIVES",
+           "SPACES", "STEM_STRIDES", "deployable_problem", "format_genotype", "genotype_from_sample", "sample_from_genotype"]
 
 NUM_NODES = 4
 CELL_TYPES = ("normal", "reduce")
@@ -22,6 +22,21 @@ ATTENTION_CELLS = ("all", "last")  # where the attention sits: every cell's conc
 # Where a cell's BN sits relative to its attention (with normalisation on): "after-attention", the first placement,
 # which a file without the key means; or "before-attention".
 CELL_NORMS = ("after-attention", "before-attention")
+# The classifier: global (average pool of the last cell's spikes over space, DARTS's) or spatial (a linear layer on
+# the last cell's whole spike map, as the hand-designed spiking CNN reads its own).
+HEADS = ("global", "spatial")
+STEM_STRIDES = (1, 2)
+# The candidate operations of each search space. "deployable" leaves out what NIR, the neuromorphic exchange format,
+# cannot express (max pooling; nni_snn.export), and goes with attention none: its networks export by construction.
+SPACES = {"full": tuple(PRIMITIVES), "deployable": tuple(op for op in PRIMITIVES if op != "max_pool_3x3")}
+
+
+def deployable_problem(arch: dict) -> str | None:
+    """Why ``arch`` (a loaded arch.json) is not in the deployable space, or None."""
+    if arch["attention"] != "none":
+        return f"attention {arch['attention']!r} is an input-dependent gate NIR cannot express; use attention none"
+    ops = {op for cell_type in CELL_TYPES for op, _ in arch["genotype"][cell_type]} - set(SPACES["deployable"])
+    return f"its cells hold {', '.join(sorted(ops))}, which NIR cannot express" if ops else None
 
 
 # A convolution-heavy genotype (no pooling, no skip): the hardest of the space to train, as every path through a cell

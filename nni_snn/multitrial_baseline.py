@@ -31,6 +31,8 @@ from nni_snn.archfile import make_arch, write_json_atomic
 from nni_snn.data import load_dataset, load_for, split_for_search
 from nni_snn.errors import MultitrialError
 from nni_snn.genotype import genotype_from_sample
+from nni_snn.manager_host import manager_environment
+from nni_snn.memory import check_step
 from nni_snn.networks import network_parameters
 from nni_snn.options import MultitrialOptions, RetrainOptions
 from nni_snn.registry import SEARCH_STRATEGIES
@@ -221,6 +223,7 @@ def run_multitrial(opts: MultitrialOptions, before_stop=None) -> dict:
     strategy = make_strategy(opts.search_strategy, trials=opts.trials, concurrency=opts.concurrency, seed=opts.seed,
                              population=opts.population, sample_size=opts.sample_size)
     data = load_for(opts, opts.timesteps)  # fails here, before the manager
+    check_step("retrain", opts, data)  # each trial trains a fixed network as retrain does
     space = SNNDartsSpace(width=opts.width, num_cells=opts.cells, timesteps=opts.timesteps, attention=opts.attention,
                           num_classes=data.num_classes, in_channels=data.in_channels)
     # The evaluator travels to each trial as JSON: the function by its import path, the options as plain values.
@@ -237,7 +240,9 @@ def run_multitrial(opts: MultitrialOptions, before_stop=None) -> dict:
     try:
         # Blocks until the strategy is done and every submitted trial has ended. NNI catches Ctrl-C itself: it
         # stops the experiment and returns None.
-        if experiment.run(port=opts.port) is None:
+        with manager_environment(opts.host):  # the manager listens on loopback unless --host says otherwise
+            ran = experiment.run(port=opts.port)
+        if ran is None:
             stopped = True
             raise KeyboardInterrupt
         trials = _trial_records(experiment)

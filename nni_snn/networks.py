@@ -20,11 +20,14 @@ __all__ = ["build_network", "count_parameters", "network_parameters"]
 
 def build_network(arch: str | Path | dict, *, width: int, num_cells: int, num_classes: int, in_channels: int = 3,
                   auxiliary: bool = False, timesteps: int | None = None, neuron: dict | None = None,
-                  normalize: bool | None = None, attention_cells: str | None = None, cell_norm: str | None = None):
+                  normalize: bool | None = None, attention_cells: str | None = None, cell_norm: str | None = None,
+                  stem_multiplier: int | None = None, stem_stride: int | None = None, head: str | None = None,
+                  image_size: int | None = None):
     """A plain ``nn.Module`` for ``arch`` at any width and depth: images ``[N, C, H, W]`` -> logits.
 
-    ``timesteps``, ``neuron``, ``normalize``, ``attention_cells`` and ``cell_norm`` default to the file's. The network has no NNI
-    mutables left and only the chosen edges' weights.
+    ``timesteps``, ``neuron``, ``normalize``, ``attention_cells``, ``cell_norm``, ``stem_multiplier``,
+    ``stem_stride`` and ``head`` default to the file's; ``image_size`` (the input's side) is needed by the spatial
+    head. The network has no NNI mutables left and only the chosen edges' weights.
     """
     arch = load_arch(arch)
     with model_context(sample_from_genotype(arch["genotype"])):
@@ -33,7 +36,10 @@ def build_network(arch: str | Path | dict, *, width: int, num_cells: int, num_cl
                              auxiliary=auxiliary, neuron=neuron or arch.get("neuron"),
                              normalize=arch.get("normalize", True) if normalize is None else normalize,
                              attention_cells=attention_cells or arch.get("attention_cells", "all"),
-                             cell_norm=cell_norm or arch.get("cell_norm", "after-attention"))
+                             cell_norm=cell_norm or arch["cell_norm"],
+                             stem_multiplier=stem_multiplier or arch["stem_multiplier"],
+                             stem_stride=stem_stride or arch["stem_stride"], head=head or arch["head"],
+                             image_size=image_size)
 
 
 def count_parameters(model: torch.nn.Module) -> int:

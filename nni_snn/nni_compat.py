@@ -12,6 +12,9 @@ stays lazy (``nni-snn --help`` imports no torch; nnictl's polling imports only n
 Private attributes relied on by subclasses of the classes below (checked against nni 3.0 too):
 ``DifferentiableMixedLayer._softmax``, ``._arch_alpha`` and ``._reduction`` (``search_spaces.darts_nodes``; and
 :func:`mixed_softmax`), ``TpeTuner._params`` and ``._running_params`` (``nni_snn.tuners``).
+
+Behaviour of NNI's manager relied on: its servers (``nni_node``) listen with no host, which
+``nni_snn/manager_listen.cjs`` fills in (``nni_snn.manager_host``; tests/test_security.py checks the sockets).
 """
 
 from __future__ import annotations

@@ -21,7 +21,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from nni_snn.errors import ExperimentError
+from nni_snn.errors import ExperimentError, UsageError
+from nni_snn.manager_host import LOOPBACK as MANAGER_LOOPBACK
+from nni_snn.manager_host import check_host, experiment_host, manager_env, url_host, warn_if_exposed
 
 FINISHED = {"SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED"}
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -68,12 +70,14 @@ def trial_env() -> dict:
     return env
 
 
-def create(config: Path, port: int, env: dict | None = None) -> str:
-    """``nnictl create``; returns the experiment id."""
+def create(config: Path, port: int, env: dict | None = None, host: str = MANAGER_LOOPBACK) -> str:
+    """``nnictl create``, its manager listening on ``host`` (:mod:`nni_snn.manager_host`); returns the experiment
+    id."""
     if not config.is_file():
         raise ExperimentError(f"experiment config {config} not found")
     result = subprocess.run([nnictl(), "create", "--config", str(config), "--port", str(port)],
-                            capture_output=True, text=True, env=env or trial_env(), timeout=300, check=False)
+                            capture_output=True, text=True, env=manager_env(host, env or trial_env()), timeout=300,
+                            check=False)
     output = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)  # nnictl colours its output
     match = re.search(r"Experiment ID:\s*(\w+)", output)
     if result.returncode != 0 or not match:
@@ -255,10 +259,11 @@ def trial_dir(client: RestClient, experiment_id: str, trial_id: str) -> Path:
     return next(root.glob(f"**/trials/{trial_id}"), root / "trials" / trial_id)
 
 
-def resume(experiment_id: str, port: int, env: dict | None = None) -> dict[int, str]:
+def resume(experiment_id: str, port: int, env: dict | None = None, host: str | None = None) -> dict[int, str]:
     """``nnictl resume``: the manager starts again on ``port`` with the experiment's records. NNI 3.0 starts each
     trial that was running (or waiting) when its manager stopped again, with the same id, folder and parameters;
-    finished trials are not rerun. The trials continue from their last checkpoint (``nni_snn.cli``).
+    finished trials are not rerun. The trials continue from their last checkpoint (``nni_snn.cli``). The manager
+    listens on ``host``; without one, on loopback, which only an experiment of the local machine can do.
 
     First it ends what a killed manager left running (:func:`leftovers`); returns those processes."""
     record = manager_record(experiment_id)
@@ -267,9 +272,12 @@ def resume(experiment_id: str, port: int, env: dict | None = None) -> dict[int, 
                               "lists them")
     if process_alive(record.get("pid")):
         raise ExperimentError(f"experiment {experiment_id} is running (port {record.get('port')}); nothing to resume")
+    if host is None and record.get("platform", "local") != "local":
+        raise UsageError(f"experiment {experiment_id} runs its trials on {record['platform']} workers: give --host, "
+                         "the address they reach this machine at (its config's nniManagerIp)")
     ended = end_leftovers(experiment_id)
     result = subprocess.run([nnictl(), "resume", experiment_id, "--port", str(port)], capture_output=True, text=True,
-                            env=env or trial_env(), timeout=300, check=False)
+                            env=manager_env(host or MANAGER_LOOPBACK, env or trial_env()), timeout=300, check=False)
     output = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
     if result.returncode != 0 or "ERROR" in output:
         last = [line for line in output.splitlines() if line.strip()][-1:] or ["no output"]
@@ -319,13 +327,40 @@ def end_leftovers(experiment_id: str, grace: float = 30) -> dict[int, str]:
     return left
 
 
-def run(config: Path | None, port: int, timeout: float, stop_after: bool, resume_id: str | None = None) -> int:
-    """Start the experiment of ``config`` (or resume ``resume_id``), follow it and summarise its best trial."""
-    ended = resume(resume_id, port) if resume_id else {}
-    experiment_id = resume_id or create(config, port)
-    client = RestClient(port)
-    print(f"experiment {experiment_id} {'resumed' if resume_id else 'started'}; web UI: http://127.0.0.1:{port}",
-          flush=True)
+def read_config(config: Path) -> dict:
+    """The nnictl config as a mapping (nnictl itself checks the rest)."""
+    import yaml
+
+    from nni_snn.userfiles import load_yaml, read_user_file
+
+    try:
+        data = load_yaml(read_user_file(config, limit=4 << 20))
+    except OSError as err:
+        raise ExperimentError(f"experiment config {config}: cannot read ({err.strerror})") from None
+    except (yaml.YAMLError, RecursionError) as err:
+        why = (str(err).splitlines() or [type(err).__name__])[0]
+        raise ExperimentError(f"experiment config {config}: not valid YAML ({why})") from None
+    if not isinstance(data, dict):
+        raise ExperimentError(f"experiment config {config}: expected a mapping of nnictl settings")
+    return data
+
+
+def run(config: Path | None, port: int, timeout: float, stop_after: bool, resume_id: str | None = None,
+        host: str | None = None) -> int:
+    """Start the experiment of ``config`` (or resume ``resume_id``), follow it and summarise its best trial. Its
+    manager listens on ``host``, else where :func:`nni_snn.manager_host.experiment_host` says (loopback for the
+    local machine)."""
+    if config is not None and not config.is_file():
+        raise ExperimentError(f"experiment config {config} not found")
+    listen = experiment_host(read_config(config), host) if config is not None else host
+    if listen is not None:
+        check_host(listen, "--host" if host is not None else "nniManagerIp")
+        warn_if_exposed(listen, port)
+    ended = resume(resume_id, port, host=listen) if resume_id else {}
+    experiment_id = resume_id or create(config, port, host=listen)
+    client = RestClient(port)  # on loopback: the manager is reachable there wherever else it listens
+    web_ui = f"http://{url_host(listen if listen and listen not in ('0.0.0.0', '::') else MANAGER_LOOPBACK)}:{port}"
+    print(f"experiment {experiment_id} {'resumed' if resume_id else 'started'}; web UI: {web_ui}", flush=True)
     if ended:
         print(f"ended {len(ended)} process{'es' * (len(ended) > 1)} its killed manager had left running "
               f"({', '.join(sorted(set(ended.values())))})")
@@ -354,6 +389,7 @@ def run(config: Path | None, port: int, timeout: float, stop_after: bool, resume
             stop(experiment_id)
             print(f"experiment {experiment_id} stopped")
     if not stop_after:
-        print(f"web UI: http://127.0.0.1:{port}   stop the experiment with: nnictl stop {experiment_id}   "
-              f"resume it after a stop with: nni-snn experiment --resume {experiment_id} --port {port}")
+        print(f"web UI: {web_ui}   stop the experiment with: nnictl stop {experiment_id}   "
+              f"resume it after a stop with: nni-snn experiment --resume {experiment_id} --port {port}"
+              f"{f' --host {listen}' if listen and listen != MANAGER_LOOPBACK else ''}")
     return 0

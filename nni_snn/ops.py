@@ -83,10 +83,11 @@ class Encoder(nn.Module):
     output it reaches), not as MACs: the conv's ``input_kind`` says which, at each call.
     """
 
-    def __init__(self, in_channels: int, channels: int, timesteps: int) -> None:
+    def __init__(self, in_channels: int, channels: int, timesteps: int, stride: int = 1) -> None:
         super().__init__()
         self.timesteps = timesteps
-        self.conv = nn.Conv2d(in_channels, channels, 3, padding=1, bias=False)
+        # stride 2: the first neurons, and all that follow, see half the resolution (a quarter of the positions).
+        self.conv = nn.Conv2d(in_channels, channels, 3, stride=stride, padding=1, bias=False)
         self.bn = batch_norm(channels)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from nni_snn import registry
-from nni_snn.errors import UsageError
+from nni_snn.errors import UsageError, shown
 
 # nni_snn.spikes.E_AC_PJ / E_MAC_PJ, written out so that `--help` does not import torch (a test keeps them equal).
 ENERGY_DEFAULTS = {"e_ac_pj": 0.9, "e_mac_pj": 4.6}
@@ -64,6 +64,8 @@ CHECKS = {
     "[0,1)": ("a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1),
     "bool": ("true or false", lambda v: isinstance(v, bool)),
     "port": ("in 1..65535", lambda v: _is_int(v) and 0 < v < 65536),
+    # A config's or tuner's value may be a number, a list or a mapping; open() refuses a NUL byte with a traceback.
+    "path": ("a path", lambda v: isinstance(v, str) and v.strip() != "" and "\x00" not in v),
 }
 
 
@@ -100,7 +102,8 @@ class CommonOptions:
                                     "cifar10dvs, dvsgesture (default {default})",
                           choices="nni_snn.data:dataset_names")
     data_dir: str | None = option(None, "folder holding the dataset (not needed for digits, digits-events; "
-                                        "fashionmnist: default /usr/share/datasets/fashion-mnist, Debian's package)")
+                                        "fashionmnist: default /usr/share/datasets/fashion-mnist, Debian's package)",
+                                  check="path")
     subset_per_class: int | None = option(None, "train on this many images of each class, a balanced subset of the "
                                                 "training split drawn with --seed (default: all); the held-out "
                                                 "split stays whole", check="int>=1")
@@ -123,7 +126,7 @@ class CommonOptions:
     # gradient clip at 5 guarding against the large steps). The CIFAR configs set the paper's values.
     lr: float = option(help="weight learning rate, SGD momentum 0.9 + cosine (default {default})", check="number>0")
     seed: int = option(0, "random seed (default 0)")
-    output: str = option(help="output folder (default {default}; the trial's folder inside NNI)")
+    output: str = option(help="output folder (default {default}; the trial's folder inside NNI)", check="path")
     accelerator: str = option("auto", "Lightning accelerator: auto, cpu, gpu (default auto)")
     num_workers: int | None = option(help="data loader workers (default 0 on the CPU, 4 on a GPU)", check="int>=0",
                                      none_ok=True)
@@ -146,11 +149,11 @@ class CommonOptions:
             if meta.get("check"):
                 what, valid = CHECKS[meta["check"]]
                 if not valid(value):
-                    raise UsageError(f"{flag} must be {what}, got {value!r}")
+                    raise UsageError(f"{flag} must be {what}, got {shown(value)}")
             if meta.get("choices"):
                 valid = _choices(meta["choices"])
                 if value not in valid:
-                    raise UsageError(f"{flag} {value!r} is unknown; use one of {', '.join(valid)}")
+                    raise UsageError(f"{flag} {shown(value)} is unknown; use one of {', '.join(map(str, valid))}")
         self.check_together()
 
     def check_together(self) -> None:
@@ -212,6 +215,19 @@ class TrainOptions(CommonOptions):
                                                       "(concatenation, attention, BN, LIF) or before-attention "
                                                       "(concatenation, BN, attention, LIF) (default {default})",
                                    choices="nni_snn.genotype:CELL_NORMS")
+    # The macro-architecture, where most of a cell network's energy goes (docs/energy.md): DARTS's by default.
+    stem_multiplier: int | None = option(3, "the stem's channels: this times --width (default {default}, DARTS's)",
+                                         check="int>=1")
+    stem_stride: int | None = option(1, "stride of the stem's conv: 2 halves the resolution every cell works at, a "
+                                        "quarter of the positions (default {default})",
+                                     choices="nni_snn.genotype:STEM_STRIDES")
+    head: str | None = option("global", "the classifier: global (average-pool the last cell's spikes, BN, linear; "
+                                        "DARTS's) or spatial (a linear layer on the last cell's whole spike map, as "
+                                        "the spiking CNN's) (default {default})", choices="nni_snn.genotype:HEADS")
+    # Which candidate operations the search chooses among (recorded in arch.json; retrain: None = the arch file's).
+    space: str | None = option("full", "the search space: full, or deployable (no max pooling, attention none: what "
+                                       "NIR carries, so the network exports to neuromorphic hardware; "
+                                       "docs/deploy.md) (default {default})", choices="nni_snn.genotype:SPACES")
     e_ac_pj: float = option(ENERGY_DEFAULTS["e_ac_pj"], "energy per synaptic operation (accumulate), pJ "
                                                         "(default {default})", check="number>=0")
     e_mac_pj: float = option(ENERGY_DEFAULTS["e_mac_pj"], "energy per multiply-accumulate, pJ (default {default})",
@@ -260,7 +276,7 @@ class RetrainOptions(TrainOptions):
 
     UNSET: ClassVar[str] = "the arch file's"
 
-    arch: str | None = option(None, "arch.json written by 'nni-snn search'")
+    arch: str | None = option(None, "arch.json written by 'nni-snn search'", check="path")
     baseline: str | None = option(None, "instead of --arch, train a hand-designed reference: spiking-cnn "
                                         "(conv3x3-BN-LIF-maxpool x2, linear; --cells is ignored)",
                                   choices="nni_snn.baselines:BASELINES")
@@ -282,6 +298,10 @@ class RetrainOptions(TrainOptions):
     normalize: bool | None = None
     attention_cells: str | None = None
     cell_norm: str | None = None
+    stem_multiplier: int | None = None
+    stem_stride: int | None = None
+    head: str | None = None
+    space: str | None = None
     # None: the search's, read from the arch file when it searched the same dataset (frames at 48x48 stay 48x48).
     frames_by: str | None = None
     auxiliary_weight: float = option(0.4, "auxiliary head loss weight, 0 = no head (default 0.4)", check="number>=0")
@@ -303,7 +323,7 @@ class RetrainOptions(TrainOptions):
 
     def against(self, arch: dict | None) -> RetrainOptions:
         """These options with those left to the arch file (None) settled against ``arch`` (a loaded arch.json, or
-        None for a --baseline): T, the neuron, normalisation, attention placement and cell norm are the file's
+        None for a --baseline): T, the neuron, normalisation, attention placement, cell norm and macro-architecture are the file's
         (``load_arch`` spells out what an old file leaves out); event framing is the search's when it
         searched the same dataset, so that frames at 48x48 stay 48x48, else time bins at the sensor's size."""
         from nni_snn.archfile import event_framing
@@ -315,7 +335,7 @@ class RetrainOptions(TrainOptions):
         for key, name in NEURON_OPTIONS.items():
             if getattr(self, name) is None and neuron.get(key) is not None:
                 values[name] = neuron[key]
-        for name in ("normalize", "attention_cells", "cell_norm"):
+        for name in ("normalize", "attention_cells", "cell_norm", "stem_multiplier", "stem_stride", "head", "space"):
             if getattr(self, name) is None and arch.get(name) is not None:
                 values[name] = arch[name]
         return dataclasses.replace(self, **values)
@@ -393,6 +413,9 @@ class SearchOptions(TrainOptions):
 
     def check_together(self) -> None:
         super().check_together()
+        if self.space == "deployable" and self.attention != "none":
+            raise UsageError(f"--space deployable needs --attention none: {self.attention} multiplies by an "
+                             "input-dependent gate, which NIR cannot express")
         if self.width % self.partial_channels:
             raise UsageError(f"--partial-channels {self.partial_channels} must divide --width {self.width}")
         if self.retrain_epochs:  # a bad --retrain-* value fails now, not after the search
@@ -442,13 +465,15 @@ class MultitrialOptions(CommonOptions):
     concurrency: int = option(1, "trials at a time (default 1)", check="int>=1")
     duration: str | None = option(None, "stop submitting after this long, e.g. 10m or 2h (default: no limit)")
     port: int = option(8080, "port of the NNI manager and web UI (default 8080)", check="port")
+    host: str = option("127.0.0.1", "address the NNI manager and web UI listen on (default {default}: this machine "
+                                    "only; 0.0.0.0 opens it to every network, without authentication)")
     # Config/NNI keys only: evolution's population and tournament size (None: derived from the trial count),
     # torch's CPU threads per trial (None: the cores shared among concurrent trials), NNI's experiment folder
     # (None: ~/nni-experiments).
     population: int | None = option(None, flag=False)
     sample_size: int | None = option(None, flag=False)
     threads: int | None = option(None, flag=False)
-    working_dir: str | None = option(None, flag=False)
+    working_dir: str | None = option(None, flag=False, check="path")
 
     def check_together(self) -> None:
         super().check_together()
@@ -462,6 +487,34 @@ class MultitrialOptions(CommonOptions):
             except ValueError:
                 raise UsageError(f"--duration {self.duration!r}: give a positive time such as 90s, 10m, 2h or "
                                  "1d") from None
+
+
+@dataclass(kw_only=True)
+class ExportOptions:
+    """``nni-snn export RUN_DIR``: write a retrained network in an exchange format (``nni_snn.export``)."""
+
+    UNSET: ClassVar[str] = "none"
+    RENAMED: ClassVar[dict[str, str]] = {}
+
+    run_dir: str = option(help="a retrain's output folder (config.yaml, checkpoints/)", flag=False)
+    format: str = option("nir", "the file format: nir, the Neuromorphic Intermediate Representation (default nir)",
+                         choices=("nir",))
+    output: str = option("net.nir", "file to write (default {default})")
+    checkpoint: str | None = option(None, "weights to export (default: the run's checkpoints/best.ckpt, else "
+                                          "last.ckpt)")
+    dt: float = option(1e-4, "the consumer's time step in seconds, which the NIR LIF time constants assume; any dt "
+                             "gives the same discrete recurrence to a consumer that steps by it (default {default}, "
+                             "snnTorch's)", check="number>0")
+    grouped: bool = option(False, "keep depthwise convs grouped (Conv2d groups) for hardware that reads them; "
+                                  "default: dense block-diagonal kernels, which every NIR consumer reads",
+                           action="store_true")
+
+    check = CommonOptions.check
+    as_dict = CommonOptions.as_dict
+
+    def check_together(self) -> None:
+        if not Path(self.run_dir).is_dir():
+            raise UsageError(f"{self.run_dir}: no such folder; give the output folder of a 'nni-snn retrain' run")
 
 
 def _metadata(cls: type, name: str) -> dict:
@@ -530,12 +583,15 @@ def read_config(path: str) -> dict:
     """A ``--config`` file's options (YAML or JSON), its keys spelt with _ (``data-dir`` reads as ``data_dir``)."""
     import yaml
 
+    from nni_snn.userfiles import load_yaml, read_user_file
+
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = load_yaml(read_user_file(path, limit=4 << 20))
     except OSError as err:
         raise UsageError(f"--config {path}: cannot read ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        raise UsageError(f"--config {path}: not valid YAML/JSON ({str(err).splitlines()[0]})") from None
+    except (yaml.YAMLError, RecursionError) as err:
+        why = (str(err).splitlines() or [type(err).__name__])[0]
+        raise UsageError(f"--config {path}: not valid YAML/JSON ({why})") from None
     if not isinstance(data, dict):
         raise UsageError(f"--config {path}: expected a mapping of option names to values")
     return {str(k).replace("-", "_"): v for k, v in data.items()}

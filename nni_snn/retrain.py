@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 
 from nni_snn.archfile import write_json_atomic
 from nni_snn.data import load_for
+from nni_snn.memory import check_step
 from nni_snn.networks import build_network, network_parameters
 from nni_snn.runtime import (
     keep_freed_memory,
@@ -43,7 +44,16 @@ def run_retrain(opts: RetrainOptions, output: Path, trial=None) -> dict | None:
     pl.seed_everything(opts.seed, workers=True, verbose=False)
     arch = load_arch(opts.arch) if opts.arch else None
     opts = opts.against(arch)
+    if arch is not None and opts.space == "deployable":
+        from nni_snn.errors import UsageError
+        from nni_snn.genotype import deployable_problem
+
+        problem = deployable_problem(arch)
+        if problem:
+            raise UsageError(f"--space deployable: {opts.arch}: {problem}")
     data = load_for(opts, opts.timesteps, cutout=opts.cutout)
+    if arch is not None:  # sizes that cannot fit: one line now, not an out-of-memory kill later
+        check_step("retrain", opts, data)
     neuron = opts.neuron_spec()
     if arch is None:
         net = build_baseline(opts.baseline, width=opts.width, num_classes=data.num_classes,
@@ -53,7 +63,9 @@ def run_retrain(opts: RetrainOptions, output: Path, trial=None) -> dict | None:
         net = build_network(arch, width=opts.width, num_cells=opts.cells, num_classes=data.num_classes,
                             in_channels=data.in_channels, auxiliary=opts.auxiliary_weight > 0,
                             timesteps=opts.timesteps, neuron=neuron, normalize=opts.normalize,
-                            attention_cells=opts.attention_cells, cell_norm=opts.cell_norm)
+                            attention_cells=opts.attention_cells, cell_norm=opts.cell_norm,
+                            stem_multiplier=opts.stem_multiplier, stem_stride=opts.stem_stride, head=opts.head,
+                            image_size=data.image_size)
     reporter = EpochReporter(report=trial.intermediate if trial else None, e_ac_pj=opts.e_ac_pj,
                              e_mac_pj=opts.e_mac_pj)
     is_global_zero, best_accuracy = train_fixed(net, data.train, data.test, num_classes=data.num_classes, opts=opts,
@@ -66,7 +78,8 @@ def run_retrain(opts: RetrainOptions, output: Path, trial=None) -> dict | None:
     metrics["network"] = {"arch": opts.arch, "baseline": opts.baseline, "neuron": neuron,
                           "normalize": getattr(net, "normalize", None),  # the file's unless overridden
                           "attention_cells": getattr(net, "attention_cells", None),
-                          "cell_norm": getattr(net, "cell_norm", None)}
+                          "cell_norm": getattr(net, "cell_norm", None),
+                          **{k: getattr(net, k, None) for k in ("stem_multiplier", "stem_stride", "head")}}
     metrics["recipe"] = {key: getattr(opts, key) for key in RECIPE_KEYS}
     write_json_atomic(output / "metrics.json", metrics)
     return metrics

@@ -17,6 +17,7 @@ import torch
 from nni_snn.archfile import make_arch, write_json_atomic
 from nni_snn.data import load_for, split_for_search
 from nni_snn.genotype import CELL_TYPES, genotype_from_sample
+from nni_snn.memory import check_step
 from nni_snn.networks import build_network, count_parameters, network_parameters
 from nni_snn.runtime import (
     is_global_zero,
@@ -51,12 +52,14 @@ def run_search(opts: SearchOptions, output: Path, trial=None) -> dict | None:
     keep_freed_memory()
     pl.seed_everything(opts.seed, workers=True, verbose=False)
     data = load_for(opts, opts.timesteps)
+    check_step("search", opts, data)  # sizes that cannot fit: one line now, not an out-of-memory kill later
     weight_half, alpha_half = split_for_search(data.train, opts.seed)
     neuron = opts.neuron_spec()
     space = SNNDartsSpace(width=opts.width, num_cells=opts.cells, timesteps=opts.timesteps, attention=opts.attention,
                           num_classes=data.num_classes, in_channels=data.in_channels, neuron=neuron,
                           normalize=opts.normalize, attention_cells=opts.attention_cells, cell_norm=opts.cell_norm,
-                          partial_channels=opts.partial_channels)
+                          partial_channels=opts.partial_channels, stem_multiplier=opts.stem_multiplier,
+                          stem_stride=opts.stem_stride, head=opts.head, image_size=data.image_size, space=opts.space)
     reporter = EpochReporter(report=trial.intermediate if trial else None, e_ac_pj=opts.e_ac_pj,
                              e_mac_pj=opts.e_mac_pj)
     workers, cuda = loader_workers(opts.num_workers, opts.accelerator), uses_cuda(opts.accelerator)
@@ -95,7 +98,8 @@ def run_search(opts: SearchOptions, output: Path, trial=None) -> dict | None:
                 *(("frames_by", "event_size") if data.frames else ()))
     arch = make_arch(attention=opts.attention, attention_cells=opts.attention_cells, timesteps=opts.timesteps,
                      genotype=genotype, neuron=neuron, normalize=opts.normalize,
-                     cell_norm=opts.cell_norm, alpha=record["alpha"], nni_sample=sample,
+                     cell_norm=opts.cell_norm, stem_multiplier=opts.stem_multiplier, stem_stride=opts.stem_stride,
+                     head=opts.head, space=opts.space, alpha=record["alpha"], nni_sample=sample,
                      search={**{k: getattr(opts, k) for k in recorded}, "export": mode,
                              "export_epoch": record["epoch"]})
     metrics = final_metrics(reporter, derived_params(arch, opts, data))  # the final epoch's, params the export's
@@ -158,7 +162,8 @@ def choose_export(history: list[dict], mode: str, warmup_epochs: int = 0) -> int
 def derived_params(arch: dict, opts, data) -> dict:
     """Parameters of the network ``arch`` describes, at the search's width and depth (:func:`network_parameters`)."""
     return network_parameters(build_network(arch, width=opts.width, num_cells=opts.cells, auxiliary=True,
-                                            num_classes=data.num_classes, in_channels=data.in_channels))
+                                            num_classes=data.num_classes, in_channels=data.in_channels,
+                                            image_size=data.image_size))
 
 
 def write_search_outputs(output: Path, arch: dict, metrics: dict) -> None:

@@ -23,7 +23,7 @@ from nni_snn.spikes import E_AC_PJ, E_MAC_PJ, SpikeMonitor, default_group_of, en
 # What the spike accounting measures: every epoch's record (EpochReporter) and a run's metrics.json carry COUNTED;
 # a trial's final result and arch.json's "results" carry the totals per sample, RESULT_COUNTS.
 COUNTED = ("spikes_per_sample", "sops_per_sample", "macs_per_sample", "energy_uj_per_sample", "spikes_per_cell",
-           "sops_per_cell")
+           "sops_per_cell", "macs_per_cell")
 RESULT_COUNTS = ("spikes_per_sample", "sops_per_sample", "energy_uj_per_sample")
 
 
@@ -206,6 +206,7 @@ class EpochReporter(pl.Callback):
         record = {"epoch": trainer.current_epoch, **metrics,
                   **{key: counted[key] for key in COUNTED if key.endswith("_per_sample")},
                   "spikes_per_cell": counted["spikes_per_group"], "sops_per_cell": counted["sops_per_group"],
+                  "macs_per_cell": counted["macs_per_group"],
                   "samples": counted["samples"],  # the images counted (over all processes under DDP)
                   **{f"train_{key}": train[key] for key in RESULT_COUNTS}}
         self.history.append(record)

@@ -31,7 +31,15 @@ from nni.nas.nn.pytorch import InputChoice, LayerChoice, ModelSpace
 from torch import nn
 
 from nni_snn.attention import make_attention
-from nni_snn.genotype import ATTENTION_CELLS, CELL_NORMS, CELL_TYPES, NUM_NODES, PRIMITIVES
+from nni_snn.genotype import (
+    ATTENTION_CELLS,
+    CELL_NORMS,
+    CELL_TYPES,
+    HEADS,
+    NUM_NODES,
+    SPACES,
+    STEM_STRIDES,
+)
 from nni_snn.neuron import make_neuron
 from nni_snn.nni_compat import ChosenInputs, current_model, label_scope
 from nni_snn.ops import OPS, DwPwBN, Encoder, Preprocess, TimeDistributed, batch_norm, fold, unfold
@@ -67,7 +75,7 @@ class SNNNode(nn.Module):
     """
 
     def __init__(self, cell_type: str, index: int, channels: int, reduction: bool, affine: bool,
-                 neuron: dict | None = None, partial_channels: int = 1):
+                 neuron: dict | None = None, partial_channels: int = 1, space: str = "full"):
         super().__init__()
         n_inputs = index + 2
         with label_scope(cell_type):  # labels "normal/..." / "reduce/..."
@@ -80,7 +88,7 @@ class SNNNode(nn.Module):
             self.edges = nn.ModuleDict({
                 str(i): LayerChoice(
                     {name: OPS[name](channels // self.partial, self.strides[i], affine, neuron)
-                     for name in PRIMITIVES},
+                     for name in SPACES[space]},
                     label=f"op_{index}_{i}",
                 )
                 for i in chosen
@@ -145,9 +153,9 @@ class Stem(nn.Module):
     """The encoding layer (:class:`~nni_snn.ops.Encoder`: conv 3x3 + BN on an image, run once, or on each event
     frame), then the stem's neuron population over T."""
 
-    def __init__(self, in_channels: int, channels: int, timesteps: int, neuron: dict | None = None):
+    def __init__(self, in_channels: int, channels: int, timesteps: int, neuron: dict | None = None, stride: int = 1):
         super().__init__()
-        self.encode = Encoder(in_channels, channels, timesteps)
+        self.encode = Encoder(in_channels, channels, timesteps, stride)
         self.spike = make_neuron(neuron)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -159,7 +167,8 @@ class SNNCell(nn.Module):
 
     def __init__(self, cell_type: str, c_prev_prev: int, c_prev: int, channels: int, reduction_prev: bool,
                  attention: str, timesteps: int, affine: bool, neuron: dict | None = None, normalize: bool = True,
-                 cell_norm: str = "after-attention", partial_channels: int = 1):
+                 cell_norm: str = "after-attention", partial_channels: int = 1, stem_stride: int = 1,
+                 head: str = "global", image_size: int | None = None, space: str = "full"):
         super().__init__()
         self.reduction = cell_type == "reduce"
         self.pre0 = Preprocess(c_prev_prev, channels, reduce=reduction_prev, affine=affine)
@@ -167,7 +176,8 @@ class SNNCell(nn.Module):
         # One LIF per state that can feed an edge: the two preprocessed inputs and the first three nodes.
         self.spiking = nn.ModuleList(make_neuron(neuron) for _ in range(NUM_NODES + 1))
         self.nodes = nn.ModuleList(
-            SNNNode(cell_type, k, channels, self.reduction, affine, neuron, partial_channels) for k in range(NUM_NODES))
+            SNNNode(cell_type, k, channels, self.reduction, affine, neuron, partial_channels, space)
+            for k in range(NUM_NODES))
         concatenated = NUM_NODES * channels
         # Where the cell's BN sits (with normalize): after the attention (concatenation -> attention -> BN -> LIF),
         # where a per-channel BN over (T, N, H, W) cancels any constant per-channel gain of the gate, or before it
@@ -210,6 +220,37 @@ class SpikingClassifier(nn.Module):
 
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:
         return self.linear(spikes.mean(dim=(0, 3, 4)))
+
+
+class SpatialClassifier(nn.Module):
+    """A linear layer on the last cell's whole spike map, flattened at each step, then BN on the logits, averaged
+    over T: the spiking CNN's readout. It reads binary spikes, so it costs SOPs (one accumulation per spike per
+    class), where the global head's BN + linear on pooled rates costs MACs; and it keeps where in the image a feature
+    fired.
+
+    Why the BN on the logits: the linear layer reads thousands of spikes (6,272 at width 8 on a 7x7 map), so at lr
+    0.1 one step moved the logits by tens and the network it read fell silent for good (retrained at chance on
+    Fashion-MNIST, measured); normalising the logits makes the step independent of the fan-in. It is a per-class
+    affine map at inference, which folds into the linear layer's weights and bias: the readout still reads spikes.
+    """
+
+    def __init__(self, channels: int, side: int, num_classes: int):
+        super().__init__()
+        self.linear = nn.Linear(channels * side * side, num_classes)
+        self.norm = batch_norm(num_classes, dims=1)
+
+    def forward(self, spikes: torch.Tensor) -> torch.Tensor:
+        logits = self.linear(spikes.flatten(2))  # [T, N, classes]
+        return unfold(self.norm(fold(logits)), spikes.shape[0]).mean(0)
+
+
+def output_side(image_size: int, stem_stride: int, num_cells: int) -> int:
+    """The side of the last cell's map: the stem's stride, then each reduction cell, each rounding up (a 3x3 or 1x1
+    stride-2 layer with DARTS's padding maps a side s to ceil(s / 2))."""
+    side = -(-image_size // stem_stride)
+    for _ in reduction_indices(num_cells):
+        side = -(-side // 2)
+    return side
 
 
 class AuxiliaryHead(nn.Module):
@@ -258,20 +299,41 @@ class SNNDartsSpace(ModelSpace):
     (``"before-attention"``), see :class:`SNNCell`. ``partial_channels = K > 1``: PC-DARTS's partial channel
     connections in the supernet (1/K of each edge's channels searched, :class:`SNNNode`); it needs ``width`` divisible
     by K and changes nothing in a network built under a fixed architecture.
+
+    The macro-architecture, where most of the energy goes (``docs/energy.md``): the stem has ``stem_multiplier x
+    width`` channels and its conv ``stem_stride`` (2 halves the resolution every cell works at); ``head`` is
+    ``"global"`` (:class:`SpikingClassifier`) or ``"spatial"`` (:class:`SpatialClassifier`, which needs
+    ``image_size``, the input's side). ``space``: the candidate operations (``nni_snn.genotype.SPACES``);
+    ``"deployable"`` leaves out max pooling and needs attention none, so that its networks export to NIR.
     """
 
     def __init__(self, width: int = 16, num_cells: int = 5, timesteps: int = 2, attention: str = "ma",
                  num_classes: int = 10, in_channels: int = 3, auxiliary: bool = False, stem_multiplier: int = 3,
                  neuron: dict | None = None, normalize: bool = True, attention_cells: str = "all",
-                 cell_norm: str = "after-attention", partial_channels: int = 1):
+                 cell_norm: str = "after-attention", partial_channels: int = 1, stem_stride: int = 1,
+                 head: str = "global", image_size: int | None = None, space: str = "full"):
         super().__init__()
+        if space not in SPACES:
+            raise ValueError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
+        if space == "deployable" and attention != "none":  # NIR has no input-dependent gates (nni_snn.export)
+            raise ValueError(f"the deployable space needs attention none, got {attention!r}")
+        self.space = space
         if partial_channels < 1 or width % partial_channels:
             raise ValueError(f"partial_channels must be >= 1 and divide the width {width}, got {partial_channels}")
         if attention_cells not in ATTENTION_CELLS:
             raise ValueError(f"attention_cells must be one of {', '.join(ATTENTION_CELLS)}, got {attention_cells!r}")
         if cell_norm not in CELL_NORMS:
             raise ValueError(f"cell_norm must be one of {', '.join(CELL_NORMS)}, got {cell_norm!r}")
+        if stem_stride not in STEM_STRIDES:
+            raise ValueError(f"stem_stride must be one of {', '.join(map(str, STEM_STRIDES))}, got {stem_stride!r}")
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}, got {head!r}")
+        if head == "spatial" and not image_size:
+            raise ValueError("head 'spatial' needs image_size, the input's side")
+        if stem_multiplier < 1:
+            raise ValueError(f"stem_multiplier must be >= 1, got {stem_multiplier!r}")
         self.cell_norm = cell_norm
+        self.stem_multiplier, self.stem_stride, self.head = stem_multiplier, stem_stride, head
         self.timesteps = timesteps
         self.attention = attention
         self.attention_cells = attention_cells
@@ -280,7 +342,7 @@ class SNNDartsSpace(ModelSpace):
         # not, as in DARTS's search, so the mixed operations' scales stay comparable.
         affine = current_model() is not None
         c_curr = stem_multiplier * width
-        self.stem = Stem(in_channels, c_curr, timesteps, neuron)
+        self.stem = Stem(in_channels, c_curr, timesteps, neuron, stem_stride)
         c_pp, c_p, c_curr = c_curr, c_curr, width
         reductions = reduction_indices(num_cells)
         self.cells = nn.ModuleList()
@@ -293,12 +355,16 @@ class SNNDartsSpace(ModelSpace):
                 c_curr *= 2
             self.cells.append(SNNCell(CELL_TYPES[reduction], c_pp, c_p, c_curr, reduction_prev,
                                       self._attention_of(i, attention, num_cells), timesteps, affine, neuron,
-                                      normalize, cell_norm, partial_channels if current_model() is None else 1))
+                                      normalize, cell_norm, partial_channels if current_model() is None else 1,
+                                      space=space))
             reduction_prev = reduction
             c_pp, c_p = c_p, NUM_NODES * c_curr
             if i == self.auxiliary_after:
                 self.auxiliary_head = AuxiliaryHead(c_p, num_classes, neuron, normalize)
-        self.classifier = SpikingClassifier(c_p, num_classes, normalize)
+        if head == "spatial":
+            self.classifier = SpatialClassifier(c_p, output_side(image_size, stem_stride, num_cells), num_classes)
+        else:
+            self.classifier = SpikingClassifier(c_p, num_classes, normalize)
 
     def _attention_of(self, index: int, kind: str, num_cells: int) -> str:
         return kind if self.attention_cells == "all" or index == num_cells - 1 else "none"

@@ -300,7 +300,6 @@ def test_a_ddp_search_as_an_nni_trial_runs_the_trials_parameters_and_reports_onc
               "experimentWorkingDirectory": str(tmp_path / "nni-experiments")}
     path = tmp_path / "ddp_trial.yml"
     path.write_text(yaml.safe_dump(config))
-    monkeypatch.setenv("NODE_OPTIONS", f"--require {ROOT / 'tests' / 'support' / 'loopback.cjs'}")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     port = _free_port()
     experiment_id = nnictl.create(path, port)

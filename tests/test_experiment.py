@@ -41,7 +41,6 @@ def tiny_quickstart(tmp_path) -> Path:
 
 @pytest.mark.slow
 def test_quickstart_through_nnictl(tiny_quickstart, capsys, monkeypatch):
-    monkeypatch.setenv("NODE_OPTIONS", f"--require {ROOT / 'tests' / 'support' / 'loopback.cjs'}")
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     port = free_port()
     experiment_id = nnictl.create(tiny_quickstart, port)
@@ -85,6 +84,8 @@ def test_every_shipped_config_is_valid_for_nnictl(tmp_path):
                                           "retrain_cifar10.yml", "ablation_cifar10.yml"}
     for path in configs:
         data = yaml.safe_load(path.read_text())
+        if "trialCommand" not in data:  # a --config file of nni-snn's own (tests/test_macro.py)
+            continue
         for machine in data["trainingService"].get("machineList", []):
             machine["sshKeyFile"] = str(key)  # the remote example names the user's key
         data["trialCodeDirectory"] = str(ROOT)
@@ -103,6 +104,8 @@ def test_shipped_commands_parse_and_carry_the_paper_recipe():
     resolved = {}
     for path in sorted((ROOT / "experiments").glob("*.yml")):
         config = yaml.safe_load(path.read_text())
+        if "trialCommand" not in config:  # a --config file of nni-snn's own (tests/test_macro.py)
+            continue
         words = shlex.split(config["trialCommand"])
         args = build_parser().parse_args(words[words.index("nni_snn") + 1:])
         options = {"search": SearchOptions, "retrain": RetrainOptions}[args.command]

@@ -86,8 +86,7 @@ def test_multitrial_through_the_nni_manager(strategy, tmp_path, monkeypatch):
     """3 tiny trials each: evolution trains 2 random networks, then a mutant of the better one."""
     from test_experiment import free_port
 
-    # The NNI manager (node) listens on loopback only; trials find this interpreter's packages.
-    monkeypatch.setenv("NODE_OPTIONS", f"--require {ROOT / 'tests' / 'support' / 'loopback.cjs'}")
+    # Trials find this interpreter's packages (the manager listens on loopback: nni_snn.manager_host).
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.chdir(ROOT)  # NNI runs trials in the parent's working directory
     port = free_port()

@@ -93,7 +93,7 @@ def remote_config(tmp_path: Path, server: Sshd) -> Path:
                             .replace(EXAMPLE_INSTALL + "/.venv/bin", str(VENV_BIN)))
     for machine in config["trainingService"]["machineList"]:
         machine.update(host="127.0.0.1", port=server.port, user=getpass.getuser(), sshKeyFile=str(server.key))
-    config["nniManagerIp"] = "127.0.0.1"  # the manager listens on loopback only here (tests/support/loopback.cjs)
+    config["nniManagerIp"] = "127.0.0.1"  # the manager listens there (nni_snn.manager_host)
     command = config["trialCommand"]
     # One torch thread per trial: the two trials share this machine's cores (the session sets none over SSH).
     config["trialCommand"] = "OMP_NUM_THREADS=1 " + command[:command.index(" --dataset")] + " " + TINY_TRIAL
@@ -107,8 +107,7 @@ def remote_config(tmp_path: Path, server: Sshd) -> Path:
 
 @pytest.fixture
 def experiment_env(monkeypatch):
-    """The manager's servers on loopback only; this venv's nnictl first."""
-    monkeypatch.setenv("NODE_OPTIONS", f"--require {ROOT / 'tests' / 'support' / 'loopback.cjs'}")
+    """This venv's nnictl first (the manager listens on loopback: nni_snn.manager_host)."""
     monkeypatch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
 

@@ -39,8 +39,7 @@ def free_port() -> int:
 
 @pytest.fixture
 def experiment_env(monkeypatch):
-    """The manager's servers on loopback only; this venv's nnictl first; one thread per trial."""
-    monkeypatch.setenv("NODE_OPTIONS", f"--require {ROOT / 'tests' / 'support' / 'loopback.cjs'}")
+    """This venv's nnictl first (the manager listens on loopback: nni_snn.manager_host); one thread per trial."""
     monkeypatch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
