@@ -20,13 +20,12 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.intersphinx",
     "sphinxarg.ext",
-    "sphinxcontrib.programoutput",
     "nni_snn_docs",
 ]
 myst_enable_extensions = ["colon_fence", "dollarmath"]
 myst_heading_anchors = 3
 source_suffix = {".md": "markdown"}
-exclude_patterns = ["_build", "README.md"]
+exclude_patterns = ["_build", "_generated"]
 html_theme = "furo"
 html_title = f"nni-snn {release}"
 templates_path: list[str] = []
@@ -36,6 +35,8 @@ autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 # NNI, torch and Lightning are imported for real: autodoc reads the classes the user imports.
 nitpicky = False
+# sphinx-argparse's domain cannot resolve MyST's "any" references; MyST says so on every build.
+suppress_warnings = ["myst.domains"]
 
 # Links into PyTorch's, NNI's and Lightning's docs. Their inventories are fetched over the network, which a build
 # here does not have: set NNI_SNN_DOCS_INTERSPHINX=1 where it does (a build without them has the same pages, with
@@ -49,6 +50,3 @@ intersphinx_mapping = {
 if not os.environ.get("NNI_SNN_DOCS_INTERSPHINX"):
     intersphinx_mapping = {}
 intersphinx_timeout = 10
-
-# The tutorial's script runs while the docs build (sphinxcontrib-programoutput), from the repository root.
-programoutput_use_ansi = False

@@ -1,8 +1,10 @@
-"""The docs' generated parts: result tables and plots made at build time from the committed results
-(``benchmarks/results``) by the benchmarks' own report functions, so that no figure is typed by hand.
+"""The docs' generated parts.
 
-``{results} NAME`` in a page puts the Markdown that the report function ``NAME`` returns there; the plots are
-written once per build into ``docs/_generated/`` (not committed) and shown with an ordinary image directive.
+- ``{results} NAME`` puts a result table there, made at build time from the committed results
+  (``benchmarks/results``) by the benchmarks' own report functions, so that no figure is typed by hand. The plots
+  are written once per build into ``docs/_generated/`` (not committed) and shown with an ordinary image directive.
+- ``{run-example} PATH`` runs the Python script PATH (relative to ``docs/``) with the interpreter building the docs,
+  in a temporary folder, and shows its code and its output; a script that fails or overruns fails the build.
 """
 
 from __future__ import annotations
@@ -10,12 +12,16 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import subprocess
 import sys
+import tempfile
 from functools import cache
 from pathlib import Path
 
 from docutils import nodes
+from docutils.parsers.rst import directives
 from docutils.statemachine import StringList
+from sphinx.errors import ExtensionError
 from sphinx.util.docutils import SphinxDirective
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,6 +69,36 @@ def energy_front() -> tuple[list[dict], set[int]]:
     return front([RESULTS / "energy_front"])
 
 
+@cache
+def energy_study() -> dict:
+    from bench_energy import LAMBDAS, EnergyStudy
+
+    out = RESULTS / "energy"
+    with _read_only(out / "fashionmnist" / "summary.json"), contextlib.redirect_stdout(io.StringIO()):
+        return EnergyStudy(out, "efficient", LAMBDAS, 1.0, (0, 1, 2)).report()
+
+
+HEADLINE = {"MA-DARTS, lambda 3": "MA-DARTS (energy-aware, λ = 3)", "spiking CNN": "hand-designed spiking CNN",
+            "random genotypes": "random cells of the same space"}
+
+
+def energy_headline() -> str:
+    """The README's one table: the searched networks against the spiking CNN and random cells (Fashion-MNIST, 1,000
+    training images, 3 seeds, efficient macro-architecture); tests/test_docs.py checks the README holds it."""
+    rows = energy_study()["rows"]
+    lines = ["| network | accuracy | µJ / sample |", "| --- | --- | --- |"]
+    for key, label in HEADLINE.items():
+        row = rows[key]
+        lines.append(f"| {label} | {row['mean']:.4f} ± {row['std']:.4f} | {row['energy_uj_per_sample']:.2f} |")
+    return "\n".join(lines)
+
+
+def _energy_table() -> str:
+    from bench_energy import table
+
+    return table(energy_study()).split("\n", 2)[2]  # after the title line: the page says the setting
+
+
 def _front_table() -> str:
     from nni_snn.front import front_table
 
@@ -93,6 +129,8 @@ TABLES = {
     "attention": _attention_table,
     "attention-paired": _attention_paired,
     "energy-front": _front_table,
+    "energy": _energy_table,
+    "energy-headline": energy_headline,
 }
 
 
@@ -112,20 +150,53 @@ class Results(SphinxDirective):
         return container.children
 
 
+class RunExample(SphinxDirective):
+    """``{run-example} PATH``: PATH's code, then what it printed when run for this build (``:timeout:`` seconds,
+    default 600). The script runs in an empty temporary folder with this repository first on ``PYTHONPATH``."""
+
+    required_arguments = 1
+    option_spec = {"timeout": directives.positive_int}
+
+    def run(self) -> list[nodes.Node]:
+        script = Path(self.env.srcdir) / self.arguments[0]
+        if not script.is_file():
+            raise self.error(f"run-example: no such script {script}")
+        self.env.note_dependency(str(script))
+        code = script.read_text()
+        env = {**os.environ, "MPLBACKEND": "Agg",
+               "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        timeout = self.options.get("timeout", 600)
+        with tempfile.TemporaryDirectory(prefix="nni-snn-docs-") as cwd:
+            try:
+                done = subprocess.run([sys.executable, str(script)], cwd=cwd, env=env, capture_output=True,
+                                      text=True, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise ExtensionError(f"{self.arguments[0]} ran over its {timeout} s") from None
+        if done.returncode != 0:
+            raise ExtensionError(f"{self.arguments[0]} exited with {done.returncode}:\n{done.stderr[-3000:]}")
+        source = nodes.literal_block(code, code, language="python")
+        caption = nodes.paragraph(text=f"Its output, from running python {script.name} for this page:")
+        output = nodes.literal_block(done.stdout, done.stdout, language="text")
+        return [source, caption, output]
+
+
 def _plots(app) -> None:
-    """The study's plot and the energy front's picture, from the committed results, before any page is read."""
+    """The studies' plots, from the committed results, before any page is read."""
+    import bench_energy
     from bench_search_quality import plot
 
     from nni_snn.plot import draw_front
 
     GENERATED.mkdir(exist_ok=True)
     plot({name: search_quality(name) for name in ("fashionmnist", "digits")}, GENERATED / "search_quality.png")
-    runs, on_front = energy_front()
-    draw_front(runs, GENERATED / "energy_front.png")
+    bench_energy.plot(energy_study(), GENERATED / "energy_study.png")
+    runs, _ = energy_front()
+    draw_front(runs, GENERATED / "digits_front.png")
 
 
 def setup(app):
     os.environ.setdefault("MPLBACKEND", "Agg")
     app.add_directive("results", Results)
+    app.add_directive("run-example", RunExample)
     app.connect("builder-inited", _plots)
     return {"version": "1", "parallel_read_safe": True}
