@@ -89,7 +89,7 @@ def energy_headline() -> str:
     lines = ["| network | accuracy | µJ / sample |", "| --- | --- | --- |"]
     for key, label in HEADLINE.items():
         row = rows[key]
-        lines.append(f"| {label} | {row['mean']:.4f} ± {row['std']:.4f} | {row['energy_uj_per_sample']:.2f} |")
+        lines.append(f"| {label} | {row['mean']:.4f} ± {row['std']:.4f} | {row['energy_uj_per_sample']:.3g} |")
     return "\n".join(lines)
 
 
