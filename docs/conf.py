@@ -7,12 +7,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(Path(__file__).parent / "_ext")]
 
+from nni_snn import __version__  # this checkout's, found through the path above
+
 project = "nni-snn"
 author = "the nni-snn developers"
 copyright = "2026, the nni-snn developers"
-from importlib.metadata import version as _version  # noqa: E402
 
-release = _version("nni-snn")
+release = __version__
 
 extensions = [
     "myst_parser",

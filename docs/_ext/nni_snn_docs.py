@@ -17,6 +17,7 @@ import sys
 import tempfile
 from functools import cache
 from pathlib import Path
+from typing import ClassVar
 
 from docutils import nodes
 from docutils.parsers.rst import directives
@@ -155,7 +156,7 @@ class RunExample(SphinxDirective):
     default 600). The script runs in an empty temporary folder with this repository first on ``PYTHONPATH``."""
 
     required_arguments = 1
-    option_spec = {"timeout": directives.positive_int}
+    option_spec: ClassVar[dict] = {"timeout": directives.positive_int}
 
     def run(self) -> list[nodes.Node]:
         script = Path(self.env.srcdir) / self.arguments[0]
@@ -168,8 +169,8 @@ class RunExample(SphinxDirective):
         timeout = self.options.get("timeout", 600)
         with tempfile.TemporaryDirectory(prefix="nni-snn-docs-") as cwd:
             try:
-                done = subprocess.run([sys.executable, str(script)], cwd=cwd, env=env, capture_output=True,
-                                      text=True, timeout=timeout)
+                done = subprocess.run([sys.executable, str(script)], check=False, cwd=cwd, env=env,
+                                      capture_output=True, text=True, timeout=timeout)
             except subprocess.TimeoutExpired:
                 raise ExtensionError(f"{self.arguments[0]} ran over its {timeout} s") from None
         if done.returncode != 0:
