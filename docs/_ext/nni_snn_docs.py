@@ -195,9 +195,37 @@ def _plots(app) -> None:
     draw_front(runs, GENERATED / "digits_front.png")
 
 
+def _wrapped_init(cls):
+    """The class's own ``__init__`` where NNI wrapped it (a model space's, in two layers of closures), else None."""
+    wrappers = [cls.__init__]
+    for _ in range(3):
+        cells = [cell.cell_contents for w in wrappers for cell in getattr(w, "__closure__", None) or ()]
+        wrappers = [value for value in cells if callable(value)]
+        for value in wrappers:
+            if getattr(value, "__qualname__", "") == f"{cls.__qualname__}.__init__":
+                return value
+    return None
+
+
+def _signature(app, what, name, obj, options, signature, return_annotation):
+    """NNI wraps the ``__init__`` of model spaces and traced classes in ``(*args, **kwargs)``: show the real one."""
+    import inspect
+
+    if what != "class" or signature != "(*args, **kwargs)":
+        return None
+    init = _wrapped_init(obj)
+    try:
+        real = inspect.signature(init) if init else inspect.signature(obj)
+    except (TypeError, ValueError):
+        return None
+    params = [p for p in real.parameters.values() if p.name != "self"]
+    return str(real.replace(parameters=params, return_annotation=inspect.Signature.empty)), return_annotation
+
+
 def setup(app):
     os.environ.setdefault("MPLBACKEND", "Agg")
     app.add_directive("results", Results)
     app.add_directive("run-example", RunExample)
     app.connect("builder-inited", _plots)
+    app.connect("autodoc-process-signature", _signature)
     return {"version": "1", "parallel_read_safe": True}
