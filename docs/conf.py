@@ -35,6 +35,8 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 # NNI, torch and Lightning are imported for real: autodoc reads the classes the user imports.
+# Flags such as --arc-lr appear as plain text in the generated tables: no "--" to en dash.
+smartquotes = False
 nitpicky = False
 # sphinx-argparse's domain cannot resolve MyST's "any" references; MyST says so on every build.
 suppress_warnings = ["myst.domains"]

@@ -124,6 +124,14 @@ def _attention_paired() -> str:
     return "\n".join(attention_study()[1])
 
 
+def _fuzz_table() -> str:
+    import json
+
+    from fuzz_table import table
+
+    return table(json.loads((RESULTS / "fuzz" / "long.json").read_text()))
+
+
 TABLES = {
     "search-quality-fashionmnist": lambda: _search_quality_table("fashionmnist"),
     "search-quality-digits": lambda: _search_quality_table("digits"),
@@ -132,6 +140,7 @@ TABLES = {
     "energy-front": _front_table,
     "energy": _energy_table,
     "energy-headline": energy_headline,
+    "fuzz": _fuzz_table,
 }
 
 
