@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-quick test-deps lint bench gpu-check gpu-study fuzz
+.PHONY: setup demo test test-quick test-deps lint bench gpu-check gpu-study fuzz docs
 
 setup: $(VENV)/.installed
 
@@ -19,6 +19,11 @@ demo: setup
 
 test: setup test-deps
 	$(BIN)/python -m pytest -q
+
+# The documentation site, warnings as errors: HTML in docs/_build/html. Its result tables and plots are generated from
+# benchmarks/results, and the tutorial's script runs, while it builds.
+docs: setup
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 # A quick loop: everything but the tests marked slow (the NNI manager, multi-process, kill-and-resume).
 test-quick: setup

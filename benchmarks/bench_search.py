@@ -380,7 +380,7 @@ def bench_retrain(args: argparse.Namespace, device: torch.device) -> None:
 
 
 def bench_profile(args: argparse.Namespace, device: torch.device) -> None:
-    """The breakdown of benchmarks/README.md: one profiled MA-DARTS search step at T=2 (and NNI's ANN DARTS step of
+    """The breakdown of docs/benchmarks.md: one profiled MA-DARTS search step at T=2 (and NNI's ANN DARTS step of
     the same size), one profiled retrain step at T=2 (and its ReLU twin at T=1), by kind of work."""
     T = 2
     results = {}

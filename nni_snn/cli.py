@@ -292,7 +292,7 @@ def _multitrial(args) -> int:
 
 def _front(args) -> int:
     """Accuracy and energy of every run found, from its retrain metrics when it retrained, else its search's."""
-    from nni_snn.front import energy_front
+    from nni_snn.front import energy_front, front_table
     from nni_snn.plot import draw_front
 
     picture = Path(args.output)
@@ -301,10 +301,7 @@ def _front(args) -> int:
     except OSError as err:
         raise UsageError(f"--output {picture}: cannot create its folder ({err.strerror})") from None
     runs, front = energy_front(args.runs)
-    print(f"{'run':<16} {'accuracy':>8} {'uJ/sample':>10} {'SOPs/sample':>12} {'spikes/sample':>13}  front")
-    for i, r in enumerate(runs):
-        print(f"{r['label']:<16} {r['accuracy']:>8.4f} {r['energy_uj_per_sample']:>10.4f} "
-              f"{r['sops_per_sample']:>12.4g} {r['spikes_per_sample']:>13.1f}  {'*' if i in front else ''}")
+    print(front_table(runs, front))
     print(f"picture: {draw_front(runs, picture)}")
     return 0
 

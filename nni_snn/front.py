@@ -47,3 +47,12 @@ def energy_front(roots: list[str | Path]) -> tuple[list[dict], set[int]]:
     """The runs found below ``roots``, by energy per sample, and the indices of those on the Pareto front."""
     runs = sorted((read_run(folder) for folder in run_folders(roots)), key=lambda r: r["energy_uj_per_sample"])
     return runs, set(pareto_front([(r["energy_uj_per_sample"], r["accuracy"]) for r in runs]))
+
+
+def front_table(runs: list[dict], on_front: set[int]) -> str:
+    """The table ``nni-snn front`` prints (and the docs show): one line per run, ``*`` on the Pareto front."""
+    lines = [f"{'run':<16} {'accuracy':>8} {'uJ/sample':>10} {'SOPs/sample':>12} {'spikes/sample':>13}  front"]
+    for i, r in enumerate(runs):
+        lines.append(f"{r['label']:<16} {r['accuracy']:>8.4f} {r['energy_uj_per_sample']:>10.4f} "
+                     f"{r['sops_per_sample']:>12.4g} {r['spikes_per_sample']:>13.1f}  {'*' if i in on_front else ''}")
+    return "\n".join(lines)

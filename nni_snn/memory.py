@@ -2,7 +2,7 @@
 kill minutes later (or a machine that swaps until it stops answering).
 
 A training step keeps its activations for backward: their bytes grow with images per step x time steps x channels
-x pixels x cells. The bytes per unit are measured (benchmarks/README.md, "saved for backward"): a search step at
+x pixels x cells. The bytes per unit are measured (docs/benchmarks.md, "saved for backward"): a search step at
 width 8, 5 cells, batch 16, 32x32 images, T=2 keeps 676 MB; a retrain step at width 16, 6 cells, batch 32, 32x32,
 T=2 keeps 895 MB. Allocator overhead, parameters, optimiser state and data come on top, so the estimate is a floor:
 what it refuses cannot fit, and a run it lets through may still be too large. Parameters alone are counted exactly

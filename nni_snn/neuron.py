@@ -224,7 +224,7 @@ class LIF(SpikingNeuron):
 
     Defaults: the paper names no surrogate. ``sigmoid`` with ``surrogate_alpha = 4`` (SpikingJelly's default for its
     LIF neurons) has peak ``dH/dv = 1`` at the threshold and exponential tails: neurons far from threshold
-    pass almost no gradient. Measured on digits (benchmarks/README.md, "Learning"), the polynomial tails of
+    pass almost no gradient. Measured on digits (docs/benchmarks.md, "Learning"), the polynomial tails of
     ``arctan`` (alpha 2, this project's earlier default) let the surrogate's error pile up through the ~20
     LIF layers of a 5-cell network: 0.9136 with arctan against 0.9415 with sigmoid after 5 epochs (and in
     exploratory runs sigmoid with alpha 3 or 6 did worse than 4). The reset is detached by default: that

@@ -183,7 +183,7 @@ class DwPwBN(nn.Sequential):
     ``recompute_depthwise`` (the supernet sets it, ``search_spaces.snn_darts``): the pointwise conv does not keep
     the depthwise output; backward recomputes it from the input spikes (which the depthwise conv keeps for its own
     weight gradient). A supernet keeps all 7 candidates' activations of every edge, and these depthwise outputs were
-    about a fifth of what its weight step saved (160 of 838 MB, benchmarks/README.md, issue 21): one saved activation
+    about a fifth of what its weight step saved (160 of 838 MB, docs/benchmarks.md): one saved activation
     less per layer for one more depthwise forward in backward, with the same values and gradients.
     """
 

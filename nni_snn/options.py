@@ -120,7 +120,7 @@ class CommonOptions:
     epochs: int = option(help="epochs (default {default})", check="int>=1")
     batch_size: int = option(help="batch size (default {default})", check="int>=1")
     # Learning rates: SGD momentum 0.9 + cosine. The paper's (search 0.005, retrain 0.0025) are for CIFAR at 40 and
-    # 600 epochs of 390 steps; measured on digits (benchmarks/README.md, "Learning"), a 5-epoch retrain at 0.0025
+    # 600 epochs of 390 steps; measured on digits (docs/benchmarks.md, "Learning"), a 5-epoch retrain at 0.0025
     # ends at 0.17 accuracy. Search: 0.1, the usual value for directly trained SNNs with BN (SEW-ResNet,
     # SpikingJelly's zoo); retrain: 0.2, which learned a 5-cell network faster than 0.1 in short runs (with DARTS's
     # gradient clip at 5 guarding against the large steps). The CIFAR configs set the paper's values.

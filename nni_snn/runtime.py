@@ -165,7 +165,7 @@ def keep_freed_memory() -> None:
     A user who sets glibc's malloc tunables (``MALLOC_MMAP_THRESHOLD_`` and the like, or ``GLIBC_TUNABLES``) keeps
     them: the heap that this keeps raises the peak RSS (a search step at T = 2, width 8: 1.5x the bytes in use; with
     ``MALLOC_MMAP_THRESHOLD_=262144`` about NNI's ANN DARTS step's peak, at 1.75x the step time; see
-    benchmarks/README.md, issue 21).
+    docs/benchmarks.md, "Where a search step's time and memory go").
     """
     import ctypes
     import sys

@@ -105,9 +105,9 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
 
 
 @pytest.mark.parametrize("width", [36, 64])
-def test_the_readmes_parameter_counts_of_darts_v2(width):
-    """README, "Reproducing the paper": DARTS's genotype at 6 cells and 10 classes, with and without the head. The
-    counts are what the README states, and they add up: MA adds exactly its MLP and spatial conv in the cells that
+def test_the_docs_parameter_counts_of_darts_v2(width):
+    """docs/howto/paper.md, "Reproducing the paper": DARTS's genotype at 6 cells and 10 classes, with and without the head. The
+    counts are what the page states, and they add up: MA adds exactly its MLP and spatial conv in the cells that
     carry it, and the auxiliary head is the same whatever the attention."""
     from pathlib import Path
 
@@ -134,8 +134,8 @@ def test_the_readmes_parameter_counts_of_darts_v2(width):
         assert count["params_with_auxiliary_head"] - count["params"] == head
         assert count["params"] - plain["params"] == sum(ma_formula(m) for m in attentions[key])
 
-    readme = Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
-    row = next(line for line in readme.splitlines() if line.startswith("| this project |"))
+    page = Path(__file__).resolve().parents[1].joinpath("docs", "howto", "paper.md").read_text()
+    row = next(line for line in page.splitlines() if line.startswith("| this project |"))
     columns = [c.strip() for c in row.strip().strip("|").split("|")][1:]
     darts, ma = columns[0:2] if width == 36 else columns[2:4]
 
@@ -145,7 +145,7 @@ def test_the_readmes_parameter_counts_of_darts_v2(width):
     assert darts == m(plain["params_with_auxiliary_head"])
     assert ma == f"{m(counts['ma', 'all']['params_with_auxiliary_head'])} / " \
                  f"{m(counts['ma', 'last']['params_with_auxiliary_head'])}"
-    text = " ".join(readme.split())
+    text = " ".join(page.split())
     assert f"{m(plain['params'])} ({width} ch)" in text  # "the networks are 0.643 M (36 ch) and ..."
     assert f"{head / 1e6:.2f} M at {width}" in text  # "Without the auxiliary head (≈0.48 M at 36 channels, ..."
     for cells in ("all", "last"):  # "MA adds ... here 0.109 M / 0.345 M in every cell and 0.041 M / 0.131 M ..."
