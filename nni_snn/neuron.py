@@ -31,21 +31,17 @@ from __future__ import annotations
 
 import inspect
 import math
-import warnings
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-__all__ = ["LIF", "NEURONS", "PLIF", "RENAMED_OPTIONS", "SURROGATES", "SpikingNeuron", "lif_reference", "make_neuron", "neuron_options",
+__all__ = ["LIF", "NEURONS", "PLIF", "SURROGATES", "SpikingNeuron", "lif_reference", "make_neuron", "neuron_options",
            "register_neuron", "resolved_spec"]
 
 # kind -> factory of the neuron (keyword options -> module); make_neuron(spec) calls NEURONS[spec["kind"]](**rest).
 NEURONS: dict[str, Callable[..., nn.Module]] = {}
-# Old spec key -> today's. "alpha" named the surrogate's sharpness until arch.json version 3: the search's architecture
-# weights are alpha too.
-RENAMED_OPTIONS = {"alpha": "surrogate_alpha"}
 
 
 def register_neuron(kind: str) -> Callable:
@@ -71,7 +67,7 @@ def resolved_spec(spec: dict | None = None) -> dict:
     """``spec`` (see :func:`make_neuron`) with every option of its neuron spelt out, those it leaves out at the
     neuron's defaults: what arch.json records, so that a later change of a default does not change what a file
     means. ``{"kind": "relu"}`` has none."""
-    spec = _renamed(spec)
+    spec = dict(spec or {})
     kind = spec.pop("kind", "lif")
     if kind not in NEURONS:
         raise ValueError(f"unknown neuron {kind!r}; valid: {', '.join(NEURONS)}")
@@ -79,17 +75,6 @@ def resolved_spec(spec: dict | None = None) -> dict:
     defaults = {name: parameters[name].default for name in neuron_options(kind)
                 if parameters[name].default is not inspect.Parameter.empty}
     return {"kind": kind, **defaults, **spec}
-
-
-def _renamed(spec: dict | None) -> dict:
-    """A copy of ``spec`` in today's keys; an old key (:data:`RENAMED_OPTIONS`) still works, with a warning."""
-    spec = dict(spec or {})
-    for old, new in RENAMED_OPTIONS.items():
-        if old in spec:
-            warnings.warn(f"neuron spec key {old!r} is deprecated; use {new!r}", FutureWarning, stacklevel=3)
-            value = spec.pop(old)
-            spec.setdefault(new, value)  # the new key wins where both are given
-    return spec
 
 
 class SpikingNeuron(nn.Module):
@@ -370,7 +355,7 @@ def make_neuron(spec: dict | None = None) -> nn.Module:
     the ANN twin of a network: the same layers with ``nn.ReLU`` in place of every spiking neuron (it reads
     ``[T, ...]`` elementwise), so the accuracy an SNN pays for its binary spikes can be measured. Kinds:
     :data:`NEURONS`."""
-    spec = _renamed(spec)
+    spec = dict(spec or {})
     kind = spec.pop("kind", "lif")
     if kind not in NEURONS:
         raise ValueError(f"unknown neuron {kind!r}; valid: {', '.join(NEURONS)}")
