@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-__all__ = ["LIF", "NEURONS", "PLIF", "SURROGATES", "SpikingNeuron", "lif_reference", "make_neuron", "neuron_options",
+__all__ = ["LIF", "NEURONS", "PLIF", "SURROGATES", "SpikingNeuron", "make_neuron", "neuron_options",
            "register_neuron", "resolved_spec"]
 
 # kind -> factory of the neuron (keyword options -> module); make_neuron(spec) calls NEURONS[spec["kind"]](**rest).
@@ -244,39 +244,6 @@ class LIF(SpikingNeuron):
     def extra_repr(self) -> str:
         return (f"tau={self.tau}, v_threshold={self.v_threshold}, surrogate={self.surrogate!r}, "
                 f"surrogate_alpha={self.surrogate_alpha}, detach_reset={self.detach_reset}")
-
-
-class _Heaviside(torch.autograd.Function):
-    """Step function with a surrogate derivative; building block of :func:`lif_reference`."""
-
-    @staticmethod
-    def forward(ctx, v: Tensor, surrogate: str, alpha: float) -> Tensor:
-        ctx.save_for_backward(v)
-        ctx.params = (surrogate, alpha)
-        return (v > 0).to(v.dtype)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        (v,) = ctx.saved_tensors
-        surrogate, alpha = ctx.params
-        return grad * SURROGATES[surrogate](v, alpha), None, None
-
-
-def lif_reference(x: Tensor, tau: float = 0.2, v_threshold: float = 0.5, surrogate: str = "arctan",
-                  surrogate_alpha: float = 2.0, detach_reset: bool = True) -> Tensor:
-    """Plain Python loop over T differentiated by autograd: the reference that tests and benchmarks
-    compare :class:`LIF` against (same maths, straightforward but slower and hungrier for memory)."""
-    spikes = []
-    u = o = None
-    for t in range(x.shape[0]):
-        if u is None:
-            u = x[t]
-        else:
-            keep = 1.0 - (o.detach() if detach_reset else o)
-            u = tau * u * keep + x[t]
-        o = _Heaviside.apply(u - v_threshold, surrogate, surrogate_alpha)
-        spikes.append(o)
-    return torch.stack(spikes)
 
 
 class _PLIFFunction(torch.autograd.Function):

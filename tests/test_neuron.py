@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from support.lif_reference import lif_reference  # tests/support: the plain autograd loop
 
-from nni_snn.neuron import LIF, SURROGATES, lif_reference, make_neuron
+from nni_snn.neuron import LIF, SURROGATES, make_neuron
 
 
 def run(values: list[float], **kwargs) -> list[float]:
