@@ -140,14 +140,13 @@ def test_depthwise_conv_matches_conv2d_forward_and_backward(k, dilation, stride)
 def test_recomputed_depthwise_output_gives_the_same_gradients_and_is_not_kept(k, dilation, stride):
     """The supernet's DwPwBN recomputes its depthwise output in backward: same values and gradients, bit for bit,
     and the depthwise output is freed once the forward returns (nothing autograd keeps refers to it)."""
-    import copy
     import weakref
 
     from nni_snn.ops import DwPwBN
     torch.manual_seed(0)
     kept = DwPwBN(6, 6, k, stride, dilation * (k // 2), dilation, affine=False)
-    recomputed = copy.deepcopy(kept)
-    recomputed.recompute_depthwise = True
+    recomputed = DwPwBN(6, 6, k, stride, dilation * (k // 2), dilation, affine=False, recompute_depthwise=True)
+    recomputed.load_state_dict(kept.state_dict())
     hidden = []
     for layer in (kept, recomputed):
         layer[0].register_forward_hook(lambda m, i, out: hidden.append(weakref.ref(out)))
@@ -183,13 +182,12 @@ def test_only_the_supernet_recomputes():
 def test_recomputed_depthwise_output_under_autocast():
     """Under mixed precision (--precision bf16-mixed) the recomputed depthwise output is the forward's own: the
     same gradients as keeping it."""
-    import copy
 
     from nni_snn.ops import DwPwBN
     torch.manual_seed(0)
     kept = DwPwBN(6, 6, 5, 1, 4, 2, affine=True)
-    recomputed = copy.deepcopy(kept)
-    recomputed.recompute_depthwise = True
+    recomputed = DwPwBN(6, 6, 5, 1, 4, 2, affine=True, recompute_depthwise=True)
+    recomputed.load_state_dict(kept.state_dict())
     x = (torch.rand(8, 6, 10, 10) > 0.6).float()
     grads = []
     for layer in (kept, recomputed):
