@@ -12,14 +12,13 @@ one :class:`TimeDistributed` so the tensor is folded once per group.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from nni_snn.neuron import make_neuron
+from nni_snn.registry import Registry
 from nni_snn.spikes import ReadsAnalog
 
 __all__ = [
@@ -300,21 +299,26 @@ def _skip(C: int, stride: int, affine: bool, neuron: dict | None = None, recompu
     return nn.Identity() if stride == 1 else FactorizedReduce(C, C, affine)  # no neuron inside
 
 
-OPS: dict[str, Callable[..., nn.Module]] = {
-    "max_pool_3x3": lambda C, stride, affine, neuron=None, recompute_depthwise=False: PoolBN("max", C, stride, affine),
-    "avg_pool_3x3": lambda C, stride, affine, neuron=None, recompute_depthwise=False: PoolBN("avg", C, stride, affine),
-    "skip_connect": _skip,
-    "sep_conv_3x3": lambda C, stride, affine, neuron=None, recompute_depthwise=False:
-        SepConv(C, C, 3, stride, affine, neuron, recompute_depthwise),
-    "sep_conv_5x5": lambda C, stride, affine, neuron=None, recompute_depthwise=False:
-        SepConv(C, C, 5, stride, affine, neuron, recompute_depthwise),
-    "dil_conv_3x3": lambda C, stride, affine, neuron=None, recompute_depthwise=False:
-        DilConv(C, C, 3, stride, affine, recompute_depthwise),
-    "dil_conv_5x5": lambda C, stride, affine, neuron=None, recompute_depthwise=False:
-        DilConv(C, C, 5, stride, affine, recompute_depthwise),
-}
-"""Op name -> factory ``(C, stride, affine, neuron=None, recompute_depthwise=False)``; ``neuron`` is a spec for
-:func:`make_neuron`, ``recompute_depthwise`` :class:`DwPwBN`'s (the supernet's edges)."""
+# Op name -> factory ``(C, stride, affine, neuron=None, recompute_depthwise=False)``; ``neuron`` is a spec for
+# :func:`make_neuron`, ``recompute_depthwise`` :class:`DwPwBN`'s (the supernet's edges).
+OPS = Registry("operation")
+OPS.register("max_pool_3x3", "3x3 max pooling + BN",
+             lambda C, stride, affine, neuron=None, recompute_depthwise=False: PoolBN("max", C, stride, affine))
+OPS.register("avg_pool_3x3", "3x3 average pooling + BN",
+             lambda C, stride, affine, neuron=None, recompute_depthwise=False: PoolBN("avg", C, stride, affine))
+OPS.register("skip_connect", "identity, or a factorised reduction at stride 2", _skip)
+OPS.register("sep_conv_3x3", "separable 3x3 conv, twice",
+             lambda C, stride, affine, neuron=None, recompute_depthwise=False:
+             SepConv(C, C, 3, stride, affine, neuron, recompute_depthwise))
+OPS.register("sep_conv_5x5", "separable 5x5 conv, twice",
+             lambda C, stride, affine, neuron=None, recompute_depthwise=False:
+             SepConv(C, C, 5, stride, affine, neuron, recompute_depthwise))
+OPS.register("dil_conv_3x3", "dilated separable 3x3 conv",
+             lambda C, stride, affine, neuron=None, recompute_depthwise=False:
+             DilConv(C, C, 3, stride, affine, recompute_depthwise))
+OPS.register("dil_conv_5x5", "dilated separable 5x5 conv",
+             lambda C, stride, affine, neuron=None, recompute_depthwise=False:
+             DilConv(C, C, 5, stride, affine, recompute_depthwise))
 
 # The candidate operations of an edge, in the order of its alpha vector: the table's keys, so the two cannot drift.
 PRIMITIVES = list(OPS)

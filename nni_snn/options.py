@@ -276,7 +276,7 @@ class RetrainOptions(TrainOptions):
     arch: str | None = option(None, "arch.json written by 'nni-snn search'", check="path")
     baseline: str | None = option(None, "instead of --arch, train a hand-designed reference: spiking-cnn "
                                         "(conv3x3-BN-LIF-maxpool x2, linear; --cells is ignored)",
-                                  choices="nni_snn.baselines:BASELINES")
+                                  choices="nni_snn.registry:BASELINES")
     timesteps: int | None = None
     width: int = 36
     cells: int = 6

@@ -88,7 +88,7 @@ class SNNNode(DropsPath):
             self.edges = nn.ModuleDict({
                 str(i): LayerChoice(
                     # the supernet keeps every candidate's activations: recompute the cheap ones (nni_snn.ops)
-                    {name: OPS[name](channels // self.partial, self.strides[i], affine, neuron,
+                    {name: OPS.load(name)(channels // self.partial, self.strides[i], affine, neuron,
                                      recompute_depthwise=not fixed)
                      for name in SPACES[space]},
                     label=f"op_{index}_{i}",

@@ -188,6 +188,7 @@ def test_a_changed_default_does_not_change_what_a_file_means(tmp_path, hand_arch
     does not change what a written file means."""
     from nni_snn.archfile import make_arch
     from nni_snn.neuron import LIF, NEURONS
+    from nni_snn.registry import Entry
 
     written = make_arch(attention="ma", timesteps=2, genotype=hand_arch["genotype"])
     today = dict(written["neuron"])
@@ -196,7 +197,7 @@ def test_a_changed_default_does_not_change_what_a_file_means(tmp_path, hand_arch
         def __init__(self, tau=0.5, v_threshold=1.0, surrogate="arctan", surrogate_alpha=2.0, detach_reset=False):
             super().__init__(tau, v_threshold, surrogate, surrogate_alpha, detach_reset)
 
-    monkeypatch.setitem(NEURONS, "lif", Changed)
+    monkeypatch.setitem(NEURONS, "lif", Entry("lif", "a later LIF", Changed))
     assert load_arch(written)["neuron"] == written["neuron"] == today
     assert make_arch(attention="ma", timesteps=2, genotype=hand_arch["genotype"])["neuron"]["surrogate_alpha"] == 2.0
 

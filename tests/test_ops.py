@@ -34,17 +34,17 @@ def test_fold_unfold_roundtrip():
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("H", [8, 32, 7])
 def test_op_shapes(name: str, stride: int, H: int):
-    op = OPS[name](C, stride, True)
+    op = OPS.load(name)(C, stride, True)
     out = op(spikes(T, N, C, H, H))
     size = H if stride == 1 else (H + 1) // 2
     assert out.shape == (T, N, C, size, size)
 
 
 def test_ops_take_a_neuron_spec():
-    op = OPS["sep_conv_3x3"](C, 1, False, {"tau": 0.5, "surrogate": "arctan"})
+    op = OPS.load("sep_conv_3x3")(C, 1, False, {"tau": 0.5, "surrogate": "arctan"})
     lifs = [m for m in op.modules() if isinstance(m, LIF)]
     assert len(lifs) == 1 and lifs[0].tau == 0.5 and lifs[0].surrogate == "arctan"
-    relu = OPS["sep_conv_3x3"](C, 1, False, {"kind": "relu"})
+    relu = OPS.load("sep_conv_3x3")(C, 1, False, {"kind": "relu"})
     assert not any(isinstance(m, LIF) for m in relu.modules()) and any(isinstance(m, nn.ReLU) for m in relu.modules())
     assert not any(isinstance(m, nn.BatchNorm2d) and m.affine for m in op.modules())
 
@@ -90,7 +90,7 @@ def assert_binary(seen: dict[str, list[torch.Tensor]]) -> None:
 @pytest.mark.parametrize("name", PRIMITIVES)
 @pytest.mark.parametrize("stride", [1, 2])
 def test_every_synaptic_layer_receives_spikes(name: str, stride: int):
-    op = OPS[name](C, stride, True)
+    op = OPS.load(name)(C, stride, True)
     seen = record_conv_inputs(op)
     op(spikes(T, N, C, 8, 8))
     assert_binary(seen)
@@ -111,7 +111,7 @@ def test_preprocess_reads_spikes_without_a_neuron_of_its_own(reduce: bool):
 
 
 def test_gradient_flows_through_sep_conv():
-    op = OPS["sep_conv_3x3"](C, 1, True)
+    op = OPS.load("sep_conv_3x3")(C, 1, True)
     x = spikes(T, N, C, 8, 8).requires_grad_()
     op(x).square().sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0

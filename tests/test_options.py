@@ -148,13 +148,13 @@ def test_the_real_entry_point_answers_help_and_bad_flags_without_torch(words):
 def test_every_registered_name_is_a_valid_choice_named_in_help():
     """Datasets, attention types and strategies: what is registered is what --help lists and the checks accept."""
     from nni_snn.data import dataset_names
-    from nni_snn.events import EVENT_SETS
+    from nni_snn.events import EVENT_DATASETS
     from nni_snn.registry import ATTENTIONS, SEARCH_STRATEGIES
 
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices
     helps = {command: " ".join(commands[command].format_help().split()) for command in COMMANDS}
-    assert set(EVENT_SETS) <= set(dataset_names())
+    assert set(EVENT_DATASETS) <= set(dataset_names())
     for command, key, names in [("search", "dataset", dataset_names()), ("search", "attention", ATTENTIONS),
                                    ("multitrial", "attention", ATTENTIONS),
                                    ("multitrial", "search_strategy", SEARCH_STRATEGIES)]:

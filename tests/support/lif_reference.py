@@ -22,7 +22,7 @@ class _Heaviside(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         (v,) = ctx.saved_tensors
         surrogate, alpha = ctx.params
-        return grad * SURROGATES[surrogate](v, alpha), None, None
+        return grad * SURROGATES.load(surrogate)(v, alpha), None, None
 
 
 def lif_reference(x: Tensor, tau: float = 0.2, v_threshold: float = 0.5, surrogate: str = "arctan",
