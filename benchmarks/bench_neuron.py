@@ -3,7 +3,7 @@
 Run ``python benchmarks/bench_neuron.py`` (about a minute with defaults; ``--help`` for sizes). Both sides
 of every ratio are measured interleaved in the same run, median over ``--repeats`` runs.
 
-1. LIF forward+backward, ``nni_snn.neuron.LIF`` vs ``lif_reference`` (Python loop over T through autograd),
+1. LIF forward+backward, ``nni_snn.neuron.LIF`` vs tests/support's ``lif_reference`` (Python loop over T through autograd),
    for several T; memory = bytes of tensors saved for backward (unique storages, input excluded), and on
    CUDA also the peak allocated memory during forward+backward.
 2. SpikeMonitor: forward+backward of a conv/BN/LIF x4 stack without a monitor, with one that is off
@@ -14,15 +14,20 @@ from __future__ import annotations
 
 import argparse
 import copy
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from measure import cuda_peak, interleaved, saved_bytes  # benchmarks/measure.py (script directory)
 from torch import nn
 
-from nni_snn.neuron import LIF, lif_reference
+from nni_snn.neuron import LIF
 from nni_snn.ops import TimeDistributed
 from nni_snn.spikes import SpikeMonitor
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
+from lif_reference import lif_reference  # the tests' plain autograd loop
 
 
 def saved_bytes_of(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> int:

@@ -1,8 +1,8 @@
 """Architecture files (``arch.json``): what a search hands to retraining.
 
-Format (version 3)::
+Format (version 1, the format of nni-snn 0.1.0)::
 
-    {"format": "nni-snn/arch", "version": 3, "attention": "none" | "ct" | "ma", "attention_cells": "all" | "last",
+    {"format": "nni-snn/arch", "version": 1, "attention": "none" | "ct" | "ma", "attention_cells": "all" | "last",
      "timesteps": 2,
      "genotype": {"normal": [[op, input], ... 8 pairs], "reduce": [... 8 pairs]},
      "neuron": {"kind": "lif", "tau": 0.2, "v_threshold": 0.5, "surrogate": "sigmoid", "surrogate_alpha": 4.0,
@@ -13,15 +13,12 @@ Format (version 3)::
 The genotype is described in :mod:`nni_snn.genotype`; :func:`make_arch` assembles an architecture. The keys up to
 ``head`` say which network it is (``nni_snn.build_network``); the rest records the search. ``attention_cells``
 (every cell's concatenation, or only the final cell's), ``neuron`` (a :func:`nni_snn.neuron.make_neuron` spec),
-``normalize`` (see ``SNNDartsSpace``) and ``cell_norm`` (where each cell's BN sits relative to its attention) are
-written in full from version 3 on: the neuron with every one of its options (:func:`nni_snn.neuron.resolved_spec`),
+``normalize`` (see ``SNNDartsSpace``), ``cell_norm`` (where each cell's BN sits relative to its attention) and the
+macro-architecture (``stem_multiplier``, ``stem_stride``, ``head``: the stem's width and stride, the classifier;
+``SNNDartsSpace``) are written in full, the neuron with every one of its options (:func:`nni_snn.neuron.resolved_spec`),
 so that a changed default never changes what a file means. Time steps stay a key of their own: the neuron takes T
-from its input. :func:`load_arch` spells out what a file leaves out: in a file of version 1 or 2, the defaults of
-the nni-snn that wrote those versions (:data:`PINNED`, :data:`PINNED_NEURON`); in a version 3 file (written in full,
-or by hand), the neuron's own defaults. ``stem_multiplier``, ``stem_stride`` and ``head`` (the macro-architecture:
-the stem's width and stride, the classifier; ``SNNDartsSpace``) mean DARTS's macro-architecture where a file leaves
-them out (3, 1, global). Versions 1 and 2 spelt the surrogate's sharpness ``alpha``, the word
-``alpha`` also names the architecture weights; version 3 spells it ``surrogate_alpha``.
+from its input. :func:`load_arch` spells out what a file written by hand leaves out: :data:`DEFAULTS` and the
+neuron's own defaults.
 """
 
 from __future__ import annotations
@@ -42,22 +39,16 @@ from nni_snn.genotype import (
     PRIMITIVES,
     STEM_STRIDES,
 )
-from nni_snn.neuron import NEURONS, RENAMED_OPTIONS, make_neuron, neuron_options, resolved_spec
+from nni_snn.neuron import make_neuron, resolved_spec
 from nni_snn.registry import ATTENTIONS
 from nni_snn.userfiles import read_user_file
 
 FORMAT = "nni-snn/arch"
-VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
-# What a file of version 1 or 2 meant where it left a setting out: the defaults of the nni-snn that wrote those
-# versions, pinned, as a later release may change its defaults. (The first version 1 files, written before the
-# neuron was recorded, trained LIFs with the arctan surrogate at alpha 2; they have been read with these defaults
-# since, and their networks, from before one neuron per state, cannot be rebuilt as they were anyway.)
-PINNED = {"attention_cells": "all", "normalize": True, "cell_norm": "after-attention"}
-# The macro-architecture a file means where it leaves it out, whatever its version: DARTS's.
-MACRO_DEFAULTS = {"stem_multiplier": 3, "stem_stride": 1, "head": "global"}
-PINNED_NEURON = {"kind": "lif", "tau": 0.2, "v_threshold": 0.5, "surrogate": "sigmoid", "surrogate_alpha": 4.0,
-                 "detach_reset": True}
+VERSION = 1  # nni-snn 0.1.0's format; a file of another version is refused
+# What a network setting means where a file (written by hand) leaves it out: DARTS's macro-architecture, attention at
+# every cell, BN after it.
+DEFAULTS = {"attention_cells": "all", "normalize": True, "cell_norm": "after-attention", "stem_multiplier": 3,
+            "stem_stride": 1, "head": "global"}
 
 
 def make_arch(*, attention: str, timesteps: int, genotype: dict, attention_cells: str = "all",
@@ -74,15 +65,10 @@ def make_arch(*, attention: str, timesteps: int, genotype: dict, attention_cells
 
 
 def spelt_out(arch: dict) -> dict:
-    """A copy of a validated ``arch`` with every setting of its network present: what its version left out, at that
-    version's defaults (:data:`PINNED`, :data:`PINNED_NEURON` for versions 1 and 2)."""
-    arch = {**PINNED, **MACRO_DEFAULTS, **arch}
-    neuron = _neuron_of(arch)
-    if arch["version"] < 3:
-        kind = neuron.get("kind", "lif")
-        taken = neuron_options(kind) if kind in NEURONS else ()
-        neuron = {**{k: v for k, v in PINNED_NEURON.items() if k == "kind" or k in taken}, **neuron}
-    arch["neuron"] = resolved_spec(neuron)
+    """A copy of a validated ``arch`` with every setting of its network present: what it leaves out at
+    :data:`DEFAULTS` and its neuron's defaults."""
+    arch = {**DEFAULTS, **arch}
+    arch["neuron"] = resolved_spec(arch.get("neuron"))
     return arch
 
 
@@ -96,9 +82,9 @@ def validate(arch: Any, source: str = "architecture") -> dict:
         fail("not a JSON object")
     if arch.get("format") != FORMAT:
         fail(f"format is {arch.get('format')!r}, expected {FORMAT!r} (is this an nni-snn arch.json?)")
-    if arch.get("version") not in READABLE_VERSIONS or isinstance(arch.get("version"), bool):
-        fail(f"version {arch.get('version')!r} is not supported (this nni-snn reads versions "
-             f"{', '.join(map(str, READABLE_VERSIONS))})")
+    if arch.get("version") != VERSION or isinstance(arch.get("version"), bool):
+        fail(f"version {arch.get('version')!r} is not supported (this nni-snn reads version {VERSION}, "
+             "the format of nni-snn 0.1.0)")
     if not isinstance(arch.get("attention"), str) or arch["attention"] not in ATTENTIONS:  # a registry: hashes
         fail(f"attention {arch.get('attention')!r} is unknown; use one of {', '.join(ATTENTIONS)}")
     if arch.get("attention_cells", "all") not in ATTENTION_CELLS:
@@ -121,7 +107,7 @@ def validate(arch: Any, source: str = "architecture") -> dict:
     if arch.get("head", HEADS[0]) not in HEADS:
         fail(f"head {arch['head']!r} is unknown; use one of {', '.join(HEADS)}")
     if "neuron" in arch:
-        problem = neuron_problem(_neuron_of(arch))
+        problem = neuron_problem(arch["neuron"])
         if problem:
             fail(f"neuron: {problem}")
     for key in ("search", "results", "alpha", "nni_sample"):  # the search's records: objects where present
@@ -145,17 +131,6 @@ def validate(arch: Any, source: str = "architecture") -> dict:
                 fail(f"genotype.{cell_type}: node {k} takes input {pairs[2 * k][1]} twice; its two inputs "
                      "must differ")
     return arch
-
-
-def _neuron_of(arch: dict) -> Any:
-    """``arch``'s neuron spec in today's keys (a file of version 1 or 2 spelt them its own way: no warning)."""
-    neuron = arch.get("neuron", {})
-    if arch.get("version", VERSION) < 3 and isinstance(neuron, dict):
-        neuron = dict(neuron)
-        for old, new in RENAMED_OPTIONS.items():
-            if old in neuron:
-                neuron.setdefault(new, neuron.pop(old))
-    return neuron
 
 
 def neuron_problem(spec: Any) -> str | None:

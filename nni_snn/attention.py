@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from nni_snn.ops import fold, unfold
 from nni_snn.registry import ATTENTIONS
+from nni_snn.spikes import ReadsAnalog
 
 __all__ = ["ATTENTIONS", "ChannelTimeAttention", "MultiDimAttention", "eca_kernel_size", "make_attention"]
 
@@ -32,7 +33,7 @@ def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
     return t if t % 2 else t + 1
 
 
-class ChannelTimeAttention(nn.Module):
+class ChannelTimeAttention(ReadsAnalog):
     """CT attention: spatial average -> map ``[N, 1, T, C]`` -> one ``(kt, k)`` conv across time and
     channels -> sigmoid -> scale. ``k`` is ECA's adaptive channel kernel, ``kt`` the smallest odd number
     ``>= T`` so every step sees all others. Only ``kt * k`` parameters."""
@@ -51,7 +52,7 @@ class ChannelTimeAttention(nn.Module):
         return x * w.squeeze(1).transpose(0, 1)[..., None, None]  # [T, N, C, 1, 1]
 
 
-class MultiDimAttention(nn.Module):
+class MultiDimAttention(ReadsAnalog):
     """MA attention (CBAM over channel x time, then space).
 
     Channel x time: spatial avg and max per (t, n, c) go through one MLP of 1x1 convs over channels

@@ -9,8 +9,7 @@ from torch import Tensor, nn
 
 from nni_snn.neuron import make_neuron
 from nni_snn.ops import Encoder, TimeDistributed, batch_norm
-
-BASELINES = ("spiking-cnn",)
+from nni_snn.registry import BASELINES
 
 
 class SpikingCNN(nn.Module):
@@ -42,6 +41,5 @@ class SpikingCNN(nn.Module):
 
 def build_baseline(name: str, *, width: int, num_classes: int, in_channels: int, image_size: int,
                    timesteps: int = 2, neuron: dict | None = None) -> nn.Module:
-    if name == "spiking-cnn":
-        return SpikingCNN(width, num_classes, in_channels, image_size, timesteps, neuron)
-    raise ValueError(f"unknown baseline {name!r}; valid: {', '.join(BASELINES)}")
+    """The baseline registered as ``name`` (:data:`nni_snn.registry.BASELINES`)."""
+    return BASELINES.load(name)(width, num_classes, in_channels, image_size, timesteps, neuron)

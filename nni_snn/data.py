@@ -3,7 +3,7 @@ package), CIFAR-10/100, Tiny ImageNet, any ImageFolder tree, and the
 event-camera datasets of :mod:`nni_snn.events` (digits-events, offline; N-MNIST, CIFAR10-DVS, DVS128 Gesture).
 
 Image datasets are a registry (:data:`nni_snn.registry.IMAGE_DATASETS`: a new one is its ``read_*`` function and one
-registration there), event datasets :data:`nni_snn.events.EVENT_SETS`. Every loader returns a :class:`Data` with a
+registration there), event datasets :data:`nni_snn.events.EVENT_DATASETS`. Every loader returns a :class:`Data` with a
 training split and a held-out split; images come as ``[C, H, W]``,
 event recordings as T frames ``[T, 2, H, W]``. Search divides the training split
 1:1 into a weight half and an alpha half (paper 4.1); retraining trains on the training split and validates on the
@@ -303,7 +303,7 @@ def _events(name: str, data_dir, timesteps: int, frames_by: str, size: int | Non
     """An event dataset as frames (:mod:`nni_snn.events`), cached on disk after the first binning."""
     from nni_snn import events as ev
 
-    spec = ev.EVENT_SETS[name]
+    spec = ev.EVENT_DATASETS.load(name)
     transform = ev.frames_transform(spec.sensor, timesteps, frames_by, size)  # bad settings fail before any reading
     if name == "digits-events":
         root, (recordings, labels) = None, ev.digits_events(ev.cache_base())

@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import Dataset
 
 from nni_snn.errors import DataError
+from nni_snn.registry import Registry
 
 FRAMES_BY = ("time", "count")
 EVENT_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", np.int8)])
@@ -330,11 +331,14 @@ class EventSet:
     fill_in_order: bool = False
 
 
-EVENT_SETS = {
-    "digits-events": EventSet((8, 8), 10),  # in memory, made by emulate_dvs
-    "nmnist": EventSet((34, 34), 10, "N-MNIST's Train/ and Test/", nmnist_split, read_nmnist),
-    "cifar10dvs": EventSet((128, 128), 10, "CIFAR10-DVS's ten class folders", cifar10dvs_split, read_cifar10dvs),
-    "dvsgesture": EventSet((128, 128), 11, "DVS128 Gesture's DvsGesture/", gesture_split, read_gesture,
-                           fill_in_order=True),  # about 11 gestures per file: read each file once
-}
-EVENT_DATASETS = tuple(EVENT_SETS)  # a new event dataset is one EventSet above
+# A new event dataset is one EventSet registered here.
+EVENT_DATASETS = Registry("dataset")
+EVENT_DATASETS.register("digits-events", "the digits through an emulated DVS, embedded",
+                        EventSet((8, 8), 10))  # in memory, made by emulate_dvs
+EVENT_DATASETS.register("nmnist", "N-MNIST", EventSet((34, 34), 10, "N-MNIST's Train/ and Test/", nmnist_split,
+                                                      read_nmnist))
+EVENT_DATASETS.register("cifar10dvs", "CIFAR10-DVS", EventSet((128, 128), 10, "CIFAR10-DVS's ten class folders",
+                                                              cifar10dvs_split, read_cifar10dvs))
+EVENT_DATASETS.register("dvsgesture", "DVS128 Gesture",
+                        EventSet((128, 128), 11, "DVS128 Gesture's DvsGesture/", gesture_split, read_gesture,
+                                 fill_in_order=True))  # about 11 gestures per file: read each file once

@@ -22,48 +22,34 @@ The step function has zero gradient almost everywhere, so backward replaces ``dH
 (``SURROGATES``), evaluated at ``v = u - v_threshold``. Every surrogate here integrates to 1 over ``v`` and
 gets sharper (taller and narrower) as ``alpha`` grows.
 
-Neurons are pluggable: :data:`NEURONS` maps a spec's ``kind`` to its factory (:func:`register_neuron`), and every
-neuron that emits spikes derives from :class:`SpikingNeuron`, which is what the spike monitor counts. :class:`PLIF`
-(a LIF with a learnable decay) is the second one.
+Neurons are pluggable: :data:`NEURONS` (a :class:`~nni_snn.registry.Registry`) maps a spec's ``kind`` to its
+factory, and every neuron that emits spikes derives from :class:`SpikingNeuron`, which is what the spike monitor
+counts. :class:`PLIF` (a LIF with a learnable decay) is the second one.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-import warnings
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-__all__ = ["LIF", "NEURONS", "PLIF", "RENAMED_OPTIONS", "SURROGATES", "SpikingNeuron", "lif_reference", "make_neuron", "neuron_options",
-           "register_neuron", "resolved_spec"]
+from nni_snn.registry import Registry
 
-# kind -> factory of the neuron (keyword options -> module); make_neuron(spec) calls NEURONS[spec["kind"]](**rest).
-NEURONS: dict[str, Callable[..., nn.Module]] = {}
-# Old spec key -> today's. "alpha" named the surrogate's sharpness until arch.json version 3: the search's architecture
-# weights are alpha too.
-RENAMED_OPTIONS = {"alpha": "surrogate_alpha"}
+__all__ = ["LIF", "NEURONS", "PLIF", "SURROGATES", "SpikingNeuron", "make_neuron", "neuron_options",
+           "resolved_spec"]
 
-
-def register_neuron(kind: str) -> Callable:
-    """Decorator: make a neuron class (or factory) buildable as ``{"kind": kind, **options}`` everywhere: the
-    ``--neuron`` option, arch.json's ``neuron`` spec and the model spaces all read :data:`NEURONS`."""
-
-    def register(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if kind in NEURONS:
-            raise ValueError(f"neuron {kind!r} is registered already")
-        NEURONS[kind] = factory
-        return factory
-
-    return register
+# kind -> factory of the neuron (keyword options -> module), registered below its code: make_neuron(spec) builds
+# NEURONS.load(spec["kind"])(**rest). The --neuron option, arch.json's neuron spec and the model spaces all read it.
+NEURONS = Registry("neuron")
 
 
 def neuron_options(kind: str) -> tuple[str, ...]:
     """The spec keys (besides ``kind``) that neuron ``kind`` takes: its factory's named keyword parameters."""
-    parameters = inspect.signature(NEURONS[kind]).parameters.values()
+    parameters = inspect.signature(NEURONS.load(kind)).parameters.values()
     return tuple(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
 
@@ -71,25 +57,14 @@ def resolved_spec(spec: dict | None = None) -> dict:
     """``spec`` (see :func:`make_neuron`) with every option of its neuron spelt out, those it leaves out at the
     neuron's defaults: what arch.json records, so that a later change of a default does not change what a file
     means. ``{"kind": "relu"}`` has none."""
-    spec = _renamed(spec)
+    spec = dict(spec or {})
     kind = spec.pop("kind", "lif")
     if kind not in NEURONS:
         raise ValueError(f"unknown neuron {kind!r}; valid: {', '.join(NEURONS)}")
-    parameters = inspect.signature(NEURONS[kind]).parameters
+    parameters = inspect.signature(NEURONS.load(kind)).parameters
     defaults = {name: parameters[name].default for name in neuron_options(kind)
                 if parameters[name].default is not inspect.Parameter.empty}
     return {"kind": kind, **defaults, **spec}
-
-
-def _renamed(spec: dict | None) -> dict:
-    """A copy of ``spec`` in today's keys; an old key (:data:`RENAMED_OPTIONS`) still works, with a warning."""
-    spec = dict(spec or {})
-    for old, new in RENAMED_OPTIONS.items():
-        if old in spec:
-            warnings.warn(f"neuron spec key {old!r} is deprecated; use {new!r}", FutureWarning, stacklevel=3)
-            value = spec.pop(old)
-            spec.setdefault(new, value)  # the new key wins where both are given
-    return spec
 
 
 class SpikingNeuron(nn.Module):
@@ -124,11 +99,11 @@ def arctan(v: Tensor, alpha: float) -> Tensor:
     return (math.pi / 2.0 * alpha * v).square_().add_(1.0).reciprocal_().mul_(alpha / 2.0)
 
 
-SURROGATES: dict[str, Callable[[Tensor, float], Tensor]] = {
-    "rectangular": rectangular,
-    "sigmoid": sigmoid,
-    "arctan": arctan,
-}
+# name -> surrogate(v, alpha), the derivative that backward puts in place of the step's.
+SURROGATES = Registry("surrogate")
+SURROGATES.register("rectangular", "box (STBP)", rectangular)
+SURROGATES.register("sigmoid", "derivative of sigmoid(alpha v)", sigmoid)
+SURROGATES.register("arctan", "derivative of atan(pi/2 alpha v) / pi", arctan)
 
 # ``grad * surrogate(v)`` in one fused form, for a backward that never needs the surrogate alone.
 SURROGATE_TIMES: dict[str, Callable[..., Tensor]] = {"sigmoid": sigmoid_times}
@@ -173,7 +148,7 @@ def _lif_backward(u_all: Tensor, grad_out: Tensor, tau: float | Tensor, v_th: fl
     """``(dL/dx, dL/dtau)`` of the LIF recurrence, in one reverse pass over T; ``dL/dtau`` (PLIF's) only when
     ``want_tau``: ``u_{t+1}`` depends on ``tau`` directly through ``u_t * (1 - o_t)``, so it adds up, step by step,
     the product already formed for ``dL/du_t`` with ``u_t``: one reduction per step, no extra buffer."""
-    sg_fn = SURROGATES[surrogate]
+    sg_fn = SURROGATES.load(surrogate)
     # With the reset detached, backward needs dL/do_t * sg(v) but never sg alone (7 passes per step instead of 10
     # for the default neuron).
     sg_times = SURROGATE_TIMES.get(surrogate) if detach_reset else None
@@ -210,7 +185,6 @@ def _lif_backward(u_all: Tensor, grad_out: Tensor, tau: float | Tensor, v_th: fl
     return grad_x, grad_tau
 
 
-@register_neuron("lif")
 class LIF(SpikingNeuron):
     """Multi-step LIF neuron: ``[T, ...]`` float input currents -> ``[T, ...]`` spikes (0./1., same dtype).
 
@@ -261,39 +235,6 @@ class LIF(SpikingNeuron):
                 f"surrogate_alpha={self.surrogate_alpha}, detach_reset={self.detach_reset}")
 
 
-class _Heaviside(torch.autograd.Function):
-    """Step function with a surrogate derivative; building block of :func:`lif_reference`."""
-
-    @staticmethod
-    def forward(ctx, v: Tensor, surrogate: str, alpha: float) -> Tensor:
-        ctx.save_for_backward(v)
-        ctx.params = (surrogate, alpha)
-        return (v > 0).to(v.dtype)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        (v,) = ctx.saved_tensors
-        surrogate, alpha = ctx.params
-        return grad * SURROGATES[surrogate](v, alpha), None, None
-
-
-def lif_reference(x: Tensor, tau: float = 0.2, v_threshold: float = 0.5, surrogate: str = "arctan",
-                  surrogate_alpha: float = 2.0, detach_reset: bool = True) -> Tensor:
-    """Plain Python loop over T differentiated by autograd: the reference that tests and benchmarks
-    compare :class:`LIF` against (same maths, straightforward but slower and hungrier for memory)."""
-    spikes = []
-    u = o = None
-    for t in range(x.shape[0]):
-        if u is None:
-            u = x[t]
-        else:
-            keep = 1.0 - (o.detach() if detach_reset else o)
-            u = tau * u * keep + x[t]
-        o = _Heaviside.apply(u - v_threshold, surrogate, surrogate_alpha)
-        spikes.append(o)
-    return torch.stack(spikes)
-
-
 class _PLIFFunction(torch.autograd.Function):
     """:class:`_LIFFunction` with a learnable decay: its loops give the spikes and ``dL/dx``, and the gradient of the
     decay follows from those. ``u_t = tau * u_{t-1} * (1 - o_{t-1}) + x_t`` depends on ``tau`` directly through
@@ -318,7 +259,6 @@ class _PLIFFunction(torch.autograd.Function):
         return grad_x, grad_w, None, None, None, None
 
 
-@register_neuron("plif")
 class PLIF(SpikingNeuron):
     """Parametric LIF (Fang et al., ICCV 2021, "Incorporating learnable membrane time constant to enhance learning
     of spiking neural networks"): a :class:`LIF` whose decay ``tau = sigmoid(w)`` is learned, one scalar ``w`` per
@@ -357,11 +297,15 @@ class PLIF(SpikingNeuron):
                 f"surrogate_alpha={self.surrogate_alpha}, detach_reset={self.detach_reset}")
 
 
-@register_neuron("relu")
 def relu_twin(**ignored) -> nn.Module:
     """The ANN twin's "neuron": ``nn.ReLU`` (no spikes, so the monitor does not count it); a spec's other keys,
     meant for the spiking neurons, are ignored."""
     return nn.ReLU()
+
+
+NEURONS.register("lif", "leaky integrate-and-fire (paper eq. 1-2)", LIF)
+NEURONS.register("plif", "LIF with a learnable decay", PLIF)
+NEURONS.register("relu", "the ANN twin: nn.ReLU, no spikes", relu_twin)
 
 
 def make_neuron(spec: dict | None = None) -> nn.Module:
@@ -370,8 +314,8 @@ def make_neuron(spec: dict | None = None) -> nn.Module:
     the ANN twin of a network: the same layers with ``nn.ReLU`` in place of every spiking neuron (it reads
     ``[T, ...]`` elementwise), so the accuracy an SNN pays for its binary spikes can be measured. Kinds:
     :data:`NEURONS`."""
-    spec = _renamed(spec)
+    spec = dict(spec or {})
     kind = spec.pop("kind", "lif")
     if kind not in NEURONS:
         raise ValueError(f"unknown neuron {kind!r}; valid: {', '.join(NEURONS)}")
-    return NEURONS[kind](**spec)
+    return NEURONS.load(kind)(**spec)

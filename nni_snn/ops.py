@@ -12,14 +12,14 @@ one :class:`TimeDistributed` so the tensor is folded once per group.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from nni_snn.neuron import make_neuron
+from nni_snn.registry import Registry
+from nni_snn.spikes import ReadsAnalog
 
 __all__ = [
     "BN_EPS",
@@ -73,14 +73,14 @@ class TimeDistributed(nn.Module):
         return unfold(self.module(fold(x)), x.shape[0])
 
 
-class Encoder(nn.Module):
+class Encoder(ReadsAnalog):
     """The encoding layer: conv 3x3 + BN from the input to the current of the first neurons, ``[T, N, C, H, W]``.
 
     An image ``[N, C, H, W]`` is static, so the conv runs once and its output is the current at every one of the T
     steps (the image is repeated, not convolved T times). Event frames ``[N, T, P, H, W]`` (P polarity channels,
     :mod:`nni_snn.events`) differ from step to step: the conv runs on each frame, and since its input is then
     events, not pixels, :mod:`nni_snn.spikes` counts it as a synaptic layer (SOPs: one accumulation per event per
-    output it reaches), not as MACs: the conv's ``input_kind`` says which, at each call.
+    output it reaches), not as MACs: ``reads_events`` (:class:`~nni_snn.spikes.ReadsAnalog`) says which, at each call.
     """
 
     def __init__(self, in_channels: int, channels: int, timesteps: int, stride: int = 1) -> None:
@@ -91,7 +91,7 @@ class Encoder(nn.Module):
         self.bn = batch_norm(channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        self.conv.input_kind = "events" if x.dim() == 5 else "analog"
+        self.reads_events = x.dim() == 5
         if x.dim() == 5:  # event frames, batch-major as a data loader stacks them
             if x.shape[1] != self.timesteps:
                 raise ValueError(f"the input has {x.shape[1]} frames per sample but the network runs "
@@ -180,19 +180,18 @@ class DwPwBN(nn.Sequential):
     """Depthwise kxk conv + pointwise 1x1 conv (one factorised synaptic layer) + BN, as ``nn.Sequential`` (its state
     dict and :mod:`nni_snn.spikes`'s pairing of the two convs are a plain Sequential's).
 
-    ``recompute_depthwise`` (the supernet sets it, ``search_spaces.snn_darts``): the pointwise conv does not keep
+    ``recompute_depthwise`` (the supernet's edges, ``search_spaces.snn_darts``): the pointwise conv does not keep
     the depthwise output; backward recomputes it from the input spikes (which the depthwise conv keeps for its own
     weight gradient). A supernet keeps all 7 candidates' activations of every edge, and these depthwise outputs were
     about a fifth of what its weight step saved (160 of 838 MB, docs/benchmarks.md): one saved activation
     less per layer for one more depthwise forward in backward, with the same values and gradients.
     """
 
-    recompute_depthwise = False
-
     def __init__(self, C_in: int, C_out: int, k: int, stride: int, padding: int, dilation: int,
-                 affine: bool) -> None:
+                 affine: bool, recompute_depthwise: bool = False) -> None:
         super().__init__(DepthwiseConv2d(C_in, k, stride=stride, padding=padding, dilation=dilation),
                          nn.Conv2d(C_in, C_out, 1, bias=False), batch_norm(C_out, affine))
+        self.recompute_depthwise = recompute_depthwise
 
     def forward(self, x: Tensor) -> Tensor:
         depthwise, pointwise, bn = self
@@ -225,11 +224,11 @@ class SepConv(nn.Module):
     """DARTS separable conv, twice, with a LIF where DARTS has its inner ReLU."""
 
     def __init__(self, C_in: int, C_out: int, k: int, stride: int, affine: bool = True,
-                 neuron: dict | None = None) -> None:
+                 neuron: dict | None = None, recompute_depthwise: bool = False) -> None:
         super().__init__()
-        self.first = TimeDistributed(DwPwBN(C_in, C_in, k, stride, k // 2, 1, affine))
+        self.first = TimeDistributed(DwPwBN(C_in, C_in, k, stride, k // 2, 1, affine, recompute_depthwise))
         self.lif = make_neuron(neuron)
-        self.second = TimeDistributed(DwPwBN(C_in, C_out, k, 1, k // 2, 1, affine))
+        self.second = TimeDistributed(DwPwBN(C_in, C_out, k, 1, k // 2, 1, affine, recompute_depthwise))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.second(self.lif(self.first(x)))
@@ -238,9 +237,10 @@ class SepConv(nn.Module):
 class DilConv(nn.Module):
     """DARTS dilated separable conv (dilation 2); no inner neuron (DARTS has no inner ReLU here)."""
 
-    def __init__(self, C_in: int, C_out: int, k: int, stride: int, affine: bool = True) -> None:
+    def __init__(self, C_in: int, C_out: int, k: int, stride: int, affine: bool = True,
+                 recompute_depthwise: bool = False) -> None:
         super().__init__()
-        self.body = TimeDistributed(DwPwBN(C_in, C_out, k, stride, k - 1, 2, affine))
+        self.body = TimeDistributed(DwPwBN(C_in, C_out, k, stride, k - 1, 2, affine, recompute_depthwise))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.body(x)
@@ -295,20 +295,30 @@ class Preprocess(nn.Module):
         return self.body(spikes)
 
 
-def _skip(C: int, stride: int, affine: bool, neuron: dict | None = None) -> nn.Module:  # no neuron inside
-    return nn.Identity() if stride == 1 else FactorizedReduce(C, C, affine)
+def _skip(C: int, stride: int, affine: bool, neuron: dict | None = None, recompute_depthwise: bool = False) -> nn.Module:
+    return nn.Identity() if stride == 1 else FactorizedReduce(C, C, affine)  # no neuron inside
 
 
-OPS: dict[str, Callable[..., nn.Module]] = {
-    "max_pool_3x3": lambda C, stride, affine, neuron=None: PoolBN("max", C, stride, affine),
-    "avg_pool_3x3": lambda C, stride, affine, neuron=None: PoolBN("avg", C, stride, affine),
-    "skip_connect": _skip,
-    "sep_conv_3x3": lambda C, stride, affine, neuron=None: SepConv(C, C, 3, stride, affine, neuron),
-    "sep_conv_5x5": lambda C, stride, affine, neuron=None: SepConv(C, C, 5, stride, affine, neuron),
-    "dil_conv_3x3": lambda C, stride, affine, neuron=None: DilConv(C, C, 3, stride, affine),
-    "dil_conv_5x5": lambda C, stride, affine, neuron=None: DilConv(C, C, 5, stride, affine),
-}
-"""Op name -> factory ``(C, stride, affine, neuron=None)``; ``neuron`` is a spec for :func:`make_neuron`."""
+# Op name -> factory ``(C, stride, affine, neuron=None, recompute_depthwise=False)``; ``neuron`` is a spec for
+# :func:`make_neuron`, ``recompute_depthwise`` :class:`DwPwBN`'s (the supernet's edges).
+OPS = Registry("operation")
+OPS.register("max_pool_3x3", "3x3 max pooling + BN",
+             lambda C, stride, affine, neuron=None, recompute_depthwise=False: PoolBN("max", C, stride, affine))
+OPS.register("avg_pool_3x3", "3x3 average pooling + BN",
+             lambda C, stride, affine, neuron=None, recompute_depthwise=False: PoolBN("avg", C, stride, affine))
+OPS.register("skip_connect", "identity, or a factorised reduction at stride 2", _skip)
+OPS.register("sep_conv_3x3", "separable 3x3 conv, twice",
+             lambda C, stride, affine, neuron=None, recompute_depthwise=False:
+             SepConv(C, C, 3, stride, affine, neuron, recompute_depthwise))
+OPS.register("sep_conv_5x5", "separable 5x5 conv, twice",
+             lambda C, stride, affine, neuron=None, recompute_depthwise=False:
+             SepConv(C, C, 5, stride, affine, neuron, recompute_depthwise))
+OPS.register("dil_conv_3x3", "dilated separable 3x3 conv",
+             lambda C, stride, affine, neuron=None, recompute_depthwise=False:
+             DilConv(C, C, 3, stride, affine, recompute_depthwise))
+OPS.register("dil_conv_5x5", "dilated separable 5x5 conv",
+             lambda C, stride, affine, neuron=None, recompute_depthwise=False:
+             DilConv(C, C, 5, stride, affine, recompute_depthwise))
 
 # The candidate operations of an edge, in the order of its alpha vector: the table's keys, so the two cannot drift.
 PRIMITIVES = list(OPS)

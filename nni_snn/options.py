@@ -19,7 +19,6 @@ import argparse
 import dataclasses
 import importlib
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -94,8 +93,6 @@ class CommonOptions:
 
     # What ``{default}`` in a help shows for a default of None (retrain: "the arch file's").
     UNSET: ClassVar[str] = "none"
-    # Old name -> new name; the old one still works, with a one-line warning on stderr.
-    RENAMED: ClassVar[dict[str, str]] = {}
 
     # The event datasets are nni_snn.events' (a torch module): named here, and a test keeps the list complete.
     dataset: str = option("digits", "images: {image_datasets}; event camera: digits-events (embedded), nmnist, "
@@ -279,7 +276,7 @@ class RetrainOptions(TrainOptions):
     arch: str | None = option(None, "arch.json written by 'nni-snn search'", check="path")
     baseline: str | None = option(None, "instead of --arch, train a hand-designed reference: spiking-cnn "
                                         "(conv3x3-BN-LIF-maxpool x2, linear; --cells is ignored)",
-                                  choices="nni_snn.baselines:BASELINES")
+                                  choices="nni_snn.registry:BASELINES")
     timesteps: int | None = None
     width: int = 36
     cells: int = 6
@@ -446,9 +443,6 @@ class SearchOptions(TrainOptions):
 class MultitrialOptions(CommonOptions):
     """``nni-snn multitrial``: one device per trial, no resume, no progress bar, energy at the defaults."""
 
-    # Retrain's --strategy is Lightning's; the old name works for one more release.
-    RENAMED: ClassVar[dict[str, str]] = {"strategy": "search_strategy"}
-
     timesteps: int = 2
     width: int = 8
     cells: int = 5
@@ -494,7 +488,6 @@ class ExportOptions:
     """``nni-snn export RUN_DIR``: write a retrained network in an exchange format (``nni_snn.export``)."""
 
     UNSET: ClassVar[str] = "none"
-    RENAMED: ClassVar[dict[str, str]] = {}
 
     run_dir: str = option(help="a retrain's output folder (config.yaml, checkpoints/)", flag=False)
     format: str = option("nir", "the file format: nir, the Neuromorphic Intermediate Representation (default nir)",
@@ -574,9 +567,6 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, only: tuple[str, ...] 
         else:
             kwargs["type"] = _flag_type(cls, name)
         parser.add_argument(flag, **kwargs)
-    for old, new in cls.RENAMED.items():
-        parser.add_argument(f"--{old.replace('_', '-')}", dest=old, type=_flag_type(cls, new),
-                            help=f"deprecated name of --{new.replace('_', '-')}")
 
 
 def read_config(path: str) -> dict:
@@ -602,17 +592,10 @@ def resolve(cls: type, args: argparse.Namespace, trial_params: dict | None = Non
     names = {f.name for f in dataclasses.fields(cls)}
     given = vars(args)
     layers = [("--config", read_config(given["config"]) if given.get("config") else {}),
-              ("command line", {k: v for k, v in given.items() if v is not None and (k in names or k in cls.RENAMED)}),
+              ("command line", {k: v for k, v in given.items() if v is not None and k in names}),
               ("NNI trial parameters", {str(k).replace("-", "_"): v for k, v in (trial_params or {}).items()})]
     values = {}
     for source, layer in layers:
-        for old, new in cls.RENAMED.items():
-            if old in layer:
-                said = f"--{old.replace('_', '-')}" if source == "command line" else f"{source}: {old!r}"
-                instead = f"--{new.replace('_', '-')}" if source == "command line" else repr(new)
-                print(f"nni-snn: warning: {said} is deprecated; use {instead}", file=sys.stderr)
-                value = layer.pop(old)
-                layer.setdefault(new, value)  # the new name wins where both are given
         unknown = sorted(set(layer) - names)
         if unknown:
             raise UsageError(f"{source}: unknown option {unknown[0]!r}; known: {', '.join(sorted(names))}")

@@ -1,11 +1,12 @@
-"""What a command can name, one registration each: attention types, image datasets, multi-trial search strategies.
+"""What a command or a file can name, one registration each, all in one style: a :class:`Registry`.
 
-(The neurons' registry is :data:`nni_snn.neuron.NEURONS`, the event datasets' :data:`nni_snn.events.EVENT_SETS`.)
-
-Torch-free: ``nni-snn --help`` builds its help texts from these, and the options' checks, ``nni-snn front``'s method
-names and the code that builds each thing read them too. An entry names its implementation by import path
-(``"module:attribute"``), imported only when it is built. Adding an attention type, an image dataset or a strategy
-is its code plus one ``register`` line below (or a call from anywhere before the command runs).
+Here, torch-free: attention types, image datasets, multi-trial search strategies and baselines. ``nni-snn --help``
+builds its help texts from these, and the options' checks, ``nni-snn front``'s method names and the code that builds
+each thing read them too; their entries name the implementation by import path (``"module:attribute"``), imported
+only when it is built. Beside the code they register: the neurons (:data:`nni_snn.neuron.NEURONS`), the surrogate
+gradients (:data:`nni_snn.neuron.SURROGATES`), the candidate operations (:data:`nni_snn.ops.OPS`) and the event
+datasets (:data:`nni_snn.events.EVENT_DATASETS`), whose entries hold the implementation itself. Adding one is its
+code plus one ``register`` line (or a call from anywhere before the command runs).
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ from dataclasses import dataclass
 class Entry:
     name: str
     help: str  # what --help says of it
-    target: str | None  # "module:attribute" of its implementation; None: nothing to build (attention "none")
+    # The implementation, or "module:attribute" of it (imported when built); None: nothing to build (attention "none")
+    target: object
     label: str = ""  # attention: the search method's name, e.g. "MA-DARTS" (nni-snn front's tables)
 
     def load(self):
-        """The implementation, imported now."""
+        """The implementation (imported now where the entry names it by import path)."""
+        if not isinstance(self.target, str):
+            return self.target
         module, attribute = self.target.split(":")
         return getattr(importlib.import_module(module), attribute)
 
@@ -34,7 +38,7 @@ class Registry(dict):
         super().__init__()
         self.what = what
 
-    def register(self, name: str, help: str, target: str | None, **extra) -> Entry:
+    def register(self, name: str, help: str, target: object, **extra) -> Entry:
         if name in self:
             raise ValueError(f"{self.what} {name!r} is registered already")
         self[name] = Entry(name, help, target, **extra)
@@ -44,6 +48,10 @@ class Registry(dict):
         if name not in self:
             raise ValueError(f"unknown {self.what} {name!r}; use one of {', '.join(self)}")
         return self[name]
+
+    def load(self, name: str):
+        """The implementation registered as ``name`` (:meth:`Entry.load`); an unknown name is a ValueError."""
+        return self.entry(name).load()
 
     def help(self) -> str:
         """``a (its help), b (its help), ...`` for an option's --help."""
@@ -72,6 +80,10 @@ SEARCH_STRATEGIES = Registry("strategy")
 SEARCH_STRATEGIES.register("random", "NNI's Random", "nni_snn.multitrial_baseline:random_strategy")
 SEARCH_STRATEGIES.register("evolution", "NNI's RegularizedEvolution",
                            "nni_snn.multitrial_baseline:evolution_strategy")
+
+# build_baseline: the target is called as target(width, num_classes, in_channels, image_size, timesteps, neuron).
+BASELINES = Registry("baseline")
+BASELINES.register("spiking-cnn", "conv-BN-LIF-maxpool twice, then linear", "nni_snn.baselines:SpikingCNN")
 
 
 def help_texts() -> dict[str, str]:

@@ -8,7 +8,7 @@ that ramps drop-path over the epochs is :class:`nni_snn.training.DropPathSchedul
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 
@@ -26,10 +26,17 @@ def drop_path(x: Tensor, p: float) -> Tensor:
     return x * mask.div_(keep)  # scale the [1, N, 1, ...] mask, not the activation: one pass over x
 
 
+class DropsPath(nn.Module):
+    """Base of a module that drops its paths in training with probability ``drop_path_prob`` (DARTS's evaluation
+    regulariser; the fixed network's cell nodes), which :func:`set_drop_path_prob` sets each epoch. A field, not an
+    init argument: NNI traces init arguments into the architecture."""
+
+    drop_path_prob = 0.0
+
+
 def set_drop_path_prob(net: torch.nn.Module, p: float) -> int:
-    """Set ``drop_path_prob`` on every module of ``net`` that reads it (the fixed network's cell nodes); returns how
-    many there were. A plain attribute, not an init argument: NNI traces init arguments into the architecture."""
-    nodes = [m for m in net.modules() if hasattr(m, "drop_path_prob")]
+    """Set ``drop_path_prob`` on every :class:`DropsPath` module of ``net``; returns how many there were."""
+    nodes = [m for m in net.modules() if isinstance(m, DropsPath)]
     for m in nodes:
         m.drop_path_prob = p
     return len(nodes)

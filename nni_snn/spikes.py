@@ -18,10 +18,10 @@ Convention (what is counted, per what):
   conv at every kernel tap; the pointwise conv is not counted again.
 - *MACs* = multiply-accumulates of the synaptic layers whose input is analog: the stem's encoding conv on images,
   the attention gates' convs/MLPs and the classifier reading pooled spike rates; ``output elements x (C_in/groups)
-  x kernel area`` (zero padding included, the usual FLOPs convention). Layers marked with :func:`mark_analog` read
-  analog values by construction; the encoding layer (:class:`~nni_snn.ops.Encoder`) says at each call whether it
-  reads an image (MACs) or event frames (SOPs); for any other layer, whether its input is binary is checked once,
-  on its first counted call (an all-zero input counts as binary: silent spikes).
+  x kernel area`` (zero padding included, the usual FLOPs convention). The layers inside a :class:`ReadsAnalog`
+  module read analog values by construction, or events where it says so at a call (the encoding layer,
+  :class:`~nni_snn.ops.Encoder`: an image, MACs; event frames, SOPs); for any other layer, whether its input is
+  binary is checked once, on its first counted call (an all-zero input counts as binary: silent spikes).
 - *energy* (:func:`energy_uj`) = SOPs x E_AC + MACs x E_MAC, by default 0.9 pJ per accumulate and 4.6 pJ per
   multiply-accumulate (32-bit float, 45 nm CMOS: M. Horowitz, "Computing's energy problem", ISSCC 2014), the
   usual estimate in SNN papers. Batch norm, pooling, neuron updates and data movement are not counted.
@@ -52,7 +52,7 @@ from nni_snn.neuron import SpikingNeuron
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["E_AC_PJ", "E_MAC_PJ", "SpikeMonitor", "calibrate", "default_group_of", "energy_uj", "mark_analog"]
+__all__ = ["E_AC_PJ", "E_MAC_PJ", "ReadsAnalog", "SpikeMonitor", "calibrate", "default_group_of", "energy_uj"]
 
 _F32_EXACT = 2**24
 E_AC_PJ = 0.9  # pJ per accumulate (SOP), 32-bit float add, 45 nm (Horowitz, ISSCC 2014)
@@ -64,13 +64,12 @@ def energy_uj(sops: float, macs: float, e_ac_pj: float = E_AC_PJ, e_mac_pj: floa
     return (sops * e_ac_pj + macs * e_mac_pj) * 1e-6
 
 
-def mark_analog(module: nn.Module) -> nn.Module:
-    """Declare that every conv/linear inside ``module`` reads analog values (an encoding layer, attention gates, a
-    classifier on spike rates): counted as MACs even when a batch happens to feed them zeros only."""
-    for layer in module.modules():
-        if isinstance(layer, (nn.Conv2d, nn.Linear)):
-            layer.analog_input = True
-    return module
+class ReadsAnalog(nn.Module):
+    """Base of a module whose convs and linears read analog values, not spikes (attention gates, a classifier on
+    spike rates, the encoding layer): counted as MACs even when a batch happens to feed them zeros only, unless
+    ``reads_events`` says that the current call reads event frames (the encoding layer on event data: SOPs)."""
+
+    reads_events = False
 
 
 def _synaptic_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module, nn.Module | None]]:
@@ -166,6 +165,10 @@ class SpikeMonitor:
         self._sops: dict[str, dict[str, Tensor]] = {}  # phase -> layer -> SOPs (device tensor)
         self._macs: dict[str, dict[str, int]] = {}  # phase -> layer -> MACs (shapes only: no device work)
         self._binary_input: dict[str, bool] = {}  # layer -> reads spikes (decided once)
+        self._analog_owner: dict[str, ReadsAnalog] = {}  # layer -> the ReadsAnalog module it belongs to
+        analog_owner = {f"{owner_name}.{name}" if owner_name else name: owner
+                        for owner_name, owner in model.named_modules() if isinstance(owner, ReadsAnalog)
+                        for name, _ in owner.named_modules()}
         self._last_map: tuple | None = None
         self._reach_tensors: dict[tuple, Tensor] = {}
         for name, layer, pointwise in _synaptic_layers(model):
@@ -175,8 +178,8 @@ class SpikeMonitor:
             if group not in self.groups:
                 self.groups.append(group)
             self.layer_groups[name] = group
-            if getattr(layer, "analog_input", False):
-                self._binary_input[name] = False
+            if name in analog_owner:
+                self._analog_owner[name] = analog_owner[name]
             self._handles.append(layer.register_forward_hook(self._make_synapse_hook(name, pointwise)))
         self._handles.append(model.register_forward_pre_hook(self._count_samples, with_kwargs=True))
 
@@ -203,13 +206,10 @@ class SpikeMonitor:
             if phase is None:
                 return
             x = inputs[0].detach()
-            binary = self._binary_input.get(name)
-            if binary is None:
-                kind = getattr(layer, "input_kind", None)  # said per call by a layer whose input varies (Encoder)
-                if kind is not None:
-                    binary = kind == "events"
-                else:  # one host sync per layer, on its first counted call
-                    binary = self._binary_input[name] = bool(((x == 0) | (x == 1)).all())
+            owner = self._analog_owner.get(name)
+            binary = owner.reads_events if owner is not None else self._binary_input.get(name)
+            if binary is None:  # one host sync per layer, on its first counted call
+                binary = self._binary_input[name] = bool(((x == 0) | (x == 1)).all())
             if binary:
                 sops = self._sops.setdefault(phase, {})
                 count = self._count_sops(layer, x, output, _fan_out_channels(layer, pointwise))

@@ -114,20 +114,29 @@ class DartsNodeInput(InputChoice, BaseSuperNetModule):
         return {}  # the edges' operation probabilities already describe this choice
 
     @classmethod
-    def mutate(cls, module, name, memo, mutate_kwargs):
-        if type(module) is InputChoice and hasattr(module, "edge_labels"):
-            missing = [label for label in module.edge_labels if label not in memo]
+    def mutation_hook(cls, nodes: dict[str, tuple[list[str], bool]]):
+        """NNI's mutation hook that makes every InputChoice labelled in ``nodes`` a DARTS node: ``nodes`` maps a
+        node's input label to the labels of its incoming edges and whether it weighs them by a beta of its own
+        (partial channels)."""
+
+        def mutate(module, name, memo, mutate_kwargs):
+            if type(module) is not InputChoice or module.label not in nodes:
+                return None
+            edge_labels, edge_normalization = nodes[module.label]
+            missing = [label for label in edge_labels if label not in memo]
             if missing:
                 raise KeyError(f"Edge alphas {missing} of node {module.label} not found.")
-            beta = memo[module.label] if getattr(module, "edge_normalization", False) else None
-            return cls(module.n_candidates, module.label, [memo[label] for label in module.edge_labels],
+            beta = memo[module.label] if edge_normalization else None
+            return cls(module.n_candidates, module.label, [memo[label] for label in edge_labels],
                        mutate_kwargs.get("softmax", nn.Softmax(-1)), beta)
-        return None
+
+        return mutate
 
 
-def darts_node_hooks(strategy) -> list:
-    """Mutation hooks this space adds to NNI's differentiable strategies (DARTS, GumbelDARTS, MADarts)."""
+def darts_node_hooks(strategy, nodes: dict[str, tuple[list[str], bool]]) -> list:
+    """Mutation hooks the SNN space adds to NNI's differentiable strategies (DARTS, GumbelDARTS, MADarts); ``nodes``:
+    see :meth:`DartsNodeInput.mutation_hook`."""
     from nni.nas.strategy import DARTS, Proxyless
     if isinstance(strategy, DARTS) and not isinstance(strategy, Proxyless):
-        return [DartsNodeInput.mutate, WeightedMixedLayer.mutate]
+        return [DartsNodeInput.mutation_hook(nodes), WeightedMixedLayer.mutate]
     return []

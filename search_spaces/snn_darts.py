@@ -42,9 +42,9 @@ from nni_snn.genotype import (
 )
 from nni_snn.neuron import make_neuron
 from nni_snn.nni_compat import ChosenInputs, current_model, label_scope
-from nni_snn.ops import OPS, DwPwBN, Encoder, Preprocess, TimeDistributed, batch_norm, fold, unfold
-from nni_snn.regularizers import drop_path
-from nni_snn.spikes import mark_analog
+from nni_snn.ops import OPS, Encoder, Preprocess, TimeDistributed, batch_norm, fold, unfold
+from nni_snn.regularizers import DropsPath, drop_path
+from nni_snn.spikes import ReadsAnalog
 
 
 def reduction_indices(num_cells: int) -> tuple[int, ...]:
@@ -64,7 +64,7 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.reshape(T, N, groups, C // groups, *x.shape[3:]).transpose(2, 3).reshape(x.shape)
 
 
-class SNNNode(nn.Module):
+class SNNNode(DropsPath):
     """One intermediate node: the sum of two chosen incoming edges, each a spiking operation.
 
     In the supernet with ``partial_channels = K > 1`` (PC-DARTS, Xu et al. 2020) each edge's mixed operation sees only
@@ -87,23 +87,18 @@ class SNNNode(nn.Module):
             self.strides = {i: 2 if reduction and i < 2 else 1 for i in chosen}
             self.edges = nn.ModuleDict({
                 str(i): LayerChoice(
-                    {name: OPS[name](channels // self.partial, self.strides[i], affine, neuron)
+                    # the supernet keeps every candidate's activations: recompute the cheap ones (nni_snn.ops)
+                    {name: OPS.load(name)(channels // self.partial, self.strides[i], affine, neuron,
+                                     recompute_depthwise=not fixed)
                      for name in SPACES[space]},
                     label=f"op_{index}_{i}",
                 )
                 for i in chosen
             })
-        if not fixed:  # the supernet keeps every candidate's activations: recompute the cheap ones (nni_snn.ops)
-            for layer in self.edges.modules():
-                if isinstance(layer, DwPwBN):
-                    layer.recompute_depthwise = True
-        # Read by the DARTS node hook (search_spaces.darts_nodes) to derive inputs from operation strengths.
-        self.inputs.edge_labels = [f"{cell_type}/op_{index}_{i}" for i in range(n_inputs)]
-        self.inputs.edge_normalization = self.partial > 1
-
-    # Drop-path probability of the fixed network's edges in training (DARTS's evaluation regulariser). A plain
-    # attribute that nni_snn.training.DropPathSchedule sets each epoch, so NNI does not trace it as an argument.
-    drop_path_prob = 0.0
+        # What the DARTS node (search_spaces.darts_nodes) derives this node's inputs from: its edges' operation
+        # weights, and with partial channels a beta of its own that weighs the edges.
+        self.edge_labels = [f"{cell_type}/op_{index}_{i}" for i in range(n_inputs)]
+        self.edge_normalization = self.partial > 1
 
     def forward(self, spikes_of) -> torch.Tensor:
         if isinstance(self.inputs, ChosenInputs):  # fixed network: only the chosen edges exist
@@ -184,7 +179,7 @@ class SNNCell(nn.Module):
         # (concatenation -> BN -> attention -> LIF), where the gate's whole output reaches the neurons.
         before = normalize and cell_norm == "before-attention"
         self.norm_before = TimeDistributed(batch_norm(concatenated)) if before else nn.Identity()
-        self.attention = mark_analog(make_attention(attention, concatenated, timesteps))
+        self.attention = make_attention(attention, concatenated, timesteps)  # reads analog values (ReadsAnalog)
         self.output = Population(concatenated, neuron, normalize and not before)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
@@ -201,7 +196,7 @@ class SNNCell(nn.Module):
         return self.output(self.attention(self.norm_before(torch.cat(states[2:], dim=2))))
 
 
-class SpikingClassifier(nn.Module):
+class SpikingClassifier(ReadsAnalog):
     """Global average pool of spikes -> [BN] -> linear, logits averaged over T.
 
     The linear layer reads spike counts pooled over space and time (linear, so averaging over T before or after it
@@ -215,8 +210,8 @@ class SpikingClassifier(nn.Module):
     def __init__(self, channels: int, num_classes: int, normalize: bool = True):
         super().__init__()
         linear = nn.Linear(channels, num_classes)
-        # Reads spike rates pooled over space and time.
-        self.linear = mark_analog(nn.Sequential(batch_norm(channels, dims=1), linear) if normalize else linear)
+        # Reads spike rates pooled over space and time: analog values (ReadsAnalog).
+        self.linear = nn.Sequential(batch_norm(channels, dims=1), linear) if normalize else linear
 
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:
         return self.linear(spikes.mean(dim=(0, 3, 4)))
@@ -382,4 +377,6 @@ class SNNDartsSpace(ModelSpace):
     def extra_oneshot_hooks(self, strategy) -> list:
         """DARTS sums every incoming edge of a node and derives inputs from operation strengths (paper 3.4)."""
         from search_spaces.darts_nodes import darts_node_hooks
-        return darts_node_hooks(strategy)
+        nodes = [m for m in self.modules() if isinstance(m, SNNNode) and type(m.inputs) is InputChoice]
+        return darts_node_hooks(strategy, {node.inputs.label: (node.edge_labels, node.edge_normalization)
+                                           for node in nodes})

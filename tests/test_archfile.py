@@ -38,14 +38,26 @@ def test_build_network_any_width_and_depth(hand_arch, width, cells):
     out.sum().backward()
 
 
-def test_version_1_files_get_attention_in_every_cell_and_the_default_neuron(hand_arch):
+def test_a_file_written_by_hand_gets_attention_in_every_cell_and_the_default_neuron(hand_arch):
     from nni_snn.neuron import LIF
 
-    old = {k: v for k, v in hand_arch.items() if k not in ("attention_cells", "neuron", "normalize")}
-    net = build_network({**old, "version": 1}, width=4, num_cells=3, num_classes=10)
+    short = {k: v for k, v in hand_arch.items() if k not in ("attention_cells", "neuron", "normalize")}
+    net = build_network(short, width=4, num_cells=3, num_classes=10)
     assert net.attention_cells == "all" and net.normalize
     assert not any(isinstance(cell.attention, torch.nn.Identity) for cell in net.cells)
     assert all(m.tau == 0.2 and m.v_threshold == 0.5 for m in net.modules() if isinstance(m, LIF))
+
+
+@pytest.mark.parametrize("version", [2, 3, "0.1.0"])
+def test_a_file_of_an_unreleased_version_is_one_line_and_exit_2(tmp_path, hand_arch, capsys, version):
+    """nni-snn 0.1.0 reads its own format only (version 1); the development versions before it are refused."""
+    from nni_snn.cli import main
+
+    path = tmp_path / "arch.json"
+    path.write_text(json.dumps({**hand_arch, "version": version}))
+    assert main(["retrain", "--arch", str(path), "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"version {version!r} is not supported" in err and "version 1" in err
 
 
 def test_build_network_keeps_only_chosen_edges(hand_arch):
@@ -172,38 +184,29 @@ def test_every_arch_json_carries_its_full_neuron_and_reads_back_the_same(tmp_pat
 
 
 def test_a_changed_default_does_not_change_what_a_file_means(tmp_path, hand_arch, monkeypatch):
-    """Files of version 1 and 2 read with the defaults of the releases that wrote them, version 3 files with what
-    they hold: neither follows a later change of the LIF's defaults, which only new files take."""
-    from nni_snn.archfile import PINNED_NEURON, make_arch
+    """Files hold every setting of their network: a later change of the LIF's defaults, which only new files take,
+    does not change what a written file means."""
+    from nni_snn.archfile import make_arch
     from nni_snn.neuron import LIF, NEURONS
+    from nni_snn.registry import Entry
 
     written = make_arch(attention="ma", timesteps=2, genotype=hand_arch["genotype"])
+    today = dict(written["neuron"])
 
     class Changed(LIF):  # a later release's LIF, with other defaults
         def __init__(self, tau=0.5, v_threshold=1.0, surrogate="arctan", surrogate_alpha=2.0, detach_reset=False):
             super().__init__(tau, v_threshold, surrogate, surrogate_alpha, detach_reset)
 
-    monkeypatch.setitem(NEURONS, "lif", Changed)
-    assert load_arch(written)["neuron"] == written["neuron"] == PINNED_NEURON
-    old = {k: v for k, v in hand_arch.items() if k not in ("neuron", "normalize", "cell_norm", "attention_cells")}
-    for version in (1, 2):
-        assert load_arch({**old, "version": version})["neuron"] == PINNED_NEURON
-        partial = load_arch({**old, "version": version, "neuron": {"kind": "plif", "surrogate": "arctan"}})
-        assert partial["neuron"] == {**PINNED_NEURON, "kind": "plif", "surrogate": "arctan"}
-        assert load_arch({**old, "version": version, "neuron": {"kind": "relu"}})["neuron"] == {"kind": "relu"}
+    monkeypatch.setitem(NEURONS, "lif", Entry("lif", "a later LIF", Changed))
+    assert load_arch(written)["neuron"] == written["neuron"] == today
     assert make_arch(attention="ma", timesteps=2, genotype=hand_arch["genotype"])["neuron"]["surrogate_alpha"] == 2.0
 
 
-def test_the_old_spelling_of_the_surrogates_sharpness_still_reads(hand_arch):
-    """Versions 1 and 2 spelt it ``alpha`` (the word of the architecture weights too): read as surrogate_alpha, no
-    warning; in a spec given today, it works with a warning."""
-    import warnings
-
+def test_the_surrogates_sharpness_is_surrogate_alpha_only(hand_arch):
+    """``alpha`` names the architecture weights; in a neuron spec it is an unknown option, refused."""
     from nni_snn.neuron import make_neuron
 
-    old = {**hand_arch, "version": 2, "neuron": {"kind": "lif", "alpha": 3.0}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert load_arch(old)["neuron"]["surrogate_alpha"] == 3.0 and "alpha" not in load_arch(old)["neuron"]
-    with pytest.warns(FutureWarning, match="'alpha' is deprecated; use 'surrogate_alpha'"):
-        assert make_neuron({"alpha": 3.0}).surrogate_alpha == 3.0
+    with pytest.raises(ArchError, match="alpha"):
+        load_arch({**hand_arch, "neuron": {"kind": "lif", "alpha": 3.0}})
+    with pytest.raises(TypeError, match="alpha"):
+        make_neuron({"alpha": 3.0})

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT, free_port
 
-ROOT = Path(__file__).resolve().parents[1]
 RECORD = ROOT / "tests" / "support" / "record_run.py"
 # 200 training images (100 weight + 100 alpha), 2 steps an epoch at 50 images a step: in one process at
 # --batch-size 50, in two at 25 each.
@@ -94,16 +93,10 @@ def test_a_search_on_two_processes_keeps_one_alpha_and_counts_all_samples(tmp_pa
             assert a[f"train_{key}"] == pytest.approx(b[f"train_{key}"], rel=0.02)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _on_two_nodes(record: Path, *argv: str) -> list[tuple[str, str]]:
     """Run ``nni-snn argv`` as node 0 and node 1 of a loopback cluster (Lightning's MASTER_ADDR, MASTER_PORT,
     NODE_RANK, WORLD_SIZE); both must succeed. Their (stdout, stderr)."""
-    port = _free_port()
+    port = free_port()
     nodes = [_run(record, *argv, wait=False, env={"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
                                                   "NODE_RANK": str(rank), "WORLD_SIZE": "2"})
              for rank in (0, 1)]
@@ -205,7 +198,7 @@ def test_counts_summed_over_processes_equal_one_process_s(tmp_path, hand_arch):
     from nni_snn.spikes import SpikeMonitor
     from nni_snn.training import cell_group
 
-    port = _free_port()
+    port = free_port()
     context = multiprocessing.get_context("spawn")
     processes = [context.Process(target=_count_share, args=(rank, hand_arch, port, str(tmp_path))) for rank in (0, 1)]
     for p in processes:
@@ -301,7 +294,7 @@ def test_a_ddp_search_as_an_nni_trial_runs_the_trials_parameters_and_reports_onc
     path = tmp_path / "ddp_trial.yml"
     path.write_text(yaml.safe_dump(config))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    port = _free_port()
+    port = free_port()
     experiment_id = nnictl.create(path, port)
     client = nnictl.RestClient(port)
     try:

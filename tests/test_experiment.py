@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT, experiment_config, free_port
 
 from nni_snn import nnictl
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def tiny_quickstart(tmp_path) -> Path:
-    """experiments/quickstart.yml, shrunk to two tiny trials, with its files under tmp_path."""
-    config = yaml.safe_load((ROOT / "experiments" / "quickstart.yml").read_text())
+def _tiny(config: dict) -> None:
     config["searchSpace"]["attention"]["_value"] = ["none", "ma"]
     config["maxTrialNumber"] = 2
     config["trialConcurrency"] = 2  # trials that start together must each run their own parameters
@@ -33,15 +20,16 @@ def tiny_quickstart(tmp_path) -> Path:
                               "--batch-size 256 --lr 0.05 --retrain-epochs 1 --retrain-width 4 --retrain-cells 3 "
                               "--retrain-batch-size 256 --retrain-lr 0.05 --no-progress")
     config["trialCodeDirectory"] = str(ROOT)
-    config["experimentWorkingDirectory"] = str(tmp_path / "nni-experiments")
-    path = tmp_path / "quickstart.yml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+
+
+@pytest.fixture
+def tiny_quickstart(tmp_path) -> Path:
+    """experiments/quickstart.yml, shrunk to two tiny trials, with its files under tmp_path."""
+    return experiment_config(tmp_path, _tiny)
 
 
 @pytest.mark.slow
-def test_quickstart_through_nnictl(tiny_quickstart, capsys, monkeypatch):
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+def test_quickstart_through_nnictl(tiny_quickstart, capsys, experiment_env):
     port = free_port()
     experiment_id = nnictl.create(tiny_quickstart, port)
     client = nnictl.RestClient(port)

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import ROOT, free_port
 
 from nni_snn import archfile, build_network, genotype, multitrial_baseline, nnictl
 from nni_snn.options import MultitrialOptions
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = {"dataset": "digits", "attention": "ma", "timesteps": 2, "width": 4, "cells": 3, "epochs": 1,
         "batch_size": 64, "lr": 0.05, "seed": 0, "accelerator": "cpu",
         "threads": 1}
@@ -82,12 +79,8 @@ def test_train_sampled_reports_like_a_trial(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["random", "evolution"])
-def test_multitrial_through_the_nni_manager(strategy, tmp_path, monkeypatch):
+def test_multitrial_through_the_nni_manager(strategy, tmp_path, monkeypatch, experiment_env):
     """3 tiny trials each: evolution trains 2 random networks, then a mutant of the better one."""
-    from test_experiment import free_port
-
-    # Trials find this interpreter's packages (the manager listens on loopback: nni_snn.manager_host).
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.chdir(ROOT)  # NNI runs trials in the parent's working directory
     port = free_port()
     client = nnictl.RestClient(port)

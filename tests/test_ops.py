@@ -34,17 +34,17 @@ def test_fold_unfold_roundtrip():
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("H", [8, 32, 7])
 def test_op_shapes(name: str, stride: int, H: int):
-    op = OPS[name](C, stride, True)
+    op = OPS.load(name)(C, stride, True)
     out = op(spikes(T, N, C, H, H))
     size = H if stride == 1 else (H + 1) // 2
     assert out.shape == (T, N, C, size, size)
 
 
 def test_ops_take_a_neuron_spec():
-    op = OPS["sep_conv_3x3"](C, 1, False, {"tau": 0.5, "surrogate": "arctan"})
+    op = OPS.load("sep_conv_3x3")(C, 1, False, {"tau": 0.5, "surrogate": "arctan"})
     lifs = [m for m in op.modules() if isinstance(m, LIF)]
     assert len(lifs) == 1 and lifs[0].tau == 0.5 and lifs[0].surrogate == "arctan"
-    relu = OPS["sep_conv_3x3"](C, 1, False, {"kind": "relu"})
+    relu = OPS.load("sep_conv_3x3")(C, 1, False, {"kind": "relu"})
     assert not any(isinstance(m, LIF) for m in relu.modules()) and any(isinstance(m, nn.ReLU) for m in relu.modules())
     assert not any(isinstance(m, nn.BatchNorm2d) and m.affine for m in op.modules())
 
@@ -90,7 +90,7 @@ def assert_binary(seen: dict[str, list[torch.Tensor]]) -> None:
 @pytest.mark.parametrize("name", PRIMITIVES)
 @pytest.mark.parametrize("stride", [1, 2])
 def test_every_synaptic_layer_receives_spikes(name: str, stride: int):
-    op = OPS[name](C, stride, True)
+    op = OPS.load(name)(C, stride, True)
     seen = record_conv_inputs(op)
     op(spikes(T, N, C, 8, 8))
     assert_binary(seen)
@@ -111,7 +111,7 @@ def test_preprocess_reads_spikes_without_a_neuron_of_its_own(reduce: bool):
 
 
 def test_gradient_flows_through_sep_conv():
-    op = OPS["sep_conv_3x3"](C, 1, True)
+    op = OPS.load("sep_conv_3x3")(C, 1, True)
     x = spikes(T, N, C, 8, 8).requires_grad_()
     op(x).square().sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
@@ -140,14 +140,13 @@ def test_depthwise_conv_matches_conv2d_forward_and_backward(k, dilation, stride)
 def test_recomputed_depthwise_output_gives_the_same_gradients_and_is_not_kept(k, dilation, stride):
     """The supernet's DwPwBN recomputes its depthwise output in backward: same values and gradients, bit for bit,
     and the depthwise output is freed once the forward returns (nothing autograd keeps refers to it)."""
-    import copy
     import weakref
 
     from nni_snn.ops import DwPwBN
     torch.manual_seed(0)
     kept = DwPwBN(6, 6, k, stride, dilation * (k // 2), dilation, affine=False)
-    recomputed = copy.deepcopy(kept)
-    recomputed.recompute_depthwise = True
+    recomputed = DwPwBN(6, 6, k, stride, dilation * (k // 2), dilation, affine=False, recompute_depthwise=True)
+    recomputed.load_state_dict(kept.state_dict())
     hidden = []
     for layer in (kept, recomputed):
         layer[0].register_forward_hook(lambda m, i, out: hidden.append(weakref.ref(out)))
@@ -183,13 +182,12 @@ def test_only_the_supernet_recomputes():
 def test_recomputed_depthwise_output_under_autocast():
     """Under mixed precision (--precision bf16-mixed) the recomputed depthwise output is the forward's own: the
     same gradients as keeping it."""
-    import copy
 
     from nni_snn.ops import DwPwBN
     torch.manual_seed(0)
     kept = DwPwBN(6, 6, 5, 1, 4, 2, affine=True)
-    recomputed = copy.deepcopy(kept)
-    recomputed.recompute_depthwise = True
+    recomputed = DwPwBN(6, 6, 5, 1, 4, 2, affine=True, recompute_depthwise=True)
+    recomputed.load_state_dict(kept.state_dict())
     x = (torch.rand(8, 6, 10, 10) > 0.6).float()
     grads = []
     for layer in (kept, recomputed):

@@ -88,31 +88,19 @@ def test_layering_config_then_flags_then_trial_parameters(tmp_path):
         resolve(SearchOptions, args, {"depth": 3})
 
 
-def test_multitrial_strategy_is_search_strategy_and_the_old_name_warns(tmp_path, capsys):
+def test_multitrial_strategy_is_search_strategy(tmp_path, capsys):
     parse = build_parser().parse_args
     assert resolve(MultitrialOptions, parse(["multitrial", "--search-strategy", "evolution"])).search_strategy == \
         "evolution"
     assert capsys.readouterr().err == ""
-
-    opts = resolve(MultitrialOptions, parse(["multitrial", "--strategy", "evolution"]))
-    assert opts.search_strategy == "evolution"
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--strategy is deprecated; use --search-strategy" in err
-
+    # retrain's --strategy is Lightning's; multitrial has none.
+    assert resolve(RetrainOptions, parse(["retrain", "--arch", "a.json", "--strategy", "ddp"])).strategy == "ddp"
+    assert main(["multitrial", "--strategy", "evolution", "--output", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
     cfg = tmp_path / "cfg.yml"
     cfg.write_text("strategy: evolution\n")
-    assert resolve(MultitrialOptions, parse(["multitrial", "--config", str(cfg)])).search_strategy == "evolution"
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "'strategy' is deprecated; use 'search_strategy'" in err
-    # retrain's --strategy is Lightning's, unchanged.
-    assert resolve(RetrainOptions, parse(["retrain", "--arch", "a.json", "--strategy", "ddp"])).strategy == "ddp"
-    assert capsys.readouterr().err == ""
-
-
-def test_a_bad_deprecated_strategy_is_one_line_and_exit_2(tmp_path, capsys):
-    assert main(["multitrial", "--strategy", "bayes", "--output", str(tmp_path)]) == 2
-    warning, error = capsys.readouterr().err.splitlines()
-    assert "deprecated" in warning and "--search-strategy 'bayes' is unknown" in error
+    assert main(["multitrial", "--config", str(cfg), "--output", str(tmp_path)]) == 2
+    assert "unknown option 'strategy'" in capsys.readouterr().err
 
 
 def test_a_new_option_is_one_line():
@@ -160,13 +148,13 @@ def test_the_real_entry_point_answers_help_and_bad_flags_without_torch(words):
 def test_every_registered_name_is_a_valid_choice_named_in_help():
     """Datasets, attention types and strategies: what is registered is what --help lists and the checks accept."""
     from nni_snn.data import dataset_names
-    from nni_snn.events import EVENT_SETS
+    from nni_snn.events import EVENT_DATASETS
     from nni_snn.registry import ATTENTIONS, SEARCH_STRATEGIES
 
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices
     helps = {command: " ".join(commands[command].format_help().split()) for command in COMMANDS}
-    assert set(EVENT_SETS) <= set(dataset_names())
+    assert set(EVENT_DATASETS) <= set(dataset_names())
     for command, key, names in [("search", "dataset", dataset_names()), ("search", "attention", ATTENTIONS),
                                    ("multitrial", "attention", ATTENTIONS),
                                    ("multitrial", "search_strategy", SEARCH_STRATEGIES)]:

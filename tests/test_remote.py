@@ -6,35 +6,25 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT, VENV_BIN, free_port
 
 from nni_snn import nnictl
 
-ROOT = Path(__file__).resolve().parents[1]
 SSHD = Path("/usr/sbin/sshd")
 SFTP_SERVER = Path("/usr/lib/openssh/sftp-server")
-VENV_BIN = Path(sys.executable).parent
 # The remote example's install path on its machines; here, this checkout and its venv.
 EXAMPLE_INSTALL = "/home/researcher/nni-snn"
 TINY_TRIAL = ("--dataset digits --width 4 --cells 3 --epochs 1 --batch-size 256 --lr 0.05 --retrain-epochs 1 "
               "--retrain-width 4 --retrain-cells 3 --retrain-batch-size 256 --retrain-lr 0.05 --accelerator cpu "
               "--no-progress")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Sshd:
@@ -103,13 +93,6 @@ def remote_config(tmp_path: Path, server: Sshd) -> Path:
     path = tmp_path / "remote.yml"
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-@pytest.fixture
-def experiment_env(monkeypatch):
-    """This venv's nnictl first (the manager listens on loopback: nni_snn.manager_host)."""
-    monkeypatch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
 
 def nni_snn_experiment(config: Path, port: int, timeout: int, *flags: str) -> subprocess.CompletedProcess:

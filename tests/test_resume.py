@@ -9,20 +9,16 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import time
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
-import yaml
+from conftest import ROOT, VENV_BIN, experiment_config, free_port
 
 from nni_snn import nnictl
 
-ROOT = Path(__file__).resolve().parents[1]
-VENV_BIN = Path(sys.executable).parent
 # 3 search + 2 retrain epochs: a search epoch takes about 10 s on 2 busy cores, so a stop after the first reported
 # epoch lands mid-run (NNI's manager takes a few seconds to stop its trials).
 TRIAL = ("python -m nni_snn search --dataset digits --width 4 --cells 3 --epochs 3 --batch-size 128 --lr 0.05 "
@@ -31,27 +27,10 @@ TRIAL = ("python -m nni_snn search --dataset digits --width 4 --cells 3 --epochs
 EPOCHS = 5  # per-epoch results each trial reports
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def experiment_env(monkeypatch):
-    """This venv's nnictl first (the manager listens on loopback: nni_snn.manager_host); one thread per trial."""
-    monkeypatch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-
-
 def three_trials(tmp_path: Path) -> Path:
     """The quickstart's three attentions (GridSearch), one trial at a time, each tiny."""
-    config = yaml.safe_load((ROOT / "experiments" / "quickstart.yml").read_text())
-    config.update(trialCommand=TRIAL, trialCodeDirectory=str(ROOT), maxTrialNumber=3, trialConcurrency=1,
-                  experimentWorkingDirectory=str(tmp_path / "nni-experiments"))
-    path = tmp_path / "three.yml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return experiment_config(tmp_path, lambda config: config.update(
+        trialCommand=TRIAL, trialCodeDirectory=str(ROOT), maxTrialNumber=3, trialConcurrency=1))
 
 
 def epochs_reported(client: nnictl.RestClient) -> dict[str, int]:

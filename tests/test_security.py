@@ -20,22 +20,13 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
+from conftest import HAND_ARCH, VENV_BIN, experiment_config, free_port
 
 from nni_snn import manager_host, nnictl
 from nni_snn.cli import main
 from nni_snn.errors import UsageError
 
-ROOT = Path(__file__).resolve().parents[1]
-VENV_BIN = Path(sys.executable).parent
 NODE = Path(__import__("nni_node").__path__[0]) / "node"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def listening(pid: int) -> set[tuple[str, int]]:
@@ -51,13 +42,8 @@ def listening(pid: int) -> set[tuple[str, int]]:
 @pytest.fixture
 def quickstart(tmp_path) -> Path:
     """make demo's config, its trials a sleep (the manager is what is tested), its files under tmp_path."""
-    config = yaml.safe_load((ROOT / "experiments" / "quickstart.yml").read_text())
-    config["trialCommand"] = f'{sys.executable} -c "import time; time.sleep(120)"'
-    config["trialCodeDirectory"] = str(tmp_path)
-    config["experimentWorkingDirectory"] = str(tmp_path / "nni-experiments")
-    path = tmp_path / "quickstart.yml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return experiment_config(tmp_path, lambda config: config.update(
+        trialCommand=f'{sys.executable} -c "import time; time.sleep(120)"', trialCodeDirectory=str(tmp_path)))
 
 
 @pytest.mark.slow
@@ -179,7 +165,6 @@ def one_error_line(err: str) -> str:
     (["retrain", "--width", "8192", "--batch-size", "4096", "--timesteps", "8"], "a retrain step at --width 8192"),
 ])
 def test_a_run_that_cannot_fit_memory_is_refused_with_the_estimate(argv, needs, tmp_path, capsys):
-    from conftest import HAND_ARCH
 
     arch = tmp_path / "arch.json"
     arch.write_text(json.dumps(HAND_ARCH))
@@ -192,7 +177,6 @@ def test_a_run_that_cannot_fit_memory_is_refused_with_the_estimate(argv, needs, 
 
 
 def test_a_network_too_large_to_build_is_refused_before_allocating(tmp_path, capsys):
-    from conftest import HAND_ARCH
 
     arch = tmp_path / "arch.json"
     arch.write_text(json.dumps(HAND_ARCH))
@@ -220,7 +204,6 @@ sys.exit(main(sys.argv[2:]))
 def test_output_past_a_file_size_limit_is_one_line_and_nothing_half_written(limit, tmp_path):
     """A retrain whose checkpoint (300 kB) or metrics (2 kB) cannot be written: one line, exit 2, and every file
     that a reader takes for a result is either absent or complete, and what an earlier run wrote is kept."""
-    from conftest import HAND_ARCH
 
     arch, out = tmp_path / "arch.json", tmp_path / "out"
     arch.write_text(json.dumps(HAND_ARCH))
