@@ -30,9 +30,6 @@ VERSION = re.search(r'^version = "(.+)"$', (ROOT / "pyproject.toml").read_text()
 ASSETS = ["nni_snn/manager_listen.cjs"]
 EXAMPLES = sorted(p.name for p in (ROOT / "experiments").iterdir() if p.suffix in (".yml", ".sh"))
 
-pytestmark = pytest.mark.slow
-
-
 def _env() -> dict:
     """The environment of a user's shell: nothing of this checkout on PYTHONPATH."""
     return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -68,6 +65,7 @@ def venv(built, tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_wheel_carries_the_packages_assets_and_example_configs(built):
     names = set(zipfile.ZipFile(built["wheel"]).namelist())
     assert built["wheel"].name == f"nni_snn-{VERSION}-py3-none-any.whl"
@@ -79,6 +77,7 @@ def test_wheel_carries_the_packages_assets_and_example_configs(built):
     assert not any(name.startswith(("tests/", "benchmarks/", "docs/")) for name in names)
 
 
+@pytest.mark.slow
 def test_sdist_carries_tests_and_docs(built):
     with tarfile.open(built["sdist"]) as sdist:
         names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
@@ -86,6 +85,7 @@ def test_sdist_carries_tests_and_docs(built):
             "docs/tutorials/nas_experiment.py", *(f"experiments/{name}" for name in EXAMPLES), *ASSETS} <= names
 
 
+@pytest.mark.slow
 def test_installed_wheel_runs_from_outside_the_checkout(venv, tmp_path):
     bin_dir = venv / "bin"
     where = _run([bin_dir / "python", "-c", "import nni_snn; print(nni_snn.__file__, nni_snn.__version__)"],
@@ -114,3 +114,34 @@ def test_installed_wheel_runs_from_outside_the_checkout(venv, tmp_path):
     folder = tmp_path / "tutorial"
     folder.mkdir()
     check_tutorial_run(folder, run_tutorial(bin_dir / "python", folder, _env()))
+
+
+def test_example_configs_by_name_and_copied_out_never_over_a_file(tmp_path, capsys):
+    from nni_snn.cli import main
+    from nni_snn.nnictl import config_path, example_configs
+
+    assert config_path("quickstart").resolve() == ROOT / "experiments" / "quickstart.yml"
+    assert "efficient_fashionmnist" not in example_configs()  # search options for --config, not an nnictl config
+    assert main(["experiment", "quickstrat"]) == 2
+    assert "quickstart" in capsys.readouterr().err  # the one line names the examples there are
+
+    assert main(["examples", str(tmp_path)]) == 0
+    copied = tmp_path / "experiments"
+    assert sorted(p.name for p in copied.iterdir()) == EXAMPLES
+    assert (copied / "quickstart.yml").read_text() == (ROOT / "experiments" / "quickstart.yml").read_text()
+    (copied / "search_cifar10.yml").unlink()
+    (copied / "quickstart.yml").write_text("# mine\n")
+    capsys.readouterr()
+    assert main(["examples", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "exists: not overwriting it" in err
+    # Refused before writing anything: the user's file is kept, the missing one not copied again.
+    assert (copied / "quickstart.yml").read_text() == "# mine\n" and not (copied / "search_cifar10.yml").exists()
+
+
+def test_version(capsys):
+    from nni_snn.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"nni-snn {VERSION}"
