@@ -42,7 +42,7 @@ def check_tutorial_run(folder: Path, stdout: str) -> None:
     assert space.contains(sample)  # every label of the space, each a valid choice: NNI can freeze the space with it
     assert arch["genotype"] == genotype_from_sample(sample)
     assert load_arch(arch_from_sample(sample, space)) == arch  # the file holds what the function returns
-    assert (arch["attention"], arch["timesteps"]) == ("ma", 2)  # the searched space's settings, not defaults
+    assert (arch["attention"], arch["timesteps"]) == ("ma", 2)  # the searched space's settings
     assert "normal cell:" in stdout and "reduce cell:" in stdout  # the exported architecture, printed
 
     network = build_network(arch, **{k: v for k, v in SPACE.items() if k not in ("timesteps", "attention")})
