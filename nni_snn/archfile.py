@@ -38,6 +38,7 @@ from nni_snn.genotype import (
     NUM_NODES,
     PRIMITIVES,
     STEM_STRIDES,
+    genotype_from_sample,
 )
 from nni_snn.neuron import make_neuron, resolved_spec
 from nni_snn.registry import ATTENTIONS
@@ -62,6 +63,17 @@ def make_arch(*, attention: str, timesteps: int, genotype: dict, attention_cells
             "cell_norm": cell_norm, "stem_multiplier": stem_multiplier, "stem_stride": stem_stride, "head": head}
     arch.update(extra)
     return arch
+
+
+def arch_from_sample(sample: dict, space: Any, **extra: Any) -> dict:
+    """The architecture of ``sample``, an NNI sample of ``space`` (a ``search_spaces.SNNDartsSpace``, searched or
+    frozen), with the space's network settings: what ``NasExperiment.export_top_models(formatter="dict")`` or a
+    strategy's ``export()`` returns becomes an arch.json for :func:`~nni_snn.networks.build_network` and ``nni-snn
+    retrain``. ``extra`` as in :func:`make_arch`."""
+    return make_arch(attention=space.attention, attention_cells=space.attention_cells, timesteps=space.timesteps,
+                     genotype=genotype_from_sample(sample), neuron=space.neuron, normalize=space.normalize,
+                     cell_norm=space.cell_norm, stem_multiplier=space.stem_multiplier, stem_stride=space.stem_stride,
+                     head=space.head, space=space.space, nni_sample=dict(sample), **extra)
 
 
 def spelt_out(arch: dict) -> dict:

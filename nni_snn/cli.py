@@ -1,4 +1,5 @@
-"""The ``nni-snn`` command: ``search``, ``retrain``, ``multitrial``, ``show``, ``experiment``, ``front``, ``export``.
+"""The ``nni-snn`` command: ``search``, ``retrain``, ``multitrial``, ``show``, ``experiment``, ``examples``, ``front``,
+``export``.
 
 It parses and prints: the options of search, retrain and multitrial, their flags, defaults, layering and checks,
 are ``nni_snn.options``; what the commands do is ``search``, ``retrain``, ``estimate``, ``multitrial_baseline``,
@@ -62,7 +63,8 @@ def _show_parser(sub) -> None:
 
 def _experiment_parser(sub) -> None:
     p = sub.add_parser("experiment", help="run an nnictl experiment config, wait, and summarise the best trial")
-    p.add_argument("config", nargs="?", help="an nnictl YAML config, e.g. experiments/quickstart.yml")
+    p.add_argument("config", nargs="?", help="an nnictl YAML config, e.g. experiments/quickstart.yml, or the name of "
+                                             "an example config shipped with nni-snn, e.g. quickstart")
     p.add_argument("--resume", metavar="ID", help="resume the stopped experiment ID (nnictl resume) instead: trials "
                                                   "that were running continue from their last epoch's checkpoint")
     p.add_argument("--port", type=int, default=8080, help="port of the NNI manager and web UI (default 8080)")
@@ -71,6 +73,12 @@ def _experiment_parser(sub) -> None:
                                                   "0.0.0.0 opens it to every network, without authentication")
     p.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the trials (default 3600)")
     p.add_argument("--stop", action="store_true", help="stop the experiment at the end (default: keep the web UI)")
+
+
+def _examples_parser(sub) -> None:
+    p = sub.add_parser("examples", help="copy the example experiment configs into DIR/experiments, to run and edit "
+                                        "from DIR (existing files are never overwritten)")
+    p.add_argument("folder", metavar="DIR", help="folder to copy them into")
 
 
 def _front_parser(sub) -> None:
@@ -88,7 +96,10 @@ def _export_parser(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from nni_snn import __version__
+
     parser = _Parser(prog="nni-snn", description="MA-DARTS architecture search for spiking neural networks on NNI")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _options_parser(sub, "search", SearchOptions, "run MA-DARTS and write arch.json, metrics.json, cell pictures, "
                                                   "TensorBoard logs")
@@ -99,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "through the NNI manager")
     _show_parser(sub)
     _experiment_parser(sub)
+    _examples_parser(sub)
     _front_parser(sub)
     _export_parser(sub)
     return parser
@@ -313,8 +325,17 @@ def _experiment(args) -> int:
         raise UsageError(f"--port must be in 1..65535, got {args.port}")
     if (args.config is None) == (args.resume is None):
         raise UsageError("give an experiment config, or --resume ID of a stopped experiment (not both)")
-    return nnictl.run(Path(args.config) if args.config else None, args.port, args.timeout, args.stop, args.resume,
+    return nnictl.run(args.config, args.port, args.timeout, args.stop, args.resume,
                       args.host)
+
+
+def _examples(args) -> int:
+    from nni_snn.nnictl import copy_examples
+
+    target = copy_examples(Path(args.folder))
+    print(f"copied the example configs to {target}; run one from {args.folder}, e.g.: "
+          f"nni-snn experiment experiments/quickstart.yml")
+    return 0
 
 
 def _export(args) -> int:
@@ -347,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(signal, "SIGXFSZ"):  # past a file-size limit (ulimit -f): an OSError (one line below), not a kill
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     commands = {"search": _search, "retrain": _retrain, "show": _show, "experiment": _experiment, "front": _front,
-                "multitrial": _multitrial, "export": _export}
+                "multitrial": _multitrial, "export": _export, "examples": _examples}
     thread_errors, thread_hook = [], threading.excepthook
 
     def storage_in_thread(args):  # a writer thread (TensorBoard's) on a full disk: one line below, no traceback

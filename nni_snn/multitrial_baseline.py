@@ -27,7 +27,7 @@ import nni
 import pytorch_lightning as pl
 import torch
 
-from nni_snn.archfile import make_arch, write_json_atomic
+from nni_snn.archfile import arch_from_sample, make_arch, write_json_atomic
 from nni_snn.data import load_dataset, load_for, split_for_search
 from nni_snn.errors import MultitrialError
 from nni_snn.genotype import genotype_from_sample
@@ -94,9 +94,8 @@ def _write_trial_files(folder: Path, model, metrics: dict) -> None:
     # Inside a trial NNI's current parameter is the frozen model space; its sample is this network's.
     sample = getattr(nni.get_current_parameter(), "sample", None)
     if sample:
-        write_json_atomic(folder / "arch.json", make_arch(
-            attention=model.attention, attention_cells=model.attention_cells, timesteps=model.timesteps,
-            genotype=genotype_from_sample(sample), nni_sample=sample,
+        write_json_atomic(folder / "arch.json", arch_from_sample(
+            sample, model,
             results={k: metrics[k] for k in ("accuracy", *RESULT_COUNTS, "params", "params_with_auxiliary_head")}))
 
 

@@ -54,6 +54,50 @@ class RestClient:
         return self.get("experiment")
 
 
+def examples_root() -> Path:
+    """The folder holding the example configs' ``experiments/`` (their ``trialCodeDirectory``, ".."): the
+    repository's root in a checkout; ``nni_snn/examples`` in an installed package, where pyproject.toml ships the
+    repository's experiments/."""
+    package = Path(__file__).resolve().parent
+    return package / "examples" if (package / "examples" / "experiments").is_dir() else package.parent
+
+
+def example_configs() -> dict[str, Path]:
+    """The example nnictl configs by name (``quickstart``: experiments/quickstart.yml); a YAML file of search options
+    there, such as efficient_fashionmnist.yml, is not one."""
+    found = sorted((examples_root() / "experiments").glob("*.yml"))
+    return {path.stem: path for path in found if "\ntrialCommand:" in path.read_text()}
+
+
+def config_path(config: str | Path) -> Path:
+    """An nnictl config: a file, else the name of an example config (:func:`example_configs`)."""
+    if Path(config).is_file():
+        return Path(config)
+    examples = example_configs()
+    if str(config) in examples:
+        return examples[str(config)]
+    raise ExperimentError(f"experiment config {config} not found; give a file, or the name of an example: "
+                          f"{', '.join(examples)}")
+
+
+def copy_examples(folder: Path) -> Path:
+    """Copy the example configs (and scripts) to ``folder/experiments``, where they run as in the repository (their
+    trialCodeDirectory is ``folder``); the folder written. Refuses before writing anything if one is there already."""
+    from nni_snn.archfile import write_text_atomic
+
+    sources = sorted(p for p in (examples_root() / "experiments").iterdir() if p.suffix in (".yml", ".sh"))
+    target = folder / "experiments"
+    there = [target / p.name for p in sources if (target / p.name).exists()]
+    if there:
+        raise UsageError(f"{there[0]} exists: not overwriting it; give another folder")
+    try:
+        for source in sources:
+            write_text_atomic(target / source.name, source.read_text())
+    except OSError as err:
+        raise UsageError(f"{err.filename or folder}: cannot write ({err.strerror})") from None
+    return target
+
+
 def nnictl() -> str:
     """The nnictl next to this Python (the project's virtualenv), else the one on PATH."""
     local = Path(sys.executable).with_name("nnictl")
@@ -345,13 +389,13 @@ def read_config(config: Path) -> dict:
     return data
 
 
-def run(config: Path | None, port: int, timeout: float, stop_after: bool, resume_id: str | None = None,
+def run(config: str | Path | None, port: int, timeout: float, stop_after: bool, resume_id: str | None = None,
         host: str | None = None) -> int:
     """Start the experiment of ``config`` (or resume ``resume_id``), follow it and summarise its best trial. Its
     manager listens on ``host``, else where :func:`nni_snn.manager_host.experiment_host` says (loopback for the
     local machine)."""
-    if config is not None and not config.is_file():
-        raise ExperimentError(f"experiment config {config} not found")
+    if config is not None:
+        config = config_path(config)
     listen = experiment_host(read_config(config), host) if config is not None else host
     if listen is not None:
         check_host(listen, "--host" if host is not None else "nniManagerIp")

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 import pytorch_lightning as pl
 import torch
 
-from nni_snn.archfile import make_arch, write_json_atomic
+from nni_snn.archfile import arch_from_sample, write_json_atomic
 from nni_snn.data import load_for, split_for_search
-from nni_snn.genotype import CELL_TYPES, genotype_from_sample
+from nni_snn.genotype import CELL_TYPES
 from nni_snn.memory import check_step
 from nni_snn.networks import build_network, count_parameters, network_parameters
 from nni_snn.runtime import (
@@ -88,20 +88,16 @@ def run_search(opts: SearchOptions, output: Path, trial=None) -> dict | None:
     if opts.select == "perturbation":  # the final supernet's weights are the ones in memory: its epoch is written
         mode, record = "last", history[-1]
         sample, selection = _select_by_perturbation(strategy.supernet, alpha_half, opts)
-        genotype = genotype_from_sample(sample)
     else:
         mode = opts.export
         record = history[choose_export(history, mode, opts.warmup_epochs)]
-        sample, genotype = record["nni_sample"], record["genotype"]
+        sample = record["nni_sample"]
     recorded = ("dataset", "subset_per_class", "width", "cells", "epochs", "batch_size", "seed", "lr", "arc_lr",
                 "warmup_epochs", "spike_penalty", "select", "partial_channels",
                 *(("frames_by", "event_size") if data.frames else ()))
-    arch = make_arch(attention=opts.attention, attention_cells=opts.attention_cells, timesteps=opts.timesteps,
-                     genotype=genotype, neuron=neuron, normalize=opts.normalize,
-                     cell_norm=opts.cell_norm, stem_multiplier=opts.stem_multiplier, stem_stride=opts.stem_stride,
-                     head=opts.head, space=opts.space, alpha=record["alpha"], nni_sample=sample,
-                     search={**{k: getattr(opts, k) for k in recorded}, "export": mode,
-                             "export_epoch": record["epoch"]})
+    arch = arch_from_sample(sample, space, alpha=record["alpha"],
+                            search={**{k: getattr(opts, k) for k in recorded}, "export": mode,
+                                    "export_epoch": record["epoch"]})
     metrics = final_metrics(reporter, derived_params(arch, opts, data))  # the final epoch's, params the export's
     metrics["history"] = history
     metrics["supernet_params"] = count_parameters(space)

@@ -333,6 +333,7 @@ class SNNDartsSpace(ModelSpace):
         self.attention = attention
         self.attention_cells = attention_cells
         self.normalize = normalize
+        self.neuron = neuron  # the settings an architecture records (nni_snn.archfile.arch_from_sample)
         # Under a fixed architecture the BNs are affine (DARTS's evaluation networks); in the supernet they are
         # not, as in DARTS's search, so the mixed operations' scales stay comparable.
         affine = current_model() is not None
