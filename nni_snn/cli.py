@@ -353,9 +353,12 @@ def _export(args) -> int:
 def _one_line(err: Exception) -> str:
     """The message; of an error raised in a data loader worker (a recording found unreadable while training),
     which PyTorch re-raises wrapped in the worker's traceback, its last line without the class name."""
-    lines = str(err).strip().splitlines()
+    # A path or value the user gave may hold a carriage return or another control character: escaped, the message
+    # stays one line on the terminal.
+    text = "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in str(err))
+    lines = text.strip().split("\n")
     if len(lines) <= 1:
-        return str(err)
+        return text
     return lines[-1].split(": ", 1)[-1] if lines[-1].startswith("nni_snn.") else lines[-1]
 
 

@@ -79,6 +79,8 @@ FOUND = [
     {"kind": "command-line values", "input": "show --width in the thousands (weights of many GB, within memory)",
      "was": "hang (over 60 s allocating weights only to count them)",
      "fix": "show counts parameters on the meta device; memory.check_parameters before --dataset builds it"},
+    {"kind": "command-line values", "input": "front '\\r' (a control character in a path)",
+     "was": "the error line broken in two by the carriage return", "fix": "cli: control characters escaped"},
 ]
 
 COUNTS: dict[str, Counter] = {}
@@ -385,6 +387,13 @@ def test_fuzz_other_commands(values, data, tmp_path, capsys, hand_arch_file):
     else:
         argv = ["front", *values, "--output", str(fresh(tmp_path) / "front.png")]
     outcome("command-line values", argv, capsys)
+
+
+@pytest.mark.parametrize("name", ["\r", "a\u2028b", "tab\there", "nul\x1b[2J"])
+def test_control_characters_in_a_path_stay_on_one_line(name, tmp_path, capsys):
+    """Found by the long profile: ``front '\\r'`` printed its error over two lines."""
+    assert outcome("command-line values", ["front", name, "--output", str(tmp_path / "front.png")],
+                   capsys) == "refused"
 
 
 @examples(60)
