@@ -22,6 +22,15 @@ def table(counts: dict) -> str:
     return "\n".join(rows)
 
 
+def found_table(counts: dict) -> str:
+    """The failures fuzzing found (``FOUND`` in tests/test_fuzz.py, as the counts file carries it), all fixed."""
+    cell = lambda text: text.replace("|", "\\|")  # noqa: E731 - a table cell: pipes escaped
+    rows = ["| input kind | input | was | fixed in |", "| --- | --- | --- | --- |"]
+    rows += [f"| {f['kind']} | {cell(f['input'])} | {cell(f['was'])} | {cell(f['fix'])} |"
+             for f in counts["failures_found_and_fixed"]]
+    return "\n".join(rows)
+
+
 if __name__ == "__main__":
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "benchmarks" / "results" / "fuzz" / "long.json"
     print(table(json.loads(path.read_text())))

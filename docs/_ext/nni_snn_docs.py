@@ -124,12 +124,22 @@ def _attention_paired() -> str:
     return "\n".join(attention_study()[1])
 
 
-def _fuzz_table() -> str:
+def _fuzz_counts() -> dict:
     import json
 
+    return json.loads((RESULTS / "fuzz" / "long.json").read_text())
+
+
+def _fuzz_table() -> str:
     from fuzz_table import table
 
-    return table(json.loads((RESULTS / "fuzz" / "long.json").read_text()))
+    return table(_fuzz_counts())
+
+
+def _fuzz_found() -> str:
+    from fuzz_table import found_table
+
+    return found_table(_fuzz_counts())
 
 
 TABLES = {
@@ -141,6 +151,7 @@ TABLES = {
     "energy": _energy_table,
     "energy-headline": energy_headline,
     "fuzz": _fuzz_table,
+    "fuzz-found": _fuzz_found,
 }
 
 
