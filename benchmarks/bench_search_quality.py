@@ -116,6 +116,19 @@ def alpha_score(alpha: dict, genotype: dict) -> float:
                for cell_type, pairs in genotype.items() for n, (op, i) in enumerate(pairs))
 
 
+def run_cli(args: list[str], log: Path) -> float:
+    """Run ``nni-snn ARGS`` in this process (what the command line runs, without a new interpreter's start-up of
+    ~10 s per run), its output into ``log``; the seconds it took."""
+    from nni_snn.cli import main as nni_snn
+
+    start = time.perf_counter()
+    with open(log, "a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+        code = nni_snn(args)
+    if code:
+        raise RuntimeError(f"nni-snn {args[0]} failed (exit {code}); see {log}")
+    return time.perf_counter() - start
+
+
 class Study:
     def __init__(self, name: str, setting: Setting, out: Path, port: int, variants: dict | None = None):
         self.name, self.s, self.out, self.port = name, setting, out / name, port
@@ -144,18 +157,6 @@ class Study:
         path = self.out / run / "result.json"
         return json.loads(path.read_text()) if path.is_file() else None
 
-    def _cli(self, args: list[str], log: Path) -> float:
-        """Run ``nni-snn ARGS`` in this process (what the command line runs, without a new interpreter's start-up of
-        ~10 s per run), its output into ``log``; the seconds it took."""
-        from nni_snn.cli import main as nni_snn
-
-        start = time.perf_counter()
-        with open(log, "a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
-            code = nni_snn(args)
-        if code:
-            raise RuntimeError(f"nni-snn {args[0]} failed (exit {code}); see {log}")
-        return time.perf_counter() - start
-
     def _finish(self, run: str, result: dict) -> dict:
         from nni_snn.archfile import write_json_atomic
 
@@ -168,7 +169,7 @@ class Study:
         shutil.rmtree(folder, ignore_errors=True)  # a search killed midway starts again: its wall time is the budget
         folder.mkdir(parents=True)
         _, attention, flags = self.searches[method]
-        seconds = self._cli(["search", *self.s.data_flags(), "--attention", attention,
+        seconds = run_cli(["search", *self.s.data_flags(), "--attention", attention,
                              "--width", str(self.s.search_width), "--cells", str(self.s.search_cells),
                              "--epochs", str(self.s.search_epochs), "--seed", str(seed), "--no-progress",
                              *self.s.extra, *flags, "--output", str(folder)],
@@ -183,7 +184,7 @@ class Study:
         budget = self.result(f"search-ma-s{seed}")["seconds"]
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-        seconds = self._cli(["multitrial", *self.s.data_flags(), "--search-strategy", "random", "--attention", "ma",
+        seconds = run_cli(["multitrial", *self.s.data_flags(), "--search-strategy", "random", "--attention", "ma",
                              "--width", str(self.s.search_width), "--cells", str(self.s.search_cells),
                              "--epochs", str(self.s.multitrial_epochs), "--trials", "1000",
                              "--duration", f"{max(1, round(budget))}s", "--seed", str(seed), "--port", str(self.port),
@@ -210,7 +211,7 @@ class Study:
                    else ["--baseline", baseline, "--neuron", neuron or "lif"])
         width = self.s.cnn_width if baseline else self.s.retrain_width
         resume = ["--resume"] if (folder / "checkpoints" / "last.ckpt").is_file() else []
-        seconds = self._cli(["retrain", *network, *self.s.data_flags(), "--width", str(width),
+        seconds = run_cli(["retrain", *network, *self.s.data_flags(), "--width", str(width),
                              "--cells", str(self.s.retrain_cells), "--epochs", str(self.s.retrain_epochs),
                              "--val-every", str(self.s.retrain_epochs), "--seed", str(seed), "--no-progress",
                              *(self.s.extra if arch else []), *resume, "--output", str(folder)], folder / "log.txt")
@@ -240,12 +241,20 @@ class Study:
     def plan(self) -> list[tuple[str, callable]]:
         """Every run in order: seed by seed, so that a partial study already compares every method."""
         s, plan = self.s, []
+
+        def searched(method: str, seed: int) -> None:
+            plan.append((f"search-{method}-s{seed}", lambda: self.search(method, seed)))
+            plan.append((f"retrain-{method}-s{seed}", lambda: self.retrain(
+                f"retrain-{method}-s{seed}", seed, self.arch_of(f"search-{method}-s{seed}"))))
+
+        def random_cells(k: int, seed: int) -> None:
+            run = f"retrain-random{k}-s{seed}"
+            plan.append((run, lambda: self.retrain(
+                run, seed, self.write_arch(run, uniform_genotype(random.Random(1000 + k))))))
+
         for index, seed in enumerate(s.seeds):
             for method in self.searches:
-                plan.append((f"search-{method}-s{seed}", lambda m=method, sd=seed: self.search(m, sd)))
-                plan.append((f"retrain-{method}-s{seed}",
-                             lambda m=method, sd=seed: self.retrain(f"retrain-{m}-s{sd}", sd,
-                                                                    self.arch_of(f"search-{m}-s{sd}"))))
+                searched(method, seed)
             if s.multitrial:
                 plan.append((f"multitrial-s{seed}", lambda sd=seed: self.multitrial(sd)))
                 plan.append((f"retrain-multitrial-s{seed}",
@@ -253,11 +262,7 @@ class Study:
                                                           self.arch_of(f"multitrial-s{sd}"))))
             for k in range(s.random_k):
                 if k % len(s.seeds) == index:
-                    plan.append((f"retrain-random{k}-s{seed}",
-                                 lambda k=k, sd=seed: self.retrain(
-                                     f"retrain-random{k}-s{sd}", sd,
-                                     self.write_arch(f"retrain-random{k}-s{sd}",
-                                                     uniform_genotype(random.Random(1000 + k))))))
+                    random_cells(k, seed)
             plan.append((f"retrain-dartsv2-s{seed}", lambda sd=seed: self.retrain(
                 f"retrain-dartsv2-s{sd}", sd, self.write_arch(f"retrain-dartsv2-s{sd}", _darts_v2()))))
             plan.append((f"retrain-cnn-s{seed}", lambda sd=seed: self.retrain(f"retrain-cnn-s{sd}", sd,
@@ -267,15 +272,9 @@ class Study:
             plan.append((f"logistic-s{seed}", lambda sd=seed: self.logistic(sd)))
         for index, seed in enumerate(s.more_seeds):
             for method in s.more_methods:
-                plan.append((f"search-{method}-s{seed}", lambda m=method, sd=seed: self.search(m, sd)))
-                plan.append((f"retrain-{method}-s{seed}",
-                             lambda m=method, sd=seed: self.retrain(f"retrain-{m}-s{sd}", sd,
-                                                                    self.arch_of(f"search-{m}-s{sd}"))))
+                searched(method, seed)
             for k in (s.random_k + 2 * index, s.random_k + 2 * index + 1):
-                plan.append((f"retrain-random{k}-s{seed}",
-                             lambda k=k, sd=seed: self.retrain(
-                                 f"retrain-random{k}-s{sd}", sd,
-                                 self.write_arch(f"retrain-random{k}-s{sd}", uniform_genotype(random.Random(1000 + k))))))
+                random_cells(k, seed)
         return plan
 
     def run(self) -> None:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
 from bench_energy import MACROS, flags_of
-from bench_search_quality import quiet, uniform_genotype
+from bench_search_quality import quiet, run_cli, uniform_genotype
 
 FULL = {"data": ["--dataset", "fashionmnist"], "search": ["--width", "8", "--cells", "3", "--epochs", "4",
                                                           "--batch-size", "128"],
@@ -41,19 +41,6 @@ TINY = {"data": ["--dataset", "digits", "--subset-per-class", "5"],
         "search": ["--width", "2", "--cells", "3", "--epochs", "1", "--batch-size", "32"],
         "retrain": ["--width", "2", "--cells", "3", "--epochs", "1", "--batch-size", "32", "--lr", "0.1"],
         "cnn": ["--width", "2", "--epochs", "1", "--batch-size", "32", "--lr", "0.1"], "random": 1}
-
-
-def run_cli(args: list[str], log: Path) -> float:
-    import contextlib
-
-    from nni_snn.cli import main as nni_snn
-
-    start = time.perf_counter()
-    with open(log, "a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
-        code = nni_snn(args)
-    if code:
-        raise RuntimeError(f"nni-snn {args[0]} failed (exit {code}); see {log}")
-    return time.perf_counter() - start
 
 
 def main() -> int:
