@@ -58,7 +58,8 @@ def _show_parser(sub) -> None:
     p.add_argument("--checkpoint", help="weights for the estimate: a retrain checkpoint (default: untrained weights)")
     p.add_argument("--timesteps", type=int, help="time steps T for the estimate (default: the arch file's)")
     p.add_argument("--batches", type=int, default=4, help="test batches of 64 for the estimate (default 4)")
-    add_flags(p, RetrainOptions, only=("frames_by", "event_size", "e_ac_pj", "e_mac_pj"), defaults=True)  # show has no config: defaults final
+    add_flags(p, RetrainOptions, only=("frames_by", "event_size", "energy_profile", "e_ac_pj", "e_mac_pj"),
+              defaults=True)  # show has no config: defaults final
 
 
 def _experiment_parser(sub) -> None:
@@ -180,7 +181,8 @@ def write_config(output: Path, opts) -> None:
 
 def _counts(metrics: dict) -> str:
     return (f"{metrics['spikes_per_sample']:.1f} spikes, {metrics['sops_per_sample']:.4g} SOPs, "
-            f"{metrics['macs_per_sample']:.4g} MACs, {metrics['energy_uj_per_sample']:.4g} uJ per sample")
+            f"{metrics['macs_per_sample']:.4g} MACs, {metrics.get('neuron_updates_per_sample', 0):.4g} neuron updates, "
+            f"{metrics['energy_uj_per_sample']:.4g} uJ per sample ({metrics.get('energy_profile', 'ops-45nm')})")
 
 
 def _params(counts: dict) -> str:
@@ -241,8 +243,12 @@ def _show(args) -> int:
         if getattr(args, key) is not None and getattr(args, key) < 1:
             raise UsageError(f"--{key.replace('_', '-')} must be >= 1")
     for key in ("e_ac_pj", "e_mac_pj"):
-        if not getattr(args, key) >= 0:
+        if getattr(args, key) is not None and not getattr(args, key) >= 0:
             raise UsageError(f"--{key.replace('_', '-')} must be >= 0")
+    from nni_snn.energy import PROFILES, profile
+
+    if args.energy_profile not in PROFILES:
+        raise UsageError(f"--energy-profile {args.energy_profile!r} is unknown; use one of {', '.join(PROFILES)}")
     if args.dataset is None and (args.checkpoint or args.data_dir):
         raise UsageError("--checkpoint and --data-dir need --dataset (the images to estimate energy on)")
     arch = load_arch(args.arch_path)
@@ -265,7 +271,8 @@ def _show(args) -> int:
     if data is not None:  # before printing anything: a bad checkpoint ends in one error line
         check_parameters(lambda: build_network(arch, **size))  # one line if it cannot fit, before allocating
         net = build_network(arch, **size)  # the estimate is of the network a user deploys: no auxiliary head
-        counts = estimate_energy(net, data.test, args.batches, args.checkpoint, args.e_ac_pj, args.e_mac_pj)
+        counts = estimate_energy(net, data.test, args.batches, args.checkpoint,
+                                 profile(args.energy_profile, args.e_ac_pj, args.e_mac_pj))
     print(format_genotype(arch))
     print(f"at width {args.width}, {args.cells} cells, {args.num_classes} classes: {_params(params)}")
     if "results" in arch:

@@ -8,15 +8,15 @@ import pickle
 import torch
 
 
-def estimate_energy(net: torch.nn.Module, images, batches: int, checkpoint: str | None, e_ac_pj: float,
-                    e_mac_pj: float) -> dict:
-    """Spikes, SOPs, MACs and energy per sample of ``net`` in evaluation mode over the first ``batches`` batches
+def estimate_energy(net: torch.nn.Module, images, batches: int, checkpoint: str | None, energy=None) -> dict:
+    """Counts and energy per sample (:meth:`nni_snn.spikes.SpikeMonitor.summary`, priced by the profile ``energy``)
+    of ``net`` in evaluation mode over the first ``batches`` batches
     of 64 from ``images``, with the weights of a retrain ``checkpoint`` if given (``nni-snn show --dataset``);
     untrained weights get BN statistics from those batches first (:func:`fit_batch_norm`)."""
     from itertools import islice
 
     from nni_snn.archfile import ArchError
-    from nni_snn.spikes import calibrate, energy_uj
+    from nni_snn.spikes import calibrate
 
     if checkpoint:
         from pathlib import Path
@@ -41,10 +41,7 @@ def estimate_energy(net: torch.nn.Module, images, batches: int, checkpoint: str 
     loader = torch.utils.data.DataLoader(images, batch_size=64)
     if not checkpoint:
         fit_batch_norm(net, islice(loader, batches))
-    counts = calibrate(net, islice(loader, batches))
-    counts["energy_uj_per_sample"] = energy_uj(counts["sops_per_sample"], counts["macs_per_sample"], e_ac_pj,
-                                               e_mac_pj)
-    return counts
+    return calibrate(net, islice(loader, batches), energy=energy)
 
 
 @torch.no_grad()

@@ -26,8 +26,6 @@ from typing import Any, ClassVar
 from nni_snn import registry
 from nni_snn.errors import UsageError, shown
 
-# nni_snn.spikes.E_AC_PJ / E_MAC_PJ, written out so that `--help` does not import torch (a test keeps them equal).
-ENERGY_DEFAULTS = {"e_ac_pj": 0.9, "e_mac_pj": 4.6}
 # How a search picks the architecture it writes (--export): the epoch whose supernet validation accuracy is highest
 # (the paper: "the optimal network structure is obtained according to accuracy"), or the final epoch's.
 EXPORTS = ("best", "last")
@@ -225,10 +223,19 @@ class TrainOptions(CommonOptions):
     space: str | None = option("full", "the search space: full, or deployable (no max pooling, attention none: what "
                                        "NIR carries, so the network exports to neuromorphic hardware; "
                                        "docs/deploy.md) (default {default})", choices="nni_snn.genotype:SPACES")
-    e_ac_pj: float = option(ENERGY_DEFAULTS["e_ac_pj"], "energy per synaptic operation (accumulate), pJ "
-                                                        "(default {default})", check="number>=0")
-    e_mac_pj: float = option(ENERGY_DEFAULTS["e_mac_pj"], "energy per multiply-accumulate, pJ (default {default})",
-                             check="number>=0")
+    # What every energy figure of the run is priced with (nni_snn.energy), the penalty's included.
+    energy_profile: str = option("memory-45nm", "the energy model: {energy_profiles} (default {default})",
+                                 choices="nni_snn.energy:PROFILES")
+    e_ac_pj: float | None = option(None, "energy per synaptic operation (accumulate), pJ, in place of the "
+                                         "profile's", check="number>=0")
+    e_mac_pj: float | None = option(None, "energy per multiply-accumulate, pJ, in place of the profile's",
+                                    check="number>=0")
+
+    def energy(self):
+        """The :class:`~nni_snn.energy.EnergyProfile` this run prices its counts with."""
+        from nni_snn.energy import profile
+
+        return profile(self.energy_profile, self.e_ac_pj, self.e_mac_pj)
 
     def neuron_spec(self) -> dict:
         """The network's neuron spec (``nni_snn.neuron.make_neuron``) in full: the neuron options given (not None)

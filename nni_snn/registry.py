@@ -89,5 +89,7 @@ BASELINES.register("spiking-cnn", "conv-BN-LIF-maxpool twice, then linear", "nni
 def help_texts() -> dict[str, str]:
     """What an option's help names as ``{attentions}``, ``{image_datasets}`` or ``{strategies}``: the entries
     registered when the parser is built (nni_snn.options.add_flags)."""
+    from nni_snn.energy import PROFILES  # torch-free; it imports this module, hence here
+
     return {"attentions": ATTENTIONS.help(), "image_datasets": IMAGE_DATASETS.help(),
-            "strategies": SEARCH_STRATEGIES.help()}
+            "strategies": SEARCH_STRATEGIES.help(), "energy_profiles": PROFILES.help()}

@@ -66,8 +66,7 @@ def run_retrain(opts: RetrainOptions, output: Path, trial=None) -> dict | None:
                             attention_cells=opts.attention_cells, cell_norm=opts.cell_norm,
                             stem_multiplier=opts.stem_multiplier, stem_stride=opts.stem_stride, head=opts.head,
                             image_size=data.image_size)
-    reporter = EpochReporter(report=trial.intermediate if trial else None, e_ac_pj=opts.e_ac_pj,
-                             e_mac_pj=opts.e_mac_pj)
+    reporter = EpochReporter(report=trial.intermediate if trial else None, energy=opts.energy())
     is_global_zero, best_accuracy = train_fixed(net, data.train, data.test, num_classes=data.num_classes, opts=opts,
                                                 output=output, reporter=reporter)
     if not is_global_zero:

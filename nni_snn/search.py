@@ -60,8 +60,7 @@ def run_search(opts: SearchOptions, output: Path, trial=None) -> dict | None:
                           normalize=opts.normalize, attention_cells=opts.attention_cells, cell_norm=opts.cell_norm,
                           partial_channels=opts.partial_channels, stem_multiplier=opts.stem_multiplier,
                           stem_stride=opts.stem_stride, head=opts.head, image_size=data.image_size, space=opts.space)
-    reporter = EpochReporter(report=trial.intermediate if trial else None, e_ac_pj=opts.e_ac_pj,
-                             e_mac_pj=opts.e_mac_pj)
+    reporter = EpochReporter(report=trial.intermediate if trial else None, energy=opts.energy())
     workers, cuda = loader_workers(opts.num_workers, opts.accelerator), uses_cuda(opts.accelerator)
     evaluator = Lightning(
         SNNClassifier(num_classes=data.num_classes, learning_rate=opts.lr),
@@ -93,7 +92,7 @@ def run_search(opts: SearchOptions, output: Path, trial=None) -> dict | None:
         record = history[choose_export(history, mode, opts.warmup_epochs)]
         sample = record["nni_sample"]
     recorded = ("dataset", "subset_per_class", "width", "cells", "epochs", "batch_size", "seed", "lr", "arc_lr",
-                "warmup_epochs", "spike_penalty", "select", "partial_channels",
+                "warmup_epochs", "spike_penalty", "energy_profile", "select", "partial_channels",
                 *(("frames_by", "event_size") if data.frames else ()))
     arch = arch_from_sample(sample, space, alpha=record["alpha"],
                             search={**{k: getattr(opts, k) for k in recorded}, "export": mode,
@@ -105,7 +104,7 @@ def run_search(opts: SearchOptions, output: Path, trial=None) -> dict | None:
     if selection is not None:
         metrics["selection"] = selection
     # The results are those of the exported epoch's supernet (its alpha, weights and validation pass).
-    arch["results"] = {"accuracy": record.get("val_acc"),
+    arch["results"] = {"accuracy": record.get("val_acc"), "energy_profile": reporter.energy.name,
                        **{k: record[k] for k in RESULT_COUNTS},
                        **{k: metrics[k] for k in ("params", "params_with_auxiliary_head")}}
     write_search_outputs(output, arch, metrics)

@@ -22,14 +22,22 @@ Convention (what is counted, per what):
   module read analog values by construction, or events where it says so at a call (the encoding layer,
   :class:`~nni_snn.ops.Encoder`: an image, MACs; event frames, SOPs); for any other layer, whether its input is
   binary is checked once, on its first counted call (an all-zero input counts as binary: silent spikes).
-- *energy* (:func:`energy_uj`) = SOPs x E_AC + MACs x E_MAC, by default 0.9 pJ per accumulate and 4.6 pJ per
-  multiply-accumulate (32-bit float, 45 nm CMOS: M. Horowitz, "Computing's energy problem", ISSCC 2014), the
-  usual estimate in SNN papers. Batch norm, pooling, neuron updates and data movement are not counted.
+- *additions* = accumulations without a weight (:data:`ADDERS`: max/avg pooling, identity skips, and modules that
+  set ``sums_spikes``, such as a classifier averaging spikes): on spikes, each input spike x the outputs it reaches,
+  as for a synaptic layer of one output channel per input channel; on analog values, every output element x the
+  window (an identity on analog values costs nothing).
+- *neuron updates* = output elements of every LIF: every neuron at every time step, firing or not.
+- *memory accesses* = weight reads (one per SOP and per MAC) + state reads and writes (two per SOP, addition and
+  neuron update: the accumulator or membrane potential read and written back) + spike writes (one per spike).
+- *energy* = each counted module's counts x its unit costs under an :class:`~nni_snn.energy.EnergyProfile`
+  (default ``memory-45nm``: operations, neuron updates and SRAM accesses priced by the size of the module's
+  memories; ``ops-45nm``: SOPs x 0.9 pJ + MACs x 4.6 pJ only, nni-snn 0.1's; ``loihi``: a chip's measured
+  per-event energies). :mod:`nni_snn.energy` says what each profile prices and what no profile counts.
 - Groups: every LIF belongs to the group ``group_of(module_name)``; LIFs whose group is ``None`` are ignored.
   ``spikes_per_group`` is spikes per sample per group, so the groups sum to ``spikes_per_sample``; synaptic
-  layers are grouped the same way (``sops_per_group``, ``macs_per_group``). Groups named in ``apart`` (the
-  auxiliary head, a training aid that only runs in training) are counted per group but left out of the totals, so
-  that training and validation totals describe the same network.
+  layers and adders are grouped the same way (``sops_per_group``, ``macs_per_group``, ``energy_uj_per_group``).
+  Groups named in ``apart`` (the auxiliary head, a training aid that only runs in training) are counted per group
+  but left out of the totals, so that training and validation totals describe the same network.
 
 Every forward call counts, so a module run twice per step (e.g. gradient checkpointing, or an architecture
 step and a weight step on different batches) counts twice, as the hardware would spike twice.
@@ -41,26 +49,32 @@ tensors on the outputs' device, and only :meth:`SpikeMonitor.summary` copies the
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Container, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
+from nni_snn.energy import BYTES_PER_VALUE, COUNT_KINDS, DEFAULT_PROFILE, EnergyProfile, profile
 from nni_snn.neuron import SpikingNeuron
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["E_AC_PJ", "E_MAC_PJ", "ReadsAnalog", "SpikeMonitor", "calibrate", "default_group_of", "energy_uj"]
+__all__ = ["ADDERS", "E_AC_PJ", "E_MAC_PJ", "ReadsAnalog", "SpikeMonitor", "calibrate", "default_group_of",
+           "energy_uj"]
 
 _F32_EXACT = 2**24
 E_AC_PJ = 0.9  # pJ per accumulate (SOP), 32-bit float add, 45 nm (Horowitz, ISSCC 2014)
 E_MAC_PJ = 4.6  # pJ per multiply-accumulate, 32-bit float mult 3.7 + add 0.9, 45 nm (same source)
+# Modules that add without weights: pooling windows and identity skips (a module can also set ``sums_spikes``).
+ADDERS = (nn.MaxPool2d, nn.AvgPool2d, nn.Identity)
 
 
 def energy_uj(sops: float, macs: float, e_ac_pj: float = E_AC_PJ, e_mac_pj: float = E_MAC_PJ) -> float:
-    """Energy in microjoules of ``sops`` accumulates and ``macs`` multiply-accumulates."""
+    """Energy in microjoules of ``sops`` accumulates and ``macs`` multiply-accumulates: the ``ops-45nm`` profile on
+    totals, for records that hold no other counts (nni-snn 0.1's metrics.json)."""
     return (sops * e_ac_pj + macs * e_mac_pj) * 1e-6
 
 
@@ -107,12 +121,23 @@ def _reach(size: int, outputs: int, kernel: int, stride: int, left_pad: int, dil
     return tuple(reach)
 
 
-def _left_padding(layer: nn.Conv2d) -> tuple[int, int]:
+def _pair(value) -> tuple[int, int]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def _left_padding(layer: nn.Module) -> tuple[int, int]:
     if layer.padding == "valid":
         return (0, 0)
     if layer.padding == "same":  # PyTorch puts the odd pixel of padding on the right / bottom
         return tuple(d * (k - 1) // 2 for k, d in zip(layer.kernel_size, layer.dilation))
-    return layer.padding
+    return _pair(layer.padding)
+
+
+def _window(layer: nn.Module) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """(kernel, stride, left padding, dilation) of a conv or pooling layer."""
+    kernel = _pair(layer.kernel_size)
+    stride = _pair(layer.stride if layer.stride is not None else layer.kernel_size)
+    return kernel, stride, _left_padding(layer), _pair(getattr(layer, "dilation", 1))
 
 
 def _macs(layer: nn.Module, out: Tensor) -> int:
@@ -120,6 +145,16 @@ def _macs(layer: nn.Module, out: Tensor) -> int:
         return out.numel() * layer.in_features
     kh, kw = layer.kernel_size
     return out.numel() * (layer.in_channels // layer.groups) * kh * kw
+
+
+def _state_values(module: nn.Module, out: Tensor) -> int:
+    """Values one sample's state holds at one time step in ``module``'s output memory: a LIF's neurons (time-major
+    ``[T, N, ...]``), a conv's, pooling's or skip's output map (``[..., C, H, W]``), a linear layer's features."""
+    if isinstance(module, SpikingNeuron):
+        return math.prod(out.shape[2:])
+    if isinstance(module, nn.Linear):
+        return out.shape[-1]
+    return math.prod(out.shape[-3:]) if out.dim() >= 3 else out.shape[-1]
 
 
 def default_group_of(name: str, indexed: Container[str] | None = None) -> str:
@@ -134,7 +169,8 @@ def default_group_of(name: str, indexed: Container[str] | None = None) -> str:
 
 
 class SpikeMonitor:
-    """Count spikes of every LIF in ``model`` per phase (e.g. ``"train"``, ``"val"``) and group.
+    """Count spikes, neuron updates, synaptic operations and additions of every module in ``model`` per phase (e.g.
+    ``"train"``, ``"val"``) and group, and price them with an energy profile.
 
     Use ``with monitor.counting("val"): model(x)``; or set ``monitor.phase`` directly (``None`` = off).
     ``with SpikeMonitor(model) as m:`` removes the hooks on exit.
@@ -145,93 +181,134 @@ class SpikeMonitor:
         self.phase: str | None = None
         self.apart = apart  # groups counted on their own, outside the totals
         group_of = group_of or default_group_of
-        self.groups: list[str] = []  # groups with neurons or synaptic layers
-        self._spikes: dict[str, dict[str, Tensor]] = {}
-        self._steps: dict[str, dict[str, int]] = {}
+        self.groups: list[str] = []  # groups with neurons, synaptic layers or adders
+        self.module_groups: dict[str, str] = {}  # counted module name -> group
+        # phase -> kind (COUNT_KINDS) -> module name -> count (device tensor, or int where shapes alone give it)
+        self._counts: dict[str, dict[str, dict[str, Tensor | int]]] = {}
         self._samples: dict[str, int] = {}
         self._handles = []
-        for name, module in model.named_modules():
-            if not isinstance(module, SpikingNeuron):
-                continue
-            group = group_of(name)
-            if group is None:
-                continue
-            if group not in self.groups:
-                self.groups.append(group)
-            self._handles.append(module.register_forward_hook(self._make_hook(group)))
-        # Groups with neurons: the only ones spikes and firing rates describe (the synaptic layers come next).
-        self.neuron_groups: list[str] = list(self.groups)
-        self.layer_groups: dict[str, str] = {}  # synaptic layer name -> group
-        self._sops: dict[str, dict[str, Tensor]] = {}  # phase -> layer -> SOPs (device tensor)
-        self._macs: dict[str, dict[str, int]] = {}  # phase -> layer -> MACs (shapes only: no device work)
-        self._binary_input: dict[str, bool] = {}  # layer -> reads spikes (decided once)
+        self.weight_bytes: dict[str, int] = {}  # synaptic layer -> its weights' memory
+        self.state_bytes: dict[str, int] = {}  # counted module -> its output state's memory (set on its first call)
+        self._binary_input: dict[str, bool] = {}  # layer or adder -> reads spikes (decided once)
         self._analog_owner: dict[str, ReadsAnalog] = {}  # layer -> the ReadsAnalog module it belongs to
+        self._last_map: tuple | None = None
+        self._reach_tensors: dict[tuple, Tensor] = {}
         analog_owner = {f"{owner_name}.{name}" if owner_name else name: owner
                         for owner_name, owner in model.named_modules() if isinstance(owner, ReadsAnalog)
                         for name, _ in owner.named_modules()}
-        self._last_map: tuple | None = None
-        self._reach_tensors: dict[tuple, Tensor] = {}
-        for name, layer, pointwise in _synaptic_layers(model):
+
+        def watch(name: str, hook: Callable, module: nn.Module) -> bool:
             group = group_of(name)
             if group is None:
-                continue
+                return False
             if group not in self.groups:
                 self.groups.append(group)
-            self.layer_groups[name] = group
-            if name in analog_owner:
-                self._analog_owner[name] = analog_owner[name]
-            self._handles.append(layer.register_forward_hook(self._make_synapse_hook(name, pointwise)))
+            self.module_groups[name] = group
+            self._handles.append(module.register_forward_hook(hook))
+            return True
+
+        for name, module in model.named_modules():
+            if isinstance(module, SpikingNeuron):
+                watch(name, self._make_neuron_hook(name), module)
+        # Groups with neurons: the only ones spikes and firing rates describe (the synaptic layers come next).
+        self.neuron_groups: list[str] = list(self.groups)
+        for name, layer, pointwise in _synaptic_layers(model):
+            if watch(name, self._make_synapse_hook(name, pointwise), layer):
+                self.weight_bytes[name] = BYTES_PER_VALUE * (
+                    layer.weight.numel() + (pointwise.weight.numel() if pointwise is not None else 0))
+                if name in analog_owner:
+                    self._analog_owner[name] = analog_owner[name]
+        for name, module in model.named_modules():
+            if getattr(module, "sums_spikes", False) or (isinstance(module, ADDERS) and name not in analog_owner):
+                watch(name, self._make_adder_hook(name), module)
         self._handles.append(model.register_forward_pre_hook(self._count_samples, with_kwargs=True))
 
-    def _make_hook(self, group: str) -> Callable[[nn.Module, Any, Tensor], None]:
+    def _add(self, kind: str, name: str, count: Tensor | int) -> None:
+        store = self._counts.setdefault(self.phase, {}).setdefault(kind, {})
+        prev = store.get(name)
+        if prev is None:
+            store[name] = count
+        elif isinstance(prev, Tensor) and isinstance(count, Tensor):
+            store[name] = prev + count.to(prev.device)
+        else:
+            store[name] = prev + count
+
+    def _note_state(self, name: str, values: Callable[[], int]) -> None:
+        if name not in self.state_bytes:
+            self.state_bytes[name] = BYTES_PER_VALUE * values()
+
+    def _make_neuron_hook(self, name: str) -> Callable[[nn.Module, Any, Tensor], None]:
         def hook(module: nn.Module, inputs: Any, output: Tensor) -> None:
-            phase = self.phase
-            if phase is None:
+            if self.phase is None:
                 return
-            spikes = self._spikes.setdefault(phase, {})
-            steps = self._steps.setdefault(phase, {})
+            self._note_state(name, lambda: _state_values(module, output))
             # A float32 sum of 0/1 values is exact while the count stays below 2**24 (every partial sum is
             # an integer that float32 represents); it is ~5x cheaper than summing in float64.
             dtype = torch.float32 if output.numel() <= _F32_EXACT else torch.float64
-            count = output.detach().sum(dtype=dtype).to(torch.float64)
-            prev = spikes.get(group)
-            spikes[group] = count if prev is None else prev + count.to(prev.device)
-            steps[group] = steps.get(group, 0) + output.numel()
+            self._add("spikes", name, output.detach().sum(dtype=dtype).to(torch.float64))
+            self._add("neuron_updates", name, output.numel())
 
         return hook
 
+    def _reads_spikes(self, name: str, x: Tensor) -> bool:
+        owner = self._analog_owner.get(name)
+        if owner is not None:
+            return owner.reads_events
+        binary = self._binary_input.get(name)
+        if binary is None:  # one host sync per module, on its first counted call
+            binary = self._binary_input[name] = bool(((x == 0) | (x == 1)).all())
+        return binary
+
     def _make_synapse_hook(self, name: str, pointwise: nn.Module | None) -> Callable[..., None]:
         def hook(layer: nn.Module, inputs: tuple, output: Tensor) -> None:
-            phase = self.phase
-            if phase is None:
+            if self.phase is None:
                 return
+            if pointwise is None:
+                self._note_state(name, lambda: _state_values(layer, output))
+            else:  # the accumulators are the pointwise conv's outputs
+                self._note_state(name, lambda: math.prod(output.shape[-2:]) * pointwise.out_channels)
             x = inputs[0].detach()
-            owner = self._analog_owner.get(name)
-            binary = owner.reads_events if owner is not None else self._binary_input.get(name)
-            if binary is None:  # one host sync per layer, on its first counted call
-                binary = self._binary_input[name] = bool(((x == 0) | (x == 1)).all())
-            if binary:
-                sops = self._sops.setdefault(phase, {})
-                count = self._count_sops(layer, x, output, _fan_out_channels(layer, pointwise))
-                sops[name] = count if name not in sops else sops[name] + count
+            if self._reads_spikes(name, x):
+                self._add("sops", name, self._count_events(layer, x, output, _fan_out_channels(layer, pointwise)))
             else:
                 macs = _macs(layer, output)
                 if pointwise is not None:  # the fused pointwise conv reads this analog output
                     macs += output.numel() * pointwise.out_channels
-                store = self._macs.setdefault(phase, {})
-                store[name] = store.get(name, 0) + macs
+                self._add("macs", name, macs)
 
         return hook
 
-    def _count_sops(self, layer: nn.Module, x: Tensor, output: Tensor, fan_out_channels: int) -> Tensor:
-        """Accumulations triggered by the input spikes ``x`` of ``layer``, reaching ``fan_out_channels`` output
-        channels per input channel. A conv's window is a rectangle, so the number of outputs an input pixel reaches
-        is a product of per-axis counts: SOPs = fan-out x sum over pixels of spikes x reach_h x reach_w."""
+    def _make_adder_hook(self, name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, inputs: tuple, output: Tensor) -> None:
+            if self.phase is None or not inputs or not isinstance(inputs[0], Tensor):
+                return
+            x = inputs[0].detach()
+            pooling = isinstance(module, (nn.MaxPool2d, nn.AvgPool2d))
+            if getattr(module, "sums_spikes", False):  # a global pool of time-major spikes: one sum per channel
+                self._note_state(name, lambda: x.shape[2])
+                self._add("adds", name, self._spike_map(x, conv=False))
+                return
+            self._note_state(name, lambda: _state_values(module, output))
+            if self._reads_spikes(name, x):
+                # Each spike is added into every output its window reaches (pooling), or once (skip, global sum).
+                adds = self._count_events(module, x, output, 1) if pooling else self._spike_map(x, conv=False)
+            elif pooling:
+                adds = output.numel() * math.prod(_pair(module.kernel_size))
+            else:
+                return  # an identity on analog values moves nothing
+            self._add("adds", name, adds)
+
+        return hook
+
+    def _count_events(self, layer: nn.Module, x: Tensor, output: Tensor, fan_out_channels: int) -> Tensor:
+        """Accumulations triggered by the input spikes ``x`` of ``layer`` (a conv, a linear or a pooling), reaching
+        ``fan_out_channels`` output channels per input channel. A window is a rectangle, so the number of outputs an
+        input pixel reaches is a product of per-axis counts: fan-out x sum over pixels of spikes x reach_h x reach_w.
+        """
         if isinstance(layer, nn.Linear):
             return self._spike_map(x, conv=False) * fan_out_channels
         spike_map = self._spike_map(x, conv=True)
-        geometry = zip(spike_map.shape, output.shape[-2:], layer.kernel_size, layer.stride, _left_padding(layer),
-                       layer.dilation)
+        geometry = zip(spike_map.shape, output.shape[-2:], *_window(layer))
         reach_h, reach_w = (self._reach_on(spike_map.device, *axis) for axis in geometry)
         return (reach_h @ spike_map @ reach_w) * fan_out_channels
 
@@ -249,7 +326,8 @@ class SpikeMonitor:
         if self._last_map is not None and self._last_map[0] == key:
             return self._last_map[2]
         # float32 sums of 0/1 values are exact below 2**24 per pixel; the products with the reach counts are not.
-        spike_map = x.sum(dim=(0, 1), dtype=torch.float32).double() if conv else x.sum(dtype=torch.float64)
+        spike_map = (x.flatten(0, -3).sum(dim=0, dtype=torch.float32).double() if conv
+                     else x.sum(dtype=torch.float64))
         self._last_map = (key, x, spike_map)  # holding x keeps its memory (and so the key) from being reused
         return spike_map
 
@@ -271,80 +349,116 @@ class SpikeMonitor:
 
     @property
     def phases(self) -> list[str]:
-        """Phases that have seen samples or spikes since their last reset."""
-        return sorted(set(self._samples) | set(self._spikes))
+        """Phases that have seen samples or counts since their last reset."""
+        return sorted(set(self._samples) | set(self._counts))
+
+    @property
+    def _spikes(self) -> dict[str, dict[str, Tensor]]:
+        """phase -> neuron module name -> spikes (device tensors)."""
+        return {phase: kinds.get("spikes", {}) for phase, kinds in self._counts.items()}
 
     def reset(self, phase: str | None = None) -> None:
         """Forget the counts of ``phase``, or of every phase when ``phase`` is None."""
-        for store in (self._spikes, self._steps, self._samples, self._sops, self._macs):
+        for store in (self._counts, self._samples):
             if phase is None:
                 store.clear()
             else:
                 store.pop(phase, None)
 
-    def layer_counts(self, phase: str) -> tuple[dict[str, Tensor], dict[str, int]]:
-        """``(sops, macs)`` of ``phase`` per synaptic layer name; SOPs stay device tensors (no host sync)."""
-        return dict(self._sops.get(phase, {})), dict(self._macs.get(phase, {}))
+    def counts(self, phase: str) -> dict[str, dict[str, Tensor | int]]:
+        """kind (:data:`~nni_snn.energy.COUNT_KINDS`) -> module name -> count of ``phase`` over all its samples
+        (no host sync: device tensors where the count depends on the spikes)."""
+        return {kind: dict(self._counts.get(phase, {}).get(kind, {})) for kind in COUNT_KINDS}
+
+    def unit_pj(self, kind: str, name: str, energy: EnergyProfile) -> float:
+        """pJ of one count of ``kind`` in module ``name`` under ``energy`` (arithmetic and memory together)."""
+        return sum(energy.unit_pj(kind, self.weight_bytes.get(name, 0), self.state_bytes.get(name, 0)))
 
     def samples(self, phase: str) -> int:
         return self._samples.get(phase, 0)
 
-    def summary(self, phase: str, reduce: Callable[[Tensor], Tensor] | None = None) -> dict[str, Any]:
-        """Counts of ``phase`` as plain Python numbers (the one place that syncs with the device).
+    def summary(self, phase: str, reduce: Callable[[Tensor], Tensor] | None = None,
+                energy: EnergyProfile | None = None) -> dict[str, Any]:
+        """Counts of ``phase`` as plain Python numbers, priced by ``energy`` (default: the ``memory-45nm``
+        profile); the one place that syncs with the device.
 
-        Keys: ``samples``, ``spikes_per_sample``, ``firing_rate``, ``sops_per_sample``, ``macs_per_sample`` and,
-        per group, ``spikes_per_group`` and ``firing_rate_per_group`` (over the groups with neurons),
-        ``sops_per_group`` and ``macs_per_group`` (over all groups). The totals leave out the groups in ``apart``.
-        A phase without samples gives zeros.
+        Keys, per sample: ``samples``, ``spikes_per_sample``, ``firing_rate``, ``sops_per_sample``,
+        ``macs_per_sample``, ``adds_per_sample``, ``neuron_updates_per_sample``, ``memory_accesses_per_sample`` (and
+        its parts ``weight_reads_per_sample``, ``state_accesses_per_sample``; spike writes are the spikes),
+        ``energy_uj_per_sample`` with ``energy_uj_by_term`` (sops, macs, adds, neuron_updates, spikes: their
+        arithmetic; memory: every access) and ``energy_profile`` (its name); per group, ``spikes_per_group`` and
+        ``firing_rate_per_group`` (over the groups with neurons), ``sops_per_group``, ``macs_per_group``,
+        ``neuron_updates_per_group`` and ``energy_uj_per_group`` (over all groups). The totals leave out the groups
+        in ``apart``. A phase without samples gives zeros.
 
         ``reduce``: sums a float64 vector over the processes of a distributed run (e.g. an all-reduce); the raw
         counts and sample numbers of every process are added first and only then divided, so that the figures are
         those of all the samples, as one process seeing them all would count them.
         """
-        spike_t = self._spikes.get(phase, {})
-        sop_t = self._sops.get(phase, {})
+        energy = energy or profile(DEFAULT_PROFILE)
+        counted = self._counts.get(phase, {})
         # One stack, one copy to the host for everything counted on the device.
-        keyed = [("spikes", g, t) for g, t in spike_t.items()] + [("sops", n, t) for n, t in sop_t.items()]
-        host = torch.stack([t.to(keyed[0][2].device) for *_, t in keyed]).cpu().tolist() if keyed else []
-        spikes = {g: 0.0 for g in self.neuron_groups}  # a group of synaptic layers only (a classifier) has no spikes
-        steps = {g: float(self._steps.get(phase, {}).get(g, 0)) for g in self.neuron_groups}
-        sops = {g: 0.0 for g in self.groups}
-        macs = {g: 0.0 for g in self.groups}
-        for (kind, key, _), value in zip(keyed, host):
-            if kind == "spikes":
-                spikes[key] += value
-            else:
-                sops[self.layer_groups[key]] += value
-        for name, value in self._macs.get(phase, {}).items():
-            macs[self.layer_groups[name]] += value
+        keyed = [(kind, name, value) for kind, store in counted.items() for name, value in store.items()]
+        on_device = [(i, value) for i, (_, _, value) in enumerate(keyed) if isinstance(value, Tensor)]
+        host = [float(value) for _, _, value in keyed]
+        if on_device:
+            device = on_device[0][1].device
+            values = torch.stack([v.to(device) for _, v in on_device]).cpu().tolist()
+            for (i, _), value in zip(on_device, values):
+                host[i] = value
+        # Per group: every kind's count, and the energy of each term (arithmetic apart from memory), in pJ.
+        terms = (*COUNT_KINDS, "memory")
+        per_group = {g: dict.fromkeys((*COUNT_KINDS, *(f"pj_{t}" for t in terms)), 0.0) for g in self.groups}
+        for (kind, name, _), value in zip(keyed, host):
+            row = per_group[self.module_groups[name]]
+            row[kind] += value
+            arithmetic, memory = energy.unit_pj(kind, self.weight_bytes.get(name, 0), self.state_bytes.get(name, 0))
+            row[f"pj_{kind}"] += value * arithmetic
+            row["pj_memory"] += value * memory
         samples = self._samples.get(phase, 0)
         if reduce is not None:
             # Every process lists its counts in the same order (the groups are the model's, alike in every process):
             # one sum over processes adds like to like. float64 keeps integer counts exact up to 2**53.
-            stores = (spikes, steps, sops, macs)
-            flat = [v for store in stores for v in store.values()] + [float(samples)]
-            summed = reduce(torch.tensor(flat, dtype=torch.float64)).cpu().tolist()
-            values = iter(summed)
-            for store in stores:
-                for key in store:
-                    store[key] = next(values)
-            samples = round(next(values))
+            flat = [v for row in per_group.values() for v in row.values()] + [float(samples)]
+            summed = iter(reduce(torch.tensor(flat, dtype=torch.float64)).cpu().tolist())
+            for row in per_group.values():
+                for key in row:
+                    row[key] = next(summed)
+            samples = round(next(summed))
 
-        def total(per_group: dict) -> float:
-            return sum(v for g, v in per_group.items() if g not in self.apart)
+        def total(key: str) -> float:
+            return sum(row[key] for g, row in per_group.items() if g not in self.apart)
 
-        total_steps = total(steps)
-        per_sample = (lambda s: s / samples) if samples else (lambda s: 0.0)
+        def per_sample(value: float) -> float:
+            return value / samples if samples else 0.0
+
+        neuron_steps = total("neuron_updates")
+        sops, adds, updates = total("sops"), total("adds"), neuron_steps
+        weight_reads = sops + total("macs")
+        state_accesses = 2 * (sops + adds + updates)
+        uj = {t: per_sample(total(f"pj_{t}")) * 1e-6 for t in terms}
+        group_uj = {g: per_sample(sum(row[f"pj_{t}"] for t in terms)) * 1e-6 for g, row in per_group.items()}
         return {
             "samples": samples,
-            "spikes_per_sample": per_sample(total(spikes)),
-            "firing_rate": total(spikes) / total_steps if total_steps else 0.0,
-            "sops_per_sample": per_sample(total(sops)),
-            "macs_per_sample": per_sample(total(macs)),
-            "spikes_per_group": {g: per_sample(v) for g, v in spikes.items()},
-            "firing_rate_per_group": {g: v / steps[g] if steps[g] else 0.0 for g, v in spikes.items()},
-            "sops_per_group": {g: per_sample(v) for g, v in sops.items()},
-            "macs_per_group": {g: per_sample(v) for g, v in macs.items()},
+            "spikes_per_sample": per_sample(total("spikes")),
+            "firing_rate": total("spikes") / neuron_steps if neuron_steps else 0.0,
+            "sops_per_sample": per_sample(sops),
+            "macs_per_sample": per_sample(total("macs")),
+            "adds_per_sample": per_sample(adds),
+            "neuron_updates_per_sample": per_sample(updates),
+            "weight_reads_per_sample": per_sample(weight_reads),
+            "state_accesses_per_sample": per_sample(state_accesses),
+            "memory_accesses_per_sample": per_sample(weight_reads + state_accesses + total("spikes")),
+            "energy_uj_per_sample": sum(uj.values()),
+            "energy_uj_by_term": uj,
+            "energy_profile": energy.name,
+            "spikes_per_group": {g: per_sample(per_group[g]["spikes"]) for g in self.neuron_groups},
+            "firing_rate_per_group": {g: (per_group[g]["spikes"] / per_group[g]["neuron_updates"]
+                                          if per_group[g]["neuron_updates"] else 0.0) for g in self.neuron_groups},
+            "sops_per_group": {g: per_sample(row["sops"]) for g, row in per_group.items()},
+            "macs_per_group": {g: per_sample(row["macs"]) for g, row in per_group.items()},
+            "neuron_updates_per_group": {g: per_sample(per_group[g]["neuron_updates"]) for g in self.neuron_groups},
+            "energy_uj_per_group": group_uj,
         }
 
     def remove(self) -> None:
@@ -361,15 +475,16 @@ class SpikeMonitor:
 
 
 @torch.no_grad()
-def calibrate(model: nn.Module, batches, group_of: Callable[[str], str | None] | None = None) -> dict[str, Any]:
-    """Evaluation-mode counts of ``model`` over ``batches`` (an iterable of images or ``(images, labels)``):
-    the :meth:`SpikeMonitor.summary` of one short pass, e.g. to estimate a network's energy before training."""
+def calibrate(model: nn.Module, batches, group_of: Callable[[str], str | None] | None = None,
+              energy: EnergyProfile | None = None) -> dict[str, Any]:
+    """Evaluation-mode counts of ``model`` over ``batches`` (an iterable of images or ``(images, labels)``), priced
+    by ``energy``: the :meth:`SpikeMonitor.summary` of one short pass, e.g. to estimate a network's energy."""
     was_training = model.training
     model.eval()
     try:
         with SpikeMonitor(model, group_of) as monitor, monitor.counting("calibration"):
             for batch in batches:
                 model(batch[0] if isinstance(batch, (tuple, list)) else batch)
-        return monitor.summary("calibration")
+        return monitor.summary("calibration", energy=energy)
     finally:
         model.train(was_training)

@@ -7,6 +7,7 @@ inside an NNI trial, sends ``nni.report_intermediate_result`` with ``default`` =
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import nni
@@ -18,13 +19,16 @@ from torch import nn
 
 from nni_snn.errors import NonFiniteError
 from nni_snn.regularizers import set_drop_path_prob
-from nni_snn.spikes import E_AC_PJ, E_MAC_PJ, SpikeMonitor, default_group_of, energy_uj
+from nni_snn.energy import DEFAULT_PROFILE, EnergyProfile, profile
+from nni_snn.spikes import SpikeMonitor, default_group_of
 
 # What the spike accounting measures: every epoch's record (EpochReporter) and a run's metrics.json carry COUNTED;
 # a trial's final result and arch.json's "results" carry the totals per sample, RESULT_COUNTS.
-COUNTED = ("spikes_per_sample", "sops_per_sample", "macs_per_sample", "energy_uj_per_sample", "spikes_per_cell",
-           "sops_per_cell", "macs_per_cell")
-RESULT_COUNTS = ("spikes_per_sample", "sops_per_sample", "energy_uj_per_sample")
+COUNTED = ("spikes_per_sample", "sops_per_sample", "macs_per_sample", "adds_per_sample", "neuron_updates_per_sample",
+           "memory_accesses_per_sample", "energy_uj_per_sample", "energy_uj_by_term", "spikes_per_cell",
+           "sops_per_cell", "macs_per_cell", "energy_uj_per_cell")
+RESULT_COUNTS = ("spikes_per_sample", "sops_per_sample", "neuron_updates_per_sample", "memory_accesses_per_sample",
+                 "energy_uj_per_sample")
 
 
 def cell_group(name: str) -> str:
@@ -126,12 +130,13 @@ class EpochReporter(pl.Callback):
 
     Phases: ``train`` counts every training-mode forward of the epoch (in a DARTS search, both the weight step and
     the alpha step); ``val`` counts the validation loop. Counts are per sample: see ``nni_snn.spikes``. Energy is
-    estimated with ``e_ac_pj`` per SOP and ``e_mac_pj`` per MAC.
+    priced with ``energy`` (:mod:`nni_snn.energy`; default the ``memory-45nm`` profile), which a search's energy
+    penalty uses too.
     """
 
-    def __init__(self, report=None, e_ac_pj: float = E_AC_PJ, e_mac_pj: float = E_MAC_PJ):
+    def __init__(self, report=None, energy: EnergyProfile | None = None):
         self.report = report  # e.g. Trial.intermediate: called with trial_result(record) every epoch
-        self.energy_pj = (e_ac_pj, e_mac_pj)
+        self.energy = energy or profile(DEFAULT_PROFILE)
         self.monitor: SpikeMonitor | None = None
         self.history: list[dict] = []
         self._val: dict = {}
@@ -205,8 +210,9 @@ class EpochReporter(pl.Callback):
         counted = self._val or train  # validation counts when the epoch validated
         record = {"epoch": trainer.current_epoch, **metrics,
                   **{key: counted[key] for key in COUNTED if key.endswith("_per_sample")},
+                  "energy_uj_by_term": counted["energy_uj_by_term"],
                   "spikes_per_cell": counted["spikes_per_group"], "sops_per_cell": counted["sops_per_group"],
-                  "macs_per_cell": counted["macs_per_group"],
+                  "macs_per_cell": counted["macs_per_group"], "energy_uj_per_cell": counted["energy_uj_per_group"],
                   "samples": counted["samples"],  # the images counted (over all processes under DDP)
                   **{f"train_{key}": train[key] for key in RESULT_COUNTS}}
         self.history.append(record)
@@ -227,14 +233,15 @@ class EpochReporter(pl.Callback):
         if trainer.world_size > 1:
             def reduce(flat):
                 return trainer.strategy.reduce(flat.to(pl_module.device), reduce_op="sum")
-        summary = self.monitor.summary(phase, reduce)
-        summary["energy_uj_per_sample"] = energy_uj(summary["sops_per_sample"], summary["macs_per_sample"],
-                                                    *self.energy_pj)
+        summary = self.monitor.summary(phase, reduce, self.energy)
         logged = {f"spikes/{phase}/per_sample": summary["spikes_per_sample"],
                   f"spikes/{phase}/firing_rate": summary["firing_rate"],
                   f"sops/{phase}/per_sample": summary["sops_per_sample"],
                   f"macs/{phase}/per_sample": summary["macs_per_sample"],
+                  f"neuron_updates/{phase}/per_sample": summary["neuron_updates_per_sample"],
+                  f"memory_accesses/{phase}/per_sample": summary["memory_accesses_per_sample"],
                   f"energy/{phase}/uj_per_sample": summary["energy_uj_per_sample"]}
+        logged.update({f"energy/{phase}/{term}": value for term, value in summary["energy_uj_by_term"].items()})
         logged.update({f"spikes/{phase}/{group}": value for group, value in summary["spikes_per_group"].items()})
         logged.update({f"firing_rate/{phase}/{group}": value
                        for group, value in summary["firing_rate_per_group"].items()})
@@ -253,7 +260,9 @@ def trial_result(record: dict) -> dict:
 
 def final_metrics(reporter: EpochReporter, params: dict) -> dict:
     """What a run's metrics.json starts with: the final epoch's accuracy and counts, ``params`` (the network's
-    parameter counts), the energy prices and every epoch's record."""
+    parameter counts), the energy profile (its name, and its constants and source as ``energy_model``) and every
+    epoch's record."""
     last = reporter.history[-1]
     return {"accuracy": last.get("val_acc"), **{k: last[k] for k in COUNTED}, **params,
-            "energy_pj": dict(zip(("ac", "mac"), reporter.energy_pj)), "history": reporter.history}
+            "energy_profile": reporter.energy.name, "energy_model": dataclasses.asdict(reporter.energy),
+            "history": reporter.history}

@@ -207,6 +207,9 @@ class SpikingClassifier(ReadsAnalog):
     folds into the linear layer's weights and bias: the classifier still reads spike counts.
     """
 
+    # Its average over space and time adds every input spike into its channel's sum (nni_snn.spikes: additions).
+    sums_spikes = True
+
     def __init__(self, channels: int, num_classes: int, normalize: bool = True):
         super().__init__()
         linear = nn.Linear(channels, num_classes)

@@ -190,7 +190,7 @@ class MADarts(DARTS):
         # spikes and energy, and the penalty prices energy as it does and reads its monitor.
         self.reporter = reporter if reporter is not None else EpochReporter()
         if spike_penalty > 0:
-            kwargs["penalty"] = ExpectedEnergyPenalty(spike_penalty, *self.reporter.energy_pj)
+            kwargs["penalty"] = ExpectedEnergyPenalty(spike_penalty, self.reporter.energy)
         super().__init__(arc_learning_rate=arc_learning_rate, gradient_clip_val=gradient_clip_val, **kwargs)
 
     def mutate_evaluator(self, evaluator):

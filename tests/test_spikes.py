@@ -216,8 +216,9 @@ def test_sops_of_any_conv_geometry_match_an_all_ones_conv(kwargs):
     assert monitor.summary("val")["sops_per_sample"] == pytest.approx(ones(spikes).sum().item() / 3)
 
 
-def test_command_line_energy_defaults_are_the_library_constants():
-    from nni_snn.options import ENERGY_DEFAULTS
+def test_the_ops_only_profile_is_the_library_constants():
+    from nni_snn.energy import profile
     from nni_snn.spikes import E_AC_PJ, E_MAC_PJ
 
-    assert ENERGY_DEFAULTS == {"e_ac_pj": E_AC_PJ, "e_mac_pj": E_MAC_PJ}
+    ops = profile("ops-45nm")
+    assert (ops.e_ac_pj, ops.e_mac_pj) == (E_AC_PJ, E_MAC_PJ)
