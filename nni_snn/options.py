@@ -408,6 +408,9 @@ class SearchOptions(TrainOptions):
                                                    f"{RetrainOptions.drop_path})", check="[0,1)")
     retrain_cutout: int | None = option(None, f"Cutout of that retrain, pixels (default retrain's, "
                                               f"{RetrainOptions.cutout})", check="pixels>=0")
+    retrain_auxiliary_weight: float | None = option(None, "auxiliary head loss weight of that retrain, 0 = no head "
+                                                          f"(default retrain's, {RetrainOptions.auxiliary_weight})",
+                                                    check="number>=0")
     retrain_val_split: float | None = option(None, "validation fraction of that retrain's training split (default "
                                                    f"retrain's, {RetrainOptions.val_split})", check="[0,1)")
     # None: the arch file's, i.e. the search's --attention-cells.
@@ -436,7 +439,7 @@ class SearchOptions(TrainOptions):
         from nni_snn.runtime import resume_path
 
         own = ("width", "cells", "lr", "batch_size", "attention_cells", "lr_min", "drop_path", "cutout",
-               "val_split")
+               "auxiliary_weight", "val_split")
         shared = {f.name for f in dataclasses.fields(RetrainOptions)} & {f.name for f in dataclasses.fields(self)}
         values = {k: getattr(self, k) for k in shared if k not in own}
         values.update({k: getattr(self, f"retrain_{k}") for k in own if getattr(self, f"retrain_{k}") is not None})
