@@ -189,6 +189,12 @@ def _params(counts: dict) -> str:
     return f"{counts['params']} parameters ({counts['params_with_auxiliary_head']} with the auxiliary head)"
 
 
+def _selected(metrics: dict) -> str:
+    on = "validation" if metrics["split"]["val_split"] else "the test split (--val-split 0)"
+    return (f"test accuracy {metrics['test_accuracy']:.4f} of epoch {metrics['selected_epoch']}'s network, selected "
+            f"on {on} at {metrics['val_accuracy']:.4f}")
+
+
 def _retrain(args) -> int:
     from nni_snn.archfile import load_arch
     from nni_snn.retrain import final_result, run_retrain
@@ -199,9 +205,7 @@ def _retrain(args) -> int:
     if metrics is not None:
         if trial:
             trial.final(final_result(metrics))
-        print(f"accuracy {metrics['accuracy']:.4f} (best epoch on the held-out split {metrics['best_accuracy']:.4f}), "
-              f"{_counts(metrics)}, "
-              f"{_params(metrics)}; {output / 'metrics.json'}")
+        print(f"{_selected(metrics)}, {_counts(metrics)}, {_params(metrics)}; {output / 'metrics.json'}")
     return 0
 
 
@@ -225,7 +229,7 @@ def _search(args) -> int:
             write_config(output / "retrain", retrain)
         metrics = run_retrain(retrain, output / "retrain", trial)
         if metrics is not None:
-            print(f"retrain: accuracy {metrics['accuracy']:.4f}, {_counts(metrics)}; "
+            print(f"retrain: {_selected(metrics)}, {_counts(metrics)}; "
                   f"{output / 'retrain' / 'metrics.json'}")
             result = final_result(metrics)
     if trial and metrics is not None:

@@ -6,8 +6,9 @@ Image datasets are a registry (:data:`nni_snn.registry.IMAGE_DATASETS`: a new on
 registration there), event datasets :data:`nni_snn.events.EVENT_DATASETS`. Every loader returns a :class:`Data` with a
 training split and a held-out split; images come as ``[C, H, W]``,
 event recordings as T frames ``[T, 2, H, W]``. Search divides the training split
-1:1 into a weight half and an alpha half (paper 4.1); retraining trains on the training split and validates on the
-held-out one.
+1:1 into a weight half and an alpha half (paper 4.1); retraining cuts a validation split off the training split
+(:func:`split_for_validation`), trains on the rest, selects on validation and reads the held-out (test) split once
+at the end.
 """
 
 from __future__ import annotations
@@ -107,6 +108,53 @@ def split_for_search(dataset: Dataset, seed: int = 0) -> tuple[Subset, Subset]:
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()
     half = len(order) // 2
     return Subset(dataset, order[:half]), Subset(dataset, order[half:2 * half])
+
+
+def split_for_validation(dataset: Dataset, fraction: float, seed: int = 0,
+                         plain: Dataset | None = None) -> tuple[Subset, Subset]:
+    """Cut ``fraction`` of the training split ``dataset`` off as a validation split: (the rest, validation).
+
+    Stratified and drawn with ``seed``: every class gives its share (the sizes add up to ``len(dataset)``, and the
+    same seed gives the same split). ``plain`` is ``dataset`` read without augmentation or Cutout
+    (:func:`unaugmented`); validation images are read from it, so that they are judged as the test images are.
+    Raises :class:`DataError` when either part would be empty.
+    """
+    labels = torch.tensor(dataset_labels(dataset))
+    count = round(fraction * len(labels))
+    if not 0 < count < len(labels):
+        raise DataError(f"--val-split {fraction:g} of {len(labels)} training images leaves "
+                        f"{'no validation' if count < 1 else 'no training'} images; give a fraction that does not, or "
+                        "0 to validate on the test split")
+    # Each class's images in a random order, ranked by how far into their class they come: taking the lowest ranks
+    # takes the same share of every class (the random order also breaks ties between classes).
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    rank = torch.empty(len(labels))
+    for c in labels.unique():
+        members = order[labels[order] == c]
+        rank[members] = (torch.arange(len(members)) + 0.5) / len(members)
+    chosen = torch.zeros(len(labels), dtype=torch.bool)
+    chosen[order[torch.sort(rank[order], stable=True).indices[:count]]] = True
+    val = torch.nonzero(chosen).flatten().tolist()
+    rest = torch.nonzero(~chosen).flatten().tolist()
+    return Subset(dataset, rest), Subset(dataset if plain is None else plain, val)
+
+
+def unaugmented(train: Dataset, test: Dataset) -> Dataset:
+    """``train``'s samples, index for index, read as ``test``'s are: without the training split's augmentation and
+    Cutout (tensor datasets: unwrapped; torchvision datasets: given ``test``'s transform, sharing the images)."""
+    import copy
+
+    from nni_snn.regularizers import TransformedImages
+
+    if isinstance(train, Subset):
+        return Subset(unaugmented(train.dataset, test), train.indices)
+    if isinstance(train, TransformedImages):
+        return train.dataset
+    if type(train).__module__.startswith("torchvision.") and hasattr(test, "transform"):
+        plain = copy.copy(train)
+        plain.transform = test.transform
+        return plain
+    return train  # event frames: training and test are read alike
 
 
 def _cutout(size: int) -> list:

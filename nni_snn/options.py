@@ -319,8 +319,14 @@ class RetrainOptions(TrainOptions):
                                    "0.2)", check="[0,1)")
     cutout: int = option(0, "zero a square of this side (pixels), at a random centre, in each training image, "
                             "DARTS's Cutout (default 0: off; DARTS on CIFAR: 16)", check="pixels>=0")
-    val_every: int = option(1, "validate on the held-out split after every N-th epoch (default 1); --epochs must be "
-                               "a multiple of N, so the last epoch is validated", check="int>=1")
+    # Selecting the epoch (and, in a study or an NNI experiment, the network) on the test split would make the
+    # reported test accuracy an optimistic one: validation comes out of the training split instead.
+    val_split: float = option(0.1, "fraction of the training split held out, per class and drawn with --seed, to "
+                                   "validate on: the best checkpoint and NNI's result are chosen on it, and the test "
+                                   "split is read once, at the end (default {default}; 0: validate on the test "
+                                   "split, selecting on it)", check="[0,1)")
+    val_every: int = option(1, "validate after every N-th epoch (default 1); --epochs must be a multiple of N, so the "
+                               "last epoch is validated", check="int>=1")
 
     # In --help, the network to train comes first.
     FIRST: ClassVar[tuple[str, ...]] = ("arch", "baseline")
@@ -409,6 +415,11 @@ class SearchOptions(TrainOptions):
                                                    f"{RetrainOptions.drop_path})", check="[0,1)")
     retrain_cutout: int | None = option(None, f"Cutout of that retrain, pixels (default retrain's, "
                                               f"{RetrainOptions.cutout})", check="pixels>=0")
+    retrain_auxiliary_weight: float | None = option(None, "auxiliary head loss weight of that retrain, 0 = no head "
+                                                          f"(default retrain's, {RetrainOptions.auxiliary_weight})",
+                                                    check="number>=0")
+    retrain_val_split: float | None = option(None, "validation fraction of that retrain's training split (default "
+                                                   f"retrain's, {RetrainOptions.val_split})", check="[0,1)")
     # None: the arch file's, i.e. the search's --attention-cells.
     retrain_attention_cells: str | None = option(None, "attention in all cells or the last of that retrain (default: "
                                                        "the search's --attention-cells; the paper retrains with it "
@@ -434,7 +445,8 @@ class SearchOptions(TrainOptions):
         searches at 16 channels and 5 cells, and retrains at 36 or more and 6); T is the arch file's."""
         from nni_snn.runtime import resume_path
 
-        own = ("width", "cells", "lr", "batch_size", "attention_cells", "lr_min", "drop_path", "cutout")
+        own = ("width", "cells", "lr", "batch_size", "attention_cells", "lr_min", "drop_path", "cutout",
+               "auxiliary_weight", "val_split")
         shared = {f.name for f in dataclasses.fields(RetrainOptions)} & {f.name for f in dataclasses.fields(self)}
         values = {k: getattr(self, k) for k in shared if k not in own}
         values.update({k: getattr(self, f"retrain_{k}") for k in own if getattr(self, f"retrain_{k}") is not None})

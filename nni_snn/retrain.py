@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import pytorch_lightning as pl
+import torch
 
 from nni_snn.archfile import write_json_atomic
-from nni_snn.data import load_for
+from nni_snn.data import load_for, split_for_validation, unaugmented
 from nni_snn.memory import check_step
 from nni_snn.networks import build_network, network_parameters
 from nni_snn.runtime import (
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 # What a retrain was trained with, recorded in its metrics.json under "recipe".
 RECIPE_KEYS = ("width", "cells", "epochs", "batch_size", "lr", "lr_min", "auxiliary_weight", "grad_clip", "drop_path",
-               "cutout", "subset_per_class", "val_every")
+               "cutout", "subset_per_class", "val_split", "val_every")
 
 
 def run_retrain(opts: RetrainOptions, output: Path, trial=None) -> dict | None:
@@ -66,13 +67,26 @@ def run_retrain(opts: RetrainOptions, output: Path, trial=None) -> dict | None:
                             attention_cells=opts.attention_cells, cell_norm=opts.cell_norm,
                             stem_multiplier=opts.stem_multiplier, stem_stride=opts.stem_stride, head=opts.head,
                             image_size=data.image_size)
+    train, val = data.train, data.test
+    if opts.val_split:
+        train, val = split_for_validation(data.train, opts.val_split, opts.seed,
+                                          plain=unaugmented(data.train, data.test))
     reporter = EpochReporter(report=trial.intermediate if trial else None, energy=opts.energy())
-    is_global_zero, best_accuracy = train_fixed(net, data.train, data.test, num_classes=data.num_classes, opts=opts,
-                                                output=output, reporter=reporter)
-    if not is_global_zero:
+    fitted = train_fixed(net, train, val, test=data.test, num_classes=data.num_classes, opts=opts, output=output,
+                         reporter=reporter)
+    if not fitted.is_global_zero:
         return None
     metrics = final_metrics(reporter, network_parameters(net))
-    metrics["best_accuracy"] = best_accuracy
+    # "accuracy" is what a user (and every study) reads as the final network's accuracy: the test accuracy of the
+    # network selected on validation. The counts beside it are the last epoch's, on the validation split.
+    metrics["accuracy"] = fitted.test_accuracy
+    metrics["test_accuracy"] = fitted.test_accuracy
+    metrics["val_accuracy"] = metrics["best_accuracy"] = fitted.best_accuracy
+    metrics["selected_epoch"] = next((r["epoch"] for r in reporter.history if r.get("val_acc") == fitted.best_accuracy),
+                                     None)
+    metrics["split"] = {"val_split": opts.val_split, "train_images": len(train),
+                        "val_images": len(val) if opts.val_split else 0, "test_images": len(data.test),
+                        "validated_on": "validation" if opts.val_split else "test"}
     metrics["timesteps"] = opts.timesteps
     metrics["network"] = {"arch": opts.arch, "baseline": opts.baseline, "neuron": neuron,
                           "normalize": getattr(net, "normalize", None),  # the file's unless overridden
@@ -84,15 +98,23 @@ def run_retrain(opts: RetrainOptions, output: Path, trial=None) -> dict | None:
     return metrics
 
 
-def train_fixed(net, train, val, *, num_classes: int, opts: RetrainOptions, output: Path, reporter: EpochReporter,
-                checkpoints: bool = True) -> tuple[bool, float | None]:
+class Fitted(NamedTuple):
+    """What :func:`train_fixed` returns."""
+
+    is_global_zero: bool
+    best_accuracy: float | None  # the best checkpoint's validation accuracy
+    test_accuracy: float | None  # the best checkpoint's accuracy on the test split, read once after training
+
+
+def train_fixed(net, train, val, *, test=None, num_classes: int, opts: RetrainOptions, output: Path,
+                reporter: EpochReporter, checkpoints: bool = True) -> Fitted:
     """Train the fixed network ``net`` on ``train``, validating on ``val``, by ``opts``'s recipe (SGD momentum 0.9,
     cosine from ``lr`` to ``lr_min``, auxiliary head weight, gradient clip, drop-path, ``val_every``) on its
     hardware, logging to TensorBoard in ``output``; ``reporter`` counts and reports every epoch.
 
-    With ``checkpoints``, ``output/checkpoints`` gets ``best.ckpt`` (the epoch of highest validation accuracy) and
-    ``last.ckpt`` (every epoch: what ``opts.resume`` continues from). Returns whether this is the global-zero process
-    and the best validation accuracy (None without checkpoints).
+    With ``checkpoints``, ``output/checkpoints`` gets ``best.ckpt`` (the epoch of highest validation accuracy; ties:
+    the first) and ``last.ckpt`` (every epoch: what ``opts.resume`` continues from); with ``test`` too, the best
+    checkpoint is then evaluated on ``test``, one pass, and ``net`` is left with its weights.
     """
     module = SNNClassifier(num_classes=num_classes, learning_rate=opts.lr, auxiliary_weight=opts.auxiliary_weight,
                            lr_min=opts.lr_min)
@@ -112,10 +134,20 @@ def train_fixed(net, train, val, *, num_classes: int, opts: RetrainOptions, outp
     fit.fit(module, loader(train, opts.batch_size, True, workers, opts.seed, cuda),
             loader(val, opts.batch_size, False, workers, opts.seed, cuda),
             ckpt_path=str(resume_path(output)) if opts.resume else None, weights_only=True)
-    best_accuracy = float(best.best_model_score) if best is not None and best.best_model_score is not None else None
-    return fit.is_global_zero, best_accuracy
+    if best is None or best.best_model_score is None:
+        return Fitted(fit.is_global_zero, None, None)
+    test_accuracy = None
+    if test is not None:
+        # The weights only: test's ckpt_path would also restore the callbacks, rewinding the reporter's history to the
+        # best epoch. Every process takes part (DDP); test_acc is then the one over all of them.
+        state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+        fit.test(module, loader(test, opts.batch_size, False, workers, opts.seed, cuda), verbose=False)
+        test_accuracy = float(fit.callback_metrics["test_acc"])
+    return Fitted(fit.is_global_zero, float(best.best_model_score), test_accuracy)
 
 
 def final_result(metrics: dict) -> dict:
-    """A retraining trial's final result: ``default`` is the final validation accuracy."""
-    return trial_result({"val_acc": metrics["accuracy"], **metrics})
+    """A retraining trial's final result: ``default`` is the selected network's validation accuracy, what a tuner
+    may optimise; its test accuracy rides along, for reading only."""
+    return {**trial_result({**metrics, "val_acc": metrics["val_accuracy"]}), "test_accuracy": metrics["test_accuracy"]}

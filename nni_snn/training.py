@@ -52,6 +52,7 @@ class SNNClassifier(LightningModule):
         self.criterion = nn.CrossEntropyLoss()
         self.train_acc = torchmetrics.Accuracy(task="multiclass", num_classes=num_classes)
         self.val_acc = torchmetrics.Accuracy(task="multiclass", num_classes=num_classes)
+        self.test_acc = torchmetrics.Accuracy(task="multiclass", num_classes=num_classes)
 
     def forward(self, x):
         return self.model(x)
@@ -75,6 +76,12 @@ class SNNClassifier(LightningModule):
         self.val_acc(logits, y)
         self.log("val_loss", self.criterion(logits, y), prog_bar=True, on_step=False, on_epoch=True, sync_dist=True)
         self.log("val_acc", self.val_acc, prog_bar=True, on_step=False, on_epoch=True)
+
+    def test_step(self, batch, batch_idx):
+        # Its own metric: the test split is read once, after training, and never mixes with validation's.
+        x, y = batch
+        self.test_acc(self(x), y)
+        self.log("test_acc", self.test_acc, on_step=False, on_epoch=True)
 
     def configure_optimizers(self):
         optimizer = torch.optim.SGD(self.parameters(), lr=self.hparams.learning_rate,

@@ -124,14 +124,15 @@ def test_two_nodes_on_loopback_search_and_retrain_alike_and_node_0_writes(tmp_pa
     retrain0, retrain1 = _records(record, "retrain")
     assert _same_parameters(retrain0["final"], retrain1["final"])
 
-    assert "search: accuracy" in results[0][0] and "retrain: accuracy" in results[0][0]
+    assert "search: accuracy" in results[0][0] and "retrain: test accuracy" in results[0][0]
     assert "accuracy" not in results[1][0]
     assert _writes(record, 1) == []
     written = {str(Path(p).relative_to(out)) for p in _writes(record, 0)}
     assert {"arch.json", "metrics.json", "retrain/metrics.json", "retrain/checkpoints/best.ckpt"} <= written
     arch = json.loads((out / "arch.json").read_text())
     assert arch["search"]["batch_size"] == 25
-    assert json.loads((out / "retrain" / "metrics.json").read_text())["history"][-1]["samples"] == 360  # all of it
+    # All of the validation split: a tenth of the 200 training images (--subset-per-class 20), over both nodes.
+    assert json.loads((out / "retrain" / "metrics.json").read_text())["history"][-1]["samples"] == 20
 
 
 @pytest.mark.slow
@@ -147,7 +148,9 @@ def test_a_retrain_on_two_nodes_on_loopback(tmp_path, hand_arch):
     assert _same_parameters(first["final"], second["final"])
     assert results[0][0].count("accuracy") == 1 and "accuracy" not in results[1][0]
     assert _writes(record, 1) == [] and any(p.endswith("metrics.json") for p in _writes(record, 0))
-    assert json.loads((out / "metrics.json").read_text())["history"][-1]["samples"] == 360  # digits' whole test split
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["history"][-1]["samples"] == 20  # the whole validation split, a tenth of the 200 training images
+    assert metrics["split"]["test_images"] == 359 and 0 <= metrics["test_accuracy"] <= 1
 
 
 def _network_and_batches(arch: dict):

@@ -118,6 +118,7 @@ def test_the_efficient_config_and_the_macro_sweep_give_valid_searches():
     opts = resolve(SearchOptions, args)
     assert (opts.stem_stride, opts.head, opts.attention_cells, opts.retrain_epochs) == (2, "spatial", "last", 8)
     assert opts.retrain(Path("/tmp/none")).width == 8
+    assert opts.retrain(Path("/tmp/none")).auxiliary_weight == 0  # as the spiking CNN it is compared with
     space = sweep["searchSpace"]
     for values in itertools.product(*(spec["_value"] for spec in space.values())):
         params = dict(zip(space, values))

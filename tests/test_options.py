@@ -76,6 +76,9 @@ def test_the_searchs_retrain_options_come_checked(tmp_path):
     assert (retrain.width, retrain.epochs, retrain.arch) == (8, 2, str(tmp_path / "arch.json"))
     with pytest.raises(UsageError, match="--lr-min"):
         SearchOptions(retrain_epochs=2, retrain_lr=0.01, retrain_lr_min=0.1).retrain(tmp_path)
+    assert (retrain.val_split, retrain.auxiliary_weight) == (RetrainOptions.val_split, RetrainOptions.auxiliary_weight)
+    retrain = SearchOptions(retrain_epochs=2, retrain_val_split=0.2, retrain_auxiliary_weight=0).retrain(tmp_path)
+    assert (retrain.val_split, retrain.auxiliary_weight) == (0.2, 0)
 
 
 def test_layering_config_then_flags_then_trial_parameters(tmp_path):

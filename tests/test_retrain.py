@@ -198,6 +198,8 @@ def test_cutout_on_an_image_folder_cuts_training_images_only(tmp_path):
     (["--lr-min", "-1"], "--lr-min must be a number >= 0"),
     (["--lr-min", "0.5"], "--lr-min 0.5 is above --lr 0.2"),
     (["--baseline", "spiking-cnn", "--drop-path", "0.2"], "a --baseline has none"),
+    (["--val-split", "1"], "--val-split must be a number in [0, 1), got 1.0"),
+    (["--val-split", "-0.1"], "--val-split must be a number in [0, 1), got -0.1"),
 ])
 def test_bad_recipe_options_are_one_line_and_exit_2(flags, needle, tmp_path, arch_file, capsys):
     arch = [] if "--baseline" in flags else ["--arch", str(arch_file)]
@@ -247,3 +249,108 @@ def test_a_users_malloc_tunables_are_kept():
         faults[bool(env)] = int(out.stdout.split()[-1])
     pages = (5 << 20) * 4 // 4096
     assert faults[False] <= 3 * pages < 8 * pages <= faults[True]
+
+
+# ---- the validation split: selection on data cut from the training split, the test split read once at the end ----
+
+def test_the_validation_split_is_seeded_stratified_disjoint_and_adds_up():
+    from collections import Counter
+
+    from nni_snn.data import balanced_subset, dataset_labels, load_dataset, split_for_validation
+
+    train = load_dataset("digits").train
+    rest, val = split_for_validation(train, 0.1, seed=0)
+    assert len(rest) + len(val) == len(train) and len(val) == round(0.1 * len(train))
+    assert not set(rest.indices) & set(val.indices)
+    assert sorted(rest.indices + val.indices) == list(range(len(train)))
+    assert split_for_validation(train, 0.1, seed=0)[1].indices == val.indices  # same seed, same split
+    assert split_for_validation(train, 0.1, seed=1)[1].indices != val.indices
+    per_class, whole = Counter(dataset_labels(val)), Counter(dataset_labels(train))
+    assert all(abs(per_class[c] - 0.1 * whole[c]) <= 1 for c in whole)  # every class gives its share
+    # On --subset-per-class's subset: validation comes out of the subset, never from the images it left out.
+    subset = balanced_subset(train, 10, seed=3)
+    rest, val = split_for_validation(subset, 0.2, seed=3)
+    assert len(val) == 20 and Counter(dataset_labels(val)) == {c: 2 for c in range(10)}
+    assert set(subset.indices) == {subset.indices[i] for i in rest.indices + val.indices}
+
+
+def test_the_validation_split_of_event_frames():
+    from nni_snn.data import load_dataset, split_for_validation
+
+    train = load_dataset("digits-events", timesteps=2).train
+    rest, val = split_for_validation(train, 0.25, seed=0)
+    assert len(rest) + len(val) == len(train) and not set(rest.indices) & set(val.indices)
+    assert val[0][0].shape == train[val.indices[0]][0].shape
+
+
+def test_validation_images_are_read_as_test_images_are():
+    """Validation judges a network as the test split will: without the training split's Cutout."""
+    from nni_snn.data import load_dataset, split_for_validation, unaugmented
+
+    data = load_dataset("digits", cutout=4)
+    rest, val = split_for_validation(data.train, 0.1, seed=0, plain=unaugmented(data.train, data.test))
+    assert all(_cut_box(val[i][0]) is None for i in range(len(val)))
+    assert all(_cut_box(rest[i][0]) is not None for i in range(20))
+    assert torch.equal(val[0][0], load_dataset("digits").train[val.indices[0]][0])
+
+
+def test_a_validation_split_too_small_for_the_data_is_one_line(tmp_path, arch_file, capsys):
+    assert main(["retrain", "--arch", str(arch_file), *TINY, "--subset-per-class", "2", "--val-split", "0.01",
+                 "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "--val-split 0.01 of 20 training images leaves no validation images" in err and err.count("\n") == 1
+
+
+def _count_test_images(monkeypatch) -> list[int]:
+    """Patches the classifier's test step to record how many images each test batch holds."""
+    from nni_snn.training import SNNClassifier
+
+    seen, step = [], SNNClassifier.test_step
+
+    def counted(self, batch, batch_idx):
+        seen.append(len(batch[1]))
+        return step(self, batch, batch_idx)
+
+    monkeypatch.setattr(SNNClassifier, "test_step", counted)
+    return seen
+
+
+def test_retrain_selects_on_validation_and_reads_the_test_split_once(tmp_path, arch_file, monkeypatch):
+    import yaml
+
+    from nni_snn.retrain import final_result
+
+    tested = _count_test_images(monkeypatch)
+    out = tmp_path / "out"
+    assert main(["retrain", "--arch", str(arch_file), *TINY[:4], "--epochs", "3", *TINY[6:], "--timesteps", "1",
+                 "--val-split", "0.25", "--seed", "1", "--output", str(out)]) == 0
+    assert yaml.safe_load((out / "config.yaml").read_text())["val_split"] == 0.25
+    metrics = json.loads((out / "metrics.json").read_text())
+    split = metrics["split"]
+    assert split == {"val_split": 0.25, "train_images": 1078, "val_images": 360, "test_images": 359,
+                     "validated_on": "validation"}  # digits: 1,438 training images, a quarter held out
+    assert metrics["recipe"]["val_split"] == 0.25
+    history = metrics["history"]
+    assert [h["samples"] for h in history] == [360] * 3  # every epoch validated on the validation split
+    scores = [h["val_acc"] for h in history]
+    assert metrics["selected_epoch"] == scores.index(max(scores))  # the first of the best
+    assert metrics["val_accuracy"] == metrics["best_accuracy"] == max(scores)
+    best = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True, map_location="cpu")
+    assert best["epoch"] == metrics["selected_epoch"]
+    # Read once, after training, with the network selected on validation; reported apart.
+    assert sum(tested) == 359 and len(tested) == 2
+    assert metrics["accuracy"] == metrics["test_accuracy"]
+    result = final_result(metrics)  # what NNI's tuner receives: validation decides, test rides along
+    assert result["default"] == metrics["val_accuracy"] and result["test_accuracy"] == metrics["test_accuracy"]
+
+
+def test_val_split_0_validates_on_the_test_split_and_says_so(tmp_path, arch_file):
+    out = tmp_path / "out"
+    assert main(["retrain", "--arch", str(arch_file), *TINY, "--timesteps", "1", "--val-split", "0",
+                 "--output", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split"] == {"val_split": 0, "train_images": 1438, "val_images": 0, "test_images": 359,
+                                "validated_on": "test"}
+    assert metrics["history"][-1]["samples"] == 359
+    # The test pass evaluates the best checkpoint: on the same images it scores what that epoch's validation did.
+    assert metrics["test_accuracy"] == pytest.approx(metrics["val_accuracy"])
