@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from nni_snn.energy import BYTES_PER_VALUE, COUNT_KINDS, DEFAULT_PROFILE, EnergyProfile, profile
+from nni_snn.energy import BYTES_PER_VALUE, COUNT_KINDS, DEFAULT_PROFILE, PROFILES, EnergyProfile, profile
 from nni_snn.neuron import SpikingNeuron
 
 if TYPE_CHECKING:
@@ -386,7 +386,8 @@ class SpikeMonitor:
         ``macs_per_sample``, ``adds_per_sample``, ``neuron_updates_per_sample``, ``memory_accesses_per_sample`` (and
         its parts ``weight_reads_per_sample``, ``state_accesses_per_sample``; spike writes are the spikes),
         ``energy_uj_per_sample`` with ``energy_uj_by_term`` (sops, macs, adds, neuron_updates, spikes: their
-        arithmetic; memory: every access) and ``energy_profile`` (its name); per group, ``spikes_per_group`` and
+        arithmetic; memory: every access), ``energy_profile`` (its name) and ``energy_uj_by_profile`` (the same counts
+        under every registered profile, at their own prices); per group, ``spikes_per_group`` and
         ``firing_rate_per_group`` (over the groups with neurons), ``sops_per_group``, ``macs_per_group``,
         ``neuron_updates_per_group`` and ``energy_uj_per_group`` (over all groups). The totals leave out the groups
         in ``apart``. A phase without samples gives zeros.
@@ -406,15 +407,21 @@ class SpikeMonitor:
             values = torch.stack([v.to(device) for _, v in on_device]).cpu().tolist()
             for (i, _), value in zip(on_device, values):
                 host[i] = value
-        # Per group: every kind's count, and the energy of each term (arithmetic apart from memory), in pJ.
+        # Per group: every kind's count, the energy of each term (arithmetic apart from memory) and the energy under
+        # every registered profile (so that a study can draw its fronts under each), in pJ.
         terms = (*COUNT_KINDS, "memory")
-        per_group = {g: dict.fromkeys((*COUNT_KINDS, *(f"pj_{t}" for t in terms)), 0.0) for g in self.groups}
+        others = [PROFILES.load(name) for name in PROFILES]
+        per_group = {g: dict.fromkeys((*COUNT_KINDS, *(f"pj_{t}" for t in terms), *(p.name for p in others)), 0.0)
+                     for g in self.groups}
         for (kind, name, _), value in zip(keyed, host):
             row = per_group[self.module_groups[name]]
             row[kind] += value
-            arithmetic, memory = energy.unit_pj(kind, self.weight_bytes.get(name, 0), self.state_bytes.get(name, 0))
+            sizes = self.weight_bytes.get(name, 0), self.state_bytes.get(name, 0)
+            arithmetic, memory = energy.unit_pj(kind, *sizes)
             row[f"pj_{kind}"] += value * arithmetic
             row["pj_memory"] += value * memory
+            for other in others:
+                row[other.name] += value * sum(other.unit_pj(kind, *sizes))
         samples = self._samples.get(phase, 0)
         if reduce is not None:
             # Every process lists its counts in the same order (the groups are the model's, alike in every process):
@@ -452,6 +459,7 @@ class SpikeMonitor:
             "energy_uj_per_sample": sum(uj.values()),
             "energy_uj_by_term": uj,
             "energy_profile": energy.name,
+            "energy_uj_by_profile": {p.name: per_sample(total(p.name)) * 1e-6 for p in others},
             "spikes_per_group": {g: per_sample(per_group[g]["spikes"]) for g in self.neuron_groups},
             "firing_rate_per_group": {g: (per_group[g]["spikes"] / per_group[g]["neuron_updates"]
                                           if per_group[g]["neuron_updates"] else 0.0) for g in self.neuron_groups},

@@ -25,7 +25,8 @@ from nni_snn.spikes import SpikeMonitor, default_group_of
 # What the spike accounting measures: every epoch's record (EpochReporter) and a run's metrics.json carry COUNTED;
 # a trial's final result and arch.json's "results" carry the totals per sample, RESULT_COUNTS.
 COUNTED = ("spikes_per_sample", "sops_per_sample", "macs_per_sample", "adds_per_sample", "neuron_updates_per_sample",
-           "memory_accesses_per_sample", "energy_uj_per_sample", "energy_uj_by_term", "spikes_per_cell",
+           "memory_accesses_per_sample", "energy_uj_per_sample", "energy_uj_by_term", "energy_uj_by_profile",
+           "spikes_per_cell",
            "sops_per_cell", "macs_per_cell", "energy_uj_per_cell")
 RESULT_COUNTS = ("spikes_per_sample", "sops_per_sample", "neuron_updates_per_sample", "memory_accesses_per_sample",
                  "energy_uj_per_sample")
@@ -218,6 +219,7 @@ class EpochReporter(pl.Callback):
         record = {"epoch": trainer.current_epoch, **metrics,
                   **{key: counted[key] for key in COUNTED if key.endswith("_per_sample")},
                   "energy_uj_by_term": counted["energy_uj_by_term"],
+                  "energy_uj_by_profile": counted["energy_uj_by_profile"],
                   "spikes_per_cell": counted["spikes_per_group"], "sops_per_cell": counted["sops_per_group"],
                   "macs_per_cell": counted["macs_per_group"], "energy_uj_per_cell": counted["energy_uj_per_group"],
                   "samples": counted["samples"],  # the images counted (over all processes under DDP)

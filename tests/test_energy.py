@@ -67,6 +67,7 @@ def test_each_count_of_a_small_network_by_hand_and_each_profiles_price():
     }
     for name, pj in expected_pj.items():
         assert s[name]["energy_uj_per_sample"] == pytest.approx(pj * 1e-6), name
+        assert s["ops-45nm"]["energy_uj_by_profile"][name] == pytest.approx(pj * 1e-6), name
         assert s[name]["energy_profile"] == name
         assert sum(s[name]["energy_uj_by_term"].values()) == pytest.approx(s[name]["energy_uj_per_sample"])
     assert s["memory-45nm"]["energy_uj_by_term"]["memory"] == pytest.approx(
