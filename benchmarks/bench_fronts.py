@@ -72,8 +72,9 @@ class Setting:
     data_dir: str | None = None
 
     def data_flags(self) -> list[str]:
+        """A search's and a retrain's data flags (a search splits its training images into halves of its own)."""
         flags = ["--dataset", self.dataset, "--batch-size", str(self.batch_size), "--lr", str(self.lr),
-                 "--accelerator", "cpu", "--val-split", str(self.val_split)]
+                 "--accelerator", "cpu"]
         flags += ["--subset-per-class", str(self.subset_per_class)] if self.subset_per_class else []
         return flags + (["--data-dir", self.data_dir] if self.data_dir else [])
 
@@ -133,7 +134,8 @@ class FrontStudy:
         network = ["--arch", arch, "--cells", str(self.s.retrain_cells)] if arch else ["--baseline", "spiking-cnn"]
         size = ["--width", str(width or self.s.retrain_width)] + (["--timesteps", str(timesteps)] if timesteps else [])
         resume = ["--resume"] if (folder / "checkpoints" / "last.ckpt").is_file() else []
-        seconds = run_cli(["retrain", *network, *size, *self.s.data_flags(), "--epochs", str(self.s.epochs),
+        seconds = run_cli(["retrain", *network, *size, *self.s.data_flags(), "--val-split", str(self.s.val_split),
+                           "--epochs", str(self.s.epochs),
                            "--auxiliary-weight", "0", "--seed", str(seed), "--no-progress", *resume,
                            "--output", str(folder)], folder / "log.txt")
         m = json.loads((folder / "metrics.json").read_text())

@@ -78,7 +78,11 @@ def run_retrain(opts: RetrainOptions, output: Path, trial=None) -> dict | None:
         return None
     metrics = final_metrics(reporter, network_parameters(net))
     # "accuracy" is what a user (and every study) reads as the final network's accuracy: the test accuracy of the
-    # network selected on validation. The counts beside it are the last epoch's, on the validation split.
+    # network selected on validation, and the counts beside it are that network's on the test split (without a
+    # test pass, the last epoch's on the validation split).
+    if reporter.test_counts is not None:
+        metrics.update(reporter.test_counts)
+    metrics["counted_on"] = "test" if reporter.test_counts is not None else "validation"
     metrics["accuracy"] = fitted.test_accuracy
     metrics["test_accuracy"] = fitted.test_accuracy
     metrics["val_accuracy"] = metrics["best_accuracy"] = fitted.best_accuracy

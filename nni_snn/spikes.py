@@ -322,7 +322,9 @@ class SpikeMonitor:
     def _spike_map(self, x: Tensor, conv: bool) -> Tensor:
         """``x`` summed over samples and channels, kept for the next layer reading the same spikes (the candidate
         operations of a DARTS edge all read their edge's input): one pass over the spikes per edge, not per op."""
-        key = (x.data_ptr(), x.shape, x.stride(), x._version, conv)
+        # Inference tensors (Lightning's test and predict loops) keep no version counter; nothing here writes into
+        # spikes in place, so their address, shape and strides name them.
+        key = (x.data_ptr(), x.shape, x.stride(), 0 if x.is_inference() else x._version, conv)
         if self._last_map is not None and self._last_map[0] == key:
             return self._last_map[2]
         # float32 sums of 0/1 values are exact below 2**24 per pixel; the products with the reach counts are not.

@@ -26,8 +26,7 @@ from nni_snn.spikes import SpikeMonitor, default_group_of
 # a trial's final result and arch.json's "results" carry the totals per sample, RESULT_COUNTS.
 COUNTED = ("spikes_per_sample", "sops_per_sample", "macs_per_sample", "adds_per_sample", "neuron_updates_per_sample",
            "memory_accesses_per_sample", "energy_uj_per_sample", "energy_uj_by_term", "energy_uj_by_profile",
-           "spikes_per_cell",
-           "sops_per_cell", "macs_per_cell", "energy_uj_per_cell")
+           "spikes_per_cell", "sops_per_cell", "macs_per_cell", "energy_uj_per_cell")
 RESULT_COUNTS = ("spikes_per_sample", "sops_per_sample", "neuron_updates_per_sample", "memory_accesses_per_sample",
                  "energy_uj_per_sample")
 
@@ -147,6 +146,7 @@ class EpochReporter(pl.Callback):
         self.energy = energy or profile(DEFAULT_PROFILE)
         self.monitor: SpikeMonitor | None = None
         self.history: list[dict] = []
+        self.test_counts: dict | None = None  # the counts of a test pass (counted_record), if one ran
         self._val: dict = {}
         self._resume_phase: str | None = None  # the phase to return to after a validation loop
         self._grad_groups: dict[str, list[nn.Parameter]] = {}
@@ -182,6 +182,17 @@ class EpochReporter(pl.Callback):
             self.monitor.remove()
             self.monitor = None
 
+    def on_test_epoch_start(self, trainer, pl_module):
+        # A test pass (retrain's one reading of the test split, after training): the selected network's counts.
+        self.monitor = SpikeMonitor(pl_module.model, group_of=cell_group, apart=("auxiliary_head",))
+        self.monitor.phase = "test"
+
+    def on_test_epoch_end(self, trainer, pl_module):
+        self.monitor.phase = None
+        self.test_counts = counted_record(self._log_spikes(trainer, pl_module, "test"))
+        self.monitor.remove()
+        self.monitor = None
+
     def on_train_epoch_start(self, trainer, pl_module):
         self.monitor.reset("train")
         self.monitor.phase = "train"
@@ -216,13 +227,7 @@ class EpochReporter(pl.Callback):
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
                    if "/" not in k and (validated or not k.startswith("val_"))}
         counted = self._val or train  # validation counts when the epoch validated
-        record = {"epoch": trainer.current_epoch, **metrics,
-                  **{key: counted[key] for key in COUNTED if key.endswith("_per_sample")},
-                  "energy_uj_by_term": counted["energy_uj_by_term"],
-                  "energy_uj_by_profile": counted["energy_uj_by_profile"],
-                  "spikes_per_cell": counted["spikes_per_group"], "sops_per_cell": counted["sops_per_group"],
-                  "macs_per_cell": counted["macs_per_group"], "energy_uj_per_cell": counted["energy_uj_per_group"],
-                  "samples": counted["samples"],  # the images counted (over all processes under DDP)
+        record = {"epoch": trainer.current_epoch, **metrics, **counted_record(counted),
                   **{f"train_{key}": train[key] for key in RESULT_COUNTS}}
         self.history.append(record)
         skipped = not validated and (trainer.check_val_every_n_epoch or 1) > 1
@@ -257,6 +262,15 @@ class EpochReporter(pl.Callback):
         logged.update({f"sops/{phase}/{group}": value for group, value in summary["sops_per_group"].items()})
         pl_module.log_dict(logged, sync_dist=True)  # alike in every process already: only silences the warning
         return summary
+
+
+def counted_record(summary: dict) -> dict:
+    """The :data:`COUNTED` keys (per sample, and per cell from the groups) of a :meth:`SpikeMonitor.summary`, and
+    the samples counted (over all processes under DDP)."""
+    return {**{key: summary[key] for key in COUNTED if key.endswith(("_per_sample", "_by_term", "_by_profile"))},
+            "spikes_per_cell": summary["spikes_per_group"], "sops_per_cell": summary["sops_per_group"],
+            "macs_per_cell": summary["macs_per_group"], "energy_uj_per_cell": summary["energy_uj_per_group"],
+            "samples": summary["samples"]}
 
 
 def trial_result(record: dict) -> dict:

@@ -142,6 +142,20 @@ def _fuzz_found() -> str:
     return found_table(_fuzz_counts())
 
 
+@cache
+def fronts(setting: str) -> tuple[dict, object]:
+    from bench_fronts import SETTINGS, FrontStudy
+
+    study = FrontStudy(SETTINGS[setting], RESULTS / "fronts" / setting)
+    return study.report(), study
+
+
+def _fronts_table(setting: str) -> str:
+    from bench_fronts import table
+
+    return table(fronts(setting)[0])
+
+
 TABLES = {
     "search-quality-fashionmnist": lambda: _search_quality_table("fashionmnist"),
     "search-quality-digits": lambda: _search_quality_table("digits"),
@@ -150,6 +164,7 @@ TABLES = {
     "energy-front": _front_table,
     "energy": _energy_table,
     "energy-headline": energy_headline,
+    "fronts-subset": lambda: _fronts_table("subset"),
     "fuzz": _fuzz_table,
     "fuzz-found": _fuzz_found,
 }
@@ -213,6 +228,10 @@ def _plots(app) -> None:
     bench_energy.plot(energy_study(), GENERATED / "energy_study.png")
     runs, _ = energy_front()
     draw_front(runs, GENERATED / "digits_front.png")
+    import bench_fronts
+
+    summary, study = fronts("subset")
+    bench_fronts.plot(summary, study, GENERATED / "fronts_subset.png")
 
 
 def _wrapped_init(cls):
