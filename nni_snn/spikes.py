@@ -354,11 +354,6 @@ class SpikeMonitor:
         """Phases that have seen samples or counts since their last reset."""
         return sorted(set(self._samples) | set(self._counts))
 
-    @property
-    def _spikes(self) -> dict[str, dict[str, Tensor]]:
-        """phase -> neuron module name -> spikes (device tensors)."""
-        return {phase: kinds.get("spikes", {}) for phase, kinds in self._counts.items()}
-
     def reset(self, phase: str | None = None) -> None:
         """Forget the counts of ``phase``, or of every phase when ``phase`` is None."""
         for store in (self._counts, self._samples):

@@ -105,7 +105,7 @@ def test_counts_stay_on_device_as_tensors():
     monitor = SpikeMonitor(model)
     with monitor.counting("train"):
         model(batch(2))
-    stored = monitor._spikes["train"]["a"]
+    stored = monitor.counts("train")["spikes"]["a"]
     assert isinstance(stored, torch.Tensor) and stored.dtype == torch.float64
 
 
