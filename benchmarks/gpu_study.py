@@ -35,11 +35,13 @@ from bench_search_quality import quiet, run_cli, uniform_genotype
 
 FULL = {"data": ["--dataset", "fashionmnist"], "search": ["--width", "8", "--cells", "3", "--epochs", "4",
                                                           "--batch-size", "128"],
-        "retrain": ["--width", "16", "--cells", "3", "--epochs", "10", "--batch-size", "128", "--lr", "0.1"],
+        "retrain": ["--width", "16", "--cells", "3", "--epochs", "10", "--batch-size", "128", "--lr", "0.1",
+                    "--auxiliary-weight", "0"],  # retrained as the CNN is: no auxiliary head
         "cnn": ["--width", "16", "--epochs", "10", "--batch-size", "128", "--lr", "0.1"], "random": 2}
 TINY = {"data": ["--dataset", "digits", "--subset-per-class", "5"],
         "search": ["--width", "2", "--cells", "3", "--epochs", "1", "--batch-size", "32"],
-        "retrain": ["--width", "2", "--cells", "3", "--epochs", "1", "--batch-size", "32", "--lr", "0.1"],
+        "retrain": ["--width", "2", "--cells", "3", "--epochs", "1", "--batch-size", "32", "--lr", "0.1",
+                    "--auxiliary-weight", "0"],
         "cnn": ["--width", "2", "--epochs", "1", "--batch-size", "32", "--lr", "0.1"], "random": 1}
 
 
@@ -87,8 +89,9 @@ def main() -> int:
             results["runs"][name] = {"seconds": seconds, "supernet_accuracy": metrics["export"]["accuracy"]}
         else:
             results["runs"][name] = {"seconds": seconds, **{k: metrics.get(k) for k in (
-                "accuracy", "energy_uj_per_sample", "sops_per_sample", "macs_per_sample", "spikes_per_sample",
-                "params")}}
+                "accuracy", "val_accuracy", "energy_profile", "energy_uj_per_sample", "energy_uj_by_profile",
+                "sops_per_sample", "macs_per_sample", "spikes_per_sample", "neuron_updates_per_sample",
+                "memory_accesses_per_sample", "params")}}
         write_json_atomic(out / "gpu-study.json", results)
 
     for label, lam in (("MA-DARTS", 0.0), (f"MA-DARTS, lambda {args.penalty:g}", args.penalty)):

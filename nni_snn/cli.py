@@ -87,6 +87,8 @@ def _front_parser(sub) -> None:
     p.add_argument("runs", nargs="+", help="run folders (holding arch.json), or folders above them such as an "
                                            "NNI experiment's ~/nni-experiments/<id>")
     p.add_argument("--output", default="front.png", help="picture to write (default front.png)")
+    p.add_argument("--energy-profile", help="the energy model to compare the runs under (default: the one they were "
+                                            "priced with; see nni-snn search --help)")
 
 
 def _export_parser(sub) -> None:
@@ -323,7 +325,11 @@ def _front(args) -> int:
         picture.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UsageError(f"--output {picture}: cannot create its folder ({err.strerror})") from None
-    runs, front = energy_front(args.runs)
+    from nni_snn.energy import PROFILES
+
+    if args.energy_profile is not None and args.energy_profile not in PROFILES:
+        raise UsageError(f"--energy-profile {args.energy_profile!r} is unknown; use one of {', '.join(PROFILES)}")
+    runs, front = energy_front(args.runs, args.energy_profile)
     print(front_table(runs, front))
     print(f"picture: {draw_front(runs, picture)}")
     return 0

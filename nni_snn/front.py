@@ -25,8 +25,9 @@ def run_folders(roots: list[str | Path]) -> list[Path]:
     return folders
 
 
-def read_run(folder: Path) -> dict:
-    """A run's label, accuracy and counts: from its retrain metrics when it retrained, else its search's."""
+def read_run(folder: Path, profile: str | None = None) -> dict:
+    """A run's label, accuracy and counts: from its retrain metrics when it retrained, else its search's; its energy
+    under ``profile`` (None: the profile it was priced with; nni-snn 0.1's runs: ``ops-45nm``)."""
     retrained = folder / "retrain" / "metrics.json"
     metrics_file = retrained if retrained.is_file() else folder / "metrics.json"
     try:
@@ -39,19 +40,33 @@ def read_run(folder: Path) -> dict:
     search = arch.get("search", {})
     # A multi-trial baseline is labelled by its strategy, a DARTS search by its attention and energy penalty.
     label = search.get("strategy") or f"{ATTENTIONS[arch['attention']].label} λ={search.get('spike_penalty', 0):g}"
-    return {"label": label, "accuracy": metrics["accuracy"], "folder": str(folder),
-            **{k: metrics[k] for k in ("energy_uj_per_sample", "spikes_per_sample", "sops_per_sample")}}
+    own = metrics.get("energy_profile", "ops-45nm")  # 0.1 priced everything under the ops-only model
+    priced = metrics.get("energy_uj_by_profile") or {own: metrics["energy_uj_per_sample"]}
+    name = profile or own
+    if name not in priced:
+        raise FrontError(f"{metrics_file}: no energy under {name} (it has {', '.join(priced)}; written by an older "
+                         "nni-snn?)")
+    return {"label": label, "accuracy": metrics["accuracy"], "folder": str(folder), "energy_profile": name,
+            "energy_uj_per_sample": priced[name],
+            **{k: metrics[k] for k in ("spikes_per_sample", "sops_per_sample")}}
 
 
-def energy_front(roots: list[str | Path]) -> tuple[list[dict], set[int]]:
-    """The runs found below ``roots``, by energy per sample, and the indices of those on the Pareto front."""
-    runs = sorted((read_run(folder) for folder in run_folders(roots)), key=lambda r: r["energy_uj_per_sample"])
+def energy_front(roots: list[str | Path], profile: str | None = None) -> tuple[list[dict], set[int]]:
+    """The runs found below ``roots``, by energy per sample under ``profile`` (None: the one they were priced with,
+    which must then be the same for all), and the indices of those on the Pareto front."""
+    runs = sorted((read_run(folder, profile) for folder in run_folders(roots)), key=lambda r: r["energy_uj_per_sample"])
+    profiles = sorted({r["energy_profile"] for r in runs})
+    if len(profiles) > 1:
+        raise FrontError(f"the runs are priced under different energy profiles ({', '.join(profiles)}): choose one "
+                         "with --energy-profile")
     return runs, set(pareto_front([(r["energy_uj_per_sample"], r["accuracy"]) for r in runs]))
 
 
 def front_table(runs: list[dict], on_front: set[int]) -> str:
     """The table ``nni-snn front`` prints (and the docs show): one line per run, ``*`` on the Pareto front."""
-    lines = [f"{'run':<16} {'accuracy':>8} {'uJ/sample':>10} {'SOPs/sample':>12} {'spikes/sample':>13}  front"]
+    profile = runs[0]["energy_profile"] if runs else ""
+    lines = [f"energy profile: {profile}",
+             f"{'run':<16} {'accuracy':>8} {'uJ/sample':>10} {'SOPs/sample':>12} {'spikes/sample':>13}  front"]
     for i, r in enumerate(runs):
         lines.append(f"{r['label']:<16} {r['accuracy']:>8.4f} {r['energy_uj_per_sample']:>10.4f} "
                      f"{r['sops_per_sample']:>12.4g} {r['spikes_per_sample']:>13.1f}  {'*' if i in on_front else ''}")

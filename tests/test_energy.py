@@ -115,3 +115,18 @@ def test_unknown_profile_is_refused_in_one_line(capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "tpu" in err and "memory-45nm" in err, err
+
+
+def test_front_compares_runs_under_one_profile(capsys, tmp_path):
+    """nni-snn 0.1's committed runs were priced under the ops-only model alone: front reads them under it, and
+    refuses in one line to put them under another."""
+    from pathlib import Path
+
+    from nni_snn.cli import main
+
+    runs = str(Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "energy_front")
+    assert main(["front", runs, "--output", str(tmp_path / "front.png")]) == 0
+    assert "energy profile: ops-45nm" in capsys.readouterr().out
+    assert main(["front", runs, "--energy-profile", "memory-45nm", "--output", str(tmp_path / "f.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no energy under memory-45nm" in err, err
