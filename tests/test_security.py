@@ -176,6 +176,21 @@ def test_a_run_that_cannot_fit_memory_is_refused_with_the_estimate(argv, needs, 
     assert not (tmp_path / "out" / "checkpoints").exists()  # refused before training
 
 
+def test_the_memory_check_works_without_os_sysconf(monkeypatch, tmp_path, capsys):
+    """macOS has no SC_AVPHYS_PAGES and Windows no os.sysconf at all: the available memory comes from psutil."""
+    import os
+
+    import psutil
+
+    from nni_snn.memory import available_bytes
+
+    monkeypatch.delattr(os, "sysconf", raising=False)
+    assert 0 < available_bytes("cpu") <= psutil.virtual_memory().total
+    argv = ["search", "--width", "4096", "--batch-size", "4096", "--epochs", "1", "--output", str(tmp_path / "out")]
+    assert main(argv) == 2
+    assert "a search step at --width 4096" in one_error_line(capsys.readouterr().err)
+
+
 def test_a_network_too_large_to_build_is_refused_before_allocating(tmp_path, capsys):
 
     arch = tmp_path / "arch.json"
