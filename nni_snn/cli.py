@@ -147,8 +147,9 @@ def _prepare(args, options: type, check=None):
     if is_global_zero(opts):  # the other processes of a DDP run run this command too; rank 0 writes the files
         # NNI gives each trial a folder of its own and runs a trial there again only when its experiment is
         # resumed: a run found there that cannot be continued is this trial's earlier start, replaced as before.
-        claim_output(output, opts, replace=opts.overwrite or (trial is not None and not args.output))
-        output.mkdir(parents=True, exist_ok=True)
+        claim_output(output, opts, replace=opts.overwrite or output == trial_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    if is_global_zero(opts):
         write_config(output, opts)
     return opts, output, trial
 
