@@ -423,12 +423,12 @@ class SearchOptions(TrainOptions):
             raise UsageError(f"--partial-channels {self.partial_channels} must divide --width {self.width}")
         if self.retrain_epochs:  # a bad --retrain-* value fails now, not after the search
             try:
-                self.retrain(Path(self.output))
+                retrain = self.retrain(Path(self.output))
             except UsageError as err:
                 raise UsageError(f"the retrain after the search (--retrain-*): {err}") from None
             from nni_snn.genotype import cell_types_at
 
-            missing = set(cell_types_at(self.retrain(Path(self.output)).cells)) - set(cell_types_at(self.cells))
+            missing = set(cell_types_at(retrain.cells)) - set(cell_types_at(self.cells))
             if missing:  # refused now, not after the search, when the retrain would find no such cell
                 raise UsageError(f"--cells {self.cells} searches no {missing.pop()} cell, which the retrain after "
                                  "the search needs: give --retrain-cells 1 or 2, or search with --cells 3 or more")
