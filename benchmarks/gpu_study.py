@@ -83,7 +83,8 @@ def main() -> int:
             results["runs"][name] = {"skipped": f"budget of {args.budget_s:.0f} s spent ({elapsed:.0f} s)"}
             return
         folder.mkdir(parents=True, exist_ok=True)
-        seconds = run_cli([*command, "--output", str(folder)], folder / "log.txt")
+        # The study measures afresh each time it is run: a step replaces the previous run's results in its folder.
+        seconds = run_cli([*command, "--overwrite", "--output", str(folder)], folder / "log.txt")
         metrics = json.loads((folder / "metrics.json").read_text())
         if command[0] == "search":  # its supernet's figures are not a network's result; its time is
             results["runs"][name] = {"seconds": seconds, "supernet_accuracy": metrics["export"]["accuracy"]}

@@ -4,13 +4,15 @@ Format (version 1, the format of nni-snn 0.1.0)::
 
     {"format": "nni-snn/arch", "version": 1, "attention": "none" | "ct" | "ma", "attention_cells": "all" | "last",
      "timesteps": 2,
-     "genotype": {"normal": [[op, input], ... 8 pairs], "reduce": [... 8 pairs]},
+     "genotype": {"normal": [[op, input], ... 8 pairs], "reduce": [... 8 pairs] | null},
      "neuron": {"kind": "lif", "tau": 0.2, "v_threshold": 0.5, "surrogate": "sigmoid", "surrogate_alpha": 4.0,
                 "detach_reset": true}, "normalize": true, "cell_norm": "after-attention" | "before-attention",
      "stem_multiplier": 3, "stem_stride": 1 | 2, "head": "global" | "spatial",
      "alpha": {label: {op: weight}}, "nni_sample": {label: choice}, "search": {...}, "results": {...}}
 
-The genotype is described in :mod:`nni_snn.genotype`; :func:`make_arch` assembles an architecture. The keys up to
+The genotype is described in :mod:`nni_snn.genotype`: a cell type is ``null`` when the searched network had no cell
+of it (a search of 1 or 2 cells has no reduction cell), and such a file builds only the depths without one
+(``nni_snn.genotype.depth_problem``). :func:`make_arch` assembles an architecture. The keys up to
 ``head`` say which network it is (``nni_snn.build_network``); the rest records the search. ``attention_cells``
 (every cell's concatenation, or only the final cell's), ``neuron`` (a :func:`nni_snn.neuron.make_neuron` spec),
 ``normalize`` (see ``SNNDartsSpace``), ``cell_norm`` (where each cell's BN sits relative to its attention) and the
@@ -125,8 +127,12 @@ def validate(arch: Any, source: str = "architecture") -> dict:
     for key in ("search", "results", "alpha", "nni_sample"):  # the search's records: objects where present
         if key in arch and not isinstance(arch[key], dict):
             fail(f"{key} must be an object, got {type(arch[key]).__name__}")
+    if all(genotype.get(cell_type) is None for cell_type in CELL_TYPES):
+        fail(f"genotype holds no cell; it needs {' and '.join(CELL_TYPES)} (null for one the search did not have)")
     for cell_type in CELL_TYPES:
-        pairs = genotype.get(cell_type)
+        pairs = genotype.get(cell_type, [])  # absent is a mistake; null is a cell type the search did not have
+        if pairs is None:
+            continue
         if not isinstance(pairs, list) or len(pairs) != 2 * NUM_NODES:
             fail(f"genotype.{cell_type} must hold exactly {2 * NUM_NODES} [op, input] pairs")
         for n, pair in enumerate(pairs):

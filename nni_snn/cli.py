@@ -47,7 +47,8 @@ def _show_parser(sub) -> None:
     p = sub.add_parser("show", help="print an arch.json readably, with its parameter count")
     p.add_argument("arch_path", metavar="arch", help="path of an arch.json")
     p.add_argument("--width", type=int, default=16, help="initial channels for the parameter count (default 16)")
-    p.add_argument("--cells", type=int, default=5, help="cells for the parameter count (default 5)")
+    p.add_argument("--cells", type=int, help="cells for the parameter count (default 5, or the search's cells for an "
+                                             "arch searched with fewer than 3, which has no reduction cell)")
     p.add_argument("--num-classes", type=int, default=10, help="classes for the parameter count (default 10)")
     p.add_argument("--in-channels", type=int, default=3, help="image channels for the parameter count (default 3)")
     p.add_argument("--image-size", type=int, default=32, help="image side for the parameter count of a spatial head "
@@ -144,12 +145,68 @@ def _prepare(args, options: type, check=None):
             raise UsageError(f"--resume: no checkpoint {resume_path(output)}; run without --resume to start afresh")
     if check:
         check(opts)
-    output.mkdir(parents=True, exist_ok=True)
     from nni_snn.runtime import is_global_zero
 
     if is_global_zero(opts):  # the other processes of a DDP run run this command too; rank 0 writes the files
+        # NNI gives each trial a folder of its own and runs a trial there again only when its experiment is
+        # resumed: a run found there that cannot be continued is this trial's earlier start, replaced as before.
+        claim_output(output, opts, replace=opts.overwrite or output == trial_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    if is_global_zero(opts):
         write_config(output, opts)
     return opts, output, trial
+
+
+# What a run leaves in its output folder: what --overwrite removes. Nothing else is touched (--output may be a folder
+# holding other things), and the TensorBoard logs stay: each run logs into a version folder of its own.
+RUN_FILES = ("arch.json", "metrics.json", "config.yaml", "normal.png", "reduce.png")
+RESULTS = ("arch.json", "metrics.json")  # a finished run: search writes both, retrain metrics.json
+
+
+def _run_in(folder: Path, keep: set[Path], nested: bool = True) -> list[str]:
+    """The results and checkpoints of a run in ``folder`` (and in its ``retrain/``, a search's retrain), but not
+    the files in ``keep``."""
+    found = [name for name in RESULTS if (folder / name).is_file() and (folder / name).resolve() not in keep]
+    found += [f"checkpoints/{c.name}" for c in sorted((folder / "checkpoints").glob("*.ckpt"))]
+    if nested:
+        found += [f"retrain/{name}" for name in _run_in(folder / "retrain", keep, nested=False)]
+    return found
+
+
+def _remove_run(folder: Path, keep: set[Path], nested: bool = True) -> None:
+    for name in RUN_FILES:
+        if (folder / name).resolve() not in keep:
+            (folder / name).unlink(missing_ok=True)
+    for checkpoint in (folder / "checkpoints").glob("*.ckpt"):
+        checkpoint.unlink()
+    if nested:
+        _remove_run(folder / "retrain", keep, nested=False)
+
+
+def claim_output(output: Path, opts, replace: bool = False) -> None:
+    """Make ``output`` this run's, before anything is trained or written: a folder holding another run's results
+    or checkpoints is refused (one line, exit 2) unless ``replace`` (--overwrite), which removes them, saying so.
+
+    Removed, not moved aside: a moved arch.json inside --output would still be found by ``nni-snn front`` and by
+    anyone's glob as a run of its own, and a place outside --output would be a guess. Its TensorBoard logs stay,
+    in their version folder, for comparison with the new run's. ``--resume`` continues the run that is there. The
+    architecture a retrain reads may lie in its --output: it is the run's input, neither a run nor removed."""
+    if getattr(opts, "resume", False):
+        return
+    keep = {Path(opts.arch).resolve()} if getattr(opts, "arch", None) else set()
+    found = _run_in(output, keep)
+    if not found:
+        return
+    if not replace:
+        finished = any(name in RESULTS for name in found)
+        resume = ", --resume to continue it" if hasattr(opts, "resume") else ""
+        raise UsageError(f"--output {output} holds {'a finished' if finished else 'an unfinished'} run "
+                         f"({', '.join(found[:3])}{', ...' if len(found) > 3 else ''}); add --overwrite to replace "
+                         f"it{resume}, or give another --output")
+    shown = ", ".join(found[:4]) + (", ..." if len(found) > 4 else "")
+    print(f"nni-snn: replacing the run in {output}: removing {shown} (its TensorBoard logs stay)", file=sys.stderr,
+          flush=True)
+    _remove_run(output, keep)
 
 
 def _interrupted_here(output: Path, opts) -> bool:
@@ -168,7 +225,10 @@ def _interrupted_here(output: Path, opts) -> bool:
 
 def _settings(output: Path, opts) -> dict:
     # The folder it wrote to (inside an NNI trial: the trial's, not --output's default).
-    return {**{k: v for k, v in opts.as_dict().items() if k not in ("config", "resume")}, "output": str(output)}
+    # Not --resume or --overwrite: they say how to treat the folder, not what runs (read back with --config, either
+    # would replace or continue a run unasked).
+    return {**{k: v for k, v in opts.as_dict().items() if k not in ("config", "resume", "overwrite")},
+            "output": str(output)}
 
 
 def write_config(output: Path, opts) -> None:
@@ -201,8 +261,15 @@ def _retrain(args) -> int:
     from nni_snn.archfile import load_arch
     from nni_snn.retrain import final_result, run_retrain
 
-    # A bad architecture file fails before any data is loaded or anything is written.
-    opts, output, trial = _prepare(args, RetrainOptions, check=lambda opts: opts.arch and load_arch(opts.arch))
+    def check(opts):  # a bad architecture file fails before any data is loaded or anything is written
+        if opts.arch:
+            from nni_snn.genotype import depth_problem
+
+            problem = depth_problem(load_arch(opts.arch)["genotype"], opts.cells, "--cells")
+            if problem:
+                raise UsageError(f"--arch {opts.arch}: {problem}")
+
+    opts, output, trial = _prepare(args, RetrainOptions, check=check)
     metrics = run_retrain(opts, output, trial)
     if metrics is not None:
         if trial:
@@ -257,7 +324,16 @@ def _show(args) -> int:
         raise UsageError(f"--energy-profile {args.energy_profile!r} is unknown; use one of {', '.join(PROFILES)}")
     if args.dataset is None and (args.checkpoint or args.data_dir):
         raise UsageError("--checkpoint and --data-dir need --dataset (the images to estimate energy on)")
+    from nni_snn.genotype import depth_problem
+
     arch = load_arch(args.arch_path)
+    if args.cells is None:
+        searched = (arch.get("search") or {}).get("cells")
+        # A file without a reduction cell is counted at its own depth (or 2, the most cells without one).
+        args.cells = 5 if not depth_problem(arch["genotype"], 5) else searched if isinstance(searched, int) else 2
+    problem = depth_problem(arch["genotype"], args.cells, "--cells")
+    if problem:
+        raise UsageError(f"{args.arch_path}: {problem}")
     data = None
     if args.dataset is not None:
         from nni_snn.data import dataset_names, load_dataset
@@ -304,6 +380,7 @@ def _multitrial(args) -> int:
         if probe.connect_ex(("127.0.0.1", opts.port)) == 0:
             raise UsageError(f"--port {opts.port} is in use (another NNI experiment?); choose another")
     output = Path(opts.output)
+    claim_output(output, opts, replace=opts.overwrite)
     write_config(output, opts)
     try:
         summary = run_multitrial(opts)
@@ -362,6 +439,8 @@ def _export(args) -> int:
 
     opts = ExportOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ExportOptions)})
     opts.check()
+    if Path(opts.output).exists() and not opts.overwrite:  # refused before the network is read or built
+        raise UsageError(f"--output {opts.output} exists; add --overwrite to replace it, or give another --output")
     written = export_run(Path(opts.run_dir), Path(opts.output), opts.checkpoint, opts.dt, opts.grouped)
     print(f"wrote {written} (NIR; dt {opts.dt} s; the logits are the output's mean over the T steps)")
     return 0

@@ -2,6 +2,8 @@
 
 A genotype is ``{"normal": [[op, input], ... 8 pairs], "reduce": [... 8 pairs]}``: pairs 2k and 2k+1 feed
 intermediate node k; input 0 is c_{k-2}, 1 is c_{k-1}, j >= 2 is node j - 2; ``op`` is one of :data:`PRIMITIVES`.
+A cell type the searched network did not have is ``None`` (a search of 1 or 2 cells has no reduction cell, as DARTS
+places them at 1/3 and 2/3 of the depth): there was nothing to choose, so nothing is made up for it.
 
 This module is the one home of these concepts: the model space (``search_spaces``), the strategies, the arch file
 and the plots all read them from here, so none of them has to import another to agree on the shape of a cell.
@@ -14,7 +16,8 @@ from typing import Any
 from nni_snn.ops import PRIMITIVES  # the operation table's keys (nni_snn.ops.OPS)
 
 __all__ = ["ALL_OPS", "ATTENTION_CELLS", "CELL_TYPES", "CONV_HEAVY", "DARTS_V2", "HEADS", "NUM_NODES", "PRIMITIVES",
-           "SPACES", "STEM_STRIDES", "deployable_problem", "format_genotype", "genotype_from_sample", "sample_from_genotype"]
+           "SPACES", "STEM_STRIDES", "cell_types_at", "deployable_problem", "depth_problem", "format_genotype",
+           "genotype_from_sample", "reduction_indices", "sample_from_genotype"]
 
 NUM_NODES = 4
 CELL_TYPES = ("normal", "reduce")
@@ -31,11 +34,36 @@ STEM_STRIDES = (1, 2)
 SPACES = {"full": tuple(PRIMITIVES), "deployable": tuple(op for op in PRIMITIVES if op != "max_pool_3x3")}
 
 
+def reduction_indices(num_cells: int) -> tuple[int, ...]:
+    """Cells that halve the resolution and double the width: 1/3 and 2/3 of the depth (DARTS). Below 3 cells there
+    is none: at 2 cells DARTS's rule would make both reduction cells, and no normal cell would be searched."""
+    return tuple(sorted({num_cells // 3, 2 * num_cells // 3})) if num_cells >= 3 else ()
+
+
+def cell_types_at(num_cells: int) -> tuple[str, ...]:
+    """The cell types a network of ``num_cells`` cells holds (``normal`` alone below 3 cells)."""
+    reductions = reduction_indices(num_cells)
+    return tuple(t for t, present in zip(CELL_TYPES, (len(reductions) < num_cells, bool(reductions))) if present)
+
+
+def depth_problem(genotype: dict, num_cells: int, flag: str | None = None) -> str | None:
+    """Why a network of ``num_cells`` cells cannot be built from ``genotype`` (a cell type it needs is ``None``: the
+    searched network had no such cell), or None. ``flag``: the option that sets the depth, named in the message."""
+    missing = [t for t in cell_types_at(num_cells) if genotype.get(t) is None]
+    if not missing:
+        return None
+    fits = " or ".join(str(n) for n in (1, 2) if not any(genotype.get(t) is None for t in cell_types_at(n)))
+    depth = f"{flag} {num_cells}" if flag else f"a network of {num_cells} cells"
+    instead = (f"give {flag} {fits}" if flag else f"build it with {fits} cells") + ", or " if fits else ""
+    return (f"it has no {missing[0]} cell (the network it was searched in had none), which {depth} needs; "
+            f"{instead}search with --cells 3 or more")
+
+
 def deployable_problem(arch: dict) -> str | None:
     """Why ``arch`` (a loaded arch.json) is not in the deployable space, or None."""
     if arch["attention"] != "none":
         return f"attention {arch['attention']!r} is an input-dependent gate NIR cannot express; use attention none"
-    ops = {op for cell_type in CELL_TYPES for op, _ in arch["genotype"][cell_type]} - set(SPACES["deployable"])
+    ops = {op for pairs in arch["genotype"].values() for op, _ in pairs or ()} - set(SPACES["deployable"])
     return f"its cells hold {', '.join(sorted(ops))}, which NIR cannot express" if ops else None
 
 
@@ -67,9 +95,13 @@ ALL_OPS = {
 
 
 def genotype_from_sample(sample: dict[str, Any]) -> dict[str, list[list]]:
-    """Turn an NNI sample of ``SNNDartsSpace`` into the DARTS-style genotype."""
+    """Turn an NNI sample of ``SNNDartsSpace`` into the DARTS-style genotype; a cell type the space has no cell of
+    (no choice labelled with it) is ``None``."""
     genotype = {}
     for cell_type in CELL_TYPES:
+        if f"{cell_type}/input_0" not in sample:
+            genotype[cell_type] = None
+            continue
         pairs = []
         for k in range(NUM_NODES):
             for i in sorted(sample[f"{cell_type}/input_{k}"]):
@@ -83,6 +115,8 @@ def sample_from_genotype(genotype: dict[str, list[list]]) -> dict[str, Any]:
     sample: dict[str, Any] = {}
     for cell_type in CELL_TYPES:
         pairs = genotype[cell_type]
+        if pairs is None:  # no cell of this type: the space asks for none of its choices
+            continue
         for k in range(NUM_NODES):
             (op_a, in_a), (op_b, in_b) = pairs[2 * k], pairs[2 * k + 1]
             sample[f"{cell_type}/input_{k}"] = sorted([in_a, in_b])
@@ -97,8 +131,11 @@ def format_genotype(arch: dict) -> str:
     where = {"all": "in every cell", "last": "in the final cell only"}[arch.get("attention_cells", "all")]
     lines = [f"attention: {arch['attention']} ({where})   timesteps: {arch['timesteps']}"]
     for cell_type in CELL_TYPES:
-        lines.append(f"{cell_type} cell:")
         pairs = arch["genotype"][cell_type]
+        if pairs is None:
+            lines.append(f"{cell_type} cell: none (the searched network had no {cell_type} cell)")
+            continue
+        lines.append(f"{cell_type} cell:")
         for k in range(NUM_NODES):
             edges = "  +  ".join(f"{op}({names[i]})" for op, i in pairs[2 * k:2 * k + 2])
             lines.append(f"  node {k} = {edges}")

@@ -20,21 +20,15 @@ RETRAIN_BYTES = 895e6 / (32 * 2 * 16 * 32 * 32 * 6)
 
 
 def available_bytes(accelerator: str = "cpu") -> int:
-    """Memory a run can use: the GPU's (CUDA) or what Linux reports as available (``MemAvailable``)."""
+    """Memory a run can use: the GPU's (CUDA) or what the system reports as available (on Linux ``MemAvailable``)."""
     from nni_snn.runtime import uses_cuda
 
     if uses_cuda(accelerator) and torch.cuda.is_available():
         return torch.cuda.get_device_properties(0).total_memory
-    try:
-        with open("/proc/meminfo") as info:
-            for line in info:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import os
+    import psutil
 
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    # psutil, not os.sysconf: macOS has no SC_AVPHYS_PAGES and Windows no os.sysconf at all.
+    return psutil.virtual_memory().available
 
 
 def gib(n: float) -> str:

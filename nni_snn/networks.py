@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 
 from nni_snn.archfile import load_arch
-from nni_snn.genotype import sample_from_genotype
+from nni_snn.errors import ArchError
+from nni_snn.genotype import depth_problem, sample_from_genotype
 from nni_snn.nni_compat import model_context
 from search_spaces import SNNDartsSpace
 
@@ -27,9 +28,14 @@ def build_network(arch: str | Path | dict, *, width: int, num_cells: int, num_cl
 
     ``timesteps``, ``neuron``, ``normalize``, ``attention_cells``, ``cell_norm``, ``stem_multiplier``,
     ``stem_stride`` and ``head`` default to the file's; ``image_size`` (the input's side) is needed by the spatial
-    head. The network has no NNI mutables left and only the chosen edges' weights.
+    head. The network has no NNI mutables left and only the chosen edges' weights. A depth that needs a cell type
+    the file has none of (searched with 1 or 2 cells: no reduction cell) raises :class:`ArchError`.
     """
+    source = str(arch) if isinstance(arch, (str, Path)) else "architecture"
     arch = load_arch(arch)
+    problem = depth_problem(arch["genotype"], num_cells)
+    if problem:
+        raise ArchError(f"{source}: {problem}")
     with model_context(sample_from_genotype(arch["genotype"])):
         return SNNDartsSpace(width=width, num_cells=num_cells, timesteps=timesteps or arch["timesteps"],
                              attention=arch["attention"], num_classes=num_classes, in_channels=in_channels,

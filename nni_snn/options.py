@@ -122,6 +122,10 @@ class CommonOptions:
     lr: float = option(help="weight learning rate, SGD momentum 0.9 + cosine (default {default})", check="number>0")
     seed: int = option(0, "random seed (default 0)")
     output: str = option(help="output folder (default {default}; the trial's folder inside NNI)", check="path")
+    # A command refuses an --output that holds a run (nni_snn.cli.claim_output): results are never replaced unasked.
+    overwrite: bool = option(False, "replace the run already in --output: its results and checkpoints are removed "
+                                    "before training (its TensorBoard logs stay, in their own version folder)",
+                             action="store_true")
     accelerator: str = option("auto", "Lightning accelerator: auto, cpu, gpu (default auto)")
     num_workers: int | None = option(help="data loader workers (default 0 on the CPU, 4 on a GPU)", check="int>=0",
                                      none_ok=True)
@@ -253,6 +257,8 @@ class TrainOptions(CommonOptions):
 
     def check_together(self) -> None:
         super().check_together()
+        if self.resume and self.overwrite:
+            raise UsageError("give --resume (continue the run in --output) or --overwrite (replace it), not both")
         if self.neuron is not None:  # what a neuron itself rejects (e.g. plif's tau of 0 or 1)
             from nni_snn.archfile import neuron_problem
 
@@ -435,9 +441,15 @@ class SearchOptions(TrainOptions):
             raise UsageError(f"--partial-channels {self.partial_channels} must divide --width {self.width}")
         if self.retrain_epochs:  # a bad --retrain-* value fails now, not after the search
             try:
-                self.retrain(Path(self.output))
+                retrain = self.retrain(Path(self.output))
             except UsageError as err:
                 raise UsageError(f"the retrain after the search (--retrain-*): {err}") from None
+            from nni_snn.genotype import cell_types_at
+
+            missing = set(cell_types_at(retrain.cells)) - set(cell_types_at(self.cells))
+            if missing:  # refused now, not after the search, when the retrain would find no such cell
+                raise UsageError(f"--cells {self.cells} searches no {missing.pop()} cell, which the retrain after "
+                                 "the search needs: give --retrain-cells 1 or 2, or search with --cells 3 or more")
 
     def retrain(self, output: Path) -> RetrainOptions:
         """The retrain after this search, of ``output``'s arch.json, checked. Data, seed, hardware, neuron and energy
@@ -517,6 +529,7 @@ class ExportOptions:
     dt: float = option(1e-4, "the consumer's time step in seconds, which the NIR LIF time constants assume; any dt "
                              "gives the same discrete recurrence to a consumer that steps by it (default {default}, "
                              "snnTorch's)", check="number>0")
+    overwrite: bool = option(False, "replace --output if it exists (default: refuse)", action="store_true")
     grouped: bool = option(False, "keep depthwise convs grouped (Conv2d groups) for hardware that reads them; "
                                   "default: dense block-diagonal kernels, which every NIR consumer reads",
                            action="store_true")

@@ -102,6 +102,17 @@ def last_checkpoint(output: Path):
                            save_on_train_epoch_end=True, enable_version_counter=False)
 
 
+def tensorboard_version(output: Path, resume: bool) -> int:
+    """The version folder (``output/tensorboard/version_N``) this run logs into: a new one per run, so that two
+    runs' curves never mix in one folder; a resumed run continues the latest, its own (a run started after it
+    replaced its checkpoints, so it could no longer be resumed)."""
+    versions = [int(p.name[len("version_"):]) for p in (output / "tensorboard").glob("version_*")
+                if p.name[len("version_"):].isdigit()]
+    if not versions:
+        return 0
+    return max(versions) if resume else max(versions) + 1
+
+
 class _NoAdverts(logging.Filter):
     """Drops Lightning's "💡 Tip: ... try installing ..." lines: adverts for services, not facts about the run."""
 
@@ -126,7 +137,8 @@ def trainer(opts: TrainOptions, output: Path, callbacks: list, traced: bool = Fa
     return (Trainer if traced else pl.Trainer)(
         max_epochs=opts.epochs, accelerator=opts.accelerator, devices=opts.devices, num_nodes=opts.num_nodes,
         strategy=opts.strategy, precision=opts.precision,
-        logger=TensorBoardLogger(str(output), name="tensorboard", version=""),
+        logger=TensorBoardLogger(str(output), name="tensorboard",
+                                 version=tensorboard_version(output, getattr(opts, "resume", False))),
         callbacks=[NonFiniteGuard(), *callbacks], num_sanity_val_steps=0, log_every_n_steps=1,
         use_distributed_sampler=False,  # the loaders' EpochShuffle shards itself under DDP
         enable_progress_bar=opts.progress, **kwargs)

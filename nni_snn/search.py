@@ -168,8 +168,9 @@ def write_search_outputs(output: Path, arch: dict, metrics: dict) -> None:
     write_json_atomic(output / "arch.json", arch)
     write_json_atomic(output / "metrics.json", metrics)
     for cell_type in CELL_TYPES:
-        draw_cell(arch["genotype"][cell_type], f"{cell_type} cell ({arch['attention']} attention)",
-                  output / f"{cell_type}.png")
+        if arch["genotype"][cell_type] is not None:  # a search of 1 or 2 cells has no reduction cell to draw
+            draw_cell(arch["genotype"][cell_type], f"{cell_type} cell ({arch['attention']} attention)",
+                      output / f"{cell_type}.png")
 
 
 def exported_result(metrics: dict) -> dict:

@@ -39,17 +39,13 @@ from nni_snn.genotype import (
     NUM_NODES,
     SPACES,
     STEM_STRIDES,
+    reduction_indices,  # the genotype's rule (which cell types a depth has), importable here too
 )
 from nni_snn.neuron import make_neuron
 from nni_snn.nni_compat import ChosenInputs, current_model, label_scope
 from nni_snn.ops import OPS, Encoder, Preprocess, TimeDistributed, batch_norm, fold, unfold
 from nni_snn.regularizers import DropsPath, drop_path
 from nni_snn.spikes import ReadsAnalog
-
-
-def reduction_indices(num_cells: int) -> tuple[int, ...]:
-    """Cells that halve the resolution and double the width: 1/3 and 2/3 of the depth (DARTS)."""
-    return tuple(sorted({num_cells // 3, 2 * num_cells // 3})) if num_cells >= 3 else ()
 
 
 def auxiliary_index(num_cells: int) -> int:

@@ -130,6 +130,8 @@ class MADartsModule(DartsLightningModule):
         if not hasattr(experiment, "add_image") or not self.trainer.is_global_zero:
             return
         for cell_type, pairs in genotype.items():
+            if pairs is None:  # no cell of this type in the supernet (1 or 2 cells)
+                continue
             image = render_cell(pairs, f"{cell_type} cell after epoch {self.current_epoch}")
             experiment.add_image(f"cells/{cell_type}", image, self.current_epoch, dataformats="HWC")
 

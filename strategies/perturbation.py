@@ -97,6 +97,8 @@ def select_by_perturbation(supernet: nn.Module, batches: list[tuple[torch.Tensor
         supernet.train(was_training)
     sample = {}
     for cell_type in CELL_TYPES:
+        if f"{cell_type}/op_0_0" not in op_rise:  # no cell of this type in the supernet (1 or 2 cells)
+            continue
         for k in range(NUM_NODES):
             labels = [f"{cell_type}/op_{k}_{i}" for i in range(k + 2)]
             ranked = sorted(range(k + 2), key=lambda i: -edge_rise[labels[i]])  # stable: ties keep the lower input

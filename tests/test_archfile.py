@@ -83,6 +83,8 @@ def test_build_network_from_path_and_auxiliary(tmp_path, hand_arch):
     (lambda a: a.update(attention_cells="first"), "attention_cells"),
     (lambda a: a.pop("genotype"), "genotype"),
     (lambda a: a["genotype"]["normal"].pop(), "exactly 8"),
+    (lambda a: a["genotype"].pop("reduce"), "reduce must hold exactly 8"),  # absent: null says "not searched"
+    (lambda a: a["genotype"].update(normal=None, reduce=None), "holds no cell"),
     (lambda a: a["genotype"]["reduce"].__setitem__(0, ["conv_9x9", 0]), "unknown operation"),
     (lambda a: a["genotype"]["normal"].__setitem__(2, ["skip_connect", 3]), "out of range"),
     (lambda a: a["genotype"]["normal"].__setitem__(1, ["skip_connect", 0]), "twice"),
@@ -93,6 +95,22 @@ def test_bad_architectures_name_the_problem(hand_arch, mutate, needle):
     mutate(hand_arch)
     with pytest.raises(ArchError, match=needle):
         load_arch(hand_arch)
+
+
+def test_a_file_without_a_reduction_cell_builds_only_the_depths_without_one(hand_arch):
+    """A search of 1 or 2 cells writes reduce: null; 3 cells and more need a reduction cell (1/3 and 2/3 of the
+    depth), which the file does not have."""
+    from nni_snn.genotype import format_genotype
+
+    hand_arch["genotype"]["reduce"] = None
+    arch = load_arch(hand_arch)
+    assert "reduce cell: none" in format_genotype(arch)
+    for cells in (1, 2):
+        net = build_network(arch, width=4, num_cells=cells, num_classes=10, in_channels=1, auxiliary=True)
+        out = net(torch.randn(2, 1, 8, 8))  # training mode: (logits, auxiliary logits) where a head fits
+        assert (out[0] if isinstance(out, tuple) else out).shape == (2, 10)
+    with pytest.raises(ArchError, match="no reduce cell .* build it with 1 or 2 cells"):
+        build_network(arch, width=4, num_cells=3, num_classes=10, in_channels=1)
 
 
 def test_bad_files(tmp_path):

@@ -74,7 +74,7 @@ def test_a_search_on_two_processes_keeps_one_alpha_and_counts_all_samples(tmp_pa
     assert _writes(two / "record", 1) == []
     written = {Path(p).name for p in _writes(two / "record", 0)}
     assert {"arch.json", "metrics.json", "config.yaml", "normal.png", "reduce.png", "last.ckpt"} <= written
-    assert len(list((two / "out" / "tensorboard").glob("events.out.tfevents.*"))) == 1
+    assert len(list((two / "out" / "tensorboard" / "version_0").glob("events.out.tfevents.*"))) == 1
 
     # Counts and accuracies reduced over the processes. The counts are summed, not averaged, first: every epoch
     # counts all 100 validation images, as one process does. The numbers are not bit-equal to one process's, and

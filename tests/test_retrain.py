@@ -30,7 +30,7 @@ def test_retrain_on_digits_writes_metrics_and_checkpoint(tmp_path, arch_file):
     assert metrics["spikes_per_sample"] > 0 and "cells.2" in metrics["spikes_per_cell"]
     checkpoint = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True, map_location="cpu")
     assert any(key.startswith("_model.cells.0") for key in checkpoint["state_dict"])
-    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert list((out / "tensorboard" / "version_0").glob("events.out.tfevents.*"))
 
 
 @pytest.mark.parametrize("mode", ["L", "RGB"])

@@ -54,14 +54,14 @@ def test_search_writes_arch_metrics_pictures_and_tensorboard(searched):
     assert len(metrics["history"]) == 2
     for name in ("normal.png", "reduce.png"):
         assert (searched / name).read_bytes()[:4] == b"\x89PNG"
-    events = list((searched / "tensorboard").glob("events.out.tfevents.*"))
+    events = list((searched / "tensorboard" / "version_0").glob("events.out.tfevents.*"))
     assert events
 
 
 def test_tensorboard_has_spikes_and_alpha(searched):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    acc = EventAccumulator(str(searched / "tensorboard"))
+    acc = EventAccumulator(str(searched / "tensorboard" / "version_0"))
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
     assert {"spikes/train/per_sample", "spikes/val/per_sample", "spikes/val/cells.1", "val_acc", "sops/val/per_sample",
@@ -219,7 +219,7 @@ def test_config_file_and_unknown_keys(tmp_path, capsys):
 def test_tensorboard_has_cell_pictures_and_learning_rate(searched):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    acc = EventAccumulator(str(searched / "tensorboard"), size_guidance={"images": 0})
+    acc = EventAccumulator(str(searched / "tensorboard" / "version_0"), size_guidance={"images": 0})
     acc.Reload()
     assert {"cells/normal", "cells/reduce"} <= set(acc.Tags()["images"])
     assert len(acc.Images("cells/normal")) == 2  # one per epoch
@@ -238,7 +238,7 @@ def test_spike_penalty_is_logged_and_recorded(energy_aware):
 
     arch = load_arch(energy_aware / "arch.json")
     assert arch["search"]["spike_penalty"] == 1
-    acc = EventAccumulator(str(energy_aware / "tensorboard"))
+    acc = EventAccumulator(str(energy_aware / "tensorboard" / "version_0"))
     acc.Reload()
     first = acc.Scalars("penalty/normalized_penalty")[0].value
     assert first == pytest.approx(1.0, abs=0.05)  # normalised by the first step's expected energy
@@ -340,3 +340,34 @@ def test_partial_channels_search_exports_a_valid_genotype(tmp_path):
     net = build_network(arch, width=4, num_cells=3, num_classes=10, in_channels=1)
     assert net(torch.rand(2, 1, 8, 8)).shape == (2, 10)
     assert main(["search", *TINY, "--partial-channels", "3", "--output", str(tmp_path / "bad")]) == 2  # 3 !| 4
+
+
+@pytest.mark.parametrize("cells, flags", [(1, []), (2, ["--select", "perturbation", "--select-images", "64"]),
+                                          (3, [])])
+def test_every_depth_searches_and_retrains(cells, flags, tmp_path, capsys):
+    """1 and 2 cells hold no reduction cell (DARTS's sit at 1/3 and 2/3 of the depth): the arch file says so
+    (``reduce`` null), builds at depths without one, and a depth that needs one is refused before training."""
+    search, retrain = tmp_path / "search", tmp_path / "retrain"
+    size = ["--dataset", "digits", "--width", "4", "--epochs", "1", "--batch-size", "128", "--no-progress"]
+    assert main(["search", *size, "--cells", str(cells), *flags, "--output", str(search)]) == 0
+    arch = load_arch(search / "arch.json")
+    assert (arch["genotype"]["reduce"] is None) == (cells < 3) and len(arch["genotype"]["normal"]) == 8
+    assert (search / "reduce.png").exists() == (cells == 3)
+    capsys.readouterr()
+    assert main(["show", str(search / "arch.json")]) == 0  # counted at its own depth when 5 cells cannot be
+    out = capsys.readouterr().out
+    assert ("reduce cell: none" in out) == (cells < 3) and (f"{cells} cells" in out) == (cells < 3)
+    argv = ["retrain", "--arch", str(search / "arch.json"), *size, "--output", str(retrain)]
+    if cells < 3:
+        assert main([*argv, "--cells", "6"]) == 2
+        line = capsys.readouterr().err.strip()
+        assert "\n" not in line and "no reduce cell" in line and "--cells 1 or 2" in line
+        assert not retrain.exists()  # refused before anything was written
+    assert main([*argv, "--cells", str(cells)]) == 0
+    assert json.loads((retrain / "metrics.json").read_text())["recipe"]["cells"] == cells
+
+
+def test_a_search_without_a_reduction_cell_refuses_a_retrain_that_needs_one(tmp_path, capsys):
+    assert main(["search", *TINY[:4], "--cells", "2", "--retrain-epochs", "1", "--output", str(tmp_path / "s")]) == 2
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and "--retrain-cells 1 or 2" in line and not (tmp_path / "s").exists()

@@ -176,6 +176,21 @@ def test_a_run_that_cannot_fit_memory_is_refused_with_the_estimate(argv, needs, 
     assert not (tmp_path / "out" / "checkpoints").exists()  # refused before training
 
 
+def test_the_memory_check_works_without_os_sysconf(monkeypatch, tmp_path, capsys):
+    """macOS has no SC_AVPHYS_PAGES and Windows no os.sysconf at all: the available memory comes from psutil."""
+    import os
+
+    import psutil
+
+    from nni_snn.memory import available_bytes
+
+    monkeypatch.delattr(os, "sysconf", raising=False)
+    assert 0 < available_bytes("cpu") <= psutil.virtual_memory().total
+    argv = ["search", "--width", "4096", "--batch-size", "4096", "--epochs", "1", "--output", str(tmp_path / "out")]
+    assert main(argv) == 2
+    assert "a search step at --width 4096" in one_error_line(capsys.readouterr().err)
+
+
 def test_a_network_too_large_to_build_is_refused_before_allocating(tmp_path, capsys):
 
     arch = tmp_path / "arch.json"
@@ -207,15 +222,16 @@ def test_output_past_a_file_size_limit_is_one_line_and_nothing_half_written(limi
 
     arch, out = tmp_path / "arch.json", tmp_path / "out"
     arch.write_text(json.dumps(HAND_ARCH))
-    (out / "checkpoints").mkdir(parents=True)
-    (out / "metrics.json").write_text('{"accuracy": 0.5}\n')  # an earlier run's
-    run = subprocess.run([sys.executable, "-c", FSIZE_RUN, str(limit), "retrain", "--arch", str(arch), "--width",
-                          "4", "--cells", "3", "--epochs", "1", "--batch-size", "256", "--subset-per-class", "5",
-                          "--output", str(out), "--no-progress"], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False)
+    argv = ["retrain", "--arch", str(arch), "--width", "4", "--cells", "3", "--batch-size", "256",
+            "--subset-per-class", "5", "--output", str(out), "--no-progress"]
+    assert main([*argv, "--epochs", "1"]) == 0  # the earlier run, which the one past the limit continues
+    earlier = json.loads((out / "metrics.json").read_text())
+    run = subprocess.run([sys.executable, "-c", FSIZE_RUN, str(limit), *argv, "--epochs", "2", "--resume"],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                         check=False)
     assert run.returncode == 2, run.stderr
     assert "cannot write the results: File too large" in one_error_line(run.stderr)
-    assert json.loads((out / "metrics.json").read_text()) == {"accuracy": 0.5}
+    assert json.loads((out / "metrics.json").read_text()) == earlier
     for ckpt in (out / "checkpoints").iterdir():  # none, or each one loads in full
         torch_load = __import__("torch").load
         assert "state_dict" in torch_load(ckpt, map_location="cpu", weights_only=True)
