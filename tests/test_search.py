@@ -40,8 +40,14 @@ def test_search_writes_arch_metrics_pictures_and_tensorboard(searched):
     metrics = json.loads((searched / "metrics.json").read_text())
     assert 0.0 <= metrics["accuracy"] <= 1.0
     assert metrics["spikes_per_sample"] > 0 and metrics["sops_per_sample"] > 0 and metrics["macs_per_sample"] > 0
-    assert metrics["energy_uj_per_sample"] == pytest.approx(
+    # priced by the default memory-aware profile; the ops-only one is SOPs x E_AC + MACs x E_MAC
+    assert metrics["energy_profile"] == "memory-45nm" and metrics["energy_model"]["memory"] is True
+    assert metrics["energy_uj_per_sample"] == pytest.approx(sum(metrics["energy_uj_by_term"].values()))
+    assert metrics["energy_uj_by_profile"]["ops-45nm"] == pytest.approx(
         (E_AC_PJ * metrics["sops_per_sample"] + E_MAC_PJ * metrics["macs_per_sample"]) * 1e-6)
+    assert metrics["energy_uj_per_sample"] > metrics["energy_uj_by_profile"]["ops-45nm"]
+    assert metrics["neuron_updates_per_sample"] > 0 and metrics["memory_accesses_per_sample"] > 0
+    assert arch["results"]["energy_profile"] == "memory-45nm" and arch["search"]["energy_profile"] == "memory-45nm"
     assert metrics["macs_per_sample"] < metrics["sops_per_sample"]  # only stem, attention gates and classifier
     assert all(r["train_sops_per_sample"] > 0 and r["train_energy_uj_per_sample"] > 0 for r in metrics["history"])
     assert set(metrics["spikes_per_cell"]) >= {"cells.0", "cells.1", "cells.2", "stem"}
@@ -266,13 +272,17 @@ def test_show_estimates_energy_on_a_dataset(searched, capsys):
 
     arch = str(searched / "arch.json")
     assert main(["show", arch, "--width", "4", "--cells", "3", "--dataset", "digits", "--batches", "1"]) == 0
+    assert re.search(r"neuron updates, [\d.e+]+ uJ per sample \(memory-45nm\)", capsys.readouterr().out)
+    assert main(["show", arch, "--width", "4", "--cells", "3", "--dataset", "digits", "--batches", "1",
+                 "--energy-profile", "ops-45nm"]) == 0
     out = capsys.readouterr().out
     number = r"([\d.e+]+)"
     line = re.search(rf"estimate on (\d+) digits test images \((.*), T=(\d+)\): {number} spikes, "
-                     rf"{number} SOPs, {number} MACs, {number} uJ per sample", out)
+                     rf"{number} SOPs, {number} MACs, {number} neuron updates, {number} uJ per sample \(ops-45nm\)",
+                     out)
     assert line, out
     samples, weights, timesteps = int(line[1]), line[2], int(line[3])
-    spikes, sops, macs, energy = (float(line[k]) for k in range(4, 8))
+    spikes, sops, macs, energy = (float(line[k]) for k in (4, 5, 6, 8))
     assert samples == 64 and timesteps == load_arch(arch)["timesteps"]  # one batch of 64, at the arch's T
     assert "untrained" in weights  # no --checkpoint
     assert energy == pytest.approx((E_AC_PJ * sops + E_MAC_PJ * macs) * 1e-6, rel=2e-3)  # printed to 4 digits
@@ -306,7 +316,7 @@ def test_estimate_of_untrained_weights_is_near_the_training_mode_count(searched)
         for x, _ in islice(torch.utils.data.DataLoader(images, batch_size=64), 2):
             net(x)
         training = monitor.summary("train")
-    estimate = estimate_energy(net, images, 2, None, E_AC_PJ, E_MAC_PJ)
+    estimate = estimate_energy(net, images, 2, None)
     assert 0.5 < estimate["spikes_per_sample"] / training["spikes_per_sample"] < 2
     assert 0.5 < estimate["sops_per_sample"] / training["sops_per_sample"] < 2
 
