@@ -42,7 +42,7 @@ from nni_snn.genotype import (
 )
 from nni_snn.neuron import make_neuron
 from nni_snn.nni_compat import ChosenInputs, current_model, label_scope
-from nni_snn.ops import OPS, Encoder, Preprocess, TimeDistributed, batch_norm, fold, unfold
+from nni_snn.ops import OPS, Encoder, Preprocess, TimeDistributed, batch_norm, cat_channels, fold, unfold
 from nni_snn.regularizers import DropsPath, drop_path
 from nni_snn.spikes import ReadsAnalog
 
@@ -193,7 +193,7 @@ class SNNCell(nn.Module):
 
         for node in self.nodes:
             states.append(node(spikes_of))
-        return self.output(self.attention(self.norm_before(torch.cat(states[2:], dim=2))))
+        return self.output(self.attention(self.norm_before(cat_channels(states[2:]))))
 
 
 class SpikingClassifier(ReadsAnalog):
