@@ -252,9 +252,10 @@ def _versions(nets: dict[str, nn.Module]) -> dict[str, str]:
 
 def _markdown(result: dict) -> str:
     s = result["settings"]
-    lines = [f"Training step of the spiking CNN (width {s['width']}, T={s['timesteps']}, batch {s['batch_size']}, "
+    title = (f"Training step of the spiking CNN (width {s['width']}, T={s['timesteps']}, batch {s['batch_size']}, "
              f"{s['image']}x{s['image']}), {result['threads']} thread(s), torch {result['torch']}, "
-             f"load {result['load_1min_at_end']}; {s['repeats']} interleaved rounds of {s['steps']} steps.", "",
+             f"load {result['load_1min_at_end']}; {s['repeats']} interleaved rounds of {s['steps']} steps.")
+    lines = [title, "",
              "| library | version | median ms | min-max ms | vs nni-snn | max logit difference |",
              "|---|---|---:|---:|---:|---:|"]
     for name, row in result["libraries"].items():
