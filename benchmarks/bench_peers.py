@@ -4,8 +4,10 @@ Run ``python benchmarks/bench_peers.py`` (a few minutes with defaults; ``--help`
 nni-snn's ``spiking-cnn`` baseline (``nni_snn.baselines.SpikingCNN``): conv3x3-BN (run once on the static image, its
 current repeated over the T steps) -> LIF -> maxpool 2 -> conv3x3-BN -> LIF -> maxpool 2 -> linear, logits averaged
 over T; cross-entropy, SGD with momentum. Each library builds it from its own neuron and, where it has them, its own
-multi-step layers; all four start from the same weights, and the script checks that they compute the same logits
-before it times anything. A step is forward, loss, backward and the optimiser step on one batch, all libraries
+multi-step layers; all four start from the same weights, and before timing the script records how far each one's
+logits on the batch are from nni-snn's (float rounding flips a neuron sitting on its threshold now and then:
+nni-snn's maps are channels-last on the CPU, the others' NCHW). A library that is not installed is skipped
+(SpikingJelly is not in the test extra: ``pip install spikingjelly``). A step is forward, loss, backward and the optimiser step on one batch, all libraries
 interleaved (one step of each in turn, ``--repeats`` rounds of ``--steps`` steps); the JSON keeps every round.
 
 The LIF, as nni-snn's (``u_t = tau u_{t-1} (1 - o_{t-1}) + x_t``, spike when ``u_t > V_th``, tau 0.2, V_th 0.5,
@@ -21,7 +23,7 @@ sigmoid surrogate of sharpness 4, reset detached in backward), in each library:
 - Norse: ``LIFBoxCell`` (a LIF without synaptic current; single-step in Norse 1.1, so a Python loop over T, the
   layers folded as for snnTorch), ``dt * tau_mem_inv = 0.8`` so that it keeps 0.2 of its
   membrane per step. Its Euler step scales the input by that 0.8 too, so ``v = 0.8 u``: ``v_th = 0.4`` gives the same
-  spikes. It has no sigmoid surrogate: ``method="tanh"`` with ``alpha = 2.5`` has the same shape over ``u`` as the
+  spikes, up to rounding. It has no sigmoid surrogate: ``method="tanh"`` with ``alpha = 2.5`` has the same shape over ``u`` as the
   sigmoid of sharpness 4, at 0.8 of its height; and its reset is not detached (gradient flows through it).
 """
 
