@@ -114,6 +114,17 @@ def _no_spike(u: Tensor, v_th: float) -> Tensor:
     return torch.le(u, v_th, out=torch.empty_like(u))
 
 
+def _steps_like(x: Tensor) -> Tensor:
+    """An empty ``[T, ...]`` buffer of ``x``'s shape and dtype in which every step has the layout of ``x[0]``: a
+    channels-last map (nni_snn.ops.Encoder) stays channels-last through the neurons, so the convs, BNs and pools
+    that read their spikes need no layout conversion."""
+    if x.dim() == 5 and x[0].is_contiguous(memory_format=torch.channels_last) and not x[0].is_contiguous():
+        T, N = x.shape[:2]
+        return torch.empty((T * N, *x.shape[2:]), dtype=x.dtype, device=x.device,
+                           memory_format=torch.channels_last).view(x.shape)
+    return torch.empty(x.shape, dtype=x.dtype, device=x.device)
+
+
 class _LIFFunction(torch.autograd.Function):
     """Forward loop over T without an autograd graph; backward runs the recurrence in reverse.
 
@@ -125,7 +136,7 @@ class _LIFFunction(torch.autograd.Function):
     def forward(ctx, x: Tensor, tau: float | Tensor, v_th: float, surrogate: str, alpha: float,
                 detach_reset: bool) -> Tensor:
         # Membrane potentials of all steps, in the input dtype: the only thing backward needs.
-        u_all = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        u_all = _steps_like(x)
         u_all[0].copy_(x[0])
         for t in range(1, x.shape[0]):
             u_prev = u_all[t - 1]

@@ -33,8 +33,11 @@ __all__ = [
     "PoolBN",
     "Preprocess",
     "SepConv",
+    "StridedPointwiseConv2d",
     "TimeDistributed",
+    "WholeMapConv2d",
     "batch_norm",
+    "cat_channels",
     "fold",
     "unfold",
 ]
@@ -60,6 +63,38 @@ def fold(x: Tensor) -> Tensor:
 def unfold(y: Tensor, T: int) -> Tensor:
     """Inverse of :func:`fold`: ``[T*N, ...] -> [T, N, ...]``."""
     return y.reshape(T, -1, *y.shape[1:])
+
+
+def _layout(x: Tensor) -> torch.memory_format:
+    """The memory format ``x`` is dense in: channels-last maps stay channels-last."""
+    return torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
+        else torch.contiguous_format
+
+
+class _CatChannels(torch.autograd.Function):
+    """``torch.cat(maps, dim=1)`` of ``[N, C_i, H, W]`` maps whose backward hands each input a *dense* gradient.
+
+    Autograd's own gives every input a channel slice of the output's gradient: a strided view that BN's and
+    the convs' CPU kernels read on a slow path (a channels-last BN forward + backward of [256, 32, 14, 14] took
+    26 ms with such a gradient against 8 ms with a dense one). One copy per input is cheaper."""
+
+    @staticmethod
+    def forward(ctx, *maps: Tensor) -> Tensor:
+        ctx.channels = [m.shape[1] for m in maps]
+        ctx.layouts = [_layout(m) for m in maps]
+        return torch.cat(maps, dim=1)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):
+        parts = grad.split(ctx.channels, dim=1)
+        return tuple(part.contiguous(memory_format=layout) for part, layout in zip(parts, ctx.layouts))
+
+
+def cat_channels(states: list[Tensor]) -> Tensor:
+    """Time-major ``[T, N, C_i, H, W]`` states concatenated along the channels, ``[T, N, sum C_i, H, W]``, in the
+    layout of the maps (:class:`_CatChannels`: dense gradients for each state)."""
+    return unfold(_CatChannels.apply(*(fold(s) for s in states)), states[0].shape[0])
 
 
 class TimeDistributed(nn.Module):
@@ -98,7 +133,13 @@ class Encoder(ReadsAnalog):
                                  f"{self.timesteps} time steps; make the frames with T = {self.timesteps}")
             frames = x.transpose(0, 1)
             return unfold(self.bn(self.conv(fold(frames))), self.timesteps)
-        current = self.bn(self.conv(x))
+        current = self.conv(x)
+        if current.device.type == "cpu":
+            # Channels-last from here on: the neurons keep the layout of what they read (nni_snn.neuron), and the
+            # CPU's convs, BNs and max pools of these narrow maps run 1.5-2x faster in it (docs/benchmarks.md, "A
+            # Fashion-MNIST epoch on the CPU"). Same values: the layout is not the tensor.
+            current = current.contiguous(memory_format=torch.channels_last)
+        current = self.bn(current)
         return current.unsqueeze(0).expand(self.timesteps, *current.shape)
 
 
@@ -246,6 +287,38 @@ class DilConv(nn.Module):
         return self.body(x)
 
 
+class StridedPointwiseConv2d(nn.Conv2d):
+    """``nn.Conv2d(C_in, C_out, 1, stride=s, bias=False)`` (same parameters, attributes and state dict) that keeps
+    every s-th pixel first and then runs a 1x1 conv at stride 1: the same values and gradients.
+
+    On the CPU, oneDNN's backward of a strided 1x1 conv walks the whole input: measured at 1 thread on a
+    [256, 32, 14, 14] map to 16 channels, forward + backward took 28 ms against 7.5 ms for the subsampled one
+    (docs/benchmarks.md, "A Fashion-MNIST epoch on the CPU"). The module still receives the
+    full map, so the spike accounting's hooks (nni_snn.spikes) see what they saw."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 2) -> None:
+        super().__init__(in_channels, out_channels, 1, stride=stride, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        sh, sw = self.stride
+        # Made dense (in the map's own layout): oneDNN copies a strided input anyway, and a quarter of the map is cheap.
+        return F.conv2d(x[..., ::sh, ::sw].contiguous(memory_format=_layout(x)), self.weight, self.bias, 1, 0, 1,
+                        self.groups)
+
+
+class WholeMapConv2d(nn.Conv2d):
+    """``nn.Conv2d`` (same parameters, attributes and state dict) that, on a map exactly the size of its kernel (no
+    padding: one output pixel), runs as the linear layer it then is: the auxiliary head's 2x2 conv on its 2x2 map,
+    128 -> 768 channels, forward + backward at batch 256 took 36 ms as oneDNN's conv and 11 ms as a linear layer
+    (1 thread). Any other map takes the conv; the module's input and output are the conv's either way."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 4 and tuple(x.shape[-2:]) == self.kernel_size and self.padding == (0, 0) and self.groups == 1:
+            out = F.linear(x.flatten(1), self.weight.flatten(1), self.bias)
+            return out.view(*out.shape, 1, 1)
+        return super().forward(x)
+
+
 class _FactorizedReduce2d(nn.Module):
     """Folded-view core of :class:`FactorizedReduce`: two offset 1x1 stride-2 convs, concat, BN."""
 
@@ -253,14 +326,14 @@ class _FactorizedReduce2d(nn.Module):
         super().__init__()
         if C_out % 2:
             raise ValueError(f"FactorizedReduce needs an even number of output channels, got {C_out}")
-        self.conv_1 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, bias=False)
-        self.conv_2 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, bias=False)
+        self.conv_1 = StridedPointwiseConv2d(C_in, C_out // 2)
+        self.conv_2 = StridedPointwiseConv2d(C_in, C_out // 2)
         self.bn = batch_norm(C_out, affine)
 
     def forward(self, x: Tensor) -> Tensor:
         # Shift by one pixel; zero-pad bottom/right so both halves have ceil(H/2) rows for odd H too.
         shifted = F.pad(x[..., 1:, 1:], (0, 1, 0, 1))
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+        return self.bn(_CatChannels.apply(self.conv_1(x), self.conv_2(shifted)))
 
 
 class FactorizedReduce(nn.Module):

@@ -43,7 +43,17 @@ from nni_snn.genotype import (
 )
 from nni_snn.neuron import make_neuron
 from nni_snn.nni_compat import ChosenInputs, current_model, label_scope
-from nni_snn.ops import OPS, Encoder, Preprocess, TimeDistributed, batch_norm, fold, unfold
+from nni_snn.ops import (
+    OPS,
+    Encoder,
+    Preprocess,
+    TimeDistributed,
+    WholeMapConv2d,
+    batch_norm,
+    cat_channels,
+    fold,
+    unfold,
+)
 from nni_snn.regularizers import DropsPath, drop_path
 from nni_snn.spikes import ReadsAnalog
 
@@ -189,7 +199,7 @@ class SNNCell(nn.Module):
 
         for node in self.nodes:
             states.append(node(spikes_of))
-        return self.output(self.attention(self.norm_before(torch.cat(states[2:], dim=2))))
+        return self.output(self.attention(self.norm_before(cat_channels(states[2:]))))
 
 
 class SpikingClassifier(ReadsAnalog):
@@ -264,7 +274,7 @@ class AuxiliaryHead(nn.Module):
         self.reduce = TimeDistributed(nn.Conv2d(channels, hidden, 1, bias=False))
         self.norm = TimeDistributed(batch_norm(hidden))
         self.spike = make_neuron(neuron)
-        self.conv = TimeDistributed(nn.Sequential(nn.Conv2d(hidden, features, 2, bias=False), batch_norm(features)))
+        self.conv = TimeDistributed(nn.Sequential(WholeMapConv2d(hidden, features, 2, bias=False), batch_norm(features)))
         self.spike2 = make_neuron(neuron)
         self.classifier = SpikingClassifier(features, num_classes, normalize)
 

@@ -198,3 +198,75 @@ def test_recomputed_depthwise_output_under_autocast():
         grads.append([xi.grad, *(p.grad for p in layer.parameters())])
     for a, b in zip(*grads):
         assert torch.equal(a, b)
+
+
+# ---- the CPU's faster forms of a few layers: the same function as the layer they stand for ----------------------
+
+
+@pytest.mark.parametrize("side", [7, 8])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_strided_pointwise_conv_is_the_strided_conv(side, layout):
+    from nni_snn.ops import StridedPointwiseConv2d
+
+    torch.manual_seed(0)
+    conv = StridedPointwiseConv2d(6, 4)
+    plain = nn.Conv2d(6, 4, 1, stride=2, bias=False)
+    plain.load_state_dict(conv.state_dict())
+    x = (torch.rand(3, 6, side, side) > 0.6).float().contiguous(memory_format=layout)
+    xs = [x.clone().requires_grad_(), x.clone().requires_grad_()]
+    outs = [conv(xs[0]), plain(xs[1])]
+    assert torch.equal(outs[0], outs[1])
+    grad = torch.randn_like(outs[1])
+    for out in outs:
+        out.backward(grad)
+    assert torch.equal(xs[0].grad, xs[1].grad)
+    torch.testing.assert_close(conv.weight.grad, plain.weight.grad)
+
+
+def test_whole_map_conv_is_the_conv_on_any_map():
+    from nni_snn.ops import WholeMapConv2d
+
+    torch.manual_seed(0)
+    conv = WholeMapConv2d(5, 7, 2, bias=False)
+    plain = nn.Conv2d(5, 7, 2, bias=False)
+    plain.load_state_dict(conv.state_dict())
+    for side in (2, 3):  # the kernel's size (a linear layer) and larger (the conv itself)
+        x = torch.randn(4, 5, side, side).contiguous(memory_format=torch.channels_last)
+        xs = [x.clone().requires_grad_(), x.clone().requires_grad_()]
+        outs = [conv(xs[0]), plain(xs[1])]
+        assert outs[0].shape == outs[1].shape
+        torch.testing.assert_close(outs[0], outs[1])
+        grad = torch.randn_like(outs[1])
+        for out in outs:
+            out.backward(grad)
+        torch.testing.assert_close(xs[0].grad, xs[1].grad)
+        torch.testing.assert_close(conv.weight.grad, plain.weight.grad)
+        conv.weight.grad = plain.weight.grad = None
+
+
+def test_cat_channels_is_cat_with_dense_gradients():
+    from nni_snn.ops import cat_channels
+
+    torch.manual_seed(0)
+    states = [torch.randn(2, 3, c, 4, 4).flatten(0, 1).contiguous(memory_format=torch.channels_last)
+              .unflatten(0, (2, 3)).requires_grad_() for c in (2, 5)]
+    out = cat_channels(states)
+    assert torch.equal(out, torch.cat(states, dim=2))
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    for s in states:  # each gradient in its state's own layout, not a channel slice of the output's
+        assert fold(s.grad).is_contiguous(memory_format=torch.channels_last)
+    ours = [s.grad for s in states]
+    for s in states:
+        s.grad = None
+    torch.cat(states, dim=2).backward(grad)
+    assert all(torch.equal(a, s.grad) for a, s in zip(ours, states))
+
+
+def test_the_lif_keeps_a_channels_last_layout_and_its_values():
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, 6, 5, 5)
+    cl = fold(x).contiguous(memory_format=torch.channels_last).unflatten(0, (3, 4))
+    spikes, spikes_cl = LIF()(x), LIF()(cl)
+    assert torch.equal(spikes, spikes_cl)
+    assert fold(spikes_cl).is_contiguous(memory_format=torch.channels_last)
