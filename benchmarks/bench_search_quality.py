@@ -130,7 +130,23 @@ def run_cli(args: list[str], log: Path) -> float:
     return time.perf_counter() - start
 
 
-class Study:
+class RunFolders:
+    """A study's runs, one folder each under ``self.out``; a run is finished when its ``result.json`` is written."""
+
+    out: Path
+
+    def result(self, run: str) -> dict | None:
+        path = self.out / run / "result.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def _finish(self, run: str, result: dict) -> dict:
+        from nni_snn.archfile import write_json_atomic
+
+        write_json_atomic(self.out / run / "result.json", result)
+        return result
+
+
+class Study(RunFolders):
     def __init__(self, name: str, setting: Setting, out: Path, port: int, variants: dict | None = None):
         self.name, self.s, self.out, self.port = name, setting, out / name, port
         # Variants a study was started with are read back from their searches' results, so that the plain command
@@ -153,16 +169,6 @@ class Study:
     def arch_of(self, run: str) -> str:
         """The arch.json a search run found (results name it relative to the study's folder, which may move)."""
         return str(self.out / self.result(run)["arch"])
-
-    def result(self, run: str) -> dict | None:
-        path = self.out / run / "result.json"
-        return json.loads(path.read_text()) if path.is_file() else None
-
-    def _finish(self, run: str, result: dict) -> dict:
-        from nni_snn.archfile import write_json_atomic
-
-        write_json_atomic(self.out / run / "result.json", result)
-        return result
 
     def search(self, method: str, seed: int) -> dict:
         run = f"search-{method}-s{seed}"

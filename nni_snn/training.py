@@ -17,9 +17,9 @@ import torchmetrics
 from nni.nas.evaluator.pytorch import LightningModule
 from torch import nn
 
+from nni_snn.energy import DEFAULT_PROFILE, EnergyProfile, profile
 from nni_snn.errors import NonFiniteError
 from nni_snn.regularizers import set_drop_path_prob
-from nni_snn.energy import DEFAULT_PROFILE, EnergyProfile, profile
 from nni_snn.spikes import SpikeMonitor, default_group_of
 
 # What the spike accounting measures: every epoch's record (EpochReporter) and a run's metrics.json carry COUNTED;

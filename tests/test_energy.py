@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from torch import nn
@@ -18,7 +20,7 @@ def test_sram_access_energy_follows_horowitzs_table_and_grows_with_size():
     assert sram_access_pj(1024 * 1024) == pytest.approx(100.0)
     assert sram_access_pj(16) == sram_access_pj(1024) == pytest.approx(10.0 / 8**0.5)  # below 1 KB: priced as 1 KB
     sizes = [2**k for k in range(10, 24)]
-    assert all(sram_access_pj(a) < sram_access_pj(b) for a, b in zip(sizes, sizes[1:]))
+    assert all(sram_access_pj(a) < sram_access_pj(b) for a, b in itertools.pairwise(sizes))
 
 
 class Hand(nn.Module):
