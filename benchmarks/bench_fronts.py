@@ -176,35 +176,37 @@ class FrontStudy(RunFolders):
         write_json_atomic(path, best)
         return str(path)
 
-    def plan(self) -> list[list[tuple[str, callable]]]:
-        """Chains of runs (each in order); chains are independent of each other."""
+    def plan(self, methods: tuple[str, ...] = tuple(METHODS)) -> list[list[tuple[str, callable]]]:
+        """Chains of runs (each in order) of the given methods; chains are independent of each other."""
         chains = []
         for seed in self.s.seeds:
             for lam in self.s.lambdas:
                 key = lam_key(lam)
                 for method, attention in (("ma", "ma"), ("darts", "none")):
+                    if method not in methods:
+                        continue
                     search, retrain = f"search-{method}-l{key}-s{seed}", f"{method}-l{key}-s{seed}"
                     chain = [(search, lambda r=search, a=attention, lm=lam, sd=seed: self.search(r, a, lm, sd)),
                              (retrain, lambda r=retrain, sr=search, sd=seed: self.retrain(
                                  r, sd, str(self.out / self.result(sr)["arch"])))]
-                    if method == "ma":
+                    if method == "ma" and "random" in methods:
                         rnd = f"random-l{key}-s{seed}"
                         chain.append((rnd, lambda r=rnd, sr=search, sd=seed: self.retrain(
                             r, sd, self.matched_random(r, sd, str(self.out / self.result(sr)["arch"])))))
                     chains.append(chain)
-            for width in self.s.cnn_widths:
+            for width in self.s.cnn_widths if "cnn" in methods else ():
                 for t in self.s.cnn_timesteps:
                     run = f"cnn-w{width}-t{t}-s{seed}"
                     chains.append([(run, lambda r=run, sd=seed, w=width, tt=t: self.retrain(r, sd, width=w,
                                                                                              timesteps=tt))])
         return chains
 
-    def run(self, shard: int = 0, shards: int = 1) -> None:
+    def run(self, shard: int = 0, shards: int = 1, methods: tuple[str, ...] = tuple(METHODS)) -> None:
         import time
 
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "setting.json").write_text(json.dumps(dataclasses.asdict(self.s), indent=2))
-        chains = self.plan()[shard::shards]
+        chains = self.plan(methods)[shard::shards]
         total = sum(len(c) for c in chains)
         done = 0
         for chain in chains:
@@ -357,8 +359,13 @@ def main() -> None:
     parser.add_argument("--out", help="default: benchmarks/results/fronts/SETTING")
     parser.add_argument("--shard", default="0/1", help="i/n: run every n-th chain from the i-th (default 0/1)")
     parser.add_argument("--threads", type=int, help="torch threads of this process")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="comma-separated subset of the plan to run (random needs ma), e.g. cnn (default: all)")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
+    methods = tuple(m for m in args.methods.split(",") if m)
+    if unknown := sorted(set(methods) - set(METHODS)):
+        parser.error(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
     quiet()
     if args.threads:
         import torch
@@ -368,7 +375,7 @@ def main() -> None:
     study = FrontStudy(SETTINGS[args.setting], out)
     if not args.report_only:
         shard, shards = (int(v) for v in args.shard.split("/"))
-        study.run(shard, shards)
+        study.run(shard, shards, methods)
     summary = study.report()
     text = table(summary)
     print(text, flush=True)
