@@ -170,7 +170,9 @@ class FrontStudy(RunFolders):
         network = {k: searched[k] for k in ("attention", "timesteps", "neuron", "normalize", "attention_cells",
                                             "cell_norm", "stem_multiplier", "stem_stride", "head", "space")
                    if k in searched}
-        candidates = [make_arch(**network, genotype=uniform_genotype(rng)) for _ in range(self.s.random_candidates)]
+        nodes = searched["cell_nodes"]
+        candidates = [make_arch(**network, genotype=uniform_genotype(rng, nodes))
+                      for _ in range(self.s.random_candidates)]
         scored = [(abs(math.log(energy(c)) - target), i) for i, c in enumerate(candidates)]
         best = candidates[min(scored)[1]]
         write_json_atomic(path, best)

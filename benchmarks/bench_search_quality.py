@@ -97,14 +97,15 @@ SETTINGS = {
 }
 
 
-def uniform_genotype(rng: random.Random) -> dict:
-    """A genotype drawn uniformly from the space: each node's two distinct inputs, then each edge's operation."""
+def uniform_genotype(rng: random.Random, nodes: int | None = None) -> dict:
+    """A genotype drawn uniformly from the space (cells of ``nodes`` nodes, default DARTS's 4): each node's two
+    distinct inputs, then each edge's operation."""
     from nni_snn.genotype import CELL_TYPES, NUM_NODES, PRIMITIVES
 
     genotype = {}
     for cell_type in CELL_TYPES:
         pairs = []
-        for k in range(NUM_NODES):
+        for k in range(nodes or NUM_NODES):
             for i in sorted(rng.sample(range(k + 2), 2)):
                 pairs.append([rng.choice(PRIMITIVES), i])
         genotype[cell_type] = pairs

@@ -3,8 +3,8 @@
 Format (version 1, the format of nni-snn 0.1.0)::
 
     {"format": "nni-snn/arch", "version": 1, "attention": "none" | "ct" | "ma", "attention_cells": "all" | "last",
-     "timesteps": 2,
-     "genotype": {"normal": [[op, input], ... 8 pairs], "reduce": [... 8 pairs] | null},
+     "timesteps": 2, "cell_nodes": 4,
+     "genotype": {"normal": [[op, input], ... 2 x cell_nodes pairs], "reduce": [... 2 x cell_nodes pairs] | null},
      "neuron": {"kind": "lif", "tau": 0.2, "v_threshold": 0.5, "surrogate": "sigmoid", "surrogate_alpha": 4.0,
                 "detach_reset": true}, "normalize": true, "cell_norm": "after-attention" | "before-attention",
      "stem_multiplier": 3, "stem_stride": 1 | 2, "head": "global" | "spatial",
@@ -12,7 +12,8 @@ Format (version 1, the format of nni-snn 0.1.0)::
 
 The genotype is described in :mod:`nni_snn.genotype`: a cell type is ``null`` when the searched network had no cell
 of it (a search of 1 or 2 cells has no reduction cell), and such a file builds only the depths without one
-(``nni_snn.genotype.depth_problem``). :func:`make_arch` assembles an architecture. The keys up to
+(``nni_snn.genotype.depth_problem``); ``cell_nodes`` records the intermediate nodes per cell, two pairs each (a file
+written by hand may leave it to the genotype's length). :func:`make_arch` assembles an architecture. The keys up to
 ``head`` say which network it is (``nni_snn.build_network``); the rest records the search. ``attention_cells``
 (every cell's concatenation, or only the final cell's), ``neuron`` (a :func:`nni_snn.neuron.make_neuron` spec),
 ``normalize`` (see ``SNNDartsSpace``), ``cell_norm`` (where each cell's BN sits relative to its attention) and the
@@ -34,6 +35,7 @@ from typing import Any
 from nni_snn.errors import ArchError
 from nni_snn.genotype import (
     ATTENTION_CELLS,
+    CELL_NODES,
     CELL_NORMS,
     CELL_TYPES,
     HEADS,
@@ -41,6 +43,7 @@ from nni_snn.genotype import (
     PRIMITIVES,
     STEM_STRIDES,
     genotype_from_sample,
+    nodes_of,
 )
 from nni_snn.neuron import make_neuron, resolved_spec
 from nni_snn.registry import ATTENTIONS
@@ -50,8 +53,8 @@ FORMAT = "nni-snn/arch"
 VERSION = 1  # nni-snn 0.1.0's format; a file of another version is refused
 # What a network setting means where a file (written by hand) leaves it out: DARTS's macro-architecture, attention at
 # every cell, BN after it.
-DEFAULTS = {"attention_cells": "all", "normalize": True, "cell_norm": "after-attention", "stem_multiplier": 3,
-            "stem_stride": 1, "head": "global"}
+DEFAULTS = {"attention_cells": "all", "normalize": True, "cell_norm": "after-attention",
+            "stem_multiplier": 3, "stem_stride": 1, "head": "global"}
 
 
 def make_arch(*, attention: str, timesteps: int, genotype: dict, attention_cells: str = "all",
@@ -61,7 +64,8 @@ def make_arch(*, attention: str, timesteps: int, genotype: dict, attention_cells
     spec), then ``extra`` (e.g. ``alpha``, ``nni_sample``, ``search``, ``results``). Every writer of arch.json and
     every caller of ``build_network`` that has only a genotype uses this, so the format is assembled in one place."""
     arch = {"format": FORMAT, "version": VERSION, "attention": attention, "attention_cells": attention_cells,
-            "timesteps": timesteps, "genotype": genotype, "neuron": resolved_spec(neuron), "normalize": normalize,
+            "timesteps": timesteps, "cell_nodes": nodes_of(genotype), "genotype": genotype,
+            "neuron": resolved_spec(neuron), "normalize": normalize,
             "cell_norm": cell_norm, "stem_multiplier": stem_multiplier, "stem_stride": stem_stride, "head": head}
     arch.update(extra)
     return arch
@@ -83,6 +87,7 @@ def spelt_out(arch: dict) -> dict:
     :data:`DEFAULTS` and its neuron's defaults."""
     arch = {**DEFAULTS, **arch}
     arch["neuron"] = resolved_spec(arch.get("neuron"))
+    arch["cell_nodes"] = nodes_of(arch["genotype"])
     return arch
 
 
@@ -129,12 +134,18 @@ def validate(arch: Any, source: str = "architecture") -> dict:
             fail(f"{key} must be an object, got {type(arch[key]).__name__}")
     if all(genotype.get(cell_type) is None for cell_type in CELL_TYPES):
         fail(f"genotype holds no cell; it needs {' and '.join(CELL_TYPES)} (null for one the search did not have)")
+    # A file written by hand may leave the node count to its genotype: the longest cell's pairs, 2 per node.
+    lengths = [len(pairs) for pairs in genotype.values() if isinstance(pairs, list)]
+    nodes = arch.get("cell_nodes", (max(lengths) + 1) // 2 if lengths else NUM_NODES)
+    if nodes not in CELL_NODES or isinstance(nodes, bool):
+        fail(f"cell_nodes {nodes!r} is unknown; use one of {', '.join(map(str, CELL_NODES))}")
     for cell_type in CELL_TYPES:
         pairs = genotype.get(cell_type, [])  # absent is a mistake; null is a cell type the search did not have
         if pairs is None:
             continue
-        if not isinstance(pairs, list) or len(pairs) != 2 * NUM_NODES:
-            fail(f"genotype.{cell_type} must hold exactly {2 * NUM_NODES} [op, input] pairs")
+        if not isinstance(pairs, list) or len(pairs) != 2 * nodes:
+            fail(f"genotype.{cell_type} must hold exactly {2 * nodes} [op, input] pairs (2 per node, "
+                 f"cell_nodes {nodes})")
         for n, pair in enumerate(pairs):
             k = n // 2
             if not (isinstance(pair, list) and len(pair) == 2):
@@ -144,7 +155,7 @@ def validate(arch: Any, source: str = "architecture") -> dict:
                 fail(f"genotype.{cell_type}[{n}]: unknown operation {op!r}; use one of {', '.join(PRIMITIVES)}")
             if not isinstance(inp, int) or isinstance(inp, bool) or not 0 <= inp < k + 2:
                 fail(f"genotype.{cell_type}[{n}]: input {inp!r} out of range for node {k} (0..{k + 1})")
-        for k in range(NUM_NODES):
+        for k in range(nodes):
             if pairs[2 * k][1] == pairs[2 * k + 1][1]:
                 fail(f"genotype.{cell_type}: node {k} takes input {pairs[2 * k][1]} twice; its two inputs "
                      "must differ")

@@ -208,7 +208,6 @@ def _edge(b: _Builder, name: str, op: nn.Module, source: str, shape) -> tuple[li
 
 
 def _cell(b: _Builder, name: str, cell, s0, s1, hw0, hw1) -> tuple[list[tuple[str, int]], tuple]:
-    from nni_snn.genotype import NUM_NODES
     from nni_snn.nni_compat import ChosenInputs
 
     norm_before = cell.norm_before if not isinstance(cell.norm_before, nn.Identity) else None
@@ -238,9 +237,9 @@ def _cell(b: _Builder, name: str, cell, s0, s1, hw0, hw1) -> tuple[list[tuple[st
     population = cell.output
     bn = norm_before if norm_before is not None else getattr(population.norm, "module", None)
     c = shapes[2][0]
-    gain, shift = _bn_affine(bn, NUM_NODES * c)
+    gain, shift = _bn_affine(bn, len(cell.nodes) * c)
     parts = []
-    for k in range(NUM_NODES):
+    for k in range(len(cell.nodes)):
         source = currents[k + 2]
         if bn is not None:
             sl = slice(k * c, (k + 1) * c)

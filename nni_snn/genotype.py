@@ -1,7 +1,8 @@
 """Genotypes: what a DARTS cell is made of, and how it maps to a sample of ``SNNDartsSpace``.
 
 A genotype is ``{"normal": [[op, input], ... 8 pairs], "reduce": [... 8 pairs]}``: pairs 2k and 2k+1 feed
-intermediate node k; input 0 is c_{k-2}, 1 is c_{k-1}, j >= 2 is node j - 2; ``op`` is one of :data:`PRIMITIVES`.
+intermediate node k (8 pairs for DARTS's 4 nodes, 2 per node for a cell of fewer, :data:`CELL_NODES`); input 0 is
+c_{k-2}, 1 is c_{k-1}, j >= 2 is node j - 2; ``op`` is one of :data:`PRIMITIVES`.
 A cell type the searched network did not have is ``None`` (a search of 1 or 2 cells has no reduction cell, as DARTS
 places them at 1/3 and 2/3 of the depth): there was nothing to choose, so nothing is made up for it.
 
@@ -15,11 +16,15 @@ from typing import Any
 
 from nni_snn.ops import PRIMITIVES  # the operation table's keys (nni_snn.ops.OPS)
 
-__all__ = ["ALL_OPS", "ATTENTION_CELLS", "CELL_TYPES", "CONV_HEAVY", "DARTS_V2", "HEADS", "NUM_NODES", "PRIMITIVES",
-           "SPACES", "STEM_STRIDES", "cell_types_at", "deployable_problem", "depth_problem", "format_genotype",
-           "genotype_from_sample", "reduction_indices", "sample_from_genotype"]
+__all__ = ["ALL_OPS", "ATTENTION_CELLS", "CELL_NODES", "CELL_TYPES", "CONV_HEAVY", "DARTS_V2", "HEADS", "NUM_NODES",
+           "PRIMITIVES", "SPACES", "STEM_STRIDES", "cell_types_at", "deployable_problem", "depth_problem", "format_genotype",
+           "genotype_from_sample", "nodes_of", "reduction_indices", "sample_from_genotype"]
 
-NUM_NODES = 4
+NUM_NODES = 4  # DARTS's intermediate nodes per cell, the default
+# The node counts a cell may have. Each node is a neuron population the cell's output concatenates, so fewer nodes
+# mean fewer neurons updated at every step and a narrower input to the next cells (issue 36: neuron updates and
+# memory, not synaptic operations, dominate a cell network's energy under the memory-aware profile).
+CELL_NODES = (1, 2, 3, 4)
 CELL_TYPES = ("normal", "reduce")
 ATTENTION_CELLS = ("all", "last")  # where the attention sits: every cell's concatenation, or the final cell's
 # Where a cell's BN sits relative to its attention (with normalisation on): "after-attention", the first placement,
@@ -94,6 +99,11 @@ ALL_OPS = {
 }
 
 
+def nodes_of(genotype: dict) -> int:
+    """The intermediate nodes per cell of ``genotype`` (two [op, input] pairs each; every cell type has as many)."""
+    return next(len(pairs) // 2 for pairs in genotype.values() if pairs is not None)
+
+
 def genotype_from_sample(sample: dict[str, Any]) -> dict[str, list[list]]:
     """Turn an NNI sample of ``SNNDartsSpace`` into the DARTS-style genotype; a cell type the space has no cell of
     (no choice labelled with it) is ``None``."""
@@ -103,9 +113,11 @@ def genotype_from_sample(sample: dict[str, Any]) -> dict[str, list[list]]:
             genotype[cell_type] = None
             continue
         pairs = []
-        for k in range(NUM_NODES):
+        k = 0
+        while f"{cell_type}/input_{k}" in sample:
             for i in sorted(sample[f"{cell_type}/input_{k}"]):
                 pairs.append([sample[f"{cell_type}/op_{k}_{i}"], int(i)])
+            k += 1
         genotype[cell_type] = pairs
     return genotype
 
@@ -117,7 +129,7 @@ def sample_from_genotype(genotype: dict[str, list[list]]) -> dict[str, Any]:
         pairs = genotype[cell_type]
         if pairs is None:  # no cell of this type: the space asks for none of its choices
             continue
-        for k in range(NUM_NODES):
+        for k in range(len(pairs) // 2):
             (op_a, in_a), (op_b, in_b) = pairs[2 * k], pairs[2 * k + 1]
             sample[f"{cell_type}/input_{k}"] = sorted([in_a, in_b])
             sample[f"{cell_type}/op_{k}_{in_a}"] = op_a
@@ -127,7 +139,8 @@ def sample_from_genotype(genotype: dict[str, list[list]]) -> dict[str, Any]:
 
 def format_genotype(arch: dict) -> str:
     """An architecture's genotype as readable lines: one line per node and cell type."""
-    names = ["c_{k-2}", "c_{k-1}"] + [f"node {j}" for j in range(NUM_NODES)]
+    nodes = nodes_of(arch["genotype"])
+    names = ["c_{k-2}", "c_{k-1}"] + [f"node {j}" for j in range(nodes)]
     where = {"all": "in every cell", "last": "in the final cell only"}[arch.get("attention_cells", "all")]
     lines = [f"attention: {arch['attention']} ({where})   timesteps: {arch['timesteps']}"]
     for cell_type in CELL_TYPES:
@@ -136,8 +149,8 @@ def format_genotype(arch: dict) -> str:
             lines.append(f"{cell_type} cell: none (the searched network had no {cell_type} cell)")
             continue
         lines.append(f"{cell_type} cell:")
-        for k in range(NUM_NODES):
+        for k in range(nodes):
             edges = "  +  ".join(f"{op}({names[i]})" for op, i in pairs[2 * k:2 * k + 2])
             lines.append(f"  node {k} = {edges}")
-        lines.append(f"  output = spikes of {arch['attention']}_attention(concat(node 0..{NUM_NODES - 1}))")
+        lines.append(f"  output = spikes of {arch['attention']}_attention(concat(node 0..{nodes - 1}))")
     return "\n".join(lines)

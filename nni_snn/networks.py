@@ -45,7 +45,7 @@ def build_network(arch: str | Path | dict, *, width: int, num_cells: int, num_cl
                              cell_norm=cell_norm or arch["cell_norm"],
                              stem_multiplier=stem_multiplier or arch["stem_multiplier"],
                              stem_stride=stem_stride or arch["stem_stride"], head=head or arch["head"],
-                             image_size=image_size)
+                             image_size=image_size, cell_nodes=arch["cell_nodes"])
 
 
 def count_parameters(model: torch.nn.Module) -> int:

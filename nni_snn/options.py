@@ -401,6 +401,9 @@ class SearchOptions(TrainOptions):
     partial_channels: int = option(1, "PC-DARTS: each edge's mixed operation sees 1/K of its channels, the rest "
                                       "bypass it, and nodes weigh their edges by a learned beta (default 1: off)",
                                    check="int>=1")
+    cell_nodes: int = option(4, "intermediate nodes of each cell, each a neuron population the cell's output "
+                                "concatenates: fewer nodes, fewer neurons and a narrower input to the next cells "
+                                "(default {default}, DARTS's)", choices="nni_snn.genotype:CELL_NODES")
     select_images: int = option(1000, "validation images (of the alpha half) that --select perturbation scores on "
                                       "(default 1000)", check="int>=1")
     # The retrain after the search (--retrain-epochs > 0); None: retrain's own default (RetrainOptions), not the

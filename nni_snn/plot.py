@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nni_snn.genotype import NUM_NODES
-
 
 def draw_cell(pairs: list[list], title: str, path: str | Path) -> Path:
     """Write one cell of a genotype as a PNG picture."""
@@ -31,16 +29,17 @@ def render_cell(pairs: list[list], title: str):
 
 
 def _figure(pairs: list[list], title: str):
-    """Inputs on the left, the 4 nodes in the middle, the concatenation on the right."""
+    """Inputs on the left, the nodes (4 in DARTS's cell) in the middle, the concatenation on the right."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     pos = {0: (0.0, 2.2), 1: (0.0, 0.8)}
-    pos.update({j + 2: (1.6 + 1.3 * j, 2.6 - 0.95 * j) for j in range(NUM_NODES)})
-    out = (1.6 + 1.3 * NUM_NODES, 1.5)
-    labels = {0: "c_{k-2}", 1: "c_{k-1}"} | {j + 2: str(j) for j in range(NUM_NODES)}
+    nodes = len(pairs) // 2
+    pos.update({j + 2: (1.6 + 1.3 * j, 2.6 - 0.95 * j) for j in range(nodes)})
+    out = (1.6 + 1.3 * nodes, 1.5)
+    labels = {0: "c_{k-2}", 1: "c_{k-1}"} | {j + 2: str(j) for j in range(nodes)}
     fig, ax = plt.subplots(figsize=(9, 4.2))
     arrow = {"arrowstyle": "-|>", "color": "#555", "lw": 1.2, "shrinkA": 16, "shrinkB": 16}
     for n, (op, src) in enumerate(pairs):
@@ -53,7 +52,7 @@ def _figure(pairs: list[list], title: str):
         label_y = (y0 + y1) / 2 - 0.5 * bend * (x1 - x0)
         ax.text(label_x, label_y, op, fontsize=8, ha="center", va="center",
                 bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
-    for j in range(NUM_NODES):
+    for j in range(nodes):
         ax.annotate("", xy=out, xytext=pos[j + 2], arrowprops=arrow | {"color": "#bbb"})
     for key, (x, y) in pos.items():
         color = "#9ecae1" if key < 2 else "#fdd49e"

@@ -59,7 +59,8 @@ def run_search(opts: SearchOptions, output: Path, trial=None) -> dict | None:
                           num_classes=data.num_classes, in_channels=data.in_channels, neuron=neuron,
                           normalize=opts.normalize, attention_cells=opts.attention_cells, cell_norm=opts.cell_norm,
                           partial_channels=opts.partial_channels, stem_multiplier=opts.stem_multiplier,
-                          stem_stride=opts.stem_stride, head=opts.head, image_size=data.image_size, space=opts.space)
+                          stem_stride=opts.stem_stride, head=opts.head, image_size=data.image_size, space=opts.space,
+                          cell_nodes=opts.cell_nodes)
     reporter = EpochReporter(report=trial.intermediate if trial else None, energy=opts.energy())
     workers, cuda = loader_workers(opts.num_workers, opts.accelerator), uses_cuda(opts.accelerator)
     evaluator = Lightning(

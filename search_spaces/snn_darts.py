@@ -9,8 +9,8 @@ the auxiliary head) as for the states inside a cell (read by every edge leaving 
 count each neuron once.
 
 A cell reads the spikes of the two previous states, preprocesses them (1x1 conv + BN) and has 4 intermediate
-nodes. Node k sums two edges chosen among its k + 2 predecessors; each edge is one of the 7 spiking operations. The
-4 nodes are concatenated and pass through the attention slot (none | ct | ma; in every cell or only the last,
+nodes (DARTS's; ``cell_nodes`` sets 1 to 4). Node k sums two edges chosen among its k + 2 predecessors; each edge is
+one of the 7 spiking operations. The nodes are concatenated and pass through the attention slot (none | ct | ma; in every cell or only the last,
 ``attention_cells``), then [BN ->] the cell's output LIF (or, with ``cell_norm="before-attention"``, BN before the
 attention). Choices are labelled ``normal/...`` or ``reduce/...`` so
 all cells of one type share one architecture (one set of alpha per cell type, as in DARTS):
@@ -33,6 +33,7 @@ from torch import nn
 from nni_snn.attention import make_attention
 from nni_snn.genotype import (
     ATTENTION_CELLS,
+    CELL_NODES,
     CELL_NORMS,
     CELL_TYPES,
     HEADS,
@@ -164,22 +165,22 @@ class Stem(nn.Module):
 
 
 class SNNCell(nn.Module):
-    """A DARTS cell on time-major spikes ``[T, N, C, H, W]``; outputs the spikes of its ``4 * channels`` neurons."""
+    """A DARTS cell on time-major spikes ``[T, N, C, H, W]``; outputs the spikes of its ``nodes * channels`` neurons."""
 
     def __init__(self, cell_type: str, c_prev_prev: int, c_prev: int, channels: int, reduction_prev: bool,
                  attention: str, timesteps: int, affine: bool, neuron: dict | None = None, normalize: bool = True,
                  cell_norm: str = "after-attention", partial_channels: int = 1, stem_stride: int = 1,
-                 head: str = "global", image_size: int | None = None, space: str = "full"):
+                 head: str = "global", image_size: int | None = None, space: str = "full", nodes: int = NUM_NODES):
         super().__init__()
         self.reduction = cell_type == "reduce"
         self.pre0 = Preprocess(c_prev_prev, channels, reduce=reduction_prev, affine=affine)
         self.pre1 = Preprocess(c_prev, channels, affine=affine)
-        # One LIF per state that can feed an edge: the two preprocessed inputs and the first three nodes.
-        self.spiking = nn.ModuleList(make_neuron(neuron) for _ in range(NUM_NODES + 1))
+        # One LIF per state that can feed an edge: the two preprocessed inputs and every node but the last.
+        self.spiking = nn.ModuleList(make_neuron(neuron) for _ in range(nodes + 1))
         self.nodes = nn.ModuleList(
             SNNNode(cell_type, k, channels, self.reduction, affine, neuron, partial_channels, space)
-            for k in range(NUM_NODES))
-        concatenated = NUM_NODES * channels
+            for k in range(nodes))
+        concatenated = nodes * channels
         # Where the cell's BN sits (with normalize): after the attention (concatenation -> attention -> BN -> LIF),
         # where a per-channel BN over (T, N, H, W) cancels any constant per-channel gain of the gate, or before it
         # (concatenation -> BN -> attention -> LIF), where the gate's whole output reaches the neurons.
@@ -309,14 +310,19 @@ class SNNDartsSpace(ModelSpace):
     ``"global"`` (:class:`SpikingClassifier`) or ``"spatial"`` (:class:`SpatialClassifier`, which needs
     ``image_size``, the input's side). ``space``: the candidate operations (``nni_snn.genotype.SPACES``);
     ``"deployable"`` leaves out max pooling and needs attention none, so that its networks export to NIR.
+    ``cell_nodes``: the intermediate nodes of every cell (DARTS's 4; fewer keep fewer neuron populations alive).
     """
 
     def __init__(self, width: int = 16, num_cells: int = 5, timesteps: int = 2, attention: str = "ma",
                  num_classes: int = 10, in_channels: int = 3, auxiliary: bool = False, stem_multiplier: int = 3,
                  neuron: dict | None = None, normalize: bool = True, attention_cells: str = "all",
                  cell_norm: str = "after-attention", partial_channels: int = 1, stem_stride: int = 1,
-                 head: str = "global", image_size: int | None = None, space: str = "full"):
+                 head: str = "global", image_size: int | None = None, space: str = "full",
+                 cell_nodes: int = NUM_NODES):
         super().__init__()
+        if cell_nodes not in CELL_NODES:
+            raise ValueError(f"cell_nodes must be one of {', '.join(map(str, CELL_NODES))}, got {cell_nodes!r}")
+        self.cell_nodes = cell_nodes
         if space not in SPACES:
             raise ValueError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
         if space == "deployable" and attention != "none":  # NIR has no input-dependent gates (nni_snn.export)
@@ -361,9 +367,9 @@ class SNNDartsSpace(ModelSpace):
             self.cells.append(SNNCell(CELL_TYPES[reduction], c_pp, c_p, c_curr, reduction_prev,
                                       self._attention_of(i, attention, num_cells), timesteps, affine, neuron,
                                       normalize, cell_norm, partial_channels if current_model() is None else 1,
-                                      space=space))
+                                      space=space, nodes=cell_nodes))
             reduction_prev = reduction
-            c_pp, c_p = c_p, NUM_NODES * c_curr
+            c_pp, c_p = c_p, cell_nodes * c_curr
             if i == self.auxiliary_after:
                 self.auxiliary_head = AuxiliaryHead(c_p, num_classes, neuron, normalize)
         if head == "spatial":

@@ -26,7 +26,7 @@ from collections import defaultdict
 import torch
 from torch import nn
 
-from nni_snn.genotype import CELL_TYPES, NUM_NODES
+from nni_snn.genotype import CELL_TYPES
 from nni_snn.nni_compat import DifferentiableMixedLayer, mixed_softmax, set_mixed_softmax
 
 
@@ -99,10 +99,12 @@ def select_by_perturbation(supernet: nn.Module, batches: list[tuple[torch.Tensor
     for cell_type in CELL_TYPES:
         if f"{cell_type}/op_0_0" not in op_rise:  # no cell of this type in the supernet (1 or 2 cells)
             continue
-        for k in range(NUM_NODES):
+        k = 0
+        while f"{cell_type}/op_{k}_0" in op_rise:  # each node of the cell (its edge from c_{k-2} always exists)
             labels = [f"{cell_type}/op_{k}_{i}" for i in range(k + 2)]
             ranked = sorted(range(k + 2), key=lambda i: -edge_rise[labels[i]])  # stable: ties keep the lower input
             sample[f"{cell_type}/input_{k}"] = sorted(ranked[:2])
             for label in labels:
                 sample[label] = max(op_rise[label], key=op_rise[label].get)
+            k += 1
     return sample, {"loss": base, "ops": op_rise, "edges": edge_rise}
