@@ -196,11 +196,14 @@ class FrontStudy(RunFolders):
                         chain.append((rnd, lambda r=rnd, sr=search, sd=seed: self.retrain(
                             r, sd, self.matched_random(r, sd, str(self.out / self.result(sr)["arch"])))))
                     chains.append(chain)
-            for width in self.s.cnn_widths if "cnn" in methods else ():
-                for t in self.s.cnn_timesteps:
-                    run = f"cnn-w{width}-t{t}-s{seed}"
-                    chains.append([(run, lambda r=run, sd=seed, w=width, tt=t: self.retrain(r, sd, width=w,
-                                                                                             timesteps=tt))])
+        # The CNN's points cheapest first, every seed of one before the next: an interrupted study holds the cheap
+        # end of the front over all seeds rather than one seed's whole front.
+        sizes = sorted(((w, t) for w in self.s.cnn_widths for t in self.s.cnn_timesteps), key=lambda s: s[0] ** 2 * s[1])
+        for width, t in sizes if "cnn" in methods else ():
+            for seed in self.s.seeds:
+                run = f"cnn-w{width}-t{t}-s{seed}"
+                chains.append([(run, lambda r=run, sd=seed, w=width, tt=t: self.retrain(r, sd, width=w,
+                                                                                         timesteps=tt))])
         return chains
 
     def run(self, shard: int = 0, shards: int = 1, methods: tuple[str, ...] = tuple(METHODS)) -> None:
