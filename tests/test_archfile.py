@@ -90,6 +90,8 @@ def test_build_network_from_path_and_auxiliary(tmp_path, hand_arch):
     (lambda a: a["genotype"]["normal"].__setitem__(1, ["skip_connect", 0]), "twice"),
     (lambda a: a.update(attention="se"), "attention"),
     (lambda a: a.update(timesteps=0), "timesteps"),
+    (lambda a: a.update(cell_nodes=5), "cell_nodes 5 is unknown"),
+    (lambda a: a.update(cell_nodes=2), "exactly 4 .* cell_nodes 2"),  # 8 pairs are 4 nodes, not 2
 ])
 def test_bad_architectures_name_the_problem(hand_arch, mutate, needle):
     mutate(hand_arch)
@@ -228,3 +230,21 @@ def test_the_surrogates_sharpness_is_surrogate_alpha_only(hand_arch):
         load_arch({**hand_arch, "neuron": {"kind": "lif", "alpha": 3.0}})
     with pytest.raises(TypeError, match="alpha"):
         make_neuron({"alpha": 3.0})
+
+
+def test_cells_of_fewer_nodes_build_and_fire_fewer_neurons(hand_arch):
+    """``cell_nodes`` (search --cell-nodes): a cell of n nodes has n populations in its output, and the file may
+    leave the count to its genotype's length. Fewer nodes are fewer neurons updated at each step (the point of it)."""
+    from nni_snn.spikes import calibrate
+
+    updates = {}
+    for nodes in (4, 2, 1):
+        arch = {**hand_arch, "genotype": {t: pairs[:2 * nodes] for t, pairs in hand_arch["genotype"].items()}}
+        loaded = load_arch(arch)
+        assert loaded["cell_nodes"] == nodes
+        torch.manual_seed(0)
+        net = build_network(arch, width=4, num_cells=3, num_classes=10, in_channels=1)
+        assert all(len(cell.nodes) == nodes for cell in net.cells)
+        assert net.classifier.linear[-1].in_features == nodes * 16  # the last cell's concatenation: n x 4 x width
+        updates[nodes] = calibrate(net, [torch.rand(4, 1, 8, 8)])["neuron_updates_per_sample"]
+    assert updates[4] > updates[2] > updates[1] > 0

@@ -377,6 +377,19 @@ def test_every_depth_searches_and_retrains(cells, flags, tmp_path, capsys):
     assert json.loads((retrain / "metrics.json").read_text())["recipe"]["cells"] == cells
 
 
+def test_a_search_of_one_node_cells_exports_and_retrains(tmp_path):
+    """--cell-nodes 1 (with DARTS-PT's selection, which walks the nodes the supernet has): the arch file holds one
+    node, two pairs, per cell type and records it; the retrain builds it."""
+    search = tmp_path / "search"
+    assert main(["search", *TINY[:-3], "--epochs", "1", "--batch-size", "128", "--no-progress", "--cell-nodes", "1",
+                 "--select", "perturbation", "--select-images", "64", "--output", str(search)]) == 0
+    arch = json.loads((search / "arch.json").read_text())
+    assert arch["cell_nodes"] == 1 and all(len(pairs) == 2 for pairs in arch["genotype"].values())
+    assert main(["retrain", "--arch", str(search / "arch.json"), *TINY[:-3], "--epochs", "1", "--no-progress",
+                 "--output", str(tmp_path / "retrain")]) == 0
+    assert main(["search", *TINY, "--cell-nodes", "5", "--output", str(tmp_path / "bad")]) == 2
+
+
 def test_a_search_without_a_reduction_cell_refuses_a_retrain_that_needs_one(tmp_path, capsys):
     assert main(["search", *TINY[:4], "--cells", "2", "--retrain-epochs", "1", "--output", str(tmp_path / "s")]) == 2
     line = capsys.readouterr().err.strip()
