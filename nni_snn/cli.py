@@ -284,7 +284,14 @@ def _search(args) -> int:
 
     opts, output, trial = _prepare(args, SearchOptions)
     metrics = run_search(opts, output, trial)  # None in the other processes of a DDP run: rank 0 reports
-    if metrics is not None:
+    if metrics is not None and "front" in metrics:
+        for row in metrics["front"]:
+            loss = "none: no architecture step" if row["alpha_loss"] is None else f"{row['alpha_loss']:.4f}"
+            print(f"search: lambda {row['lambda']:g}: architecture of epoch {row['epoch']} (architecture loss "
+                  f"{loss}), estimated {row['energy_uj_per_sample']:.4g} uJ per sample "
+                  f"({row['energy_profile']}, untrained), {row['params']:,} parameters: {row['arch']}")
+        result = exported_result(metrics)
+    elif metrics is not None:
         export = metrics["export"]
         print(f"search: accuracy {metrics['accuracy']:.4f}, {_counts(metrics)}; architecture of epoch "
               f"{export['epoch']} ({export['mode']}, accuracy {export['accuracy']:.4f}), {_params(metrics)}: "

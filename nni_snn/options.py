@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,11 @@ NEURON_OPTIONS = {"kind": "neuron", "tau": "tau", "v_threshold": "v_threshold", 
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _comma_list(value):
+    """A config file's or NNI trial's list (``[0, 1, 3]``) as the flag's comma-separated text."""
+    return ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 def _is_int(value) -> bool:
@@ -391,6 +397,10 @@ class SearchOptions(TrainOptions):
                                 check="int>=0")
     spike_penalty: float = option(0.0, "lambda of the energy penalty on the architecture loss; 1.0 is strong "
                                        "(default 0: none)", check="number>=0")
+    energy_front: str | None = option(None, "comma-separated lambdas, e.g. 0,0.3,1,3: the accuracy-energy front from "
+                                            "one search, one architecture per lambda under front/ (one supernet, "
+                                            "one set of alphas per lambda; instead of --spike-penalty)",
+                                      coerce=_comma_list)
     export: str = option("best", "which epoch's architecture to write: best (highest validation accuracy of the "
                                  "supernet on the alpha half; ties: the later epoch) or last (default best)",
                          choices=EXPORTS)
@@ -442,6 +452,15 @@ class SearchOptions(TrainOptions):
                              "input-dependent gate, which NIR cannot express")
         if self.width % self.partial_channels:
             raise UsageError(f"--partial-channels {self.partial_channels} must divide --width {self.width}")
+        if self.energy_front is not None:
+            lambdas = self.front_lambdas()
+            if self.spike_penalty:
+                raise UsageError("give --spike-penalty (one lambda) or --energy-front (several), not both")
+            if self.retrain_epochs:
+                raise UsageError("--retrain-epochs retrains one architecture; an --energy-front search writes "
+                                 f"{len(lambdas)}: retrain each with nni-snn retrain --arch OUTPUT/front/.../arch.json")
+            if self.select != "alpha":
+                raise UsageError("--energy-front reads each lambda's architecture off its alphas: --select alpha")
         if self.retrain_epochs:  # a bad --retrain-* value fails now, not after the search
             try:
                 retrain = self.retrain(Path(self.output))
@@ -453,6 +472,20 @@ class SearchOptions(TrainOptions):
             if missing:  # refused now, not after the search, when the retrain would find no such cell
                 raise UsageError(f"--cells {self.cells} searches no {missing.pop()} cell, which the retrain after "
                                  "the search needs: give --retrain-cells 1 or 2, or search with --cells 3 or more")
+
+    def front_lambdas(self) -> list[float]:
+        """--energy-front's lambdas (empty without it); a malformed list is the user's mistake, in one line."""
+        if self.energy_front is None:
+            return []
+        try:
+            lambdas = [float(v) for v in str(self.energy_front).split(",")]
+        except ValueError:
+            lambdas = []
+        if (len(lambdas) < 2 or any(not math.isfinite(v) or v < 0 for v in lambdas)
+                or len(set(lambdas)) != len(lambdas)):
+            raise UsageError(f"--energy-front {self.energy_front!r}: give two or more distinct lambdas >= 0, "
+                             "comma-separated, e.g. 0,1,3")
+        return lambdas
 
     def retrain(self, output: Path) -> RetrainOptions:
         """The retrain after this search, of ``output``'s arch.json, checked. Data, seed, hardware, neuron and energy

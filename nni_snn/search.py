@@ -75,7 +75,8 @@ def run_search(opts: SearchOptions, output: Path, trial=None) -> dict | None:
     # edge): once per epoch, at its first step, like the rest of what an epoch reports.
     steps_per_epoch = -(-len(weight_half) // opts.batch_size)
     strategy = MADarts(reporter=reporter, arc_learning_rate=opts.arc_lr, spike_penalty=opts.spike_penalty,
-                       warmup_epochs=opts.warmup_epochs, log_prob_every_n_step=steps_per_epoch)
+                       energy_front=opts.front_lambdas() or None, warmup_epochs=opts.warmup_epochs,
+                       log_prob_every_n_step=steps_per_epoch)
     strategy(RawFormatModelSpace.from_model(space, evaluator), SequentialExecutionEngine())
     # Each epoch's record: what the reporter measured, and the architecture the strategy's module derived after it.
     derived = {a["epoch"]: a for a in strategy.oneshot_module.architectures}
@@ -84,6 +85,14 @@ def run_search(opts: SearchOptions, output: Path, trial=None) -> dict | None:
     if not is_global_zero(opts):
         wait_for_all()  # until rank 0 has written arch.json: a retrain after the search reads it in every process
         return None
+    recorded = ("dataset", "subset_per_class", "width", "cells", "epochs", "batch_size", "seed", "lr", "arc_lr",
+                "warmup_epochs", "spike_penalty", "energy_profile", "select", "partial_channels",
+                *(("frames_by", "event_size") if data.frames else ()))
+    if strategy.energy_front:
+        metrics = write_front(output, strategy.oneshot_module.front, space, opts, data, reporter,
+                              {k: getattr(opts, k) for k in recorded}, alpha_half)
+        wait_for_all()
+        return metrics
     selection = None
     if opts.select == "perturbation":  # the final supernet's weights are the ones in memory: its epoch is written
         mode, record = "last", history[-1]
@@ -92,9 +101,6 @@ def run_search(opts: SearchOptions, output: Path, trial=None) -> dict | None:
         mode = opts.export
         record = history[choose_export(history, mode, opts.warmup_epochs)]
         sample = record["nni_sample"]
-    recorded = ("dataset", "subset_per_class", "width", "cells", "epochs", "batch_size", "seed", "lr", "arc_lr",
-                "warmup_epochs", "spike_penalty", "energy_profile", "select", "partial_channels",
-                *(("frames_by", "event_size") if data.frames else ()))
     arch = arch_from_sample(sample, space, alpha=record["alpha"],
                             search={**{k: getattr(opts, k) for k in recorded}, "export": mode,
                                     "export_epoch": record["epoch"]})
@@ -110,6 +116,50 @@ def run_search(opts: SearchOptions, output: Path, trial=None) -> dict | None:
                        **{k: metrics[k] for k in ("params", "params_with_auxiliary_head")}}
     write_search_outputs(output, arch, metrics)
     wait_for_all()
+    return metrics
+
+
+def write_front(output: Path, front, space, opts: SearchOptions, data, reporter: EpochReporter, search: dict,
+                alpha_half) -> dict:
+    """An energy-front search's files: per lambda, ``front/lambda-<lambda>/`` with its arch.json (``search``
+    records its lambda as ``spike_penalty``) and cell pictures; ``front.json`` and metrics.json with one row per lambda.
+
+    Each lambda's epoch: with ``--export best`` the one of lowest architecture loss on the alpha half (without the
+    penalty: how well its alphas fit the data), ties to the later; ``last``, the final one. Its energy is estimated
+    as ``nni-snn show --dataset`` does (the derived network at the search's size, untrained weights, BN statistics
+    from two batches of 64 of the alpha half): the supernet's counts mix every set's alphas, and the front is for
+    choosing which lambdas to retrain, whose runs measure the energy that counts."""
+    from nni_snn.estimate import estimate_energy
+
+    rows = []
+    for lam, records in zip(front.lambdas, front.architectures):
+        candidates = [r for r in records if r["epoch"] >= opts.warmup_epochs and r["alpha_loss"] is not None]
+        if opts.export == "last" or not candidates:
+            record = records[-1]
+        else:
+            record = min(reversed(candidates), key=lambda r: r["alpha_loss"])  # reversed: a tie goes to the later
+        arch = arch_from_sample(record["nni_sample"], space, alpha=record["alpha"],
+                                search={**search, "spike_penalty": lam, "energy_front": front.lambdas,
+                                        "export": opts.export, "export_epoch": record["epoch"]})
+        torch.manual_seed(opts.seed)
+        net = build_network(arch, width=opts.width, num_cells=opts.cells, num_classes=data.num_classes,
+                            in_channels=data.in_channels, image_size=data.image_size)
+        with torch.no_grad():
+            counts = estimate_energy(net, alpha_half, 2, None, reporter.energy)
+        arch["results"] = {"alpha_loss": record["alpha_loss"], "energy_profile": reporter.energy.name,
+                           "estimated_untrained": True, **{k: counts[k] for k in RESULT_COUNTS if k in counts},
+                           **derived_params(arch, opts, data)}
+        folder = output / "front" / f"lambda-{lam:g}"
+        write_search_outputs(folder, arch, {"lambda": lam, "epoch": record["epoch"], **arch["results"]})
+        rows.append({"lambda": lam, "epoch": record["epoch"], "arch": str(folder / "arch.json"), **arch["results"]})
+    metrics = final_metrics(reporter, {"params": None, "params_with_auxiliary_head": None})
+    metrics["supernet_params"] = count_parameters(space)
+    # NNI's result of the trial: its final epoch's (the front's points are in front.json, one row per lambda).
+    last = len(reporter.history) - 1
+    metrics["export"] = {"mode": "last", "epoch": last, "accuracy": reporter.history[-1].get("val_acc")}
+    metrics["front"] = rows
+    write_json_atomic(output / "front.json", {"energy_profile": reporter.energy.name, "rows": rows})
+    write_json_atomic(output / "metrics.json", metrics)
     return metrics
 
 
@@ -166,6 +216,7 @@ def write_search_outputs(output: Path, arch: dict, metrics: dict) -> None:
     """What every search (MA-DARTS or multi-trial) leaves: arch.json, metrics.json and the cell pictures."""
     from nni_snn.plot import draw_cell
 
+    output.mkdir(parents=True, exist_ok=True)
     write_json_atomic(output / "arch.json", arch)
     write_json_atomic(output / "metrics.json", metrics)
     for cell_type in CELL_TYPES:

@@ -21,7 +21,14 @@ What it adds to :class:`nni.nas.strategy.DARTS`:
   the first cell's edges from its inputs there, no alpha gradients in the weight step. The gradients each optimiser
   reads are the ones NNI's DARTS computes (it computes the rest too, and the other optimiser zeroes them);
 - ``spike_penalty`` (lambda > 0): energy-aware search, lambda x the expected energy of the mixed edges added to the
-  architecture loss (:mod:`strategies.penalty`; it starts at lambda: 1 is a strong pressure).
+  architecture loss (:mod:`strategies.penalty`; it starts at lambda: 1 is a strong pressure);
+- ``energy_front`` (lambda_1, ..., lambda_K): the accuracy-energy front from one search. One supernet, one set of
+  alphas per lambda (:class:`FrontAlphas`). Batch b trains set k = b mod K: its architecture step under penalty
+  lambda_k, then the weight step under its alphas, so the weights, the expensive part, are shared and a batch costs
+  what it costs in a single search. Each set takes every K-th architecture step at K times the architecture learning
+  rate (Adam's steps are about the learning rate in size), so that it moves about as far as a single search's alphas.
+  Every epoch records each set's architecture and its mean architecture loss on the alpha half (without the penalty):
+  the front's ``export_top_models``/``list_models`` give one model per lambda.
 
 It runs with NNI's stock evaluators too (for example ``nni.nas.evaluator.pytorch.Classification``) given a space
 whose forward returns logits.
@@ -29,6 +36,7 @@ whose forward returns logits.
 
 from __future__ import annotations
 
+import torch
 from nni.nas.strategy import DARTS
 from pytorch_lightning.strategies import ParallelStrategy
 
@@ -44,10 +52,12 @@ class MADartsModule(DartsLightningModule):
     derived after every epoch (``architectures``); ``reporter`` is the search's :class:`EpochReporter`, handed over
     by :class:`MADarts`."""
 
-    def __init__(self, training_module, *, reporter: EpochReporter, **kwargs):
+    def __init__(self, training_module, *, reporter: EpochReporter, energy_front: list[float] | None = None,
+                 **kwargs):
         super().__init__(training_module, **kwargs)
         self.reporter = reporter
         self.architectures: list[dict] = []
+        self.front = FrontAlphas(energy_front) if energy_front else None
 
     def arch_parameters(self) -> list:
         """The α of every supernet module, in the supernet's module order: the same in every process.
@@ -66,6 +76,18 @@ class MADartsModule(DartsLightningModule):
         return params
 
     def training_step(self, batch, batch_idx):
+        if self.front is None:
+            return self._step(batch, batch_idx)
+        k = batch_idx % len(self.front.lambdas)  # the set this batch trains (module docstring)
+        alphas, optimizer = self.arch_parameters(), self.architecture_optimizers()
+        self.front.load(k, alphas, optimizer)
+        self.penalty.scale = self.front.lambdas[k]
+        out = self._step(batch, batch_idx)
+        alpha_step = self.warmup_epochs == 0 or self.trainer.current_epoch >= self.warmup_epochs
+        self.front.store(k, alphas, optimizer, self.penalty.last_loss if alpha_step else None)
+        return out
+
+    def _step(self, batch, batch_idx):
         # NNI's step runs the alpha step (after warm-up: forward, backward, Adam), then the weight step. Each builds
         # its graph only for what its optimiser steps (first-order DARTS): the weights are frozen from here to the
         # alpha step's backward, the alphas from there to the end of the step. Not under DDP (even on one device),
@@ -78,6 +100,13 @@ class MADartsModule(DartsLightningModule):
         alpha_step = self.warmup_epochs == 0 or self.trainer.current_epoch >= self.warmup_epochs
         with frozen(weights if alpha_step else []) as self._thaw_weights, frozen([]) as self._freeze_alphas_later:
             return super().training_step(batch, batch_idx)
+
+    def configure_architecture_optimizers(self):
+        optimizer = super().configure_architecture_optimizers()
+        if self.front is not None:  # each set steps every K-th batch: K times the rate (module docstring)
+            for group in optimizer.param_groups:
+                group["lr"] *= len(self.front.lambdas)
+        return optimizer
 
     def manual_backward(self, loss, *args, **kwargs):
         super().manual_backward(loss, *args, **kwargs)
@@ -97,6 +126,8 @@ class MADartsModule(DartsLightningModule):
 
     def on_fit_start(self):
         super().on_fit_start()
+        if self.front is not None:
+            self.front.start(self.arch_parameters())
         if isinstance(self.penalty, ExpectedEnergyPenalty):
             # Lightning runs the callbacks' on_fit_start first: the reporter's monitor of the supernet exists now.
             self.penalty.bind(self.model, self.reporter.monitor)
@@ -115,14 +146,39 @@ class MADartsModule(DartsLightningModule):
         self.architectures.append(record)
         if "genotype" in record:
             self._log_cells(record["genotype"])
+        if self.front is not None:
+            self.front.end_epoch(self.current_epoch, self.arch_parameters(), self._export_now)
+
+    def _export_now(self) -> dict:
+        """The live alphas' architecture: sample, probabilities and genotype, as plain JSON."""
+        sample = self.export()
+        record = {"nni_sample": _plain(sample), "alpha": _plain(self.export_probs())}
+        try:
+            record["genotype"] = genotype_from_sample(sample)
+        except KeyError:
+            pass
+        return record
+
+    def front_samples(self) -> list[dict]:
+        """Each lambda's NNI sample from its final alphas (what ``list_models`` freezes)."""
+        alphas = self.arch_parameters()
+        samples = []
+        for k in range(len(self.front.lambdas)):
+            self.front.load(k, alphas)
+            samples.append(self.export())
+        return samples
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
         checkpoint["architectures"] = self.architectures
+        if self.front is not None:
+            checkpoint["energy_front"] = self.front.state()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)
         self.architectures = list(checkpoint.get("architectures", []))
+        if self.front is not None and "energy_front" in checkpoint:
+            self.front.restore(checkpoint["energy_front"])
 
     def _log_cells(self, genotype: dict):
         """Pictures of the cells derived from the current alpha, one per epoch, in TensorBoard."""
@@ -134,6 +190,65 @@ class MADartsModule(DartsLightningModule):
                 continue
             image = render_cell(pairs, f"{cell_type} cell after epoch {self.current_epoch}")
             experiment.add_image(f"cells/{cell_type}", image, self.current_epoch, dataformats="HWC")
+
+
+class FrontAlphas:
+    """The K alpha sets of an energy-front search (one per lambda) and each set's Adam state, swapped into the
+    supernet's live alphas and its one architecture optimizer for the set's steps; and per epoch, each set's
+    architecture and mean architecture loss on the alpha half (``architectures[k]``, a list over epochs)."""
+
+    def __init__(self, lambdas: list[float]):
+        if not lambdas or any(lam < 0 for lam in lambdas) or len(set(lambdas)) != len(lambdas):
+            raise ValueError(f"energy_front needs distinct lambdas >= 0, got {lambdas!r}")
+        self.lambdas = [float(lam) for lam in lambdas]
+        self.alphas: list[list] = []  # [K][alpha]: each set's values
+        self.states: list[list] = []  # [K][alpha]: each set's Adam state of that alpha
+        self.losses = [[0.0, 0] for _ in self.lambdas]  # this epoch's architecture-loss sum and count, per set
+        self.architectures: list[list[dict]] = [[] for _ in self.lambdas]
+
+    def start(self, live: list) -> None:
+        if not self.alphas:  # not when a resumed checkpoint has already restored the sets
+            self.alphas = [[p.detach().clone() for p in live] for _ in self.lambdas]
+            self.states = [[{} for _ in live] for _ in self.lambdas]
+
+    def load(self, k: int, live: list, optimizer=None) -> None:
+        with torch.no_grad():
+            for p, value in zip(live, self.alphas[k]):
+                p.copy_(value)
+        if optimizer is not None:
+            state = getattr(optimizer, "optimizer", optimizer).state  # Lightning wraps the optimizer
+            for p, saved in zip(live, self.states[k]):
+                state[p] = saved
+
+    def store(self, k: int, live: list, optimizer, loss) -> None:
+        state = getattr(optimizer, "optimizer", optimizer).state
+        self.alphas[k] = [p.detach().clone() for p in live]
+        self.states[k] = [state.get(p, {}) for p in live]
+        if loss is not None:
+            self.losses[k][0] += float(loss)
+            self.losses[k][1] += 1
+
+    def end_epoch(self, epoch: int, live: list, export) -> None:
+        current = [p.detach().clone() for p in live]
+        for k, lam in enumerate(self.lambdas):
+            self.load(k, live)
+            total, count = self.losses[k]
+            self.architectures[k].append({"epoch": epoch, "lambda": lam, **export(),
+                                          "alpha_loss": total / count if count else None})
+        self.losses = [[0.0, 0] for _ in self.lambdas]
+        with torch.no_grad():
+            for p, value in zip(live, current):
+                p.copy_(value)
+
+    def state(self) -> dict:
+        return {"lambdas": self.lambdas, "alphas": self.alphas, "states": self.states,
+                "architectures": self.architectures}
+
+    def restore(self, state: dict) -> None:
+        if [float(x) for x in state["lambdas"]] != self.lambdas:
+            raise ValueError(f"the checkpoint's energy front is {state['lambdas']}, not {self.lambdas}")
+        self.alphas, self.states = state["alphas"], state["states"]
+        self.architectures = state["architectures"]
 
 
 class frozen:
@@ -185,13 +300,17 @@ class MADarts(DARTS):
     """MA-DARTS search strategy; see the module docstring. Other keyword arguments go to NNI's ``DARTS``."""
 
     def __init__(self, *, reporter: EpochReporter | None = None, arc_learning_rate: float = 3e-4,
-                 gradient_clip_val: float | None = 5.0, spike_penalty: float = 0.0, **kwargs):
+                 gradient_clip_val: float | None = 5.0, spike_penalty: float = 0.0,
+                 energy_front: list[float] | None = None, **kwargs):
         if spike_penalty < 0:
             raise ValueError(f"spike_penalty must be >= 0, got {spike_penalty}")
+        if energy_front and spike_penalty:
+            raise ValueError("give spike_penalty (one lambda) or energy_front (several), not both")
         # The one reporter of the search (the caller's, to read its history afterwards, or a default one): it counts
         # spikes and energy, and the penalty prices energy as it does and reads its monitor.
         self.reporter = reporter if reporter is not None else EpochReporter()
-        if spike_penalty > 0:
+        self.energy_front = list(energy_front) if energy_front else None
+        if spike_penalty > 0 or self.energy_front:  # a front's penalty takes each set's lambda in turn
             kwargs["penalty"] = ExpectedEnergyPenalty(spike_penalty, self.reporter.energy)
         super().__init__(arc_learning_rate=arc_learning_rate, gradient_clip_val=gradient_clip_val, **kwargs)
 
@@ -206,7 +325,18 @@ class MADarts(DARTS):
         return MADartsModule(training_module, arc_learning_rate=self.arc_learning_rate,
                              gradient_clip_val=self.gradient_clip_val,
                              log_prob_every_n_step=self.log_prob_every_n_step,
-                             warmup_epochs=self.warmup_epochs, penalty=self.penalty, reporter=self.reporter)
+                             warmup_epochs=self.warmup_epochs, penalty=self.penalty, reporter=self.reporter,
+                             energy_front=self.energy_front)
+
+    def list_models(self, sort: bool = True, limit: int | None = 1):
+        """NNI's export of the searched models (``export_top_models``): with an energy front, one per lambda (its
+        final alphas), in the front's order; otherwise NNI's one."""
+        if not self.energy_front:
+            yield from super().list_models(sort, limit)
+            return
+        self.oneshot_module.set_model(self.supernet)
+        for sample in self.oneshot_module.front_samples()[:limit]:
+            yield self.model_space.freeze(sample)
 
     def val_dataloader(self, train_dataloader_fn, val_dataloader_fn):
         return val_dataloader_fn()

@@ -103,6 +103,7 @@ class ExpectedEnergyPenalty(ExpectationProfilerPenalty):
                 self.reference.fill_(max(float(expected.detach()), 1e-12))
             self._reference_known = True
         normalized = expected / self.reference
+        self.last_loss = loss.detach()  # the architecture loss before the penalty (an energy front records it)
         final = loss + self.scale * normalized.to(loss.dtype)
         return final, {"loss_original": loss.detach(), "expected_energy_uj": expected.detach() * 1e-6,
                        "normalized_penalty": normalized.detach(), "loss_final": final.detach()}

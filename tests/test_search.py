@@ -394,3 +394,66 @@ def test_a_search_without_a_reduction_cell_refuses_a_retrain_that_needs_one(tmp_
     assert main(["search", *TINY[:4], "--cells", "2", "--retrain-epochs", "1", "--output", str(tmp_path / "s")]) == 2
     line = capsys.readouterr().err.strip()
     assert "\n" not in line and "--retrain-cells 1 or 2" in line and not (tmp_path / "s").exists()
+
+
+def test_an_energy_front_search_writes_one_architecture_per_lambda(tmp_path, capsys):
+    """--energy-front 0,3: one supernet, one alpha set per lambda; each lambda's arch.json under front/ records its
+    lambda and builds, the sets went their own ways, and front.json lists them. Mistakes are refused in one line."""
+    from nni_snn import build_network
+
+    out = tmp_path / "front"
+    assert main(["search", *TINY[:-3], "--epochs", "1", "--batch-size", "128", "--no-progress",
+                 "--energy-front", "0,3", "--output", str(out)]) == 0
+    rows = json.loads((out / "front.json").read_text())["rows"]
+    assert [r["lambda"] for r in rows] == [0.0, 3.0]
+    archs = [load_arch(out / "front" / name / "arch.json") for name in ("lambda-0", "lambda-3")]
+    assert [a["search"]["spike_penalty"] for a in archs] == [0.0, 3.0]
+    assert all(a["search"]["energy_front"] == [0.0, 3.0] for a in archs)
+    assert archs[0]["alpha"] != archs[1]["alpha"]  # each set took its own architecture steps
+    for arch in archs:
+        assert build_network(arch, width=4, num_cells=3, num_classes=10, in_channels=1)(
+            torch.rand(2, 1, 8, 8)).shape == (2, 10)
+    assert "lambda 3: architecture of epoch 0" in capsys.readouterr().out
+    for bad in (["--energy-front", "1"], ["--energy-front", "0,x"], ["--energy-front", "0,1", "--spike-penalty", "1"],
+                ["--energy-front", "0,1", "--retrain-epochs", "1"]):
+        assert main(["search", *TINY, *bad, "--output", str(tmp_path / "bad")]) == 2
+        line = capsys.readouterr().err.strip()
+        assert "\n" not in line and ("--energy-front" in line or "--spike-penalty" in line), line
+
+
+FRONT_FROM_PYTHON = """
+import nni_snn
+from nni.nas.evaluator.pytorch import DataLoader, Lightning, Trainer
+from nni.nas.experiment import NasExperiment
+from search_spaces import SNNDartsSpace
+from strategies import MADarts
+
+data = nni_snn.load_dataset("digits")
+weight_half, alpha_half = nni_snn.split_for_search(data.train)
+space = SNNDartsSpace(width=4, num_cells=3, timesteps=1, attention="none", in_channels=1)
+evaluator = Lightning(nni_snn.SNNClassifier(num_classes=10, learning_rate=0.05),
+                      Trainer(max_epochs=1, limit_train_batches=4, limit_val_batches=1, logger=False,
+                              enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False),
+                      train_dataloaders=DataLoader(weight_half, batch_size=32, shuffle=True),
+                      val_dataloaders=DataLoader(alpha_half, batch_size=32))
+experiment = NasExperiment(space, evaluator, MADarts(energy_front=[0.0, 1.0, 3.0]))
+experiment.run()
+samples = experiment.export_top_models(top_k=3, formatter="dict")
+print("samples", len(samples), all(space.contains(s) for s in samples))
+"""
+
+
+def test_an_energy_front_from_python_exports_one_model_per_lambda(tmp_path):
+    """``NasExperiment(space, evaluator, MADarts(energy_front=[...]))``: export_top_models gives one sample per
+    lambda, each a valid sample of the space (run as a user runs it, in a process and a home of its own)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(root)}
+    result = subprocess.run([sys.executable, "-c", FRONT_FROM_PYTHON], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "samples 3 True" in result.stdout
