@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-quick test-deps lint bench gpu-check gpu-study fuzz docs
+.PHONY: setup demo test test-quick test-deps lint bench gpu-check gpu-study fuzz docs docs-generate
 
 setup: $(VENV)/.installed
 
@@ -20,10 +20,15 @@ demo: setup
 test: setup test-deps
 	$(BIN)/python -m pytest -q
 
-# The documentation site, warnings as errors: HTML in docs/_build/html. Its result tables and plots are generated from
-# benchmarks/results, and the tutorial's script runs, while it builds.
+# The documentation site, warnings as errors: HTML in docs/_build/html, from the committed Markdown pages.
 docs: setup
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
+# The pages' generated parts (CLI reference, file schemas, API summary, results tables, the zoo's list) and their
+# plots (docs/images), rewritten from the code and benchmarks/results; commit what changed (tests/test_docs.py fails
+# on a stale page).
+docs-generate: setup
+	$(BIN)/python docs/generate.py --write
 
 # A quick loop: everything but the tests marked slow (the NNI manager, multi-process, kill-and-resume).
 test-quick: setup
