@@ -7,14 +7,21 @@ BIN := $(VENV)/bin
 
 setup: $(VENV)/.installed
 
+# With the test extra: every optional dependency, the test tools and Sphinx.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@ $(VENV)/.installed-core
+
+# The demo needs the core only (the embedded digits, the NNI manager).
+$(VENV)/.installed-core: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e .
 	touch $@
 
 # The main job: experiments/quickstart.yml through nnictl (MA-DARTS searches on the embedded 8x8 digits).
 PORT ?= 8080
-demo: setup
+demo: $(VENV)/.installed-core
 	$(BIN)/nni-snn experiment experiments/quickstart.yml --port $(PORT)
 
 test: setup test-deps

@@ -60,6 +60,8 @@ def nni_snn_commands() -> list[tuple[str, list[str]]]:
                 if "nni-snn" not in command:
                     continue
                 words = shlex.split(command, comments=True)
+                if words[:2] == ["pip", "install"]:  # the package's name, not the command
+                    continue
                 at = [i for i, w in enumerate(words) if w == "nni-snn" or w.endswith("/nni-snn")]
                 if at:
                     found.append((f"{page.relative_to(ROOT)}: {command}", words[at[0] + 1:]))
