@@ -10,7 +10,7 @@ A generated part sits between two comments in README.md or a page under docs/::
 and ``python docs/generate.py --write`` (``make docs-generate``) rewrites what is between them from the code and the
 committed results: the CLI reference from the command's own parser, the file schemas and the API summary from the
 docstrings, the results tables from ``benchmarks/results`` through the benchmarks' own report functions (no figure
-is typed by hand), the model zoo's list, the tutorials' scripts. ``--write`` also redraws the plots the pages show
+is typed by hand), the model zoo's list (nni_snn/zoo), the tutorials' scripts. ``--write`` also redraws the plots the pages show
 (``docs/images/*.png``, committed). ``--check`` exits 1 naming every stale page; tests/test_docs.py does the same.
 """
 
@@ -389,6 +389,28 @@ def example(path: str) -> str:
     return "```python\n" + (ROOT / "docs" / path).read_text().rstrip() + "\n```"
 
 
+def zoo_list() -> str:
+    """The model zoo (nni_snn/zoo, written by benchmarks/zoo.py): one table row and one pair of commands per entry."""
+    import json
+
+    from nni_snn.archfile import ZOO, zoo_names
+
+    rows = ["| name | what | retrained: accuracy | µJ / sample | parameters |", "| --- | --- | --- | --- | --- |"]
+    commands = []
+    for name in zoo_names():
+        zoo = json.loads((ZOO / f"{name}.json").read_text())["zoo"]
+        done = zoo["retrained"]
+        accuracy = (f"test {done['test_accuracy']:.4f} (chosen on validation)" if "test_accuracy" in done
+                    else f"{done['accuracy']:.4f} (best epoch on test)")
+        energy = f"{done['energy_uj_per_sample']:.3g} ({done.get('energy_profile', 'ops-45nm')})"
+        size = f"width {done['width']}, {done['cells']} cells"
+        rows.append(f"| `zoo:{name}` | {_cell(zoo['what'])}; {_cell(zoo['study'])} | {accuracy} at {size} | "
+                    f"{energy} | {done['params']:,} |")
+        commands += [f"# zoo:{name}, as it was made ({', '.join(zoo['runs'])})", zoo["search_command"],
+                     zoo["retrain_command"]]
+    return "\n".join([*rows, "", "```bash", *commands, "```"])
+
+
 # --- the pages' generated parts
 
 BLOCKS = {
@@ -397,6 +419,7 @@ BLOCKS = {
     "module": module_doc,
     "results": lambda name: TABLES[name](),
     "example": example,
+    "zoo": lambda _: zoo_list(),
 }
 MARKED = re.compile(r"(<!-- generated: (\S+)(?: (\S+))? \(make docs-generate; do not edit\) -->\n)(.*?)"
                     r"(<!-- end generated -->)", re.DOTALL)
