@@ -130,14 +130,14 @@ def test_the_pages_images_are_committed_and_small():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", ["nas_experiment.py", "fixed_network.py"])
-def test_the_tutorials_scripts_run(script, tmp_path):
-    """docs/tutorials/python_api.md shows these scripts and tells a user to run them."""
-    done = subprocess.run([sys.executable, str(ROOT / "docs" / "tutorials" / script)], cwd=tmp_path,
+def test_the_fixed_network_tutorial_runs(tmp_path):
+    """docs/tutorials/python_api.md shows this script and tells a user to run it (its other script,
+    nas_experiment.py, is run and checked by tests/test_api.py)."""
+    done = subprocess.run([sys.executable, str(ROOT / "docs" / "tutorials" / "fixed_network.py")], cwd=tmp_path,
                           capture_output=True, text=True, timeout=600, check=False,
                           env={**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"})
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "accuracy" in done.stdout
+    assert "spikes per sample:" in done.stdout
 
 
 @pytest.mark.slow
