@@ -464,6 +464,10 @@ def write(plots: bool = True) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    # NNI 3.0 warns about every newer torch class it does not know, on every import (as nni_snn.cli says too).
+    warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module", category=RuntimeWarning)
     parser = argparse.ArgumentParser(description="the documentation's generated parts (docs/generate.py)")
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--write", action="store_true", help="rewrite the stale pages and redraw the plots")
