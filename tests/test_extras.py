@@ -47,3 +47,20 @@ def test_an_installed_package_that_fails_inside_is_not_called_missing(tmp_path, 
         optional_import("halfinstalled", "export", "testing")
     with pytest.raises(UsageError, match=r"pip install 'nni-snn\[export\]'"):
         optional_import("not_installed_anywhere.sub", "export", "testing")
+
+
+def test_every_module_imports_without_the_extras(tmp_path):
+    """`pip install nni-snn` brings the core only: no module imports an extra's package when it is imported."""
+    code = ("import sys, pkgutil, importlib\n"
+            "for blocked in ('tonic', 'nir', 'snntorch', 'norse', 'nirtorch'):\n"
+            "    sys.modules[blocked] = None\n"
+            "import nni_snn, search_spaces, strategies\n"
+            "for package in (nni_snn, search_spaces, strategies):\n"
+            "    for module in pkgutil.walk_packages(package.__path__, package.__name__ + '.'):\n"
+            "        if not module.name.endswith('__main__'):  # that one runs the command\n"
+            "            importlib.import_module(module.name)\n"
+            "print('imported')")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", code], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0 and "imported" in done.stdout, done.stderr[-3000:]
