@@ -4,19 +4,17 @@ The pages are plain Markdown: their generated parts (CLI reference, file schemas
 plots) are written into them by docs/generate.py and committed, so the site shows what the repository page shows.
 """
 
-import sys
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT)]
-
-from nni_snn import __version__  # this checkout's, found through the path above
 
 project = "nni-snn"
 author = "the nni-snn developers"
 copyright = "2026, the nni-snn developers"
 
-release = __version__
+# This checkout's version, from its one home; the build imports nothing of the package (the pages are Markdown).
+release = re.search(r'^version = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.MULTILINE).group(1)
 
 extensions = ["myst_parser"]
 myst_enable_extensions = ["colon_fence", "dollarmath"]
