@@ -276,7 +276,7 @@ def _wrapped_init(cls):
 def _signature(obj) -> str:
     """Parameters with their defaults, no annotations (the docstrings say the types where they matter). NNI wraps
     the ``__init__`` of model spaces and traced classes in ``(*args, **kwargs)``: the real one is shown."""
-    target = (_wrapped_init(obj) or obj.__init__) if inspect.isclass(obj) else obj
+    target = (_wrapped_init(obj) or obj) if inspect.isclass(obj) else obj  # a class's signature has no self
     params = [p.replace(annotation=inspect.Parameter.empty) for p in inspect.signature(target).parameters.values()
               if p.name != "self"]
     return str(inspect.Signature(params))
@@ -285,7 +285,7 @@ def _signature(obj) -> str:
 # The API summary: what a user imports, by section; a class name followed by the methods to list.
 API = {
     "Building networks": ["nni_snn.networks.build_network", "nni_snn.networks.network_parameters",
-                          "nni_snn.archfile.load_arch", "nni_snn.archfile.make_arch",
+                          "nni_snn.archfile.load_arch", "nni_snn.archfile.zoo_names", "nni_snn.archfile.make_arch",
                           "nni_snn.archfile.arch_from_sample", "nni_snn.export.to_nir"],
     "Search space and strategy": ["search_spaces.SNNDartsSpace", "strategies.MADarts"],
     "Training": ["nni_snn.training.SNNClassifier"],

@@ -169,6 +169,7 @@ ZOO_PREFIX = "zoo:"
 
 
 def zoo_names() -> list[str]:
+    """The names of the architectures in the model zoo, each loadable as ``"zoo:NAME"`` (docs/zoo.md)."""
     return sorted(p.stem for p in ZOO.glob("*.json"))
 
 
