@@ -3,27 +3,39 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-quick test-deps lint bench gpu-check gpu-study fuzz docs
+.PHONY: setup demo test test-quick test-deps lint bench gpu-check gpu-study fuzz docs docs-generate
 
 setup: $(VENV)/.installed
 
+# With the test extra: every optional dependency, the test tools and Sphinx.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@ $(VENV)/.installed-core
+
+# The demo needs the core only (the embedded digits, the NNI manager).
+$(VENV)/.installed-core: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e .
 	touch $@
 
 # The main job: experiments/quickstart.yml through nnictl (MA-DARTS searches on the embedded 8x8 digits).
 PORT ?= 8080
-demo: setup
+demo: $(VENV)/.installed-core
 	$(BIN)/nni-snn experiment experiments/quickstart.yml --port $(PORT)
 
 test: setup test-deps
 	$(BIN)/python -m pytest -q
 
-# The documentation site, warnings as errors: HTML in docs/_build/html. Its result tables and plots are generated from
-# benchmarks/results, and the tutorial's script runs, while it builds.
+# The documentation site, warnings as errors: HTML in docs/_build/html, from the committed Markdown pages.
 docs: setup
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
+# The pages' generated parts (CLI reference, file schemas, API summary, results tables, the zoo's list) and their
+# plots (docs/images), rewritten from the code and benchmarks/results; commit what changed (tests/test_docs.py fails
+# on a stale page).
+docs-generate: setup
+	$(BIN)/python docs/generate.py --write
 
 # A quick loop: everything but the tests marked slow (the NNI manager, multi-process, kill-and-resume).
 test-quick: setup

@@ -349,6 +349,7 @@ def plot(summary: dict, study: FrontStudy, path: Path) -> None:
             if xs:
                 ax.scatter(xs, ys, label=label, s=22)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # under a decade they overlap
         ax.set_xlabel(f"energy per sample, µJ ({name}, log)")
         ax.set_ylabel("test accuracy (mean over seeds)")
         ax.grid(alpha=0.3)

@@ -1,55 +1,29 @@
-"""Sphinx configuration of the nni-snn documentation (``make docs``: HTML in docs/_build/html, warnings as errors)."""
+"""Sphinx configuration of the nni-snn documentation (``make docs``: HTML in docs/_build/html, warnings as errors).
 
-import os
-import sys
+The pages are plain Markdown: their generated parts (CLI reference, file schemas, API summary, results tables,
+plots) are written into them by docs/generate.py and committed, so the site shows what the repository page shows.
+"""
+
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(Path(__file__).parent / "_ext")]
-
-from nni_snn import __version__  # this checkout's, found through the path above
 
 project = "nni-snn"
 author = "the nni-snn developers"
 copyright = "2026, the nni-snn developers"
 
-release = __version__
+# This checkout's version, from its one home; the build imports nothing of the package (the pages are Markdown).
+release = re.search(r'^version = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.MULTILINE).group(1)
 
-extensions = [
-    "myst_parser",
-    "sphinx.ext.autodoc",
-    "sphinx.ext.napoleon",
-    "sphinx.ext.intersphinx",
-    "sphinxarg.ext",
-    "nni_snn_docs",
-]
+extensions = ["myst_parser"]
 myst_enable_extensions = ["colon_fence", "dollarmath"]
 myst_heading_anchors = 3
 source_suffix = {".md": "markdown"}
-exclude_patterns = ["_build", "_generated"]
+exclude_patterns = ["_build", "pypi.md"]  # pypi.md: the package index's page (pyproject's readme), not the site's
 html_theme = "furo"
 html_title = f"nni-snn {release}"
 templates_path: list[str] = []
 
-autodoc_member_order = "bysource"
-autodoc_typehints = "description"
-autodoc_default_options = {"members": True, "show-inheritance": True}
-# NNI, torch and Lightning are imported for real: autodoc reads the classes the user imports.
 # Flags such as --arc-lr appear as plain text in the generated tables: no "--" to en dash.
 smartquotes = False
-nitpicky = False
-# sphinx-argparse's domain cannot resolve MyST's "any" references; MyST says so on every build.
-suppress_warnings = ["myst.domains"]
-
-# Links into PyTorch's, NNI's and Lightning's docs. Their inventories are fetched over the network, which a build
-# here does not have: set NNI_SNN_DOCS_INTERSPHINX=1 where it does (a build without them has the same pages, with
-# those names as plain text instead of links).
-intersphinx_mapping = {
-    "python": ("https://docs.python.org/3", None),
-    "torch": ("https://pytorch.org/docs/stable", None),
-    "nni": ("https://nni.readthedocs.io/en/v3.0", None),
-    "lightning": ("https://lightning.ai/docs/pytorch/stable", None),
-}
-if not os.environ.get("NNI_SNN_DOCS_INTERSPHINX"):
-    intersphinx_mapping = {}
-intersphinx_timeout = 10

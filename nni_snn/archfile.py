@@ -173,11 +173,33 @@ def neuron_problem(spec: Any) -> str | None:
     return None
 
 
+# The model zoo: searched architectures shipped with the package (benchmarks/zoo.py writes them from the committed
+# runs behind the docs' tables), named ``zoo:NAME`` wherever an arch.json path is accepted.
+ZOO = Path(__file__).with_name("zoo")
+ZOO_PREFIX = "zoo:"
+
+
+def zoo_names() -> list[str]:
+    """The names of the architectures in the model zoo, each loadable as ``"zoo:NAME"`` (docs/zoo.md)."""
+    return sorted(p.stem for p in ZOO.glob("*.json"))
+
+
+def zoo_path(name: str) -> Path:
+    """The file of zoo entry ``name``; an unknown name is an :class:`ArchError` listing the known ones."""
+    if name not in zoo_names():
+        raise ArchError(f"{ZOO_PREFIX}{name}: no such architecture in the zoo; known: "
+                        + ", ".join(ZOO_PREFIX + n for n in zoo_names()))
+    return ZOO / f"{name}.json"
+
+
 def load_arch(arch: str | Path | dict) -> dict:
-    """Read and validate an architecture from a path or a dict, every network setting spelt out (:func:`spelt_out`;
-    a dict is copied, not changed). Plain JSON only: nothing is evaluated."""
+    """Read and validate an architecture from a path, a zoo name (``"zoo:NAME"``, :func:`zoo_names`) or a dict,
+    every network setting spelt out (:func:`spelt_out`; a dict is copied, not changed). Plain JSON only: nothing is
+    evaluated."""
     if isinstance(arch, dict):
         return spelt_out(validate(arch))
+    if isinstance(arch, str) and arch.startswith(ZOO_PREFIX):
+        arch = zoo_path(arch[len(ZOO_PREFIX):])
     path = Path(arch)
     try:
         raw = read_user_file(path, limit=16 << 20)  # an arch.json holds a few kB

@@ -366,6 +366,11 @@ def _show(args) -> int:
     print(f"at width {args.width}, {args.cells} cells, {args.num_classes} classes: {_params(params)}")
     if "results" in arch:
         print("search results: " + ", ".join(f"{k} {v}" for k, v in arch["results"].items()))
+    if "zoo" in arch:  # a zoo entry: what it is, what its retrain measured, and how it was made
+        zoo = arch["zoo"]
+        print(f"zoo:{zoo['name']}: {zoo['what']}")
+        print("retrained: " + ", ".join(f"{k} {v}" for k, v in zoo["retrained"].items()))
+        print(f"made by: {zoo['search_command']}; then {zoo['retrain_command']}")
     if counts is not None:
         weights = (f"weights of {args.checkpoint}" if args.checkpoint
                    else "untrained weights, BN statistics from these images")

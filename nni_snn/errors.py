@@ -48,3 +48,19 @@ def shown(value) -> str:
 # What the command line reports as the user's mistake (exit 2), and as a run that stopped (exit 1).
 USER_ERRORS = (UsageError, ArchError, DataError, ExperimentError, FrontError)
 STOPPED = (NonFiniteError, MultitrialError)
+
+
+def optional_import(module: str, extra: str, purpose: str):
+    """``module`` from an optional dependency that ``pip install 'nni-snn[EXTRA]'`` brings (pyproject's extras), or
+    a :class:`UsageError` in one line naming that command. Only the package itself missing is reported so; an error
+    inside an installed one (a broken dependency of it) stays what it is."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        top = module.split(".")[0]
+        if err.name is None or err.name.split(".")[0] != top:
+            raise
+        raise UsageError(f"{purpose} needs the {top} package, which is not installed: "
+                         f"pip install 'nni-snn[{extra}]'") from None

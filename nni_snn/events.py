@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from nni_snn.errors import DataError
+from nni_snn.errors import DataError, optional_import
 from nni_snn.registry import Registry
 
 FRAMES_BY = ("time", "count")
@@ -108,8 +108,9 @@ class ToFrames:
 
 
 def frames_transform(sensor: tuple[int, int], timesteps: int, frames_by: str, size: int | None):
-    """Events -> ``[T, 2, size, size]`` counts: tonic's ``Downsample`` to ``size``, then :class:`ToFrames`."""
-    import tonic.transforms as tt
+    """Events -> ``[T, 2, size, size]`` counts: tonic's ``Downsample`` to ``size``, then :class:`ToFrames`. Every
+    event dataset is framed here when it is loaded, so a missing tonic is reported here, before anything runs."""
+    tt = optional_import("tonic.transforms", "events", "event-camera data")
 
     if frames_by not in FRAMES_BY:
         raise DataError(f"--frames-by must be one of {', '.join(FRAMES_BY)}, got {frames_by!r}")

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nni_snn.errors import UsageError
+from nni_snn.errors import UsageError, optional_import
 
 __all__ = ["DEFAULT_DT", "NotExportable", "export_run", "lif_parameters", "to_nir"]
 
@@ -259,7 +259,7 @@ def to_nir(net: nn.Module, image_shape: tuple[int, int, int], dt: float = DEFAUL
     channels as ``weight.shape[1]``, and so do snnTorch's and Norse's importers, so a grouped conv fails nir's type
     check and both imports; a grouped graph is written without the type check (``nir.read(path, type_check=False)``).
     """
-    import nir
+    nir = optional_import("nir", "export", "exporting to NIR")
 
     from search_spaces.snn_darts import SpatialClassifier
 
@@ -348,7 +348,7 @@ def load_run(run_dir: Path, checkpoint: str | None = None):
 def export_run(run_dir: Path, output: Path, checkpoint: str | None = None, dt: float = DEFAULT_DT,
                grouped: bool = False) -> Path:
     """Write the NIR file of a retrain folder's network to ``output`` (atomically); returns it."""
-    import nir
+    nir = optional_import("nir", "export", "nni-snn export")
 
     net, shape = load_run(run_dir, checkpoint)
     graph = to_nir(net, shape, dt, grouped)

@@ -25,9 +25,9 @@ from nni_snn import load_arch
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = re.search(r'^version = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.MULTILINE).group(1)
-# What the wheel must carry besides the packages' modules: the assets the code reads at run time and every example
-# config of experiments/ (shipped as nni_snn/examples/experiments).
-ASSETS = ["nni_snn/manager_listen.cjs"]
+# What the wheel must carry besides the packages' modules: the assets the code reads at run time (the zoo's
+# architectures too) and every example config of experiments/ (shipped as nni_snn/examples/experiments).
+ASSETS = ["nni_snn/manager_listen.cjs", *(f"nni_snn/zoo/{p.name}" for p in (ROOT / "nni_snn" / "zoo").glob("*.json"))]
 EXAMPLES = sorted(p.name for p in (ROOT / "experiments").iterdir() if p.suffix in (".yml", ".sh"))
 
 def _env() -> dict:
