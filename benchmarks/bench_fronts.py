@@ -9,6 +9,8 @@ Per seed, the points:
 - ``ma``: MA-DARTS searched and retrained at the efficient macro-architecture, one search per energy penalty lambda,
   priced by the memory-aware profile;
 - ``darts``: the same without attention (attention's share);
+- ``front``: MA-DARTS with every lambda from one search (``--energy-front``, issue 39), each lambda's architecture
+  retrained as the ``ma`` ones are: one search's front against the ``ma`` method's separate searches;
 - ``random``: for each lambda, the uniform genotype of the space, out of one pool of ``random_candidates`` per seed,
   whose energy (estimated untrained, BN statistics from training images, as ``nni-snn show --dataset`` does) is
   closest to that lambda's searched genotype's: random search at matched energy, not random genotypes at one energy.
@@ -46,7 +48,8 @@ from bench_energy import MACROS, flags_of, hypervolume
 from bench_search_quality import RunFolders, quiet, run_cli, uniform_genotype
 
 METHODS = {"cnn": "spiking CNN (width x T)", "ma": "MA-DARTS (lambda)", "darts": "DARTS, no attention (lambda)",
-           "random": "random genotypes at matched energy"}
+           "random": "random genotypes at matched energy",
+           "front": "MA-DARTS, every lambda from one search (--energy-front)"}
 PROFILE_NAMES = ("memory-45nm", "ops-45nm", "loihi")
 
 
@@ -108,17 +111,23 @@ class FrontStudy(RunFolders):
     def _macro(self) -> list[str]:
         return flags_of(MACROS["efficient"])
 
-    def search(self, run: str, attention: str, lam: float, seed: int) -> dict:
+    def search(self, run: str, attention: str, lam: float | None, seed: int) -> dict:
+        """One search: at penalty ``lam``, or (``lam`` None) the setting's lambdas as one --energy-front search."""
         import shutil
 
         folder = self.out / run
         shutil.rmtree(folder, ignore_errors=True)  # a search killed midway starts again
         folder.mkdir(parents=True)
+        penalty = (["--spike-penalty", str(lam)] if lam is not None
+                   else ["--energy-front", ",".join(f"{x:g}" for x in self.s.lambdas)])
         seconds = run_cli(["search", *self.s.data_flags(search=True), "--attention", attention, *self._macro(),
-                           "--spike-penalty", str(lam), "--energy-profile", "memory-45nm",
+                           *penalty, "--energy-profile", "memory-45nm",
                            "--width", str(self.s.search_width), "--cells", str(self.s.search_cells),
                            "--epochs", str(self.s.search_epochs), "--seed", str(seed), "--no-progress",
                            "--output", str(folder)], folder / "log.txt")
+        if lam is None:
+            return self._finish(run, {"seconds": seconds, "arch": {f"{x:g}": f"{run}/front/lambda-{x:g}/arch.json"
+                                                                   for x in self.s.lambdas}})
         return self._finish(run, {"seconds": seconds, "arch": f"{run}/arch.json"})
 
     def retrain(self, run: str, seed: int, arch: str | None = None, width: int | None = None,
@@ -196,6 +205,14 @@ class FrontStudy(RunFolders):
                         chain.append((rnd, lambda r=rnd, sr=search, sd=seed: self.retrain(
                             r, sd, self.matched_random(r, sd, str(self.out / self.result(sr)["arch"])))))
                     chains.append(chain)
+            if "front" in methods:
+                search = f"search-front-s{seed}"
+                chain = [(search, lambda r=search, sd=seed: self.search(r, "ma", None, sd))]
+                for lam in self.s.lambdas:
+                    retrain = f"front-l{lam_key(lam)}-s{seed}"
+                    chain.append((retrain, lambda r=retrain, sr=search, sd=seed, lm=lam: self.retrain(
+                        r, sd, str(self.out / self.result(sr)["arch"][f"{lm:g}"]))))
+                chains.append(chain)
         # The CNN's points cheapest first, every seed of one before the next: an interrupted study holds the cheap
         # end of the front over all seeds rather than one seed's whole front.
         sizes = sorted(((w, t) for w in self.s.cnn_widths for t in self.s.cnn_timesteps), key=lambda s: s[0] ** 2 * s[1])
@@ -254,12 +271,26 @@ class FrontStudy(RunFolders):
             summary["hypervolume"][name] = {"reference": reference, **{
                 m: {"per_seed": hv, **_mean_se(list(hv.values()))} for m, hv in per_seed.items() if hv}}
             pairs = {}
-            for a, b in (("ma", "cnn"), ("ma", "random"), ("ma", "darts")):
+            for a, b in (("ma", "cnn"), ("ma", "random"), ("ma", "darts"), ("front", "ma")):
                 diffs = [per_seed[a][sd] - per_seed[b][sd] for sd in self.s.seeds
                          if sd in per_seed[a] and sd in per_seed[b]]
                 if diffs:
                     pairs[f"{a} - {b}"] = {"diffs": diffs, **_mean_se(diffs)}
             summary["paired"][name] = pairs
+        # What a front costs to search: the one --energy-front search against the sum of the separate searches.
+        searches = {}
+        for method in ("ma", "front"):
+            per_seed = {}
+            for folder in self.out.glob(f"search-{method}-*s*"):
+                result = self.result(folder.name)
+                if result is not None:
+                    seed = int(folder.name.rsplit("-s", 1)[1])
+                    per_seed.setdefault(seed, []).append(result["seconds"])
+            complete = {seed: sum(v) for seed, v in per_seed.items()
+                        if len(v) == (len(self.s.lambdas) if method == "ma" else 1)}
+            if complete:
+                searches[method] = {"per_seed": complete, **_mean_se(list(complete.values()))}
+        summary["search_seconds"] = searches
         return summary
 
 
@@ -330,6 +361,10 @@ def table(summary: dict) -> str:
         for pair, d in summary["paired"].get(name, {}).items():
             lines.append(f"- paired {pair}: {d['mean']:+.4f} ± {d['se']:.4f} ("
                          + ", ".join(f"{x:+.4f}" for x in d["diffs"]) + ")")
+    if summary.get("search_seconds"):
+        lines += ["", "Search wall time per seed (every lambda), mean ± standard error, seconds:", ""]
+        for method, t in summary["search_seconds"].items():
+            lines.append(f"- {METHODS[method]}: {t['mean']:.0f} ± {t['se']:.0f} (n = {t['n']})")
     return "\n".join(lines)
 
 
