@@ -63,6 +63,10 @@ CHECKS = {
     "port": ("in 1..65535", lambda v: _is_int(v) and 0 < v < 65536),
     # A config's or tuner's value may be a number, a list or a mapping; open() refuses a NUL byte with a traceback.
     "path": ("a path", lambda v: isinstance(v, str) and v.strip() != "" and "\x00" not in v),
+    # What urllib (torchvision's downloads) opens.
+    "url": ("a URL: http://, https://, ftp:// or file://",
+            lambda v: isinstance(v, str) and v.split("://")[0] in ("http", "https", "ftp", "file") and "://" in v
+            and not any(c.isspace() or c == "\x00" for c in v)),
 }
 
 
@@ -97,8 +101,10 @@ class CommonOptions:
                                     "cifar10dvs, dvsgesture (default {default})",
                           choices="nni_snn.data:dataset_names")
     data_dir: str | None = option(None, "folder holding the dataset (not needed for digits, digits-events; "
-                                        "fashionmnist: default /usr/share/datasets/fashion-mnist, Debian's package)",
-                                  check="path")
+                                        "mnist, fashionmnist: their four idx files, or torchvision's folder above "
+                                        "MNIST/raw or FashionMNIST/raw; fashionmnist's default: "
+                                        "/usr/share/datasets/fashion-mnist, Debian's package; with --download: "
+                                        "data)", check="path")
     subset_per_class: int | None = option(None, "train on this many images of each class, a balanced subset of the "
                                                 "training split drawn with --seed (default: all); the held-out "
                                                 "split stays whole", check="int>=1")
@@ -108,7 +114,12 @@ class CommonOptions:
     event_size: int | None = option(None, "event data: down-sample the sensor to this many pixels a side, e.g. 48 "
                                           "for DVS128 Gesture (default {default}; none: the sensor's size)",
                                     check="int>=1")
-    download: bool = option(False, "download CIFAR into --data-dir", action="store_true")
+    download: bool = option(False, "download mnist, fashionmnist, cifar10 or cifar100 into --data-dir when it does "
+                                   "not hold them (torchvision's download, official MD5 sums checked)",
+                            action="store_true")
+    mirror: str | None = option(None, "with --download: the URL of a copy of the dataset's official files, e.g. a "
+                                      "folder holding MNIST's four .gz files, in place of torchvision's servers",
+                                check="url")
     timesteps: int | None = option(help="time steps T (default {default})", check="int>=1")
     width: int = option(help="initial channels (default {default})", check="int>=1")
     cells: int = option(help="number of cells (default {default})", check="int>=1")
@@ -160,9 +171,15 @@ class CommonOptions:
         from nni_snn.events import EVENT_DATASETS
 
         events = self.dataset in EVENT_DATASETS
+        downloadable = ", ".join(registry.DOWNLOADABLE)
         if events and self.download:
-            raise UsageError("--download fetches CIFAR; event datasets are read from --data-dir (digits-events "
-                             "needs neither)")
+            raise UsageError(f"--download fetches {downloadable}; event datasets are read from --data-dir "
+                             "(digits-events needs neither)")
+        if self.download and self.dataset not in registry.DOWNLOADABLE:
+            raise UsageError(f"--download fetches {downloadable}; {self.dataset} is read from "
+                             f"{'the package itself' if self.dataset == 'digits' else '--data-dir'}")
+        if self.mirror is not None and not self.download:
+            raise UsageError("--mirror names where --download fetches the dataset from; add --download")
         if not events and self.event_size is not None:
             raise UsageError(f"--event-size down-samples event data; {self.dataset} is images")
         if events and getattr(self, "cutout", 0):

@@ -66,14 +66,18 @@ ATTENTIONS.register("ct", "CT-DARTS: channel x time attention, paper eq. 5-6",
 ATTENTIONS.register("ma", "MA-DARTS: multi-dimensional attention, paper eq. 7-10",
                     "nni_snn.attention:MultiDimAttention", label="MA-DARTS")
 
-# load_dataset: the target is called as target(data_dir, download=, augment=, cutout=) and returns a Data.
+# load_dataset: the target is called as target(data_dir, download=, augment=, cutout=, mirror=) and returns a Data.
 IMAGE_DATASETS = Registry("dataset")
 IMAGE_DATASETS.register("digits", "scikit-learn's 8x8 digits, embedded", "nni_snn.data:read_digits")
-IMAGE_DATASETS.register("fashionmnist", "Fashion-MNIST's idx files", "nni_snn.data:read_fashion_mnist")
+IMAGE_DATASETS.register("mnist", "MNIST's idx files, or --download", "nni_snn.data:read_mnist")
+IMAGE_DATASETS.register("fashionmnist", "Fashion-MNIST's idx files, or --download",
+                        "nni_snn.data:read_fashion_mnist")
 IMAGE_DATASETS.register("cifar10", "torchvision's files, or --download", "nni_snn.data:read_cifar10")
 IMAGE_DATASETS.register("cifar100", "torchvision's files, or --download", "nni_snn.data:read_cifar100")
 IMAGE_DATASETS.register("tinyimagenet", "the tiny-imagenet-200/ layout", "nni_snn.data:read_tinyimagenet")
 IMAGE_DATASETS.register("imagefolder", "train/ and val/, a folder per class", "nni_snn.data:read_imagefolder")
+# Those whose reader fetches them with --download (from --mirror where given): torchvision's downloads.
+DOWNLOADABLE = ("mnist", "fashionmnist", "cifar10", "cifar100")
 
 # make_strategy: the target is called as target(trials=, concurrency=, seed=, population=, sample_size=).
 SEARCH_STRATEGIES = Registry("strategy")
