@@ -69,11 +69,15 @@ def _experiment_parser(sub) -> None:
                                              "an example config shipped with nni-snn, e.g. quickstart")
     p.add_argument("--resume", metavar="ID", help="resume the stopped experiment ID (nnictl resume) instead: trials "
                                                   "that were running continue from their last epoch's checkpoint")
-    p.add_argument("--port", type=int, default=8080, help="port of the NNI manager and web UI (default 8080)")
+    p.add_argument("--attach", metavar="ID", help="follow the running experiment ID instead (e.g. one whose "
+                                                  "terminal has closed), and summarise it when it ends")
+    p.add_argument("--port", type=int, help="port of the NNI manager and web UI (default 8080; --attach: the "
+                                            "experiment's own)")
     p.add_argument("--host", metavar="ADDR", help="address the NNI manager and web UI listen on (default 127.0.0.1, "
                                                   "this machine only; a remote experiment: its nniManagerIp); "
                                                   "0.0.0.0 opens it to every network, without authentication")
-    p.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the trials (default 3600)")
+    p.add_argument("--timeout", type=float, help="give up waiting after this many seconds; the experiment goes on "
+                                                 "(default: wait until it ends)")
     p.add_argument("--stop", action="store_true", help="stop the experiment at the end (default: keep the web UI)")
 
 
@@ -415,12 +419,16 @@ def _front(args) -> int:
 def _experiment(args) -> int:
     from nni_snn import nnictl
 
-    if not 0 < args.port < 65536:
+    if args.port is not None and not 0 < args.port < 65536:
         raise UsageError(f"--port must be in 1..65535, got {args.port}")
-    if (args.config is None) == (args.resume is None):
-        raise UsageError("give an experiment config, or --resume ID of a stopped experiment (not both)")
-    return nnictl.run(args.config, args.port, args.timeout, args.stop, args.resume,
-                      args.host)
+    if args.timeout is not None and not args.timeout > 0:
+        raise UsageError(f"--timeout must be a number of seconds > 0, got {args.timeout:g}")
+    if sum(given is not None for given in (args.config, args.resume, args.attach)) != 1:
+        raise UsageError("give an experiment config, --resume ID of a stopped experiment, or --attach ID of a "
+                         "running one (one of them)")
+    if args.attach is not None and args.host is not None:
+        raise UsageError("--host says where a manager this command starts listens; --attach starts none")
+    return nnictl.run(args.config, args.port, args.timeout, args.stop, args.resume, args.host, args.attach)
 
 
 def _examples(args) -> int:

@@ -53,7 +53,8 @@ def _torch_threads(threads: int | None):
 
 
 def train_sampled(model, *, dataset: str, data_dir: str | None = None, download: bool = False,
-                  mirror: str | None = None, frames_by: str = "time", event_size: int | None = None, subset_per_class: int | None = None,
+                  mirror: str | None = None, frames_by: str = "time", event_size: int | None = None,
+                  subset_per_class: int | None = None,
                   epochs: int, batch_size: int, lr: float, seed: int, num_workers: int = 0, accelerator: str = "auto",
                   threads: int | None = None, output: str | None = None) -> dict:
     """Train one sampled fixed SNN and report it to NNI; the function ``FunctionalEvaluator`` calls in a trial.

@@ -109,15 +109,15 @@ def test_an_unreachable_mirror_is_one_line(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("flags, needle", [
-    (["--dataset", "mnist"], "mnist needs --data-dir, a folder holding its four idx files (e.g. torchvision's "
-                             "MNIST/raw), or --download"),
+    (["--dataset", "mnist"], ("mnist needs --data-dir, a folder holding its four idx files (e.g. torchvision's "
+                             "MNIST/raw), or --download")),
     (["--dataset", "fashionmnist", "--data-dir", "{empty}"], "holds no Fashion-MNIST idx files, neither in it nor in"),
     (["--dataset", "mnist", "--data-dir", "{empty}/absent"], "absent is missing; pass --download to fetch them"),
-    (["--dataset", "mnist", "--mirror", "http://127.0.0.1:9/"], "--mirror names where --download fetches the "
-                                                                "dataset from; add --download"),
+    (["--dataset", "mnist", "--mirror", "http://127.0.0.1:9/"], ("--mirror names where --download fetches the "
+                                                                "dataset from; add --download")),
     (["--dataset", "mnist", "--download", "--mirror", "mirror.example/mnist"], "--mirror must be a URL"),
-    (["--dataset", "digits", "--download"], "--download fetches mnist, fashionmnist, cifar10, cifar100; digits is "
-                                            "read from the package itself"),
+    (["--dataset", "digits", "--download"], ("--download fetches mnist, fashionmnist, cifar10, cifar100; digits is "
+                                            "read from the package itself")),
     (["--dataset", "imagefolder", "--download"], "imagefolder is read from --data-dir"),
 ])
 def test_missing_data_and_misused_flags_are_one_line(tmp_path, capsys, flags, needle):
