@@ -23,10 +23,15 @@ from nni_snn.options import (
     SearchOptions,
     UsageError,
     add_flags,
+    config_only,
     resolve,
 )
 
+# Exit codes (docs/reference/cli.md): 2 a user's mistake, 1 the environment or a run that stopped (a full disk, a
+# diverging run), 130 an interrupt (Ctrl-C), as the shell reports a SIGINT.
 EXIT_USAGE = 2
+EXIT_ENVIRONMENT = 1
+EXIT_INTERRUPTED = 130
 # Writing the results failed for want of room: a full disk or quota, a file-size limit, a read-only file system.
 STORAGE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS)
 
@@ -37,9 +42,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _options_parser(sub, command: str, options: type, help: str) -> None:
-    """A command whose flags are its options' fields (nni_snn.options), after --config."""
-    p = sub.add_parser(command, help=help)
+    """A command whose flags are its options' fields (nni_snn.options), after --config and --print-config."""
+    p = sub.add_parser(command, help=help, epilog=config_only(options) or None)
     p.add_argument("--config", help="YAML/JSON file of options (same names as the flags)")
+    p.add_argument("--print-config", action="store_true", help="print the options this command would run with "
+                                                               "(defaults < --config < flags) as config.yaml, and exit")
     add_flags(p, options)
 
 
@@ -431,6 +438,17 @@ def _experiment(args) -> int:
     return nnictl.run(args.config, args.port, args.timeout, args.stop, args.resume, args.host, args.attach)
 
 
+def _print_config(args) -> int:
+    """``--print-config``: the options resolved and checked as the command would run with them, printed as the
+    ``config.yaml`` it would write (readable back with ``--config``); nothing is trained or written."""
+    import yaml
+
+    options = {"search": SearchOptions, "retrain": RetrainOptions, "multitrial": MultitrialOptions}[args.command]
+    opts = resolve(options, args)
+    print(yaml.safe_dump(_settings(Path(opts.output), opts), sort_keys=False), end="")
+    return 0
+
+
 def _examples(args) -> int:
     from nni_snn.nnictl import copy_examples
 
@@ -485,7 +503,11 @@ def main(argv: list[str] | None = None) -> int:
             thread_hook(args)
     threading.excepthook = storage_in_thread
     try:
-        args = build_parser().parse_args(argv)
+        args, unknown = build_parser().parse_known_args(argv)
+        if unknown:  # named here, where the command is known: argparse's own error names only 'nni-snn'
+            raise UsageError(f"unrecognized arguments: {' '.join(unknown)} (see 'nni-snn {args.command} --help')")
+        if getattr(args, "print_config", False):
+            return _print_config(args)
         code = commands[args.command](args)
         if thread_errors:
             raise thread_errors[0]
@@ -495,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except STOPPED as err:
         print(f"nni-snn: stopped: {err}", file=sys.stderr)
-        return 1
+        return EXIT_ENVIRONMENT
     except OSError as err:
         if err.errno not in STORAGE_ERRNOS:
             raise
@@ -504,10 +526,10 @@ def main(argv: list[str] | None = None) -> int:
         where = f" ({err.filename})" if err.filename else ""
         print(f"nni-snn: error: cannot write the results: {err.strerror}{where}; files it was writing were not "
               "left behind half-written", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_ENVIRONMENT  # not the user's command: the machine's room
     except KeyboardInterrupt:
         print("nni-snn: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     finally:
         threading.excepthook = thread_hook
 
