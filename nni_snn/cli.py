@@ -99,6 +99,7 @@ def _front_parser(sub) -> None:
     p.add_argument("runs", nargs="+", help="run folders (holding arch.json), or folders above them such as an "
                                            "NNI experiment's ~/nni-experiments/<id>")
     p.add_argument("--output", default="front.png", help="picture to write (default front.png)")
+    p.add_argument("--overwrite", action="store_true", help="replace --output if it exists (default: refuse)")
     p.add_argument("--energy-profile", help="the energy model to compare the runs under (default: the one they were "
                                             "priced with; see nni-snn search --help)")
 
@@ -218,6 +219,13 @@ def claim_output(output: Path, opts, replace: bool = False) -> None:
     print(f"nni-snn: replacing the run in {output}: removing {shown} (its TensorBoard logs stay)", file=sys.stderr,
           flush=True)
     _remove_run(output, keep)
+
+
+def refuse_to_replace(path: Path, overwrite: bool) -> None:
+    """A command's single output file (``export``'s graph, ``front``'s picture) is not replaced unasked: one line,
+    exit 2, unless ``--overwrite``."""
+    if path.exists() and not overwrite:
+        raise UsageError(f"--output {path} exists; add --overwrite to replace it, or give another --output")
 
 
 def _interrupted_here(output: Path, opts) -> bool:
@@ -418,6 +426,7 @@ def _front(args) -> int:
     if args.energy_profile is not None and args.energy_profile not in PROFILES:
         raise UsageError(f"--energy-profile {args.energy_profile!r} is unknown; use one of {', '.join(PROFILES)}")
     runs, front = energy_front(args.runs, args.energy_profile)
+    refuse_to_replace(picture, args.overwrite)  # after the runs are read, before anything is printed or drawn
     print(front_table(runs, front))
     print(f"picture: {draw_front(runs, picture)}")
     return 0
@@ -465,8 +474,7 @@ def _export(args) -> int:
 
     opts = ExportOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ExportOptions)})
     opts.check()
-    if Path(opts.output).exists() and not opts.overwrite:  # refused before the network is read or built
-        raise UsageError(f"--output {opts.output} exists; add --overwrite to replace it, or give another --output")
+    refuse_to_replace(Path(opts.output), opts.overwrite)  # before the network is read or built
     written = export_run(Path(opts.run_dir), Path(opts.output), opts.checkpoint, opts.dt, opts.grouped)
     print(f"wrote {written} (NIR; dt {opts.dt} s; the logits are the output's mean over the T steps)")
     return 0
