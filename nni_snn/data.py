@@ -370,7 +370,10 @@ def _cifar(name: str, data_dir, download: bool, augment: bool, cutout: int = 0, 
     try:
         train = cls(str(root), train=True, transform=train_tf, download=download)
         test = cls(str(root), train=False, transform=tf.Compose(normalize), download=download)
-    except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"
+    except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"; downloading: a wrong MD5 sum
+        if download:
+            raise DataError(f"--download of {name} from {cls.url} failed: {err} (a mirror must serve the official "
+                            "file: its MD5 sum is checked)") from None
         raise DataError(f"{name} not found under {root} ({err}); pass --download where online") from None
     except URLError as err:  # the download failed (CIFAR's does not catch it as MNIST's does)
         raise DataError(f"--download of {name} from {cls.url} failed: {err.reason}") from None

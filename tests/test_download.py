@@ -98,6 +98,17 @@ def test_the_official_sums_refuse_other_files(tmp_path, mirror, capsys):
     assert not (tmp_path / "out" / "metrics.json").exists()
 
 
+def test_cifar_from_a_mirror_is_checked_against_the_official_sum(tmp_path, mirror, capsys):
+    url, served, requested = mirror
+    (served / "cifar-10-python.tar.gz").write_bytes(b"not CIFAR-10")
+    assert main(["retrain", "--baseline", "spiking-cnn", "--dataset", "cifar10", "--download", "--mirror", url,
+                 "--data-dir", str(tmp_path / "data"), *TINY, "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert (f"--download of cifar10 from {url}cifar-10-python.tar.gz failed: File not found or corrupted. (a mirror "
+            "must serve the official file" in err.strip().splitlines()[-1]) and "Traceback" not in err
+    assert "/cifar-10-python.tar.gz" in requested
+
+
 def test_an_unreachable_mirror_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("no_proxy", "127.0.0.1")
     url = f"http://127.0.0.1:{free_port()}/"  # nothing listens there
