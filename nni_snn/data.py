@@ -1,7 +1,6 @@
 """Datasets: the embedded 8x8 digits (offline default), MNIST and Fashion-MNIST (their idx files: Debian's
 dataset-fashion-mnist package, torchvision's folders, or ``--download``), CIFAR-10/100, Tiny ImageNet, any ImageFolder
-tree, and the
-event-camera datasets of :mod:`nni_snn.events` (digits-events, offline; N-MNIST, CIFAR10-DVS, DVS128 Gesture).
+tree, and the event-camera datasets of :mod:`nni_snn.events` (digits-events, offline; N-MNIST, CIFAR10-DVS, DVS128 Gesture).
 
 Image datasets are a registry (:data:`nni_snn.registry.IMAGE_DATASETS`: a new one is its ``read_*`` function and one
 registration there), event datasets :data:`nni_snn.events.EVENT_DATASETS`. Every loader returns a :class:`Data` with a
@@ -234,14 +233,16 @@ def _idx_file(root: Path, name: str, title: str) -> Path:
                     "(or pass --download to fetch them)")
 
 
-def _holds_idx_files(folder: Path) -> bool:
-    return any((folder / f"{name}{ext}").is_file() for names in IDX_FILES.values() for name in names
-               for ext in ("", ".gz"))
+def _idx_files_present(folder: Path) -> list[bool]:
+    """Whether each of the four idx files is in ``folder`` (gzipped or not)."""
+    return [any((folder / f"{name}{ext}").is_file() for ext in ("", ".gz"))
+            for names in IDX_FILES.values() for name in names]
 
 
 def _idx_folder(name: str, data_dir, download: bool, mirror: str | None) -> Path:
     """The folder holding ``name``'s idx files: ``data_dir`` itself (Debian's folder, torchvision's ``raw``) or
-    torchvision's ``<data_dir>/<class>/raw``; with ``download``, fetched into the latter when neither holds them."""
+    torchvision's ``<data_dir>/<class>/raw``; with ``download``, fetched into the latter when neither holds all four
+    (torchvision fetches only those missing)."""
     title, class_name = IDX_DATASETS[name]
     default = FASHION_MNIST_DIR if name == "fashionmnist" and not download else None
     if data_dir is None and default is None and not download:
@@ -250,7 +251,8 @@ def _idx_folder(name: str, data_dir, download: bool, mirror: str | None) -> Path
     root = Path(data_dir or default or DOWNLOAD_DIR)
     torchvision_raw = root / class_name / "raw"
     for folder in (root, torchvision_raw):
-        if _holds_idx_files(folder):
+        present = _idx_files_present(folder)
+        if all(present) or (any(present) and not download):  # a missing file is then named by _idx_file
             return folder
     if download:
         _download(class_name, root, mirror)
@@ -364,7 +366,7 @@ def _cifar(name: str, data_dir, download: bool, augment: bool, cutout: int = 0, 
     if mirror:  # torchvision downloads from its class attribute ``url`` (no argument), checking the official MD5 sum
         cls = type(cls.__name__, (cls,), {"url": f"{mirror.rstrip('/')}/{cls.filename}"})
     if download:
-        root = Path(data_dir or "data")
+        root = Path(data_dir or DOWNLOAD_DIR)
     else:
         root = _require_dir(data_dir, f"point it at the folder holding the {name} files, or pass --download")
     try:

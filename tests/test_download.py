@@ -70,6 +70,11 @@ def test_download_from_a_mirror_into_torchvisions_folder_then_read_offline(tmp_p
         again = load_dataset(dataset, data_dir, download=download, mirror=url)
         assert dataset_labels(again.train) == dataset_labels(data.train)
     assert len(requested) == fetched
+    # A download cut short (a file missing): --download fetches what is missing, and only that.
+    for missing in raw.glob("t10k-labels-idx1-ubyte*"):
+        missing.unlink()
+    assert len(load_dataset(dataset, tmp_path / "data", download=True, mirror=url).test) == 20
+    assert set(requested[fetched:]) == {"/t10k-labels-idx1-ubyte.gz"}
 
 
 def test_the_command_downloads_from_mirror_and_trains(tmp_path, mirror, monkeypatch, capsys):
