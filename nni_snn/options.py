@@ -71,9 +71,9 @@ CHECKS = {
     "port": ("in 1..65535", lambda v: _is_int(v) and 0 < v < 65536),
     # A config's or tuner's value may be a number, a list or a mapping; open() refuses a NUL byte with a traceback.
     "path": ("a path", lambda v: isinstance(v, str) and v.strip() != "" and "\x00" not in v),
-    # What urllib (torchvision's downloads) opens.
-    "url": ("a URL: http://, https://, ftp:// or file://",
-            lambda v: isinstance(v, str) and v.split("://")[0] in ("http", "https", "ftp", "file") and "://" in v
+    # What torchvision's downloads fetch from (its reader needs an HTTP response's length: no file:// URL).
+    "url": ("an http:// or https:// URL",
+            lambda v: isinstance(v, str) and v.split("://")[0] in ("http", "https") and "://" in v
             and not any(c.isspace() or c == "\x00" for c in v)),
 }
 

@@ -131,7 +131,8 @@ def test_an_unreachable_mirror_is_one_line(tmp_path, capsys, monkeypatch):
     (["--dataset", "mnist", "--data-dir", "{empty}/absent"], "absent is missing; pass --download to fetch them"),
     (["--dataset", "mnist", "--mirror", "http://127.0.0.1:9/"], ("--mirror names where --download fetches the "
                                                                 "dataset from; add --download")),
-    (["--dataset", "mnist", "--download", "--mirror", "mirror.example/mnist"], "--mirror must be a URL"),
+    (["--dataset", "mnist", "--download", "--mirror", "mirror.example/mnist"], "--mirror must be an http:// or "),
+    (["--dataset", "mnist", "--download", "--mirror", "file:///srv/mnist"], "--mirror must be an http:// or "),
     (["--dataset", "digits", "--download"], ("--download fetches mnist, fashionmnist, cifar10, cifar100; digits is "
                                             "read from the package itself")),
     (["--dataset", "imagefolder", "--download"], "imagefolder is read from --data-dir"),
