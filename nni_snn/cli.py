@@ -23,10 +23,15 @@ from nni_snn.options import (
     SearchOptions,
     UsageError,
     add_flags,
+    config_only,
     resolve,
 )
 
+# Exit codes (docs/reference/cli.md): 2 a user's mistake, 1 the environment or a run that stopped (a full disk, a
+# diverging run), 130 an interrupt (Ctrl-C), as the shell reports a SIGINT.
 EXIT_USAGE = 2
+EXIT_ENVIRONMENT = 1
+EXIT_INTERRUPTED = 130
 # Writing the results failed for want of room: a full disk or quota, a file-size limit, a read-only file system.
 STORAGE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS)
 
@@ -37,9 +42,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _options_parser(sub, command: str, options: type, help: str) -> None:
-    """A command whose flags are its options' fields (nni_snn.options), after --config."""
-    p = sub.add_parser(command, help=help)
+    """A command whose flags are its options' fields (nni_snn.options), after --config and --print-config."""
+    p = sub.add_parser(command, help=help, epilog=config_only(options) or None)
     p.add_argument("--config", help="YAML/JSON file of options (same names as the flags)")
+    p.add_argument("--print-config", action="store_true", help="print the options this command would run with "
+                                                               "(defaults < --config < flags) as config.yaml, and exit")
     add_flags(p, options)
 
 
@@ -69,11 +76,15 @@ def _experiment_parser(sub) -> None:
                                              "an example config shipped with nni-snn, e.g. quickstart")
     p.add_argument("--resume", metavar="ID", help="resume the stopped experiment ID (nnictl resume) instead: trials "
                                                   "that were running continue from their last epoch's checkpoint")
-    p.add_argument("--port", type=int, default=8080, help="port of the NNI manager and web UI (default 8080)")
+    p.add_argument("--attach", metavar="ID", help="follow the running experiment ID instead (e.g. one whose "
+                                                  "terminal has closed), and summarise it when it ends")
+    p.add_argument("--port", type=int, help="port of the NNI manager and web UI (default 8080; --attach: the "
+                                            "experiment's own)")
     p.add_argument("--host", metavar="ADDR", help="address the NNI manager and web UI listen on (default 127.0.0.1, "
                                                   "this machine only; a remote experiment: its nniManagerIp); "
                                                   "0.0.0.0 opens it to every network, without authentication")
-    p.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the trials (default 3600)")
+    p.add_argument("--timeout", type=float, help="give up waiting after this many seconds; the experiment goes on "
+                                                 "(default: wait until it ends)")
     p.add_argument("--stop", action="store_true", help="stop the experiment at the end (default: keep the web UI)")
 
 
@@ -88,6 +99,7 @@ def _front_parser(sub) -> None:
     p.add_argument("runs", nargs="+", help="run folders (holding arch.json), or folders above them such as an "
                                            "NNI experiment's ~/nni-experiments/<id>")
     p.add_argument("--output", default="front.png", help="picture to write (default front.png)")
+    p.add_argument("--overwrite", action="store_true", help="replace --output if it exists (default: refuse)")
     p.add_argument("--energy-profile", help="the energy model to compare the runs under (default: the one they were "
                                             "priced with; see nni-snn search --help)")
 
@@ -207,6 +219,13 @@ def claim_output(output: Path, opts, replace: bool = False) -> None:
     print(f"nni-snn: replacing the run in {output}: removing {shown} (its TensorBoard logs stay)", file=sys.stderr,
           flush=True)
     _remove_run(output, keep)
+
+
+def refuse_to_replace(path: Path, overwrite: bool) -> None:
+    """A command's single output file (``export``'s graph, ``front``'s picture) is not replaced unasked: one line,
+    exit 2, unless ``--overwrite``."""
+    if path.exists() and not overwrite:
+        raise UsageError(f"--output {path} exists; add --overwrite to replace it, or give another --output")
 
 
 def _interrupted_here(output: Path, opts) -> bool:
@@ -419,6 +438,7 @@ def _front(args) -> int:
     if args.energy_profile is not None and args.energy_profile not in PROFILES:
         raise UsageError(f"--energy-profile {args.energy_profile!r} is unknown; use one of {', '.join(PROFILES)}")
     runs, front = energy_front(args.runs, args.energy_profile)
+    refuse_to_replace(picture, args.overwrite)  # after the runs are read, before anything is printed or drawn
     print(front_table(runs, front))
     print(f"picture: {draw_front(runs, picture)}")
     return 0
@@ -427,12 +447,27 @@ def _front(args) -> int:
 def _experiment(args) -> int:
     from nni_snn import nnictl
 
-    if not 0 < args.port < 65536:
+    if args.port is not None and not 0 < args.port < 65536:
         raise UsageError(f"--port must be in 1..65535, got {args.port}")
-    if (args.config is None) == (args.resume is None):
-        raise UsageError("give an experiment config, or --resume ID of a stopped experiment (not both)")
-    return nnictl.run(args.config, args.port, args.timeout, args.stop, args.resume,
-                      args.host)
+    if args.timeout is not None and not args.timeout > 0:
+        raise UsageError(f"--timeout must be a number of seconds > 0, got {args.timeout:g}")
+    if sum(given is not None for given in (args.config, args.resume, args.attach)) != 1:
+        raise UsageError("give an experiment config, --resume ID of a stopped experiment, or --attach ID of a "
+                         "running one (one of them)")
+    if args.attach is not None and args.host is not None:
+        raise UsageError("--host says where a manager this command starts listens; --attach starts none")
+    return nnictl.run(args.config, args.port, args.timeout, args.stop, args.resume, args.host, args.attach)
+
+
+def _print_config(args) -> int:
+    """``--print-config``: the options resolved and checked as the command would run with them, printed as the
+    ``config.yaml`` it would write (readable back with ``--config``); nothing is trained or written."""
+    import yaml
+
+    options = {"search": SearchOptions, "retrain": RetrainOptions, "multitrial": MultitrialOptions}[args.command]
+    opts = resolve(options, args)
+    print(yaml.safe_dump(_settings(Path(opts.output), opts), sort_keys=False), end="")
+    return 0
 
 
 def _examples(args) -> int:
@@ -451,8 +486,7 @@ def _export(args) -> int:
 
     opts = ExportOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ExportOptions)})
     opts.check()
-    if Path(opts.output).exists() and not opts.overwrite:  # refused before the network is read or built
-        raise UsageError(f"--output {opts.output} exists; add --overwrite to replace it, or give another --output")
+    refuse_to_replace(Path(opts.output), opts.overwrite)  # before the network is read or built
     written = export_run(Path(opts.run_dir), Path(opts.output), opts.checkpoint, opts.dt, opts.grouped)
     print(f"wrote {written} (NIR; dt {opts.dt} s; the logits are the output's mean over the T steps)")
     return 0
@@ -489,7 +523,11 @@ def main(argv: list[str] | None = None) -> int:
             thread_hook(args)
     threading.excepthook = storage_in_thread
     try:
-        args = build_parser().parse_args(argv)
+        args, unknown = build_parser().parse_known_args(argv)
+        if unknown:  # named here, where the command is known: argparse's own error names only 'nni-snn'
+            raise UsageError(f"unrecognized arguments: {' '.join(unknown)} (see 'nni-snn {args.command} --help')")
+        if getattr(args, "print_config", False):
+            return _print_config(args)
         code = commands[args.command](args)
         if thread_errors:
             raise thread_errors[0]
@@ -499,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except STOPPED as err:
         print(f"nni-snn: stopped: {err}", file=sys.stderr)
-        return 1
+        return EXIT_ENVIRONMENT
     except OSError as err:
         if err.errno not in STORAGE_ERRNOS:
             raise
@@ -508,10 +546,10 @@ def main(argv: list[str] | None = None) -> int:
         where = f" ({err.filename})" if err.filename else ""
         print(f"nni-snn: error: cannot write the results: {err.strerror}{where}; files it was writing were not "
               "left behind half-written", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_ENVIRONMENT  # not the user's command: the machine's room
     except KeyboardInterrupt:
         print("nni-snn: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     finally:
         threading.excepthook = thread_hook
 

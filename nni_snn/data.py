@@ -1,6 +1,6 @@
-"""Datasets: the embedded 8x8 digits (offline default), Fashion-MNIST (offline from Debian's dataset-fashion-mnist
-package), CIFAR-10/100, Tiny ImageNet, any ImageFolder tree, and the
-event-camera datasets of :mod:`nni_snn.events` (digits-events, offline; N-MNIST, CIFAR10-DVS, DVS128 Gesture).
+"""Datasets: the embedded 8x8 digits (offline default), MNIST and Fashion-MNIST (their idx files: Debian's
+dataset-fashion-mnist package, torchvision's folders, or ``--download``), CIFAR-10/100, Tiny ImageNet, any ImageFolder
+tree, and the event-camera datasets of :mod:`nni_snn.events` (digits-events, offline; N-MNIST, CIFAR10-DVS, DVS128 Gesture).
 
 Image datasets are a registry (:data:`nni_snn.registry.IMAGE_DATASETS`: a new one is its ``read_*`` function and one
 registration there), event datasets :data:`nni_snn.events.EVENT_DATASETS`. Every loader returns a :class:`Data` with a
@@ -33,8 +33,13 @@ CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 CIFAR100_STATS = ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
 # Where Debian's dataset-fashion-mnist package puts the four idx files: --data-dir's default for fashionmnist.
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
-FASHION_MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-                       "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+# The idx datasets: (their name in messages, torchvision's class). --download is torchvision's, which writes the files
+# into <--data-dir>/<class>/raw; --data-dir may name that folder, the one above it, or any folder holding the files.
+IDX_DATASETS = {"mnist": ("MNIST", "MNIST"), "fashionmnist": ("Fashion-MNIST", "FashionMNIST")}
+# Where --download writes when no --data-dir is given.
+DOWNLOAD_DIR = "data"
 
 
 @dataclass
@@ -49,10 +54,13 @@ class Data:
 
 def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = False,
                  augment: bool = True, cutout: int = 0, timesteps: int = 2, frames_by: str = "time",
-                 event_size: int | None = None, subset_per_class: int | None = None, seed: int = 0) -> Data:
+                 event_size: int | None = None, subset_per_class: int | None = None, seed: int = 0,
+                 mirror: str | None = None) -> Data:
     """Load ``name`` (one of :func:`dataset_names`); ``augment`` adds DARTS's crop+flip to CIFAR and Tiny ImageNet
     training images; ``cutout`` > 0 zeroes a square of that side in every training image, after the augmentation and
-    normalisation (:class:`~nni_snn.regularizers.Cutout`, DARTS's). ``subset_per_class`` keeps that many training
+    normalisation (:class:`~nni_snn.regularizers.Cutout`, DARTS's). ``download`` fetches a dataset that is not in
+    ``data_dir`` (torchvision's download, from ``mirror``, a URL, in place of the official one where given; the
+    official checksums are checked either way). ``subset_per_class`` keeps that many training
     samples of each class (:func:`balanced_subset`, drawn with ``seed``). The held-out split is never altered.
 
     Event datasets give ``timesteps`` frames per sample, binned by ``frames_by`` (time or count), down-sampled to
@@ -60,7 +68,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
     if name in EVENT_DATASETS:
         data = _events(name, data_dir, timesteps, frames_by, event_size)
     elif name in IMAGE_DATASETS:
-        data = IMAGE_DATASETS[name].load()(data_dir, download=download, augment=augment, cutout=cutout)
+        data = IMAGE_DATASETS[name].load()(data_dir, download=download, augment=augment, cutout=cutout,
+                                           mirror=mirror)
     else:
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(dataset_names())}")
     if subset_per_class:
@@ -73,7 +82,7 @@ def load_for(opts, timesteps: int, cutout: int = 0) -> Data:
     per sample (the network's T)."""
     return load_dataset(opts.dataset, opts.data_dir, opts.download, cutout=cutout, timesteps=timesteps,
                         frames_by=opts.frames_by, event_size=opts.event_size, subset_per_class=opts.subset_per_class,
-                        seed=opts.seed)
+                        seed=opts.seed, mirror=opts.mirror)
 
 
 def dataset_labels(dataset: Dataset) -> list[int]:
@@ -170,7 +179,8 @@ def _digits_split(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return order[n // 5:], order[:n // 5]
 
 
-def read_digits(data_dir=None, *, download: bool = False, augment: bool = True, cutout: int = 0) -> Data:
+def read_digits(data_dir=None, *, download: bool = False, augment: bool = True, cutout: int = 0,
+                mirror: str | None = None) -> Data:
     """scikit-learn's bundled 1797 real 8x8 digit scans; a fixed 80/20 train/test split."""
     from sklearn.datasets import load_digits
 
@@ -215,27 +225,97 @@ def _read_idx(path: Path, magic: int) -> torch.Tensor:
     return torch.frombuffer(bytearray(body), dtype=torch.uint8).reshape(shape)
 
 
-def _idx_file(root: Path, name: str) -> Path:
+def _idx_file(root: Path, name: str, title: str) -> Path:
     for candidate in (root / f"{name}.gz", root / name):
         if candidate.is_file():
             return candidate
-    raise DataError(f"{root / name}.gz (or {name}) is missing; --data-dir must hold Fashion-MNIST's four idx files "
-                    f"(Debian: apt install dataset-fashion-mnist, then --data-dir {FASHION_MNIST_DIR})")
+    raise DataError(f"{root / name}.gz (or {name}) is missing; --data-dir must hold {title}'s four idx files "
+                    "(or pass --download to fetch them)")
 
 
-def read_fashion_mnist(data_dir, *, download: bool = False, augment: bool = True, cutout: int = 0) -> Data:
+def _idx_files_present(folder: Path) -> list[bool]:
+    """Whether each of the four idx files is in ``folder`` (gzipped or not)."""
+    return [any((folder / f"{name}{ext}").is_file() for ext in ("", ".gz"))
+            for names in IDX_FILES.values() for name in names]
+
+
+def _idx_folder(name: str, data_dir, download: bool, mirror: str | None) -> Path:
+    """The folder holding ``name``'s idx files: ``data_dir`` itself (Debian's folder, torchvision's ``raw``) or
+    torchvision's ``<data_dir>/<class>/raw``; with ``download``, fetched into the latter when neither holds all four
+    (torchvision fetches only those missing)."""
+    title, class_name = IDX_DATASETS[name]
+    default = FASHION_MNIST_DIR if name == "fashionmnist" and not download else None
+    if data_dir is None and default is None and not download:
+        raise DataError(f"{name} needs --data-dir, a folder holding its four idx files (e.g. torchvision's "
+                        f"{class_name}/raw), or --download to fetch them into {DOWNLOAD_DIR}/")
+    root = Path(data_dir or default or DOWNLOAD_DIR)
+    torchvision_raw = root / class_name / "raw"
+    for folder in (root, torchvision_raw):
+        present = _idx_files_present(folder)
+        if all(present) or (any(present) and not download):  # a missing file is then named by _idx_file
+            return folder
+    if download:
+        _download(class_name, root, mirror)
+        return torchvision_raw
+    given = "--data-dir" if data_dir else "the default --data-dir"
+    found = f"holds no {title} idx files, neither in it nor in {torchvision_raw}" if root.is_dir() else "is missing"
+    debian = " (Debian: apt install dataset-fashion-mnist)" if name == "fashionmnist" else ""
+    raise DataError(f"{given} {root} {found}; pass --download to fetch them there{debian}")
+
+
+def _download(class_name: str, root: Path, mirror: str | None) -> None:
+    """torchvision's download of its dataset ``class_name`` into ``root``, from ``mirror`` where given. torchvision
+    checks each file against the official MD5 sum, so a mirror must serve the official files."""
+    from urllib.error import URLError
+
+    import torchvision
+
+    official = getattr(torchvision.datasets, class_name)
+    cls = official
+    if mirror:
+        # torchvision tries the base URLs of the class attribute ``mirrors`` in turn (it is no argument): a subclass
+        # tries the user's only. Named as the original, since torchvision names its folder after the class.
+        base = mirror if mirror.endswith("/") else mirror + "/"
+        cls = type(class_name, (official,), {"mirrors": [base]})
+    where = mirror or ", ".join(official.mirrors)
+    try:
+        cls(str(root), download=True)  # fetches the four files, then reads the training split (discarded)
+    except (RuntimeError, URLError) as err:  # torchvision: every mirror failed, or a file's MD5 sum is not the official
+        from torchvision.datasets.utils import check_integrity
+
+        # torchvision leaves a file that failed its sum where it fetched it: removed, so that no later run reads it.
+        for name, md5 in official.resources:
+            fetched = root / class_name / "raw" / name
+            if fetched.is_file() and not check_integrity(str(fetched), md5):
+                fetched.unlink()
+                raise DataError(f"--download of {class_name} from {where} failed: {name} is not the official file "
+                                "(its MD5 sum differs); a mirror must serve the official files") from None
+        why = " ".join(str(err).split())  # torchvision's lists each mirror's error on lines of their own
+        raise DataError(f"--download of {class_name} from {where} failed: {why}") from None
+
+
+def read_mnist(data_dir, *, download: bool = False, augment: bool = True, cutout: int = 0,
+               mirror: str | None = None) -> Data:
+    """MNIST (LeCun et al. 1998): 60,000 + 10,000 grey 28x28 handwritten digits, as :func:`read_fashion_mnist`."""
+    return _read_idx_dataset("mnist", data_dir, download, cutout, mirror)
+
+
+def read_fashion_mnist(data_dir, *, download: bool = False, augment: bool = True, cutout: int = 0,
+                       mirror: str | None = None) -> Data:
     """Fashion-MNIST (Xiao et al. 2017): 60,000 + 10,000 grey 28x28 images of 10 kinds of clothing, read from the
-    four standard idx files (gzipped or not) in ``data_dir``, by default where Debian's package installs them.
-    Normalised by the training images' mean and deviation; no augmentation (Cutout only when asked)."""
-    root = Path(data_dir or FASHION_MNIST_DIR)
-    if not root.is_dir():
-        given = "--data-dir" if data_dir else "the default --data-dir"
-        raise DataError(f"{given} {root} is missing; it must hold Fashion-MNIST's four idx files (Debian: apt "
-                        f"install dataset-fashion-mnist, then --data-dir {FASHION_MNIST_DIR})")
+    four standard idx files (gzipped or not) in ``data_dir`` (or torchvision's ``data_dir/FashionMNIST/raw``), by
+    default where Debian's package installs them. Normalised by the training images' mean and deviation; no
+    augmentation (Cutout only when asked)."""
+    return _read_idx_dataset("fashionmnist", data_dir, download, cutout, mirror)
+
+
+def _read_idx_dataset(name: str, data_dir, download: bool, cutout: int, mirror: str | None) -> Data:
+    title = IDX_DATASETS[name][0]
+    root = _idx_folder(name, data_dir, download, mirror)
     splits = {}
-    for split, (images_name, labels_name) in FASHION_MNIST_FILES.items():
-        images = _read_idx(_idx_file(root, images_name), 0x0803)
-        labels = _read_idx(_idx_file(root, labels_name), 0x0801)
+    for split, (images_name, labels_name) in IDX_FILES.items():
+        images = _read_idx(_idx_file(root, images_name, title), 0x0803)
+        labels = _read_idx(_idx_file(root, labels_name, title), 0x0801)
         if len(images) != len(labels):
             raise DataError(f"{root}: {images_name} holds {len(images)} images but {labels_name} {len(labels)} "
                             "labels")
@@ -262,15 +342,19 @@ def _require_dir(data_dir: str | Path | None, hint: str) -> Path:
     return path
 
 
-def read_cifar10(data_dir, *, download: bool = False, augment: bool = True, cutout: int = 0) -> Data:
-    return _cifar("cifar10", data_dir, download, augment, cutout)
+def read_cifar10(data_dir, *, download: bool = False, augment: bool = True, cutout: int = 0,
+                 mirror: str | None = None) -> Data:
+    return _cifar("cifar10", data_dir, download, augment, cutout, mirror)
 
 
-def read_cifar100(data_dir, *, download: bool = False, augment: bool = True, cutout: int = 0) -> Data:
-    return _cifar("cifar100", data_dir, download, augment, cutout)
+def read_cifar100(data_dir, *, download: bool = False, augment: bool = True, cutout: int = 0,
+                  mirror: str | None = None) -> Data:
+    return _cifar("cifar100", data_dir, download, augment, cutout, mirror)
 
 
-def _cifar(name: str, data_dir, download: bool, augment: bool, cutout: int = 0) -> Data:
+def _cifar(name: str, data_dir, download: bool, augment: bool, cutout: int = 0, mirror: str | None = None) -> Data:
+    from urllib.error import URLError
+
     import torchvision
     from torchvision import transforms as tf
 
@@ -279,15 +363,22 @@ def _cifar(name: str, data_dir, download: bool, augment: bool, cutout: int = 0) 
     train_tf = tf.Compose(([tf.RandomCrop(32, padding=4), tf.RandomHorizontalFlip()] if augment else []) + normalize
                           + _cutout(cutout))
     cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
+    if mirror:  # torchvision downloads from its class attribute ``url`` (no argument), checking the official MD5 sum
+        cls = type(cls.__name__, (cls,), {"url": f"{mirror.rstrip('/')}/{cls.filename}"})
     if download:
-        root = Path(data_dir or "data")
+        root = Path(data_dir or DOWNLOAD_DIR)
     else:
         root = _require_dir(data_dir, f"point it at the folder holding the {name} files, or pass --download")
     try:
         train = cls(str(root), train=True, transform=train_tf, download=download)
         test = cls(str(root), train=False, transform=tf.Compose(normalize), download=download)
-    except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"
+    except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"; downloading: a wrong MD5 sum
+        if download:
+            raise DataError(f"--download of {name} from {cls.url} failed: {err} (a mirror must serve the official "
+                            "file: its MD5 sum is checked)") from None
         raise DataError(f"{name} not found under {root} ({err}); pass --download where online") from None
+    except URLError as err:  # the download failed (CIFAR's does not catch it as MNIST's does)
+        raise DataError(f"--download of {name} from {cls.url} failed: {err.reason}") from None
     return Data(train, test, num_classes=10 if name == "cifar10" else 100, in_channels=3, image_size=32)
 
 
@@ -296,7 +387,8 @@ def _to_rgb(image):
     return image.convert("RGB")
 
 
-def read_imagefolder(data_dir, *, download: bool = False, augment: bool = True, cutout: int = 0) -> Data:
+def read_imagefolder(data_dir, *, download: bool = False, augment: bool = True, cutout: int = 0,
+                     mirror: str | None = None) -> Data:
     """``data_dir/train/<class>/*`` and ``data_dir/val/<class>/*``; grey or RGB, resized to the train images' size."""
     import torchvision
     from torchvision import transforms as tf
@@ -322,7 +414,8 @@ def read_imagefolder(data_dir, *, download: bool = False, augment: bool = True, 
     return Data(train, test, num_classes=len(train.classes), in_channels=1 if grey else 3, image_size=size)
 
 
-def read_tinyimagenet(data_dir, *, download: bool = False, augment: bool = True, cutout: int = 0) -> Data:
+def read_tinyimagenet(data_dir, *, download: bool = False, augment: bool = True, cutout: int = 0,
+                      mirror: str | None = None) -> Data:
     """Tiny ImageNet's official layout: ``train/<wnid>/images/*.JPEG``, ``val/images/*.JPEG`` labelled by
     ``val/val_annotations.txt`` (file, wnid, box); 64x64 RGB, 200 classes."""
     import torchvision

@@ -30,9 +30,8 @@ import torch
 from torch.utils.data import Dataset
 
 from nni_snn.errors import DataError, optional_import
-from nni_snn.registry import Registry
+from nni_snn.registry import FRAMES_BY, Registry  # FRAMES_BY: the registry's (torch-free, for --help)
 
-FRAMES_BY = ("time", "count")
 EVENT_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", np.int8)])
 CIFAR10DVS_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CACHE_VERSION = 1  # bump when frames of the same settings would come out different

@@ -16,27 +16,16 @@ from typing import Any
 
 from nni_snn.ops import PRIMITIVES  # the operation table's keys (nni_snn.ops.OPS)
 
-__all__ = ["ALL_OPS", "ATTENTION_CELLS", "CELL_NODES", "CELL_TYPES", "CONV_HEAVY", "DARTS_V2", "HEADS", "NUM_NODES",
-           "PRIMITIVES", "SPACES", "STEM_STRIDES", "cell_types_at", "deployable_problem", "depth_problem", "format_genotype",
-           "genotype_from_sample", "nodes_of", "reduction_indices", "sample_from_genotype"]
+# The macro-architecture's choices are the registry's (torch-free, for --help); importable from here as before.
+from nni_snn.registry import ATTENTION_CELLS, CELL_NODES, CELL_NORMS, HEADS, SPACE_NAMES, STEM_STRIDES
 
-NUM_NODES = 4  # DARTS's intermediate nodes per cell, the default
-# The node counts a cell may have. Each node is a neuron population the cell's output concatenates, so fewer nodes
-# mean fewer neurons updated at every step and a narrower input to the next cells (issue 36: neuron updates and
-# memory, not synaptic operations, dominate a cell network's energy under the memory-aware profile).
-CELL_NODES = (1, 2, 3, 4)
+__all__ = ["ALL_OPS", "ATTENTION_CELLS", "CELL_NODES", "CELL_NORMS", "CELL_TYPES", "CONV_HEAVY", "DARTS_V2", "HEADS",
+           "NUM_NODES", "PRIMITIVES", "SPACES", "STEM_STRIDES", "cell_types_at", "deployable_problem", "depth_problem",
+           "format_genotype", "genotype_from_sample", "nodes_of", "reduction_indices", "sample_from_genotype"]
+
+NUM_NODES = 4  # DARTS's intermediate nodes per cell, the default (CELL_NODES: the counts a cell may have)
 CELL_TYPES = ("normal", "reduce")
-ATTENTION_CELLS = ("all", "last")  # where the attention sits: every cell's concatenation, or the final cell's
-# Where a cell's BN sits relative to its attention (with normalisation on): "after-attention", the first placement,
-# which a file without the key means; or "before-attention".
-CELL_NORMS = ("after-attention", "before-attention")
-# The classifier: global (average pool of the last cell's spikes over space, DARTS's) or spatial (a linear layer on
-# the last cell's whole spike map, as the hand-designed spiking CNN reads its own).
-HEADS = ("global", "spatial")
-STEM_STRIDES = (1, 2)
-# The candidate operations of each search space. "deployable" leaves out what NIR, the neuromorphic exchange format,
-# cannot express (max pooling; nni_snn.export), and goes with attention none: its networks export by construction.
-SPACES = {"full": tuple(PRIMITIVES), "deployable": tuple(op for op in PRIMITIVES if op != "max_pool_3x3")}
+SPACES = dict(zip(SPACE_NAMES, (tuple(PRIMITIVES), tuple(op for op in PRIMITIVES if op != "max_pool_3x3"))))
 
 
 def reduction_indices(num_cells: int) -> tuple[int, ...]:

@@ -53,7 +53,8 @@ def _torch_threads(threads: int | None):
 
 
 def train_sampled(model, *, dataset: str, data_dir: str | None = None, download: bool = False,
-                  frames_by: str = "time", event_size: int | None = None, subset_per_class: int | None = None,
+                  mirror: str | None = None, frames_by: str = "time", event_size: int | None = None,
+                  subset_per_class: int | None = None,
                   epochs: int, batch_size: int, lr: float, seed: int, num_workers: int = 0, accelerator: str = "auto",
                   threads: int | None = None, output: str | None = None) -> dict:
     """Train one sampled fixed SNN and report it to NNI; the function ``FunctionalEvaluator`` calls in a trial.
@@ -77,7 +78,7 @@ def train_sampled(model, *, dataset: str, data_dir: str | None = None, download:
     with _torch_threads(threads), contextlib.ExitStack() as stack:
         pl.seed_everything(seed, workers=True, verbose=False)  # same seed in every trial: only the network differs
         data = load_dataset(dataset, data_dir, download, timesteps=model.timesteps, frames_by=frames_by,
-                            event_size=event_size, subset_per_class=subset_per_class, seed=seed)
+                            event_size=event_size, subset_per_class=subset_per_class, seed=seed, mirror=mirror)
         weight_half, alpha_half = split_for_search(data.train, seed)
         logs = folder or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nni-snn-trial-")))
         train_fixed(model, weight_half, alpha_half, num_classes=data.num_classes, opts=recipe, output=logs,
@@ -228,7 +229,7 @@ def run_multitrial(opts: MultitrialOptions, before_stop=None) -> dict:
     # The evaluator travels to each trial as JSON: the function by its import path, the options as plain values.
     evaluator = FunctionalEvaluator(
         train_sampled, dataset=opts.dataset, data_dir=str(opts.data_dir) if opts.data_dir else None,
-        download=bool(opts.download), frames_by=opts.frames_by, event_size=opts.event_size,
+        download=bool(opts.download), mirror=opts.mirror, frames_by=opts.frames_by, event_size=opts.event_size,
         subset_per_class=opts.subset_per_class, epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr,
         seed=opts.seed, num_workers=opts.num_workers, accelerator=opts.accelerator,
         threads=opts.threads or max(1, (os.cpu_count() or 1) // opts.concurrency))

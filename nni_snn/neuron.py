@@ -37,14 +37,13 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from nni_snn.registry import Registry
+from nni_snn.registry import NEURONS, SURROGATES
 
 __all__ = ["LIF", "NEURONS", "PLIF", "SURROGATES", "SpikingNeuron", "make_neuron", "neuron_options",
            "resolved_spec"]
 
-# kind -> factory of the neuron (keyword options -> module), registered below its code: make_neuron(spec) builds
-# NEURONS.load(spec["kind"])(**rest). The --neuron option, arch.json's neuron spec and the model spaces all read it.
-NEURONS = Registry("neuron")
+# NEURONS (kind -> factory of the neuron) and SURROGATES (name -> surrogate(v, alpha)) are registered in
+# nni_snn.registry, torch-free, so that --help lists them; the implementations are here.
 
 
 def neuron_options(kind: str) -> tuple[str, ...]:
@@ -99,11 +98,6 @@ def arctan(v: Tensor, alpha: float) -> Tensor:
     return (math.pi / 2.0 * alpha * v).square_().add_(1.0).reciprocal_().mul_(alpha / 2.0)
 
 
-# name -> surrogate(v, alpha), the derivative that backward puts in place of the step's.
-SURROGATES = Registry("surrogate")
-SURROGATES.register("rectangular", "box (STBP)", rectangular)
-SURROGATES.register("sigmoid", "derivative of sigmoid(alpha v)", sigmoid)
-SURROGATES.register("arctan", "derivative of atan(pi/2 alpha v) / pi", arctan)
 
 # ``grad * surrogate(v)`` in one fused form, for a backward that never needs the surrogate alone.
 SURROGATE_TIMES: dict[str, Callable[..., Tensor]] = {"sigmoid": sigmoid_times}
@@ -314,9 +308,6 @@ def relu_twin(**ignored) -> nn.Module:
     return nn.ReLU()
 
 
-NEURONS.register("lif", "leaky integrate-and-fire (paper eq. 1-2)", LIF)
-NEURONS.register("plif", "LIF with a learnable decay", PLIF)
-NEURONS.register("relu", "the ANN twin: nn.ReLU, no spikes", relu_twin)
 
 
 def make_neuron(spec: dict | None = None) -> nn.Module:

@@ -1,9 +1,12 @@
-"""``nni-snn experiment CONFIG`` (or ``--resume ID``): run an nnictl experiment, follow it, summarise the best trial.
+"""``nni-snn experiment CONFIG`` (or ``--resume ID``, ``--attach ID``): run an nnictl experiment, follow it,
+summarise the best trial.
 
-It starts the real NNI manager with ``nnictl create`` (``nnictl resume``), polls NNI's REST API with a progress
-line (trials done / running / total, the running trials' epochs, the best result), and at the end
-prints the web UI address, the best trial, its ``arch.json`` and accuracy, and how to stop the experiment. The
-experiment keeps running (web UI included) until ``nnictl stop`` unless ``--stop`` is given.
+It starts the real NNI manager with ``nnictl create`` (``nnictl resume``; ``--attach`` starts nothing and follows an
+experiment that runs already), polls NNI's REST API with a progress line (trials done / running / total, the running
+trials' epochs, the best result), and at the end prints the web UI address, the best trial, its ``arch.json`` and
+accuracy, and how to stop the experiment. The experiment keeps running (web UI included) until ``nnictl stop``
+unless ``--stop`` is given; it does not depend on the command that follows it, which may be interrupted and attached
+again.
 """
 
 from __future__ import annotations
@@ -178,15 +181,15 @@ def stopped(experiment_id: str, why: str) -> ExperimentError:
     return ExperimentError(f"{why}{': ' + error if error else ''}; log: {log}")
 
 
-def wait(client: RestClient, timeout: float, poll: float = 3.0, progress=print,
+def wait(client: RestClient, timeout: float | None, poll: float = 3.0, progress=print,
          experiment_id: str | None = None) -> list[dict]:
-    """Wait until the experiment is done (all trials finished, none left to run) or ``timeout`` seconds pass,
-    calling ``progress`` with a :func:`progress_line` after every poll.
+    """Wait until the experiment is done (all trials finished, none left to run) or ``timeout`` seconds pass (None:
+    no limit), calling ``progress`` with a :func:`progress_line` after every poll.
 
     With ``experiment_id`` it also watches the manager: a manager that has exited (its REST API gone with it) or
     an experiment in a state that cannot progress (ERROR, stopped, only viewed) ends the wait at once, with one
     line that names the manager's last error and its log, instead of waiting out ``timeout``."""
-    deadline = time.monotonic() + timeout
+    deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         try:
             status, trials = client.get("check-status")["status"], client.trials()
@@ -203,8 +206,9 @@ def wait(client: RestClient, timeout: float, poll: float = 3.0, progress=print,
             raise stopped(experiment_id, CANNOT_PROGRESS[status])
         if experiment_id and status == "DONE" and not trials:
             raise stopped(experiment_id, "the experiment ended without running a trial")
-        if time.monotonic() > deadline:
-            raise ExperimentError(f"experiment not finished after {timeout:.0f} s (status {status})")
+        if deadline is not None and time.monotonic() > deadline:
+            again = f"; it goes on: nni-snn experiment --attach {experiment_id} follows it" if experiment_id else ""
+            raise ExperimentError(f"experiment not finished after {timeout:.0f} s (status {status}){again}")
         time.sleep(poll)
 
 
@@ -310,12 +314,10 @@ def resume(experiment_id: str, port: int, env: dict | None = None, host: str | N
     listens on ``host``; without one, on loopback, which only an experiment of the local machine can do.
 
     First it ends what a killed manager left running (:func:`leftovers`); returns those processes."""
-    record = manager_record(experiment_id)
-    if not record:
-        raise ExperimentError(f"no experiment {experiment_id!r} known to nnictl; `nnictl experiment list --all` "
-                              "lists them")
+    record = known_experiment(experiment_id)
     if process_alive(record.get("pid")):
-        raise ExperimentError(f"experiment {experiment_id} is running (port {record.get('port')}); nothing to resume")
+        raise ExperimentError(f"experiment {experiment_id} is running (port {record.get('port')}); nothing to resume "
+                              f"(nni-snn experiment --attach {experiment_id} follows it)")
     if host is None and record.get("platform", "local") != "local":
         raise UsageError(f"experiment {experiment_id} runs its trials on {record['platform']} workers: give --host, "
                          "the address they reach this machine at (its config's nniManagerIp)")
@@ -389,11 +391,38 @@ def read_config(config: Path) -> dict:
     return data
 
 
-def run(config: str | Path | None, port: int, timeout: float, stop_after: bool, resume_id: str | None = None,
-        host: str | None = None) -> int:
-    """Start the experiment of ``config`` (or resume ``resume_id``), follow it and summarise its best trial. Its
-    manager listens on ``host``, else where :func:`nni_snn.manager_host.experiment_host` says (loopback for the
-    local machine)."""
+def known_experiment(experiment_id: str) -> dict:
+    """nnictl's record of ``experiment_id`` (:func:`manager_record`); an id it does not know is refused."""
+    record = manager_record(experiment_id)
+    if not record:
+        raise ExperimentError(f"no experiment {experiment_id!r} known to nnictl; `nnictl experiment list --all` "
+                              "lists them")
+    return record
+
+
+def running_experiment(experiment_id: str) -> dict:
+    """nnictl's record of ``experiment_id``, refused unless its manager runs on this machine."""
+    record = known_experiment(experiment_id)
+    if not process_alive(record.get("pid")):
+        raise ExperimentError(f"experiment {experiment_id} is not running (its manager has stopped); "
+                              f"nni-snn experiment --resume {experiment_id} starts it again")
+    return record
+
+
+def run(config: str | Path | None, port: int, timeout: float | None, stop_after: bool, resume_id: str | None = None,
+        host: str | None = None, attach_id: str | None = None) -> int:
+    """Start the experiment of ``config`` (or resume ``resume_id``, or attach to the running ``attach_id``), follow
+    it and summarise its best trial. Its manager listens on ``host``, else where
+    :func:`nni_snn.manager_host.experiment_host` says (loopback for the local machine)."""
+    if attach_id is not None:
+        record = running_experiment(attach_id)
+        if port is not None and port != record.get("port"):
+            raise UsageError(f"experiment {attach_id} listens on port {record.get('port')}, not {port}: leave "
+                             "--port out to follow it where it runs")
+        port = record.get("port")
+        print(f"following experiment {attach_id}; web UI: http://{url_host(MANAGER_LOOPBACK)}:{port}", flush=True)
+        return follow(attach_id, port, timeout, stop_after, None)
+    port = 8080 if port is None else port
     if config is not None:
         config = config_path(config)
     listen = experiment_host(read_config(config), host) if config is not None else host
@@ -402,16 +431,29 @@ def run(config: str | Path | None, port: int, timeout: float, stop_after: bool, 
         warn_if_exposed(listen, port)
     ended = resume(resume_id, port, host=listen) if resume_id else {}
     experiment_id = resume_id or create(config, port, host=listen)
-    client = RestClient(port)  # on loopback: the manager is reachable there wherever else it listens
     web_ui = f"http://{url_host(listen if listen and listen not in ('0.0.0.0', '::') else MANAGER_LOOPBACK)}:{port}"
     print(f"experiment {experiment_id} {'resumed' if resume_id else 'started'}; web UI: {web_ui}", flush=True)
     if ended:
         print(f"ended {len(ended)} process{'es' * (len(ended) > 1)} its killed manager had left running "
               f"({', '.join(sorted(set(ended.values())))})")
+    return follow(experiment_id, port, timeout, stop_after, listen, web_ui)
+
+
+def follow(experiment_id: str, port: int, timeout: float | None, stop_after: bool, listen: str | None,
+           web_ui: str | None = None) -> int:
+    """Follow the running experiment on ``port`` with a progress line until it ends, then summarise its best trial
+    (and stop it where ``stop_after``)."""
+    client = RestClient(port)  # on loopback: the manager is reachable there wherever else it listens
+    web_ui = web_ui or f"http://{url_host(MANAGER_LOOPBACK)}:{port}"
     try:
         show = progress_printer()
         try:
             wait(client, timeout, progress=show, experiment_id=experiment_id)
+        except KeyboardInterrupt:
+            if not stop_after:  # the manager runs on without this command
+                print(f"\nthe experiment goes on; nni-snn experiment --attach {experiment_id} follows it again",
+                      file=sys.stderr, flush=True)
+            raise
         finally:
             if show.in_place:
                 print()

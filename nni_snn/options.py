@@ -55,6 +55,14 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+# The sections of a command's --help (``option(group=...)``), listed in the order their first option comes in.
+GROUPS = {"data": "data", "network": "network", "training": "training", "search": "search",
+          "retrain": "the retrain after the search", "energy": "energy",
+          "runtime": "runtime: hardware, output, resuming"}
+# Where ``choices="module:NAME"`` is read when --help is built, so that the flag shows them ({a,b,c}): the modules
+# that import no torch. Choices from elsewhere are read when checked, and the flag's help names them.
+TORCH_FREE_CHOICES = ("nni_snn.registry", "nni_snn.energy")
+
 # What ``check=`` may name: (the error's "must be ...", the test of a value that is not None).
 CHECKS = {
     "int>=1": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
@@ -69,12 +77,16 @@ CHECKS = {
     "port": ("in 1..65535", lambda v: _is_int(v) and 0 < v < 65536),
     # A config's or tuner's value may be a number, a list or a mapping; open() refuses a NUL byte with a traceback.
     "path": ("a path", lambda v: isinstance(v, str) and v.strip() != "" and "\x00" not in v),
+    # What torchvision's downloads fetch from (its reader needs an HTTP response's length: no file:// URL).
+    "url": ("an http:// or https:// URL",
+            lambda v: isinstance(v, str) and v.split("://")[0] in ("http", "https") and "://" in v
+            and not any(c.isspace() or c == "\x00" for c in v)),
 }
 
 
 def option(default: Any = dataclasses.MISSING, help: str = "", *, check: str | None = None,
            choices: tuple | str | None = None, action: str | None = None, none_ok: bool = False,
-           flag: bool = True, coerce=None) -> Any:
+           flag: bool = True, coerce=None, group: str | None = None) -> Any:
     """A field that is an option.
 
     ``help``: the flag's help; ``{default}`` in it shows the command's default (a command that sets another default
@@ -83,11 +95,12 @@ def option(default: Any = dataclasses.MISSING, help: str = "", *, check: str | N
     key of :data:`CHECKS`. ``choices``: the valid values, or ``"module:NAME"`` of a collection (or of a function
     returning one) read when checked (so that ``--help`` imports no torch). None passes the checks where the command's default is None, or ``none_ok``.
     ``action``: for a bool, ``store_true`` (``--flag``), ``store_false`` (``--no-flag``) or ``both``
-    (``--flag/--no-flag``). ``flag=False``: a config/NNI key only. ``coerce``: applied to the value before its
-    checks (YAML reads ``precision: 32`` as a number).
+    (``--flag/--no-flag``). ``flag=False``: a config/NNI key only (listed at the end of --help). ``coerce``:
+    applied to the value before its checks (YAML reads ``precision: 32`` as a number). ``group``: the section of
+    --help the flag is listed in, a key of :data:`GROUPS`.
     """
     meta = {"help": help, "check": check, "choices": choices, "action": action, "none_ok": none_ok, "flag": flag,
-            "coerce": coerce}
+            "coerce": coerce, "group": group}
     return field(default=default, metadata=meta)
 
 
@@ -101,40 +114,49 @@ class CommonOptions:
     # The event datasets are nni_snn.events' (a torch module): named here, and a test keeps the list complete.
     dataset: str = option("digits", "images: {image_datasets}; event camera: digits-events (embedded), nmnist, "
                                     "cifar10dvs, dvsgesture (default {default})",
-                          choices="nni_snn.data:dataset_names")
+                          choices="nni_snn.data:dataset_names", group="data")
     data_dir: str | None = option(None, "folder holding the dataset (not needed for digits, digits-events; "
-                                        "fashionmnist: default /usr/share/datasets/fashion-mnist, Debian's package)",
-                                  check="path")
+                                        "mnist, fashionmnist: their four idx files, or torchvision's folder above "
+                                        "MNIST/raw or FashionMNIST/raw; fashionmnist's default: "
+                                        "/usr/share/datasets/fashion-mnist, Debian's package; with --download: "
+                                        "data)", check="path", group="data")
     subset_per_class: int | None = option(None, "train on this many images of each class, a balanced subset of the "
                                                 "training split drawn with --seed (default: all); the held-out "
-                                                "split stays whole", check="int>=1")
+                                                "split stays whole", check="int>=1", group="data")
     frames_by: str | None = option("time", "event data: cut each recording into T frames of equal duration (time) "
                                            "or of equal event count (count) (default {default})",
-                                   choices="nni_snn.events:FRAMES_BY")
+                                   choices="nni_snn.registry:FRAMES_BY", group="data")
     event_size: int | None = option(None, "event data: down-sample the sensor to this many pixels a side, e.g. 48 "
                                           "for DVS128 Gesture (default {default}; none: the sensor's size)",
-                                    check="int>=1")
-    download: bool = option(False, "download CIFAR into --data-dir", action="store_true")
-    timesteps: int | None = option(help="time steps T (default {default})", check="int>=1")
-    width: int = option(help="initial channels (default {default})", check="int>=1")
-    cells: int = option(help="number of cells (default {default})", check="int>=1")
-    epochs: int = option(help="epochs (default {default})", check="int>=1")
-    batch_size: int = option(help="batch size (default {default})", check="int>=1")
+                                    check="int>=1", group="data")
+    download: bool = option(False, "download mnist, fashionmnist, cifar10 or cifar100 into --data-dir when it does "
+                                   "not hold them (torchvision's download, official MD5 sums checked)",
+                            action="store_true", group="data")
+    mirror: str | None = option(None, "with --download: the URL of a copy of the dataset's official files, e.g. a "
+                                      "folder holding MNIST's four .gz files, in place of torchvision's servers",
+                                check="url", group="data")
+    timesteps: int | None = option(help="time steps T (default {default})", check="int>=1", group="network")
+    width: int = option(help="initial channels (default {default})", check="int>=1", group="network")
+    cells: int = option(help="number of cells (default {default})", check="int>=1", group="network")
+    epochs: int = option(help="epochs (default {default})", check="int>=1", group="training")
+    batch_size: int = option(help="batch size (default {default})", check="int>=1", group="training")
     # Learning rates: SGD momentum 0.9 + cosine. The paper's (search 0.005, retrain 0.0025) are for CIFAR at 40 and
     # 600 epochs of 390 steps; measured on digits (docs/benchmarks.md, "Learning"), a 5-epoch retrain at 0.0025
     # ends at 0.17 accuracy. Search: 0.1, the usual value for directly trained SNNs with BN (SEW-ResNet,
     # SpikingJelly's zoo); retrain: 0.2, which learned a 5-cell network faster than 0.1 in short runs (with DARTS's
     # gradient clip at 5 guarding against the large steps). The CIFAR configs set the paper's values.
-    lr: float = option(help="weight learning rate, SGD momentum 0.9 + cosine (default {default})", check="number>0")
-    seed: int = option(0, "random seed (default 0)")
-    output: str = option(help="output folder (default {default}; the trial's folder inside NNI)", check="path")
+    lr: float = option(help="weight learning rate, SGD momentum 0.9 + cosine (default {default})", check="number>0",
+                       group="training")
+    seed: int = option(0, "random seed (default 0)", group="training")
+    output: str = option(help="output folder (default {default}; the trial's folder inside NNI)", check="path",
+                         group="runtime")
     # A command refuses an --output that holds a run (nni_snn.cli.claim_output): results are never replaced unasked.
     overwrite: bool = option(False, "replace the run already in --output: its results and checkpoints are removed "
                                     "before training (its TensorBoard logs stay, in their own version folder)",
-                             action="store_true")
-    accelerator: str = option("auto", "Lightning accelerator: auto, cpu, gpu (default auto)")
+                             action="store_true", group="runtime")
+    accelerator: str = option("auto", "Lightning accelerator: auto, cpu, gpu (default auto)", group="runtime")
     num_workers: int | None = option(help="data loader workers (default 0 on the CPU, 4 on a GPU)", check="int>=0",
-                                     none_ok=True)
+                                     none_ok=True, group="runtime")
 
     def as_dict(self) -> dict:
         """The options as the code that runs a command takes them."""
@@ -166,9 +188,15 @@ class CommonOptions:
         from nni_snn.events import EVENT_DATASETS
 
         events = self.dataset in EVENT_DATASETS
+        downloadable = ", ".join(registry.DOWNLOADABLE)
         if events and self.download:
-            raise UsageError("--download fetches CIFAR; event datasets are read from --data-dir (digits-events "
-                             "needs neither)")
+            raise UsageError(f"--download fetches {downloadable}; event datasets are read from --data-dir "
+                             "(digits-events needs neither)")
+        if self.download and self.dataset not in registry.DOWNLOADABLE:
+            raise UsageError(f"--download fetches {downloadable}; {self.dataset} is read from "
+                             f"{'the package itself' if self.dataset == 'digits' else '--data-dir'}")
+        if self.mirror is not None and not self.download:
+            raise UsageError("--mirror names where --download fetches the dataset from; add --download")
         if not events and self.event_size is not None:
             raise UsageError(f"--event-size down-samples event data; {self.dataset} is images")
         if events and getattr(self, "cutout", 0):
@@ -179,67 +207,73 @@ class CommonOptions:
 class TrainOptions(CommonOptions):
     """Search and retrain: one Lightning run, its hardware, the network's neuron and the energy prices."""
 
-    devices: int = option(1, "devices per node, one process each (default 1)", check="int>=1")
+    devices: int = option(1, "devices per node, one process each (default 1)", check="int>=1", group="runtime")
     # Lightning's Trainer's strategy= and num_nodes=: a multi-device or multi-node run is Lightning's DDP, one process
     # per device, each taking --batch-size images a step (the effective batch is the sum). Lightning's spawn and fork
     # strategies are left out: they train in child processes, and a search reads its results in the first one.
     strategy: str = option("auto", "Lightning strategy: auto (DDP where there are several devices or nodes) or ddp "
-                                   "(default auto)", choices=("auto", "ddp"))
+                                   "(default auto)", choices=("auto", "ddp"), group="runtime")
     num_nodes: int = option(1, "machines taking part, each started with Lightning's MASTER_ADDR, MASTER_PORT, "
-                               "NODE_RANK (0 on the first) and WORLD_SIZE (default 1)", check="int>=1")
+                               "NODE_RANK (0 on the first) and WORLD_SIZE (default 1)", check="int>=1", group="runtime")
     precision: str = option("32", "Lightning precision: 32, bf16-mixed (autocast; spikes and membranes stay exact, "
-                                  "float32) or 16-mixed (CUDA only) (default 32)", choices=PRECISIONS, coerce=str)
+                                  "float32) or 16-mixed (CUDA only) (default 32)", choices=PRECISIONS, coerce=str,
+                                  group="runtime")
     resume: bool = option(False, "continue from the last checkpoint in --output (after a crash or kill)",
-                          action="store_true")
-    progress: bool = option(True, "no progress bar", action="store_false")
-    verbose: bool = option(False, "also print Lightning's model summary table and its tips", action="store_true")
+                          action="store_true", group="runtime")
+    progress: bool = option(True, "no progress bar", action="store_false", group="runtime")
+    verbose: bool = option(False, "also print Lightning's model summary table and its tips", action="store_true",
+                           group="runtime")
     # The network's neuron and normalisation (search: recorded in arch.json; retrain: None = the arch file's).
     neuron: str | None = option("lif", "lif, plif (a LIF that learns its decay), or relu for the network's ANN twin "
-                                       "(default {default})", choices="nni_snn.neuron:NEURONS")
+                                       "(default {default})", choices="nni_snn.registry:NEURONS", group="network")
     # tau is the paper's (eq. 1): the factor the membrane keeps per step. SpikingJelly's LIFNode tau is a time constant
     # instead (it keeps 1 - 1/tau per step, nni_snn.neuron), which a SpikingJelly user would otherwise read here.
     tau: float | None = option(0.2, "LIF membrane decay factor per step, u_t = tau * u_(t-1) + x_t (paper eq. 1); "
                                     "not a time constant: SpikingJelly's LIFNode(tau=T) keeps 1 - 1/T per step, so "
                                     "tau here = 1 - 1/T (0.2 = its T 1.25; its default T 2 = 0.5 here); plif: its "
-                                    "initial value (default {default})", check="[0,1]")
-    v_threshold: float | None = option(0.5, "LIF firing threshold (default {default})", check="number>0")
+                                    "initial value (default {default})", check="[0,1]", group="network")
+    v_threshold: float | None = option(0.5, "LIF firing threshold (default {default})", check="number>0",
+                                       group="network")
     detach_reset: bool | None = option(True, "treat the reset as a constant in backward (default {default})",
-                                       check="bool", action="both")
+                                       check="bool", action="both", group="network")
     surrogate: str | None = option("sigmoid", "surrogate gradient of the LIF: sigmoid, arctan, rectangular "
-                                              "(default {default})", choices="nni_snn.neuron:SURROGATES")
+                                              "(default {default})", choices="nni_snn.registry:SURROGATES",
+                                              group="network")
     surrogate_alpha: float | None = option(4.0, "sharpness of the surrogate gradient (the search's architecture "
                                                 "weights are alpha; this is not them) (default {default})",
-                                           check="number>0")
+                                           check="number>0", group="network")
     normalize: bool | None = option(True, "BN before each cell's output neurons and on the classifier's pooled spike "
                                           "rates; --no-normalize builds the network without them (default {default})",
-                                    check="bool", action="both")
+                                    check="bool", action="both", group="network")
     attention_cells: str | None = option("all", "where the attention sits: all (every cell's concatenation, paper "
                                                 "3.3) or last (the final cell's, paper 4.2) (default {default})",
-                                         choices="nni_snn.genotype:ATTENTION_CELLS")
+                                         choices="nni_snn.registry:ATTENTION_CELLS", group="network")
     cell_norm: str | None = option("after-attention", "where each cell's BN sits with --normalize: after-attention "
                                                       "(concatenation, attention, BN, LIF) or before-attention "
                                                       "(concatenation, BN, attention, LIF) (default {default})",
-                                   choices="nni_snn.genotype:CELL_NORMS")
+                                   choices="nni_snn.registry:CELL_NORMS", group="network")
     # The macro-architecture, where most of a cell network's energy goes (docs/energy.md): DARTS's by default.
     stem_multiplier: int | None = option(3, "the stem's channels: this times --width (default {default}, DARTS's)",
-                                         check="int>=1")
+                                         check="int>=1", group="network")
     stem_stride: int | None = option(1, "stride of the stem's conv: 2 halves the resolution every cell works at, a "
                                         "quarter of the positions (default {default})",
-                                     choices="nni_snn.genotype:STEM_STRIDES")
+                                     choices="nni_snn.registry:STEM_STRIDES", group="network")
     head: str | None = option("global", "the classifier: global (average-pool the last cell's spikes, BN, linear; "
                                         "DARTS's) or spatial (a linear layer on the last cell's whole spike map, as "
-                                        "the spiking CNN's) (default {default})", choices="nni_snn.genotype:HEADS")
+                                        "the spiking CNN's) (default {default})", choices="nni_snn.registry:HEADS",
+                                        group="network")
     # Which candidate operations the search chooses among (recorded in arch.json; retrain: None = the arch file's).
     space: str | None = option("full", "the search space: full, or deployable (no max pooling, attention none: what "
                                        "NIR carries, so the network exports to neuromorphic hardware; "
-                                       "docs/deploy.md) (default {default})", choices="nni_snn.genotype:SPACES")
+                                       "docs/deploy.md) (default {default})", choices="nni_snn.registry:SPACE_NAMES",
+                                       group="network")
     # What every energy figure of the run is priced with (nni_snn.energy), the penalty's included.
     energy_profile: str = option("memory-45nm", "the energy model: {energy_profiles} (default {default})",
-                                 choices="nni_snn.energy:PROFILES")
+                                 choices="nni_snn.energy:PROFILES", group="energy")
     e_ac_pj: float | None = option(None, "energy per synaptic operation (accumulate), pJ, in place of the "
-                                         "profile's", check="number>=0")
+                                         "profile's", check="number>=0", group="energy")
     e_mac_pj: float | None = option(None, "energy per multiply-accumulate, pJ, in place of the profile's",
-                                    check="number>=0")
+                                    check="number>=0", group="energy")
 
     def energy(self):
         """The :class:`~nni_snn.energy.EnergyProfile` this run prices its counts with."""
@@ -292,10 +326,10 @@ class RetrainOptions(TrainOptions):
 
     UNSET: ClassVar[str] = "the arch file's"
 
-    arch: str | None = option(None, "arch.json written by 'nni-snn search'", check="path")
+    arch: str | None = option(None, "arch.json written by 'nni-snn search'", check="path", group="network")
     baseline: str | None = option(None, "instead of --arch, train a hand-designed reference: spiking-cnn "
                                         "(conv3x3-BN-LIF-maxpool x2, linear; --cells is ignored)",
-                                  choices="nni_snn.registry:BASELINES")
+                                  choices="nni_snn.registry:BASELINES", group="network")
     timesteps: int | None = None
     width: int = 36
     cells: int = 6
@@ -320,25 +354,27 @@ class RetrainOptions(TrainOptions):
     space: str | None = None
     # None: the search's, read from the arch file when it searched the same dataset (frames at 48x48 stay 48x48).
     frames_by: str | None = None
-    auxiliary_weight: float = option(0.4, "auxiliary head loss weight, 0 = no head (default 0.4)", check="number>=0")
+    auxiliary_weight: float = option(0.4, "auxiliary head loss weight, 0 = no head (default 0.4)", check="number>=0",
+                                     group="training")
     grad_clip: float = option(5.0, "clip the gradient norm to this, 0 = don't (default 5, DARTS's)",
-                              check="number>=0")
+                              check="number>=0", group="training")
     # DARTS's evaluation regularisers (the paper does not state its own): off by default, so a retrain on digits
     # stays what it was; experiments/retrain_cifar10.yml sets DARTS's values.
-    lr_min: float = option(0.0, "floor of the cosine schedule, its eta_min (default 0)", check="number>=0")
+    lr_min: float = option(0.0, "floor of the cosine schedule, its eta_min (default 0)", check="number>=0",
+                           group="training")
     drop_path: float = option(0.0, "drop-path probability of the cells' edges (not identities), per sample, ramped "
                                    "as DARTS does: P x epoch / epochs at each epoch's start (default 0: off; DARTS: "
-                                   "0.2)", check="[0,1)")
+                                   "0.2)", check="[0,1)", group="training")
     cutout: int = option(0, "zero a square of this side (pixels), at a random centre, in each training image, "
-                            "DARTS's Cutout (default 0: off; DARTS on CIFAR: 16)", check="pixels>=0")
+                            "DARTS's Cutout (default 0: off; DARTS on CIFAR: 16)", check="pixels>=0", group="training")
     # Selecting the epoch (and, in a study or an NNI experiment, the network) on the test split would make the
     # reported test accuracy an optimistic one: validation comes out of the training split instead.
     val_split: float = option(0.1, "fraction of the training split held out, per class and drawn with --seed, to "
                                    "validate on: the best checkpoint and NNI's result are chosen on it, and the test "
                                    "split is read once, at the end (default {default}; 0: validate on the test "
-                                   "split, selecting on it)", check="[0,1)")
+                                   "split, selecting on it)", check="[0,1)", group="training")
     val_every: int = option(1, "validate after every N-th epoch (default 1); --epochs must be a multiple of N, so the "
-                               "last epoch is validated", check="int>=1")
+                               "last epoch is validated", check="int>=1", group="training")
 
     # In --help, the network to train comes first.
     FIRST: ClassVar[tuple[str, ...]] = ("arch", "baseline")
@@ -391,59 +427,61 @@ class SearchOptions(TrainOptions):
     output: str = "runs/search"
     num_workers: int | None = None
     attention: str = option("ma", "attention at the cells' concatenation: {attentions} (default {default})",
-                            choices="nni_snn.registry:ATTENTIONS")
-    arc_lr: float = option(3e-4, "architecture learning rate, Adam (default 3e-4)", check="number>0")
+                            choices="nni_snn.registry:ATTENTIONS", group="network")
+    arc_lr: float = option(3e-4, "architecture learning rate, Adam (default 3e-4)", check="number>0", group="search")
     warmup_epochs: int = option(0, "train only the weights for this many first epochs, then alpha too (default 0)",
-                                check="int>=0")
+                                check="int>=0", group="search")
     spike_penalty: float = option(0.0, "lambda of the energy penalty on the architecture loss; 1.0 is strong "
-                                       "(default 0: none)", check="number>=0")
+                                       "(default 0: none)", check="number>=0", group="energy")
     energy_front: str | None = option(None, "comma-separated lambdas, e.g. 0,0.3,1,3: the accuracy-energy front from "
                                             "one search, one architecture per lambda under front/ (one supernet, "
                                             "one set of alphas per lambda; instead of --spike-penalty)",
-                                      coerce=_comma_list)
+                                      coerce=_comma_list, group="energy")
     export: str = option("best", "which epoch's architecture to write: best (highest validation accuracy of the "
                                  "supernet on the alpha half; ties: the later epoch) or last (default best)",
-                         choices=EXPORTS)
+                         choices=EXPORTS, group="search")
     select: str = option("alpha", "how the architecture is read off the supernet: alpha (each edge's operation of "
                                   "largest alpha, DARTS; default) or perturbation (the operations and inputs whose "
                                   "removal raises the final supernet's validation loss most, DARTS-PT; --export does "
-                                  "not apply)", choices=SELECTIONS)
+                                  "not apply)", choices=SELECTIONS, group="search")
     partial_channels: int = option(1, "PC-DARTS: each edge's mixed operation sees 1/K of its channels, the rest "
                                       "bypass it, and nodes weigh their edges by a learned beta (default 1: off)",
-                                   check="int>=1")
+                                   check="int>=1", group="search")
     cell_nodes: int = option(4, "intermediate nodes of each cell, each a neuron population the cell's output "
                                 "concatenates: fewer nodes, fewer neurons and a narrower input to the next cells "
-                                "(default {default}, DARTS's)", choices="nni_snn.genotype:CELL_NODES")
+                                "(default {default}, DARTS's)", choices="nni_snn.registry:CELL_NODES", group="network")
     select_images: int = option(1000, "validation images (of the alpha half) that --select perturbation scores on "
-                                      "(default 1000)", check="int>=1")
+                                      "(default 1000)", check="int>=1", group="search")
     # The retrain after the search (--retrain-epochs > 0); None: retrain's own default (RetrainOptions), not the
     # search's value, since the paper retrains a larger network (36 channels, 6 cells) than it searches.
     retrain_epochs: int = option(0, "then retrain the found network this many epochs at retrain's sizes and learning "
-                                    "rate, or those given by the --retrain-* flags (default 0: don't)", check="int>=0")
+                                    "rate, or those given by the --retrain-* flags (default 0: don't)", check="int>=0",
+                                    group="retrain")
     retrain_width: int | None = option(None, f"initial channels of that retrain (default retrain's, "
-                                             f"{RetrainOptions.width})", check="int>=1")
+                                             f"{RetrainOptions.width})", check="int>=1", group="retrain")
     retrain_cells: int | None = option(None, f"cells of that retrain (default retrain's, {RetrainOptions.cells})",
-                                       check="int>=1")
+                                       check="int>=1", group="retrain")
     retrain_lr: float | None = option(None, f"learning rate of that retrain (default retrain's, {RetrainOptions.lr})",
-                                      check="number>0")
+                                      check="number>0", group="retrain")
     retrain_batch_size: int | None = option(None, f"batch size of that retrain (default retrain's, "
-                                                  f"{RetrainOptions.batch_size})", check="int>=1")
+                                                  f"{RetrainOptions.batch_size})", check="int>=1", group="retrain")
     retrain_lr_min: float | None = option(None, f"cosine floor of that retrain (default retrain's, "
-                                                f"{RetrainOptions.lr_min})", check="number>=0")
+                                                f"{RetrainOptions.lr_min})", check="number>=0", group="retrain")
     retrain_drop_path: float | None = option(None, f"drop-path of that retrain (default retrain's, "
-                                                   f"{RetrainOptions.drop_path})", check="[0,1)")
+                                                   f"{RetrainOptions.drop_path})", check="[0,1)", group="retrain")
     retrain_cutout: int | None = option(None, f"Cutout of that retrain, pixels (default retrain's, "
-                                              f"{RetrainOptions.cutout})", check="pixels>=0")
+                                              f"{RetrainOptions.cutout})", check="pixels>=0", group="retrain")
     retrain_auxiliary_weight: float | None = option(None, "auxiliary head loss weight of that retrain, 0 = no head "
                                                           f"(default retrain's, {RetrainOptions.auxiliary_weight})",
-                                                    check="number>=0")
+                                                    check="number>=0", group="retrain")
     retrain_val_split: float | None = option(None, "validation fraction of that retrain's training split (default "
-                                                   f"retrain's, {RetrainOptions.val_split})", check="[0,1)")
+                                                   f"retrain's, {RetrainOptions.val_split})", check="[0,1)",
+                                                   group="retrain")
     # None: the arch file's, i.e. the search's --attention-cells.
     retrain_attention_cells: str | None = option(None, "attention in all cells or the last of that retrain (default: "
                                                        "the search's --attention-cells; the paper retrains with it "
                                                        "behind the final cell, 4.2)",
-                                                 choices="nni_snn.genotype:ATTENTION_CELLS")
+                                                 choices="nni_snn.registry:ATTENTION_CELLS", group="retrain")
 
     def check_together(self) -> None:
         super().check_together()
@@ -517,24 +555,28 @@ class MultitrialOptions(CommonOptions):
     batch_size: int = 64
     lr: float = 0.1
     output: str = "runs/multitrial"
-    num_workers: int | None = option(0, "data loader workers of each trial (default 0)", check="int>=0")
+    num_workers: int | None = option(0, "data loader workers of each trial (default 0)", check="int>=0",
+                                     group="runtime")
     attention: str = option("ma", "attention of every sampled network: {attentions} (default {default})",
-                            choices="nni_snn.registry:ATTENTIONS")
+                            choices="nni_snn.registry:ATTENTIONS", group="network")
     search_strategy: str = option("random", "{strategies} (default {default})",
-                                  choices="nni_snn.registry:SEARCH_STRATEGIES")
-    trials: int = option(10, "networks to train (default {default})", check="int>=1")
-    concurrency: int = option(1, "trials at a time (default 1)", check="int>=1")
-    duration: str | None = option(None, "stop submitting after this long, e.g. 10m or 2h (default: no limit)")
-    port: int = option(8080, "port of the NNI manager and web UI (default 8080)", check="port")
+                                  choices="nni_snn.registry:SEARCH_STRATEGIES", group="search")
+    trials: int = option(10, "networks to train (default {default})", check="int>=1", group="search")
+    concurrency: int = option(1, "trials at a time (default 1)", check="int>=1", group="search")
+    duration: str | None = option(None, "stop submitting after this long, e.g. 10m or 2h (default: no limit)",
+                                  group="search")
+    port: int = option(8080, "port of the NNI manager and web UI (default 8080)", check="port", group="runtime")
     host: str = option("127.0.0.1", "address the NNI manager and web UI listen on (default {default}: this machine "
-                                    "only; 0.0.0.0 opens it to every network, without authentication)")
-    # Config/NNI keys only: evolution's population and tournament size (None: derived from the trial count),
-    # torch's CPU threads per trial (None: the cores shared among concurrent trials), NNI's experiment folder
-    # (None: ~/nni-experiments).
-    population: int | None = option(None, flag=False)
-    sample_size: int | None = option(None, flag=False)
-    threads: int | None = option(None, flag=False)
-    working_dir: str | None = option(None, flag=False, check="path")
+                                    "only; 0.0.0.0 opens it to every network, without authentication)", group="runtime")
+    # Config/NNI keys only (too rarely set for a flag; --help lists them at its end).
+    population: int | None = option(None, "evolution's population (default: from the trial count)", flag=False,
+                                    group="search")
+    sample_size: int | None = option(None, "evolution's tournament size (default: from the trial count)",
+                                     flag=False, group="search")
+    threads: int | None = option(None, "torch's CPU threads per trial (default: the cores shared among "
+                                       "concurrent trials)", flag=False, group="runtime")
+    working_dir: str | None = option(None, "NNI's experiment folder (default ~/nni-experiments)", flag=False,
+                                     check="path", group="runtime")
 
     def check_together(self) -> None:
         super().check_together()
@@ -606,19 +648,41 @@ def _flag_type(cls: type, name: str) -> type:
     return types[next(t.strip() for t in str(cls.__dataclass_fields__[name].type).split("|") if "None" not in t)]
 
 
+def _metavar(choices: tuple | str) -> str | None:
+    """``{a,b,c}``, what argparse shows of a flag with choices, where they can be read without torch
+    (:data:`TORCH_FREE_CHOICES`); else None (argparse's ``NAME``; the help names them)."""
+    if isinstance(choices, str) and choices.split(":")[0] not in TORCH_FREE_CHOICES:
+        return None
+    return "{" + ",".join(map(str, _choices(choices))) + "}"
+
+
+def config_only(cls: type) -> str:
+    """The options of ``cls`` that are config and NNI keys without a flag, with their help, for --help's end."""
+    keys = [f"{f.name}: {_metadata(cls, f.name)['help']}" for f in dataclasses.fields(cls)
+            if not _metadata(cls, f.name).get("flag", True)]
+    return f"Keys of --config (and of NNI's parameters) without a flag: {'; '.join(keys)}." if keys else ""
+
+
 def add_flags(parser: argparse.ArgumentParser, cls: type, only: tuple[str, ...] | None = None,
               defaults: bool = False) -> None:
-    """One flag per option of ``cls`` (or of the names in ``only``), its help showing ``cls``'s default.
+    """One flag per option of ``cls`` (or of the names in ``only``), its help showing ``cls``'s default, listed in
+    its section of --help (:data:`GROUPS`).
 
     ``defaults=False``: a flag not given is None, so that it does not hide the config file's value (:func:`resolve`
     applies the defaults); ``True``: argparse's defaults are final (``show``, which has no config).
     """
-    names = [f.name for f in dataclasses.fields(cls) if only is None or f.name in only]
+    names = [f.name for f in dataclasses.fields(cls)
+             if (only is None or f.name in only) and _metadata(cls, f.name).get("flag", True)]
     first = getattr(cls, "FIRST", ())
+    # The sections in GROUPS' order, but the one holding ``first`` (what a command needs most) at the top.
+    leading = {_metadata(cls, name).get("group") for name in first}
+    present = {_metadata(cls, name).get("group") for name in names} - {None}
+    sections = {group: parser.add_argument_group(GROUPS[group])
+                for group in sorted(present, key=lambda g: (g not in leading, list(GROUPS).index(g)))}
     for name in sorted(names, key=lambda n: n not in first):  # sorted() keeps the fields' order otherwise
         meta = _metadata(cls, name)
-        if not meta.get("flag", True):
-            continue
+        group = meta.get("group")
+        target = sections[group] if group is not None else parser
         default = _default(cls, name)
         shown = cls.UNSET if default is None else default
         kwargs = {"help": meta["help"].format(default=shown, **registry.help_texts()),
@@ -626,7 +690,7 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, only: tuple[str, ...] 
         flag = f"--{name.replace('_', '-')}"
         action = meta.get("action")
         if action == "store_false":
-            parser.add_argument(f"--no-{name.replace('_', '-')}", dest=name, action="store_false", **kwargs)
+            target.add_argument(f"--no-{name.replace('_', '-')}", dest=name, action="store_false", **kwargs)
             continue
         if action == "store_true":
             kwargs["action"] = "store_true"
@@ -634,7 +698,9 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, only: tuple[str, ...] 
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
             kwargs["type"] = _flag_type(cls, name)
-        parser.add_argument(flag, **kwargs)
+            if meta.get("choices"):  # shown, not enforced here: check() refuses a bad value from any source alike
+                kwargs["metavar"] = _metavar(meta["choices"])
+        target.add_argument(flag, **kwargs)
 
 
 def read_config(path: str) -> dict:

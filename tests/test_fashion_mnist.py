@@ -9,28 +9,12 @@ import struct
 
 import pytest
 import torch
+from support.idx_files import write_idx  # tests/support
 
 from nni_snn.cli import main
 from nni_snn.data import balanced_subset, dataset_labels, load_dataset
 
 TINY = ["--width", "2", "--cells", "3", "--batch-size", "64", "--no-progress", "--accelerator", "cpu"]
-
-
-def write_idx(folder, per_class: int = 6, test_per_class: int = 2, compress: bool = True, size: int = 28) -> None:
-    """The four standard idx files (as Debian's dataset-fashion-mnist installs them): class c's images are
-    brighter where c is larger, so the classes are separable."""
-    folder.mkdir(parents=True, exist_ok=True)
-    generator = torch.Generator().manual_seed(0)
-    for prefix, count in (("train", per_class), ("t10k", test_per_class)):
-        labels = torch.arange(10).repeat_interleave(count)
-        images = (torch.rand(len(labels), size, size, generator=generator) * 100 + labels[:, None, None] * 15)
-        raw_images = struct.pack(">IIII", 0x0803, len(labels), size, size) + images.to(torch.uint8).numpy().tobytes()
-        raw_labels = struct.pack(">II", 0x0801, len(labels)) + labels.to(torch.uint8).numpy().tobytes()
-        for name, raw in ((f"{prefix}-images-idx3-ubyte", raw_images), (f"{prefix}-labels-idx1-ubyte", raw_labels)):
-            if compress:
-                (folder / f"{name}.gz").write_bytes(gzip.compress(raw))
-            else:
-                (folder / name).write_bytes(raw)
 
 
 @pytest.mark.parametrize("compress", [True, False])

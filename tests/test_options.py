@@ -179,3 +179,61 @@ def test_config_yaml_reads_back_to_the_same_options(tmp_path, command, given):
     write_config(tmp_path, opts)
     again = resolve(COMMANDS[command], parser.parse_args([command, "--config", str(tmp_path / "config.yaml")]))
     assert again == opts
+
+
+def test_help_shows_the_choices_in_sections(capsys):
+    """A person scanning --help sees what a flag takes ({none,ct,ma}, not ATTENTION) under a section that says what
+    it is about, and the config-only keys at the end."""
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    shown = capsys.readouterr().out
+    for choices in ("--attention {none,ct,ma}", "--neuron {lif,plif,relu}", "--space {full,deployable}",
+                    "--energy-profile {memory-45nm,ops-45nm,loihi}", "--frames-by {time,count}",
+                    "--stem-stride {1,2}", "--export {best,last}"):
+        assert choices in shown, choices
+    assert "ATTENTION" not in shown and "NEURON " not in shown
+    sections = [line[:-1] for line in shown.splitlines() if line.endswith(":") and not line.startswith(" ")]
+    assert sections == ["options", "data", "network", "training", "search", "the retrain after the search", "energy",
+                        "runtime: hardware, output, resuming"]
+    section = shown.split("\nenergy:\n")[1].split("\n\n")[0]
+    assert "--e-ac-pj" in section and "--spike-penalty" in section and "--width" not in section
+    with pytest.raises(SystemExit):
+        main(["multitrial", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "Keys of --config (and of NNI's parameters) without a flag: population: evolution's population" in shown
+
+
+def test_every_option_of_a_training_command_has_a_section():
+    from nni_snn.options import GROUPS, _metadata
+
+    for cls in COMMANDS.values():
+        for f in dataclasses.fields(cls):
+            assert _metadata(cls, f.name).get("group") in GROUPS, (cls.__name__, f.name)
+
+
+def test_print_config_prints_the_resolved_config_and_runs_nothing(tmp_path, capsys):
+    import yaml
+
+    config = tmp_path / "mine.yml"
+    config.write_text("width: 6\nattention: ct\n")
+    out = tmp_path / "out"
+    assert main(["search", "--config", str(config), "--attention", "none", "--epochs", "2", "--output", str(out),
+                 "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["width"] == 6 and printed["attention"] == "none" and printed["epochs"] == 2  # flags win
+    assert printed["cells"] == SearchOptions.cells and printed["output"] == str(out)  # defaults, in full
+    assert not out.exists()  # nothing trained or written
+    # What it prints runs as --config: the same options.
+    (tmp_path / "printed.yml").write_text(yaml.safe_dump(printed))
+    assert main(["search", "--config", str(tmp_path / "printed.yml"), "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out) == printed
+    # A bad value is refused as the command would refuse it, in one line.
+    assert main(["retrain", "--print-config"]) == 2
+    assert "retrain needs --arch" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["search", "experiment", "show"])
+def test_an_unknown_flag_points_at_the_commands_own_help(command, capsys):
+    assert main([command, "x.json", "--bogus"] if command == "show" else [command, "--bogus"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"nni-snn: error: unrecognized arguments: --bogus (see 'nni-snn {command} --help')\n"

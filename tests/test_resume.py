@@ -173,12 +173,62 @@ def test_resume_of_an_unknown_experiment_is_one_line(capsys):
     assert err.startswith("nni-snn: error: no experiment 'noSuchId1' known to nnictl") and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("argv", [["experiment"], ["experiment", "some.yml", "--resume", "abc"]])
-def test_experiment_needs_a_config_or_resume_not_both(argv, capsys):
+def test_attaching_to_an_unknown_experiment_is_one_line(capsys):
+    from nni_snn.cli import main
+
+    assert main(["experiment", "--attach", "noSuchId1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nni-snn: error: no experiment 'noSuchId1' known to nnictl") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv", [["experiment"], ["experiment", "some.yml", "--resume", "abc"],
+                                  ["experiment", "some.yml", "--attach", "abc"],
+                                  ["experiment", "--resume", "abc", "--attach", "abc"]])
+def test_experiment_needs_one_of_a_config_resume_or_attach(argv, capsys):
     from nni_snn.cli import main
 
     assert main(argv) == 2
-    assert "give an experiment config, or --resume ID" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "give an experiment config, --resume ID of a stopped experiment, or --attach ID" in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("flags, needle", [(["--attach", "abc", "--host", "0.0.0.0"], "--attach starts none"),
+                                           (["quickstart", "--timeout", "0"], ("--timeout must be a number of "
+                                                                              "seconds > 0, got 0")),
+                                           (["quickstart", "--port", "0"], "--port must be in 1..65535")])
+def test_experiment_refuses_flags_that_do_not_fit(flags, needle, capsys):
+    from nni_snn.cli import main
+
+    assert main(["experiment", *flags]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1
+
+
+def test_an_experiment_is_followed_without_a_time_limit_by_default():
+    """An experiment of 80 minutes is not given up after an hour: --timeout is there only when given."""
+    from nni_snn.cli import build_parser
+
+    args = build_parser().parse_args(["experiment", "quickstart"])
+    assert args.timeout is None and args.port is None  # the port: 8080, or an attached experiment's own
+    polls = []
+
+    class Finishing:  # NNI's REST API as a finished experiment answers it, after some polls
+        def get(self, path):
+            polls.append(path)
+            return {"status": "DONE" if len(polls) > 3 else "RUNNING"}
+
+        def trials(self):
+            return [{"trialJobId": "a", "status": "SUCCEEDED" if len(polls) > 3 else "RUNNING"}]
+
+        def metrics(self):
+            return []
+
+        def profile(self):
+            return {"params": {"maxTrialNumber": 1}}
+
+    trials = nnictl.wait(Finishing(), args.timeout, poll=0, progress=lambda line: None)
+    assert trials == [{"trialJobId": "a", "status": "SUCCEEDED"}]
 
 
 def test_progress_line_counts_trials_epochs_and_the_best_result():

@@ -329,6 +329,15 @@ def test_front_tabulates_and_plots_accuracy_against_energy(searched, energy_awar
     assert picture.read_bytes()[:4] == b"\x89PNG"
     assert main(["front", str(tmp_path)]) == 2  # no runs below it
     assert "no arch.json" in capsys.readouterr().err
+    # The picture is not replaced unasked: refused in one line, before anything is printed or drawn.
+    picture.write_bytes(b"a picture of mine")
+    assert main(["front", str(searched), "--output", str(picture)]) == 2
+    out, err = capsys.readouterr()
+    assert err == (f"nni-snn: error: --output {picture} exists; add --overwrite to replace it, or give another "
+                   "--output\n") and out == ""
+    assert picture.read_bytes() == b"a picture of mine"
+    assert main(["front", str(searched), "--output", str(picture), "--overwrite"]) == 0
+    assert picture.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_partial_channels_search_exports_a_valid_genotype(tmp_path):
