@@ -341,16 +341,17 @@ def table(summary: dict) -> str:
                                   else "all training images")
     lines = [(f"{data} ({s['val_split']:.0%} of them the validation split), the full test split; seeds "
               f"{', '.join(map(str, s['seeds']))}; {s['epochs']} epochs, no auxiliary head; test accuracy of the "
-              "epoch chosen on validation, mean ± std over seeds; energy per sample under each profile."), "",
+              "epoch chosen on validation, mean ± std over seeds; energy per sample under each profile; wall "
+              "seconds per retrain (one thread, beside other work on a 2-core machine)."), "",
              ("| network | n | test accuracy | val accuracy | µJ memory-45nm | µJ ops-45nm | µJ loihi | spikes | "
-              "neuron updates | memory accesses | parameters |"),
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "neuron updates | memory accesses | parameters | s / run |"),
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for label, row in summary["rows"].items():
         val = f"{row['val_mean']:.4f}" if row["val_mean"] is not None else ""
         lines.append(f"| {label} | {row['n']} | {row['test_mean']:.4f} ± {row['test_std']:.4f} | {val} | "
                      f"{row['uj_memory-45nm']:.3g} | {row['uj_ops-45nm']:.3g} | {row['uj_loihi']:.3g} | "
                      f"{row['spikes_per_sample']:.4g} | {row['neuron_updates_per_sample']:.4g} | "
-                     f"{row['memory_accesses_per_sample']:.4g} | {row['params']:,.0f} |")
+                     f"{row['memory_accesses_per_sample']:.4g} | {row['params']:,.0f} | {row['seconds']:.0f} |")
     for name, hv in summary["hypervolume"].items():
         acc, energy = hv["reference"]
         lines += ["", (f"Hypervolume under {name} (test accuracy x log10 µJ, points chosen on validation; reference "

@@ -174,6 +174,7 @@ TABLES = {
     "energy": _energy_table,
     "energy-headline": energy_headline,
     "fronts-subset": lambda: _fronts_table("subset"),
+    "fronts-full": lambda: _fronts_table("full"),
     "fuzz": _fuzz_table,
     "fuzz-found": _fuzz_found,
 }
@@ -209,11 +210,19 @@ def _plot_fronts_subset(path: Path) -> None:
     bench_fronts.plot(summary, study, path)
 
 
+def _plot_fronts_full(path: Path) -> None:
+    import bench_fronts
+
+    summary, study = fronts("full")
+    bench_fronts.plot(summary, study, path)
+
+
 PLOTS = {
     "search_quality.png": _plot_search_quality,
     "energy_study.png": _plot_energy_study,
     "digits_front.png": _plot_digits_front,
     "fronts_subset.png": _plot_fronts_subset,
+    "fronts_full.png": _plot_fronts_full,
 }
 
 
