@@ -316,17 +316,21 @@ def _search(args) -> int:
               f"{export['epoch']} ({export['mode']}, accuracy {export['accuracy']:.4f}), {_params(metrics)}: "
               f"{output / 'arch.json'}")
         result = exported_result(metrics)
-    if opts.retrain_epochs:
-        # Retrain the found cells, on the search's devices (every DDP process takes part): the trial's final result
-        # is then its accuracy.
-        retrain = opts.retrain(output)
+    # Retrain the found cells (each lambda's, of a front), on the search's devices (every DDP process takes part): the
+    # trial's final result is then its accuracy (a front's: the one retrain best on validation).
+    searched = ([output / "front" / f"lambda-{lam:g}" for lam in opts.front_lambdas()] if opts.energy_front is not None
+                else [output])
+    retrained = []
+    for folder in searched if opts.retrain_epochs else ():
+        retrain = opts.retrain(folder)
         if metrics is not None:
-            write_config(output / "retrain", retrain)
-        metrics = run_retrain(retrain, output / "retrain", trial)
-        if metrics is not None:
-            print(f"retrain: {_selected(metrics)}, {_counts(metrics)}; "
-                  f"{output / 'retrain' / 'metrics.json'}")
-            result = final_result(metrics)
+            write_config(folder / "retrain", retrain)
+        done = run_retrain(retrain, folder / "retrain", trial)
+        if done is not None:
+            print(f"retrain: {_selected(done)}, {_counts(done)}; {folder / 'retrain' / 'metrics.json'}")
+            retrained.append(final_result(done))
+    if retrained:
+        result = max(retrained, key=lambda r: r["default"])
     if trial and metrics is not None:
         trial.final(result)
     return 0

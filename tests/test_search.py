@@ -407,12 +407,14 @@ def test_a_search_without_a_reduction_cell_refuses_a_retrain_that_needs_one(tmp_
 
 def test_an_energy_front_search_writes_one_architecture_per_lambda(tmp_path, capsys):
     """--energy-front 0,3: one supernet, one alpha set per lambda; each lambda's arch.json under front/ records its
-    lambda and builds, the sets went their own ways, and front.json lists them. Mistakes are refused in one line."""
+    lambda and builds, the sets went their own ways, and front.json lists them; --retrain-epochs retrains each, and
+    `nni-snn front` draws them. Mistakes are refused in one line."""
     from nni_snn import build_network
 
     out = tmp_path / "front"
     assert main(["search", *TINY[:-3], "--epochs", "1", "--batch-size", "128", "--no-progress",
-                 "--energy-front", "0,3", "--output", str(out)]) == 0
+                 "--energy-front", "0,3", "--retrain-epochs", "1", "--retrain-width", "4", "--retrain-cells", "3",
+                 "--retrain-batch-size", "128", "--output", str(out)]) == 0
     rows = json.loads((out / "front.json").read_text())["rows"]
     assert [r["lambda"] for r in rows] == [0.0, 3.0]
     archs = [load_arch(out / "front" / name / "arch.json") for name in ("lambda-0", "lambda-3")]
@@ -423,8 +425,13 @@ def test_an_energy_front_search_writes_one_architecture_per_lambda(tmp_path, cap
         assert build_network(arch, width=4, num_cells=3, num_classes=10, in_channels=1)(
             torch.rand(2, 1, 8, 8)).shape == (2, 10)
     assert "lambda 3: architecture of epoch 0" in capsys.readouterr().out
+    # --retrain-epochs retrained each lambda's architecture, so `nni-snn front` draws the front of the one search.
+    assert all((out / "front" / name / "retrain" / "metrics.json").is_file() for name in ("lambda-0", "lambda-3"))
+    assert main(["front", str(out), "--output", str(tmp_path / "front.png")]) == 0
+    printed = capsys.readouterr().out
+    assert "λ=0" in printed and "λ=3" in printed and (tmp_path / "front.png").is_file()
     for bad in (["--energy-front", "1"], ["--energy-front", "0,x"], ["--energy-front", "0,1", "--spike-penalty", "1"],
-                ["--energy-front", "0,1", "--retrain-epochs", "1"]):
+                ["--energy-front", "0,1", "--select", "perturbation"]):
         assert main(["search", *TINY, *bad, "--output", str(tmp_path / "bad")]) == 2
         line = capsys.readouterr().err.strip()
         assert "\n" not in line and ("--energy-front" in line or "--spike-penalty" in line), line
