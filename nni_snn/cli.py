@@ -320,7 +320,7 @@ def _search(args) -> int:
     # trial's final result is then its accuracy (a front's: the one retrain best on validation).
     searched = ([output / "front" / f"lambda-{lam:g}" for lam in opts.front_lambdas()] if opts.energy_front is not None
                 else [output])
-    retrained = []
+    retrained = {}
     for folder in searched if opts.retrain_epochs else ():
         retrain = opts.retrain(folder)
         if metrics is not None:
@@ -328,9 +328,13 @@ def _search(args) -> int:
         done = run_retrain(retrain, folder / "retrain", trial)
         if done is not None:
             print(f"retrain: {_selected(done)}, {_counts(done)}; {folder / 'retrain' / 'metrics.json'}")
-            retrained.append(final_result(done))
+            retrained[folder.name] = final_result(done)
     if retrained:
-        result = max(retrained, key=lambda r: r["default"])
+        result = max(retrained.values(), key=lambda r: r["default"])
+        if opts.energy_front is not None:  # the front's points, shown beside the trial's result in the web UI
+            for name, point in retrained.items():
+                result = {**result, f"{name}_accuracy": point["default"],
+                          f"{name}_energy_uj": point["energy_uj_per_sample"]}
     if trial and metrics is not None:
         trial.final(result)
     return 0
