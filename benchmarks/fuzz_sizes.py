@@ -180,16 +180,16 @@ def run_grid(rows: list[dict], target: Path | None, how: str, log=print) -> dict
             outcome, detail = run_combination(row, Path(tmp))
             results.append({"combination": row, "outcome": outcome, "detail": detail})
             log(f"[{i + 1}/{len(rows)}] {outcome} {time.monotonic() - t0:.0f}s {json.dumps(row)} {detail}")
-            counts = summary(results, how, time.monotonic() - started, complete=i + 1 == len(rows))
+            counts = summary(results, how, time.monotonic() - started, planned=len(rows))
             if target:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(json.dumps(counts, indent=2) + "\n")
     return counts
 
 
-def summary(results: list[dict], how: str, seconds: float, complete: bool = True) -> dict:
+def summary(results: list[dict], how: str, seconds: float, planned: int) -> dict:
     outcomes = Counter(r["outcome"] for r in results)
-    return {"combinations": how, "grid": GRID, "grid_size": grid_size(), "complete": complete,
+    return {"combinations": how, "grid": GRID, "grid_size": grid_size(), "planned": planned,
             "seconds": round(seconds), "tried": len(results),
             **{k: outcomes[k] for k in ("ok", "refused", "failure")},
             "refusals": dict(Counter(reason(r["detail"]) for r in results if r["outcome"] == "refused").most_common()),
