@@ -1,10 +1,11 @@
 """Every input a user hands over, generated and mutated (hypothesis): arch.json files, ``--config`` files and their
-layering with flags, command-line values, NNI trial parameters, idx files, event recordings and checkpoints.
+layering with flags, command-line values, NNI trial parameters, idx files, event recordings and checkpoints; and
+sizes, by real tiny searches and retrains (a few here, the grid in benchmarks/fuzz_sizes.py).
 
 Each input must end in one line on stderr and exit code 2, or be accepted and work: never a traceback, a hang, or a
 file already written that is changed or left half-written. The CLI is driven in-process (``nni_snn.cli.main``).
 
-Profiles (``NNI_SNN_FUZZ``): ``fast`` (default, CI: about a minute) and ``long`` (``make fuzz``). With
+Profiles (``NNI_SNN_FUZZ``): ``fast`` (default, CI: about a minute and a half) and ``long`` (``make fuzz``). With
 ``NNI_SNN_FUZZ_COUNTS=FILE`` the inputs tried per kind, accepted and refused are written there as JSON
 (benchmarks/results/fuzz/, the table in docs/security.md). :data:`FOUND` lists the failures fuzzing found; each is
 fixed and kept below as an explicit example.
