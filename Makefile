@@ -53,9 +53,12 @@ test-deps:
 	fi
 
 # tests/test_fuzz.py's long profile (10x the examples of the one `make test` runs): every input kind generated and
-# mutated; the counts go to benchmarks/results/fuzz/long.json (docs/security.md's table).
+# mutated; the counts go to benchmarks/results/fuzz/long.json (docs/security.md's table). Then the size grid (about
+# 40 minutes on 2 cores): real 1-epoch searches and retrains, every pair of sizes and 750 combinations at random,
+# counted in benchmarks/results/fuzz/sizes.json.
 fuzz: setup
 	NNI_SNN_FUZZ=long NNI_SNN_FUZZ_COUNTS=benchmarks/results/fuzz/long.json $(BIN)/python -m pytest -q tests/test_fuzz.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/fuzz_sizes.py --random 750 --seed 0
 	$(BIN)/python benchmarks/fuzz_table.py
 
 lint: setup

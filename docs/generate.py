@@ -139,10 +139,22 @@ def _fuzz_counts() -> dict:
     return json.loads((RESULTS / "fuzz" / "long.json").read_text())
 
 
+def _fuzz_sizes() -> dict:
+    import json
+
+    return json.loads((RESULTS / "fuzz" / "sizes.json").read_text())
+
+
 def _fuzz_table() -> str:
     from fuzz_table import table
 
-    return table(_fuzz_counts())
+    return table(_fuzz_counts(), _fuzz_sizes())
+
+
+def _fuzz_sizes_table() -> str:
+    from fuzz_table import sizes_table
+
+    return sizes_table(_fuzz_sizes())
 
 
 def _fuzz_found() -> str:
@@ -177,6 +189,7 @@ TABLES = {
     "fronts-full": lambda: _fronts_table("full"),
     "fuzz": _fuzz_table,
     "fuzz-found": _fuzz_found,
+    "fuzz-sizes": _fuzz_sizes_table,
 }
 
 

@@ -1,10 +1,11 @@
 """Every input a user hands over, generated and mutated (hypothesis): arch.json files, ``--config`` files and their
-layering with flags, command-line values, NNI trial parameters, idx files, event recordings and checkpoints.
+layering with flags, command-line values, NNI trial parameters, idx files, event recordings and checkpoints; and
+sizes, by real tiny searches and retrains (a few here, the grid in benchmarks/fuzz_sizes.py).
 
 Each input must end in one line on stderr and exit code 2, or be accepted and work: never a traceback, a hang, or a
 file already written that is changed or left half-written. The CLI is driven in-process (``nni_snn.cli.main``).
 
-Profiles (``NNI_SNN_FUZZ``): ``fast`` (default, CI: about a minute) and ``long`` (``make fuzz``). With
+Profiles (``NNI_SNN_FUZZ``): ``fast`` (default, CI: about a minute and a half) and ``long`` (``make fuzz``). With
 ``NNI_SNN_FUZZ_COUNTS=FILE`` the inputs tried per kind, accepted and refused are written there as JSON
 (benchmarks/results/fuzz/, the table in docs/security.md). :data:`FOUND` lists the failures fuzzing found; each is
 fixed and kept below as an explicit example.
@@ -21,6 +22,7 @@ import math
 import os
 import signal
 import struct
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -35,6 +37,9 @@ from hypothesis import strategies as st
 
 from nni_snn import cli
 from nni_snn.options import MultitrialOptions, RetrainOptions, SearchOptions, resolve
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import fuzz_sizes  # benchmarks/: the size grid's one home
 
 PROFILE = os.environ.get("NNI_SNN_FUZZ", "fast")
 # Examples per kind: the fast profile's count times this.
@@ -600,3 +605,30 @@ def test_the_unchanged_checkpoint_is_accepted(checkpoint, tmp_path, capsys, hand
     path = write(tmp_path, "last.ckpt", checkpoint)
     argv = ["show", str(hand_arch_file), *SHOW, "--dataset", "digits", "--batches", "1", "--checkpoint", str(path)]
     assert outcome("checkpoints", argv, capsys) == "accepted"
+
+
+# ---- sizes: real tiny searches and retrains (benchmarks/fuzz_sizes.py; its whole grid: make fuzz) -----------------
+
+def _sizes(**changed) -> dict:
+    return {"cells": 3, "width": 2, "timesteps": 2, "images": "digits 8x8", "partial_channels": 1, "space": "full",
+            "attention": "ma", "head": "global", "stem_stride": 1, "cell_nodes": 4, **changed}
+
+
+SIZES = [  # (combination, its outcome): smallest depths, images smaller than two reductions, the refusals
+    (_sizes(cells=1, cell_nodes=1, timesteps=1, attention="none"), "ok"),  # was a KeyError after the epoch
+    (_sizes(cells=2, width=4, partial_channels=2, space="deployable", attention="none", head="spatial",
+            stem_stride=2, images="folder 3x3", cell_nodes=2), "ok"),
+    (_sizes(cells=4, width=1, images="folder 1x1", attention="ct", cell_nodes=3), "ok"),
+    (_sizes(width=3, partial_channels=2), "refused: --partial-channels 2 must divide --width 3"),
+    (_sizes(space="deployable", attention="ma"), "refused: --space deployable needs --attention none"),
+]
+
+
+@pytest.mark.parametrize("row, expected", SIZES, ids=[f"{r['cells']} cells, {r['images']}, {e.split(':')[0]}"
+                                                      for r, e in SIZES])
+def test_sizes_export_and_retrain_or_are_refused_before_training(row, expected, tmp_path):
+    """A search at these sizes exports an arch.json that retrains at them, or the search refuses in one line (exit
+    2) before its first training step; never a traceback, nor a refusal after training."""
+    outcome, detail = fuzz_sizes.run_combination(row, tmp_path)
+    assert outcome == expected.split(":")[0], detail
+    assert expected.partition(": ")[2] in detail
