@@ -91,6 +91,18 @@ def test_layering_config_then_flags_then_trial_parameters(tmp_path):
         resolve(SearchOptions, args, {"depth": 3})
 
 
+def test_an_energy_front_is_a_list_in_a_config_file_or_an_nni_trial(tmp_path):
+    """``energy_front: [0, 1, 3]`` in YAML, and a list in an NNI trial's parameters, are the flag's 0,1,3."""
+    cfg = tmp_path / "cfg.yml"
+    cfg.write_text("energy_front: [0, 1, 3]\n")
+    opts = resolve(SearchOptions, build_parser().parse_args(["search", "--config", str(cfg)]))
+    assert opts.front_lambdas() == [0.0, 1.0, 3.0]
+    opts = resolve(SearchOptions, build_parser().parse_args(["search"]), {"energy_front": [0, 0.3]})
+    assert opts.front_lambdas() == [0.0, 0.3]
+    with pytest.raises(UsageError, match="--energy-front"):
+        resolve(SearchOptions, build_parser().parse_args(["search"]), {"energy_front": [1, 1]})
+
+
 def test_multitrial_strategy_is_search_strategy(tmp_path, capsys):
     parse = build_parser().parse_args
     assert resolve(MultitrialOptions, parse(["multitrial", "--search-strategy", "evolution"])).search_strategy == \
