@@ -58,19 +58,19 @@ test-deps:
 # counted in benchmarks/results/fuzz/sizes.json.
 fuzz: setup
 	NNI_SNN_FUZZ=long NNI_SNN_FUZZ_COUNTS=benchmarks/results/fuzz/long.json $(BIN)/python -m pytest -q tests/test_fuzz.py
-	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/fuzz_sizes.py --random 750 --seed 0
-	$(BIN)/python benchmarks/fuzz_table.py
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.fuzz_sizes --random 750 --seed 0
+	$(BIN)/python -m benchmarks.fuzz_table
 
 lint: setup
 	$(BIN)/ruff check nni_snn search_spaces strategies tests benchmarks
 
 bench: setup
-	$(BIN)/python benchmarks/bench_neuron.py
+	$(BIN)/python -m benchmarks.neuron
 
 # On a CUDA machine: pytest -m gpu, then search and retrain step times at the paper's sizes against NNI's DARTS
 # (fp32 and bf16) and the projected GPU-hours; results in runs/gpu-check.json. Without CUDA: a tiny CPU run.
 gpu-check: setup
-	$(BIN)/python benchmarks/gpu_check.py
+	$(BIN)/python -m benchmarks.gpu_check
 
 # On a CUDA machine: MA-DARTS with and without the energy penalty against random cells and the spiking CNN on all of
 # Fashion-MNIST, within ~7 minutes (runs/gpu-study/gpu-study.json). The idx files travel in data/fashion-mnist (a GPU
@@ -79,4 +79,4 @@ FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
 gpu-study: setup
 	@mkdir -p data/fashion-mnist
 	@[ -f data/fashion-mnist/t10k-labels-idx1-ubyte.gz ] || cp $(FASHION_MNIST)/*.gz data/fashion-mnist/ 2>/dev/null || true
-	$(BIN)/python benchmarks/gpu_study.py
+	$(BIN)/python -m benchmarks.gpu_study

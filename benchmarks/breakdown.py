@@ -1,4 +1,5 @@
-"""Where a step's time goes, by kind of work: ``bench_search.py --profile`` prints it (torch.profiler, CPU self time).
+"""Where a step's time goes, by kind of work: ``python -m benchmarks.search --profile`` prints it (torch.profiler,
+CPU self time).
 
 Attribution:
 - forward: every module of a known kind (conv, BN, LIF, pooling, attention, the mixed operation, the node sum) runs

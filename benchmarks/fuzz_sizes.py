@@ -1,7 +1,7 @@
 """The size grid: real tiny searches and retrains over the sizes a user sets, each combination of which must export
 and retrain, or be refused in one line (exit code 2) before the first training step.
 
-`python benchmarks/fuzz_sizes.py [--random N] [--seed S]` (`make fuzz`) runs, in-process through the real command
+`python -m benchmarks.fuzz_sizes [--random N] [--seed S]` (`make fuzz`) runs, in-process through the real command
 line (``nni_snn.cli.main``), ``nni-snn search`` for one epoch and then ``nni-snn retrain --arch`` of its arch.json at
 the same sizes, for a set of combinations that holds every pair of values of any two sizes at least once (the full
 product, :func:`grid_size`, is days of CPU), plus N drawn at random; it writes the counts and every failing
@@ -31,8 +31,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "fuzz" / "sizes.json"
+from benchmarks.common import RESULTS as STUDIES
+
+RESULTS = STUDIES / "fuzz" / "sizes.json"
 HANG_SECONDS = 600  # a combination (search and retrain) taking longer than this counts as a hang
 
 # Image sizes come from the embedded datasets and from image folders written here (imagefolder takes any size):
@@ -212,5 +213,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     sys.exit(main())

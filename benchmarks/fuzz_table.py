@@ -1,5 +1,5 @@
 """The fuzzing counts of benchmarks/results/fuzz/long.json and the size grid's sizes.json (both written by `make
-fuzz`) as the Markdown tables of docs/security.md: `python benchmarks/fuzz_table.py [FILE [SIZES]]`."""
+fuzz`) as the Markdown tables of docs/security.md: `python -m benchmarks.fuzz_table [FILE [SIZES]]`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.common import RESULTS
 
 
 def cell(text: str) -> str:
@@ -59,6 +59,6 @@ def found_table(counts: dict) -> str:
 
 
 if __name__ == "__main__":
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "benchmarks" / "results" / "fuzz" / "long.json"
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS / "fuzz" / "long.json"
     sizes = Path(sys.argv[2]) if len(sys.argv) > 2 else path.with_name("sizes.json")
     print(table(json.loads(path.read_text()), json.loads(sizes.read_text()) if sizes.is_file() else None))

@@ -17,8 +17,8 @@
 Results go to ``--output`` as JSON. Without CUDA the same code runs at a tiny size on the CPU and says so (its
 projections then describe nothing); the tests run that path.
 
-    .venv/bin/python benchmarks/gpu_check.py                 # what `make gpu-check` runs
-    .venv/bin/python benchmarks/gpu_check.py --skip-tests    # only the timings
+    .venv/bin/python -m benchmarks.gpu_check                 # what `make gpu-check` runs
+    .venv/bin/python -m benchmarks.gpu_check --skip-tests    # only the timings
 """
 
 from __future__ import annotations
@@ -33,11 +33,9 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from bench_search import RetrainStep, SearchStep, ann_fixed, ann_supernet, quiet, snn_fixed, snn_supernet
-from measure import cuda_peak, interleaved
+from benchmarks.common import ROOT, quiet
+from benchmarks.measure import cuda_peak, interleaved
+from benchmarks.search import RetrainStep, SearchStep, ann_fixed, ann_supernet, snn_fixed, snn_supernet
 
 PAPER = {"search": {"width": 16, "cells": 5, "batch": 64, "epochs": 40, "images": 25_000, "gpu_days": 2.0},
          "retrain": {"width": 64, "cells": 6, "batch": 128, "epochs": 600, "images": 50_000, "gpu_days": 2.08}}

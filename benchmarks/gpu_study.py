@@ -1,6 +1,6 @@
 """``make gpu-study``: the comparison that matters, on all of Fashion-MNIST, in one short GPU call.
 
-MA-DARTS at the efficient macro-architecture (``bench_energy.MACROS["efficient"]``) without and with the energy
+MA-DARTS at the efficient macro-architecture (``benchmarks.common.MACROS["efficient"]``) without and with the energy
 penalty, against uniformly random genotypes of the space at the same macro-architecture and the hand-designed spiking
 CNN: each searched on all 60,000 training images (the search's two halves) and retrained on them, scored on the
 10,000 test images, by the ``nni-snn`` commands a user runs (in this process, one after the other). One JSON holds
@@ -12,8 +12,8 @@ and reads them from there. The runs share a time budget (``--budget-s``): a run 
 recorded as skipped, so the call ends in time whatever the GPU. Without CUDA, ``--tiny`` runs the same plan on the
 embedded digits in seconds (the test of this script).
 
-    .venv/bin/python benchmarks/gpu_study.py                  # on a GPU: ~7 minutes
-    .venv/bin/python benchmarks/gpu_study.py --tiny           # the CPU path
+    .venv/bin/python -m benchmarks.gpu_study                  # on a GPU: ~7 minutes
+    .venv/bin/python -m benchmarks.gpu_study --tiny           # the CPU path
 """
 
 from __future__ import annotations
@@ -26,12 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-sys.path.insert(0, str(ROOT))
-
-from bench_energy import MACROS, flags_of
-from bench_search_quality import quiet, run_cli, uniform_genotype
+from benchmarks.common import MACROS, ROOT, flags_of, quiet, run_cli, uniform_genotype
 
 FULL = {"data": ["--dataset", "fashionmnist"], "search": ["--width", "8", "--cells", "3", "--epochs", "4",
                                                           "--batch-size", "128"],

@@ -2,7 +2,7 @@
 copied from the committed runs under benchmarks/results with what their retrain measured and the commands that made
 them. ``--write`` rewrites the zoo from those runs; tests/test_zoo.py fails when a committed entry differs.
 
-    .venv/bin/python benchmarks/zoo.py --write
+    .venv/bin/python -m benchmarks.zoo --write
 """
 
 from __future__ import annotations
@@ -10,16 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
-ZOO = ROOT / "nni_snn" / "zoo"
-sys.path[:0] = [str(ROOT)]
+from benchmarks.common import RESULTS, ROOT
 
-FRONTS = "benchmarks/bench_fronts.py --setting subset (docs/energy.md, the README's table): seed 0"
+ZOO = ROOT / "nni_snn" / "zoo"
+
+FRONTS = "python -m benchmarks.fronts --setting subset (docs/energy.md, the README's table): seed 0"
 # name: (the search's run folder, its retrain's, the study that ran them, what it is)
 ENTRIES = {
     "fashionmnist-efficient": (
@@ -34,7 +32,7 @@ ENTRIES = {
         "MA-DARTS at the efficient macro-architecture without the energy penalty (lambda 0)"),
     "fashionmnist-deployable": (
         "energy/fashionmnist/search-efficient-deployable-l3-s0", "energy/fashionmnist/retrain-efficient-deployable-l3-s0",
-        "benchmarks/bench_energy.py (docs/energy.md, nni-snn 0.1's study): seed 0",
+        "python -m benchmarks.energy (docs/energy.md, nni-snn 0.1's study): seed 0",
         ("searched in the deployable space (no max pooling, no attention), lambda 3, so it exports to NIR; its "
          "accuracy is of the best epoch on the test split and its energy under ops-45nm, as 0.1 measured")),
 }
@@ -106,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote nni_snn/zoo/{name}.json")
         return 0
     for name in stale:
-        print(f"stale: nni_snn/zoo/{name}.json (benchmarks/zoo.py --write)", file=sys.stderr)
+        print(f"stale: nni_snn/zoo/{name}.json (python -m benchmarks.zoo --write)", file=sys.stderr)
     return 1 if stale else 0
 
 

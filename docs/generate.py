@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 IMAGES = ROOT / "docs" / "images"
-sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+sys.path[:0] = [str(ROOT)]  # the benchmarks package (its studies' report functions)
 
 
 @contextlib.contextmanager
@@ -47,7 +47,7 @@ def _read_only(path: Path):
 
 @cache
 def search_quality(study: str) -> dict:
-    from bench_search_quality import SETTINGS, Study
+    from benchmarks.study import SETTINGS, Study
 
     out = RESULTS / "search_quality"
     with _read_only(out / study / "summary.json"), contextlib.redirect_stdout(io.StringIO()):
@@ -56,8 +56,8 @@ def search_quality(study: str) -> dict:
 
 @cache
 def attention_study() -> tuple[dict, list[str]]:
-    from bench_attention import AttentionStudy
-    from bench_search_quality import SETTINGS
+    from benchmarks.attention import AttentionStudy
+    from benchmarks.study import SETTINGS
 
     out = RESULTS / "attention"
     with _read_only(out / "fashionmnist" / "summary.json"):
@@ -73,7 +73,7 @@ def energy_front() -> tuple[list[dict], set[int]]:
 
 @cache
 def energy_study() -> dict:
-    from bench_energy import LAMBDAS, EnergyStudy
+    from benchmarks.energy import LAMBDAS, EnergyStudy
 
     out = RESULTS / "energy"
     with _read_only(out / "fashionmnist" / "summary.json"), contextlib.redirect_stdout(io.StringIO()):
@@ -81,11 +81,11 @@ def energy_study() -> dict:
 
 
 def energy_headline() -> str:
-    """The README's one table, from the fronts study at 1,000 training images (benchmarks/bench_fronts.py): per
+    """The README's one table, from the fronts study at 1,000 training images (benchmarks/fronts.py): per
     method, the configuration of highest mean validation accuracy, its test accuracy and its energy under the
     memory-aware and the ops-only profiles; then the hypervolumes' paired differences under the memory-aware one.
     The README holds it as a generated part."""
-    from bench_fronts import METHODS
+    from benchmarks.fronts import METHODS
 
     summary = fronts("subset")[0]
     lines = ["| network (chosen on validation) | test accuracy | µJ / sample, memory-45nm | µJ / sample, ops-45nm |",
@@ -104,7 +104,7 @@ def energy_headline() -> str:
 
 
 def _energy_table() -> str:
-    from bench_energy import table
+    from benchmarks.energy import table
 
     return table(energy_study()).split("\n", 2)[2]  # after the title line: the page says the setting
 
@@ -117,14 +117,14 @@ def _front_table() -> str:
 
 
 def _search_quality_table(study: str) -> str:
-    from bench_search_quality import table
+    from benchmarks.search_quality import table
 
     lines = table(study, search_quality(study)).splitlines()
     return "\n".join(lines[1:])  # the heading line: the page has its own
 
 
 def _attention_table() -> str:
-    from bench_attention import table
+    from benchmarks.attention import table
 
     return table(attention_study()[0])
 
@@ -146,33 +146,33 @@ def _fuzz_sizes() -> dict:
 
 
 def _fuzz_table() -> str:
-    from fuzz_table import table
+    from benchmarks.fuzz_table import table
 
     return table(_fuzz_counts(), _fuzz_sizes())
 
 
 def _fuzz_sizes_table() -> str:
-    from fuzz_table import sizes_table
+    from benchmarks.fuzz_table import sizes_table
 
     return sizes_table(_fuzz_sizes())
 
 
 def _fuzz_found() -> str:
-    from fuzz_table import found_table
+    from benchmarks.fuzz_table import found_table
 
     return found_table(_fuzz_counts())
 
 
 @cache
 def fronts(setting: str) -> tuple[dict, object]:
-    from bench_fronts import SETTINGS, FrontStudy
+    from benchmarks.fronts import SETTINGS, FrontStudy
 
     study = FrontStudy(SETTINGS[setting], RESULTS / "fronts" / setting)
     return study.report(), study
 
 
 def _fronts_table(setting: str) -> str:
-    from bench_fronts import table
+    from benchmarks.fronts import table
 
     return table(fronts(setting)[0])
 
@@ -199,15 +199,15 @@ TABLES = {
 
 
 def _plot_search_quality(path: Path) -> None:
-    from bench_search_quality import plot
+    from benchmarks.search_quality import plot
 
     plot({name: search_quality(name) for name in ("fashionmnist", "digits")}, path)
 
 
 def _plot_energy_study(path: Path) -> None:
-    import bench_energy
+    from benchmarks.energy import plot
 
-    bench_energy.plot(energy_study(), path)
+    plot(energy_study(), path)
 
 
 def _plot_digits_front(path: Path) -> None:
@@ -217,17 +217,17 @@ def _plot_digits_front(path: Path) -> None:
 
 
 def _plot_fronts_subset(path: Path) -> None:
-    import bench_fronts
+    from benchmarks.fronts import plot
 
     summary, study = fronts("subset")
-    bench_fronts.plot(summary, study, path)
+    plot(summary, study, path)
 
 
 def _plot_fronts_full(path: Path) -> None:
-    import bench_fronts
+    from benchmarks.fronts import plot
 
     summary, study = fronts("full")
-    bench_fronts.plot(summary, study, path)
+    plot(summary, study, path)
 
 
 PLOTS = {

@@ -137,7 +137,7 @@ class Population(nn.Module):
     ``normalize`` puts a BN before the LIF (the default): a cell's output is a sum of BN outputs scaled down by the
     attention gates (MA's two sigmoids start near 1/4), so without it the neurons carrying one cell to the next
     fired 0.7-2.5 % at initialisation, against ~30 % elsewhere, and 70x less gradient reached the first cell than
-    the last (benchmarks/bench_learning.py). Normalising the input current of a spiking layer is what
+    the last (benchmarks/learning.py). Normalising the input current of a spiking layer is what
     threshold-dependent BN (tdBN) does; at inference it folds into a per-channel gain and bias current, so the LIF
     still reads one analog current and emits binary spikes.
     """

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks.common import hypervolume
 
-from bench_energy import hypervolume
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_hypervolume_is_the_dominated_area_in_accuracy_and_log_energy():
@@ -30,7 +29,7 @@ def test_hypervolume_is_the_dominated_area_in_accuracy_and_log_energy():
 
 
 def test_the_gpu_study_runs_its_cpu_tiny_path(tmp_path):
-    command = [sys.executable, "benchmarks/gpu_study.py", "--tiny", "--output", str(tmp_path)]
+    command = [sys.executable, "-m", "benchmarks.gpu_study", "--tiny", "--output", str(tmp_path)]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     results = json.loads((tmp_path / "gpu-study.json").read_text())
@@ -42,6 +41,7 @@ def test_the_gpu_study_runs_its_cpu_tiny_path(tmp_path):
 
 
 def test_the_gpu_study_without_its_data_says_so_in_one_line(tmp_path):
-    command = [sys.executable, "benchmarks/gpu_study.py", "--data-dir", str(tmp_path), "--output", str(tmp_path / "o")]
+    command = [sys.executable, "-m", "benchmarks.gpu_study", "--data-dir", str(tmp_path), "--output",
+               str(tmp_path / "o")]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "idx files" in done.stderr

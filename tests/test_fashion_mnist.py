@@ -161,14 +161,14 @@ def test_training_totals_leave_the_auxiliary_head_out(hand_arch):
 
 
 def test_the_search_quality_benchmark_runs_end_to_end_and_resumes(tmp_path):
-    """The CPU-tiny path of benchmarks/bench_search_quality.py (the README's study at a few seconds per run): every
+    """The CPU-tiny path of benchmarks/search_quality.py (the README's study at a few seconds per run): every
     row is filled, the paired difference and Kendall's tau computed, and a second call redoes nothing."""
     import subprocess
     import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    command = [sys.executable, "benchmarks/bench_search_quality.py", "--studies", "tiny", "--out", str(tmp_path),
+    command = [sys.executable, "-m", "benchmarks.search_quality", "--studies", "tiny", "--out", str(tmp_path),
                "--plot", str(tmp_path / "plot.png")]
     first = subprocess.run(command, check=False, cwd=root, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
@@ -185,13 +185,14 @@ def test_the_search_quality_benchmark_runs_end_to_end_and_resumes(tmp_path):
 
 
 def test_the_attention_benchmark_covers_every_variant(tmp_path):
-    """benchmarks/bench_attention.py at the tiny setting: each genotype x attention x cells x BN placement once."""
+    """benchmarks/attention.py at the tiny setting: each genotype x attention x cells x BN placement once."""
     import subprocess
     import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, "benchmarks/bench_attention.py", "--setting", "tiny", "--out", str(tmp_path)],
+    done = subprocess.run([sys.executable, "-m", "benchmarks.attention", "--setting", "tiny", "--out",
+                           str(tmp_path)],
                           check=False, cwd=root, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     summary = json.loads((tmp_path / "tiny" / "summary.json").read_text())

@@ -22,7 +22,6 @@ import math
 import os
 import signal
 import struct
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -35,11 +34,9 @@ from conftest import HAND_ARCH
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from benchmarks import fuzz_sizes  # the size grid's one home
 from nni_snn import cli
 from nni_snn.options import MultitrialOptions, RetrainOptions, SearchOptions, resolve
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import fuzz_sizes  # benchmarks/: the size grid's one home
 
 PROFILE = os.environ.get("NNI_SNN_FUZZ", "fast")
 # Examples per kind: the fast profile's count times this.

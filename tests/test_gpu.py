@@ -100,11 +100,7 @@ def test_precision_mistakes_are_one_line(flags, needle, capsys):
 
 def test_gpu_check_without_cuda_runs_tiny_on_the_cpu_and_says_so(tmp_path, capsys):
     """The script `make gpu-check` runs, on its CPU path: a table and JSON results, the projection marked void."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import gpu_check
+    from benchmarks import gpu_check
 
     out = tmp_path / "gpu-check.json"
     assert gpu_check.main(["--cpu", "--skip-tests", "--repeats", "1", "--output", str(out)]) == 0

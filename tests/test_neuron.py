@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from support.lif_reference import lif_reference  # tests/support: the plain autograd loop
 
+from benchmarks.lif_reference import lif_reference  # the plain autograd loop (benchmarks.neuron times it too)
 from nni_snn.neuron import LIF, SURROGATES, make_neuron
 
 

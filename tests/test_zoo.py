@@ -39,8 +39,8 @@ def test_each_zoo_name_loads_and_builds_its_retrained_network(name):
 
 
 def test_the_zoo_entries_are_those_of_the_committed_runs():
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "zoo.py")], capture_output=True, text=True,
-                          check=False, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    done = subprocess.run([sys.executable, "-m", "benchmarks.zoo"], capture_output=True, text=True, check=False,
+                          timeout=120, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
 
 

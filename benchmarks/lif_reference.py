@@ -1,5 +1,5 @@
 """The LIF of :mod:`nni_snn.neuron` as a plain Python loop over T, differentiated by autograd: what its custom
-autograd function must equal (tests/test_neuron.py) and is timed against (benchmarks/bench_neuron.py)."""
+autograd function must equal (tests/test_neuron.py) and is timed against (benchmarks/neuron.py)."""
 
 from __future__ import annotations
 

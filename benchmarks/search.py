@@ -1,6 +1,6 @@
 """Benchmark: MA-DARTS search step and retrain throughput of the SNN side by side with NNI's ANN DARTS.
 
-Run ``python benchmarks/bench_search.py`` (a few minutes on 2 idle cores; ``--help`` for sizes). Every SNN
+Run ``python -m benchmarks.search`` (a few minutes on 2 idle cores; ``--help`` for sizes). Every SNN
 figure is measured interleaved (ABAB...) with the ANN one it is divided by, median over ``--repeats`` runs.
 
 1. Search step: both model spaces become differentiable supernets the way NNI's strategy builds them
@@ -32,26 +32,16 @@ import platform
 import resource
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from breakdown import breakdown, phase, print_breakdown, saved_by_kind  # benchmarks/breakdown.py
-from measure import cuda_peak, interleaved, saved_bytes  # benchmarks/measure.py (script directory)
-
+from benchmarks.breakdown import breakdown, phase, print_breakdown, saved_by_kind
+from benchmarks.common import ROOT, quiet
+from benchmarks.measure import cuda_peak, interleaved, saved_bytes
 from nni_snn.genotype import DARTS_V2  # (op, input) per edge, as NNI's DARTS.load_searched_model("darts-v2")
-
-
-def quiet() -> None:
-    warnings.filterwarnings("ignore")
-    import logging
-    logging.getLogger("nni").setLevel(logging.ERROR)
-
 
 # ----------------------------------------------------------------------------------------------- models
 
@@ -236,8 +226,8 @@ IN_USE = {"MALLOC_MMAP_THRESHOLD_": str(128 << 10)}
 def rss_of(spec: dict, in_use: bool = False) -> int:
     """Peak RSS growth of two steps of ``spec`` in a fresh process; ``in_use``: of the bytes in use (``IN_USE``)."""
     env = {**os.environ, **IN_USE} if in_use else None
-    out = subprocess.run([sys.executable, __file__, "--rss-child", json.dumps(spec)], capture_output=True,
-                         text=True, check=True, env=env)
+    out = subprocess.run([sys.executable, "-m", "benchmarks.search", "--rss-child", json.dumps(spec)],
+                         capture_output=True, text=True, check=True, env=env, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])["rss"]
 
 

@@ -3,11 +3,11 @@
 At DARTS-V2's genotype and the convolution-heavy one (``nni_snn.genotype``), over seeds: attention none / CT / MA,
 in every cell or only the last (``--attention-cells all|last``), with each cell's BN after the attention (the first
 placement) or before it (``--cell-norm before-attention``), on the Fashion-MNIST setting of
-``bench_search_quality.py`` (the same data, width, cells, epochs and recipe). Accuracy on the full test split, SOPs
+``benchmarks.search_quality`` (the same data, width, cells, epochs and recipe). Accuracy on the full test split, SOPs
 and energy per sample. Resumable like that benchmark (a finished run is not redone).
 
-    .venv/bin/python benchmarks/bench_attention.py                  # 2 genotypes x 9 variants x 3 seeds
-    .venv/bin/python benchmarks/bench_attention.py --report-only
+    .venv/bin/python -m benchmarks.attention                  # 2 genotypes x 9 variants x 3 seeds
+    .venv/bin/python -m benchmarks.attention --report-only
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from bench_search_quality import SETTINGS, Study, quiet
+from benchmarks.common import quiet, write_json_atomic
+from benchmarks.study import SETTINGS, Study
 
 GENOTYPES = ("DARTS_V2", "CONV_HEAVY")
 # (attention, attention cells, cell norm): with no attention, the three other placements are the same network.
@@ -31,7 +32,7 @@ VARIANTS = [("none", "all", "after-attention")] + [(a, cells, norm) for a in ("c
 class AttentionStudy(Study):
     def variant_arch(self, run: str, genotype: str, attention: str, cells: str, norm: str) -> str:
         import nni_snn.genotype as g
-        from nni_snn.archfile import make_arch, write_json_atomic
+        from nni_snn.archfile import make_arch
 
         path = self.out / run / "arch.json"
         if not path.is_file():
@@ -115,7 +116,7 @@ def table(summary: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--setting", default="fashionmnist", help="a setting of bench_search_quality.py")
+    parser.add_argument("--setting", default="fashionmnist", help="a setting of the search-quality study (benchmarks.study.SETTINGS)")
     parser.add_argument("--out", default="benchmarks/results/attention")
     parser.add_argument("--data-dir", help="Fashion-MNIST's idx files (default: Debian's package's folder)")
     parser.add_argument("--report-only", action="store_true")

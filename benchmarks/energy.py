@@ -18,9 +18,9 @@ Hypervolume: the area a front dominates in (accuracy, log10 energy) above accura
 (:data:`REFERENCE`): a network at accuracy a and energy e dominates the box [0.70, a] x [log10 e, log10 30]. Log
 energy, since the networks span two orders of magnitude and a factor of energy should count the same anywhere.
 
-    .venv/bin/python benchmarks/bench_energy.py                    # all parts, resumable (~3 h on 2 cores)
-    .venv/bin/python benchmarks/bench_energy.py --parts front      # one part
-    .venv/bin/python benchmarks/bench_energy.py --report-only      # tables, fronts.png and summary.json so far
+    .venv/bin/python -m benchmarks.energy                    # all parts, resumable (~3 h on 2 cores)
+    .venv/bin/python -m benchmarks.energy --parts front      # one part
+    .venv/bin/python -m benchmarks.energy --report-only      # tables, fronts.png and summary.json so far
 """
 
 from __future__ import annotations
@@ -31,21 +31,11 @@ import json
 import math
 import random
 import statistics
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks.common import MACROS, flags_of, hypervolume, quiet, uniform_genotype
+from benchmarks.study import SETTINGS, Study
 
-from bench_search_quality import SETTINGS, Study, _darts_v2, quiet, uniform_genotype
-
-# The macro-architectures the study compares, as flags of search and retrain and as arch.json keys.
-MACROS = {
-    "darts": {"stem_multiplier": 3, "stem_stride": 1, "head": "global"},
-    # Set by the scouting runs in docs/energy.md: stride 2 cut the energy 5x for -1 point, the stem at 3 x width
-    # scored +1 point over 1 x width for +6 % energy; MA attention at the last cell only, as the paper retrains (4.2),
-    # since in every cell its gates' MACs were a third of the budget at this size.
-    "efficient": {"stem_multiplier": 3, "stem_stride": 2, "head": "spatial", "attention_cells": "last"},
-}
 LAMBDAS = (0.0, 0.1, 0.3, 1.0, 3.0)
 # A hand-made reference for what the penalty finds at lambda >= 0.3: cells without a synaptic layer on any edge (each
 # node the sum of its two predecessors' spikes, skipped in the normal cell, max-pooled 3x3 in the reduction cell), so
@@ -64,23 +54,6 @@ KNOBS = {
     "t1": (["--timesteps", "1"], "T = 1"),
     "t4": (["--timesteps", "4"], "T = 4"),
 }
-
-
-def flags_of(macro: dict) -> list[str]:
-    return [f for key, value in macro.items() for f in (f"--{key.replace('_', '-')}", str(value))]
-
-
-def hypervolume(points: list[tuple[float, float]], reference: tuple[float, float] = REFERENCE) -> float:
-    """Area dominated by ``points`` (accuracy, uJ) in (accuracy, log10 uJ), above and left of ``reference``."""
-    acc_ref, log_ref = reference[0], math.log10(reference[1])
-    inside = sorted(((a, math.log10(e)) for a, e in points if a > acc_ref and math.log10(e) < log_ref),
-                    key=lambda p: p[1])  # cheapest first
-    area, best = 0.0, acc_ref
-    for i, (acc, log_e) in enumerate(inside):
-        best = max(best, acc)  # from this energy up to the next point's, the front reaches the best accuracy so far
-        upper = inside[i + 1][1] if i + 1 < len(inside) else log_ref
-        area += (best - acc_ref) * (upper - log_e)
-    return area
 
 
 class EnergyStudy(Study):
@@ -122,6 +95,8 @@ class EnergyStudy(Study):
         return plan
 
     def _front(self, seed: int) -> list:
+        from nni_snn.genotype import DARTS_V2
+
         plan, m = [], self.macro_name
         for lam in self.lambdas:
             key = self.key(lam)
@@ -135,7 +110,7 @@ class EnergyStudy(Study):
         run = f"retrain-{m}-free-s{seed}"
         plan.append((run, lambda r=run, sd=seed: self.retrain(r, sd, self.write_arch(r, PARAMETER_FREE, **self.macro))))
         run = f"retrain-{m}-dartsv2-s{seed}"
-        plan.append((run, lambda r=run, sd=seed: self.retrain(r, sd, self.write_arch(r, _darts_v2(), **self.macro))))
+        plan.append((run, lambda r=run, sd=seed: self.retrain(r, sd, self.write_arch(r, DARTS_V2, **self.macro))))
         plan.append((f"retrain-cnn-s{seed}", lambda sd=seed: self.retrain(f"retrain-cnn-s{sd}", sd,
                                                                            baseline="spiking-cnn")))
         return plan
@@ -222,9 +197,9 @@ class EnergyStudy(Study):
         searched = [points[label] for label in points if label.startswith("MA-DARTS, lambda") and label.count(",") == 1]
         random_points = [(r["accuracy"], r["energy_uj_per_sample"]) for r in rows.get("random genotypes", [])]
         summary["fronts"] = {
-            "MA-DARTS (every lambda)": {"points": searched, "hypervolume": hypervolume(searched)},
-            "random genotypes (each)": {"points": random_points, "hypervolume": hypervolume(random_points)},
-            **{label: {"points": [points[label]], "hypervolume": hypervolume([points[label]])}
+            "MA-DARTS (every lambda)": {"points": searched, "hypervolume": hypervolume(searched, REFERENCE)},
+            "random genotypes (each)": {"points": random_points, "hypervolume": hypervolume(random_points, REFERENCE)},
+            **{label: {"points": [points[label]], "hypervolume": hypervolume([points[label]], REFERENCE)}
                for label in ("DARTS-V2 genotype", "parameter-free cells (hand-made)", "spiking CNN") if label in points},
         }
         summary["paired_hypervolume"] = self._paired_hypervolume(rows)
@@ -299,7 +274,7 @@ class EnergyStudy(Study):
             theirs = [(r["accuracy"], r["energy_uj_per_sample"]) for r in rows.get("random genotypes", [])
                       if r["seed"] == seed]
             if ours and theirs:
-                diffs.append(hypervolume(ours) - hypervolume(theirs))
+                diffs.append(hypervolume(ours, REFERENCE) - hypervolume(theirs, REFERENCE))
         se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else float("nan")
         return {"diffs": diffs, "mean": statistics.mean(diffs) if diffs else float("nan"), "se": se}
 
@@ -429,7 +404,7 @@ def main() -> None:
     summary = study.report()
     print(table(summary), flush=True)
     # The tables docs/energy.md points to, written from the committed runs (never typed by hand).
-    (Path(args.out) / "report.md").write_text(f"# Energy study: generated by benchmarks/bench_energy.py\n\n{table(summary)}\n")
+    (Path(args.out) / "report.md").write_text(f"# Energy study: generated by python -m benchmarks.energy\n\n{table(summary)}\n")
     if args.plot:
         plot(summary, Path(args.plot))
 

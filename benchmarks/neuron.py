@@ -1,11 +1,11 @@
 """Benchmark: the LIF's custom autograd function against a plain autograd loop, and SpikeMonitor overhead.
 
-Run ``python benchmarks/bench_neuron.py`` (about a minute with defaults; ``--help`` for sizes). Both sides
+Run ``python -m benchmarks.neuron`` (about a minute with defaults; ``--help`` for sizes). Both sides
 of every ratio are measured interleaved in the same run, median over ``--repeats`` runs.
 
-1. LIF forward+backward, ``nni_snn.neuron.LIF`` vs tests/support's ``lif_reference`` (Python loop over T through autograd),
-   for several T; memory = bytes of tensors saved for backward (unique storages, input excluded), and on
-   CUDA also the peak allocated memory during forward+backward.
+1. LIF forward+backward, ``nni_snn.neuron.LIF`` vs ``benchmarks.lif_reference.lif_reference`` (Python loop over T
+   through autograd), for several T; memory = bytes of tensors saved for backward (unique storages, input
+   excluded), and on CUDA also the peak allocated memory during forward+backward.
 2. SpikeMonitor: forward+backward of a conv/BN/LIF x4 stack without a monitor, with one that is off
    (``phase=None``) and with one counting (``phase="train"``).
 """
@@ -14,20 +14,16 @@ from __future__ import annotations
 
 import argparse
 import copy
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
-from measure import cuda_peak, interleaved, saved_bytes  # benchmarks/measure.py (script directory)
 from torch import nn
 
+from benchmarks.lif_reference import lif_reference  # the plain autograd loop (tests/test_neuron.py's too)
+from benchmarks.measure import cuda_peak, interleaved, saved_bytes
 from nni_snn.neuron import LIF
 from nni_snn.ops import TimeDistributed
 from nni_snn.spikes import SpikeMonitor
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
-from lif_reference import lif_reference  # the tests' plain autograd loop
 
 
 def saved_bytes_of(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> int:

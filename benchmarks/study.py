@@ -1,46 +1,24 @@
-"""Is the search worth running? MA-DARTS against random architectures of the same space, at equal cost.
+"""The studies' machinery: a study is a plan of runs, each in its own folder under the study's, each finished when
+its ``result.json`` is written (:class:`RunFolders`), so that any study resumes where it stopped and reports from
+what has finished.
 
-Every architecture is retrained the same way (same width, cells, epochs, batch, learning rate and seed) by the path a
-user runs (``nni-snn retrain``, a subprocess per run) and scored on the full held-out split:
-
-- DARTS, CT-DARTS and MA-DARTS (``nni-snn search --attention none|ct|ma``), one search per seed;
-- NNI's Random multi-trial search (``nni-snn multitrial``, through the NNI manager) given, per seed, the wall time the
-  MA-DARTS search of that seed took, its networks trained on the same weight half and ranked on the same alpha half;
-- K uniformly random genotypes of the space (MA attention), genotype k retrained with seed k mod the seeds;
-- on more seeds (``more_seeds``), the core comparison only: DARTS, MA-DARTS and two new random genotypes a seed;
-- DARTS-V2's published genotype (MA attention) and the spiking CNN reference with its ReLU twin, per seed;
-- logistic regression on the pixels of each seed's training subset.
-
-The supernet's ranking quality: Kendall's tau between the order in which each search's alpha ranks the retrained
-genotypes of MA attention (score: the sum over a genotype's 16 edges of log softmax(alpha)[op]) and the order of their
-retrained accuracies (mean over their seeds). A tau near 0 means alpha does not know which networks train well.
-
-Resumable: each run writes into its own folder under ``--out``; a finished run (``result.json``) is not redone, an
-interrupted retrain continues from its last checkpoint, an interrupted search starts again. Progress goes to stdout;
-each run's own output to ``log.txt`` in its folder. Runs are in-process calls of the ``nni-snn`` command.
-
-    .venv/bin/python benchmarks/bench_search_quality.py                  # Fashion-MNIST + the digits, ~2 h on 2 cores
-    .venv/bin/python benchmarks/bench_search_quality.py --report-only    # the table and plot from what has finished
+:class:`Study` is the search-quality study (``python -m benchmarks.search_quality``): its settings, its searches and
+retrains through the ``nni-snn`` command, its rows, paired differences and Kendall's tau. The attention and energy
+studies (``benchmarks.attention``, ``benchmarks.energy``) are studies of its setting with plans of their own.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import json
-import logging
 import math
 import random
 import shutil
 import statistics
-import sys
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from benchmarks.common import run_cli, uniform_genotype, write_json_atomic
 
 # The one-shot searches: run key -> (row label, --attention, more search flags). --variant adds MA-DARTS rows with
 # flags of their own (a remedy under test, e.g. "warmup1=--warmup-epochs 1"), searched and retrained like the rest.
@@ -97,38 +75,10 @@ SETTINGS = {
 }
 
 
-def uniform_genotype(rng: random.Random, nodes: int | None = None) -> dict:
-    """A genotype drawn uniformly from the space (cells of ``nodes`` nodes, default DARTS's 4): each node's two
-    distinct inputs, then each edge's operation."""
-    from nni_snn.genotype import CELL_TYPES, NUM_NODES, PRIMITIVES
-
-    genotype = {}
-    for cell_type in CELL_TYPES:
-        pairs = []
-        for k in range(nodes or NUM_NODES):
-            for i in sorted(rng.sample(range(k + 2), 2)):
-                pairs.append([rng.choice(PRIMITIVES), i])
-        genotype[cell_type] = pairs
-    return genotype
-
-
 def alpha_score(alpha: dict, genotype: dict) -> float:
     """How strongly a search's alpha prefers ``genotype``: the sum over its edges of log softmax(alpha)[op]."""
     return sum(math.log(alpha[f"{cell_type}/op_{n // 2}_{i}"][op])
                for cell_type, pairs in genotype.items() for n, (op, i) in enumerate(pairs))
-
-
-def run_cli(args: list[str], log: Path) -> float:
-    """Run ``nni-snn ARGS`` in this process (what the command line runs, without a new interpreter's start-up of
-    ~10 s per run), its output into ``log``; the seconds it took."""
-    from nni_snn.cli import main as nni_snn
-
-    start = time.perf_counter()
-    with open(log, "a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
-        code = nni_snn(args)
-    if code:
-        raise RuntimeError(f"nni-snn {args[0]} failed (exit {code}); see {log}")
-    return time.perf_counter() - start
 
 
 class RunFolders:
@@ -141,13 +91,14 @@ class RunFolders:
         return json.loads(path.read_text()) if path.is_file() else None
 
     def _finish(self, run: str, result: dict) -> dict:
-        from nni_snn.archfile import write_json_atomic
-
         write_json_atomic(self.out / run / "result.json", result)
         return result
 
 
 class Study(RunFolders):
+    """The search-quality study of one setting: its runs under ``out / name``; ``variants`` (key -> search flags) add
+    MA-DARTS rows."""
+
     def __init__(self, name: str, setting: Setting, out: Path, port: int, variants: dict | None = None):
         self.name, self.s, self.out, self.port = name, setting, out / name, port
         # Variants a study was started with are read back from their searches' results, so that the plain command
@@ -204,7 +155,7 @@ class Study(RunFolders):
     def write_arch(self, run: str, genotype: dict, **network) -> str:
         """``run``'s arch.json for ``genotype``, MA attention and T = 2 unless ``network`` (make_arch's keywords,
         e.g. a macro-architecture) says otherwise."""
-        from nni_snn.archfile import make_arch, write_json_atomic
+        from nni_snn.archfile import make_arch
 
         path = self.out / run / "arch.json"
         if not path.is_file():
@@ -251,6 +202,8 @@ class Study(RunFolders):
 
     def plan(self) -> list[tuple[str, callable]]:
         """Every run in order: seed by seed, so that a partial study already compares every method."""
+        from nni_snn.genotype import DARTS_V2
+
         s, plan = self.s, []
 
         def searched(method: str, seed: int) -> None:
@@ -275,7 +228,7 @@ class Study(RunFolders):
                 if k % len(s.seeds) == index:
                     random_cells(k, seed)
             plan.append((f"retrain-dartsv2-s{seed}", lambda sd=seed: self.retrain(
-                f"retrain-dartsv2-s{sd}", sd, self.write_arch(f"retrain-dartsv2-s{sd}", _darts_v2()))))
+                f"retrain-dartsv2-s{sd}", sd, self.write_arch(f"retrain-dartsv2-s{sd}", DARTS_V2))))
             plan.append((f"retrain-cnn-s{seed}", lambda sd=seed: self.retrain(f"retrain-cnn-s{sd}", sd,
                                                                                baseline="spiking-cnn")))
             plan.append((f"retrain-cnnrelu-s{seed}", lambda sd=seed: self.retrain(
@@ -404,115 +357,3 @@ class Study(RunFolders):
             result[name], result[f"{name}_genotypes"] = taus, len(genotypes)
         return result
 
-
-def quiet() -> None:
-    """Lightning's and NNI's warnings and banners stay out of the progress lines. Imported here, before any run's
-    output is redirected to its log, so that their log handlers hold the real stderr, not a closed log file."""
-    import nni_snn.cli  # noqa: F401  (NNI, Lightning and their loggers)
-
-    warnings.filterwarnings("ignore")
-    for name in ("nni", "pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric",
-                 "pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-
-def _darts_v2() -> dict:
-    from nni_snn.genotype import DARTS_V2
-
-    return DARTS_V2
-
-
-def _fmt(row: dict) -> str:
-    spread = f" ± {row['std']:.4f}" if row["n"] > 1 else ""
-    return f"{row['mean']:.4f}{spread}"
-
-
-def table(name: str, summary: dict) -> str:
-    s = summary["setting"]
-    lines = [f"### {name}: {s['dataset']}"
-             + (f", {s['subset_per_class']} training images a class" if s["subset_per_class"] else "")
-             + f"; search width {s['search_width']}, {s['search_cells']} cells, {s['search_epochs']} epochs; "
-             f"retrain width {s['retrain_width']}, {s['retrain_cells']} cells, {s['retrain_epochs']} epochs; "
-             f"batch {s['batch_size']}, lr {s['lr']}, T = 2", "",
-             "| network | n | held-out accuracy, mean ± std | best | SOPs / sample | µJ / sample |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    for label, row in summary["rows"].items():
-        sops = f"{row['sops_per_sample']:.3g}" if "sops_per_sample" in row else ""
-        energy = f"{row['energy_uj_per_sample']:.3g}" if "energy_uj_per_sample" in row else ""
-        lines.append(f"| {label} | {row['n']} | {_fmt(row)} | {row['best']:.4f} | {sops} | {energy} |")
-    if summary["paired"]:
-        lines += ["", "Minus the random genotypes' mean, paired by seed (mean ± standard error; per seed):", ""]
-    for label, paired in summary["paired"].items():
-        lines.append(f"- {label}: {paired['mean']:+.4f} ± {paired['se']:.4f} ("
-                     + ", ".join(f"{d:+.4f}" for d in paired["diffs"]) + ")")
-    if "paired_ma_minus_darts" in summary:
-        p = summary["paired_ma_minus_darts"]
-        lines.append(f"- MA-DARTS minus DARTS, paired by seed: {p['mean']:+.4f} ± {p['se']:.4f} ("
-                     + ", ".join(f"{d:+.4f}" for d in p["diffs"]) + ")")
-    for method, accs in summary["supernet_accuracy"].items():
-        if accs:
-            lines.append(f"- {method}: supernet accuracy on the alpha half " + ", ".join(f"{a:.3f}" for a in accs)
-                         + "; alpha's largest weight per edge, mean over edges (uniform: 1/7 = 0.1429) "
-                         + ", ".join(f"{p:.4f}" for p in summary["alpha_peak"][method])
-                         + "; search " + ", ".join(f"{t:.0f} s" for t in summary["search_seconds"][method]))
-    k = summary["kendall_tau"]
-    for key, what in (("tau", "all retrained MA-attention genotypes, the searches' own included"),
-                      ("tau_unsearched", "the random and DARTS-V2 genotypes only")):
-        if k.get(key):
-            lines.append(f"- Kendall tau of alpha's ranking against retrained accuracy, {k[key + '_genotypes']} "
-                         f"genotypes ({what}): " + "; ".join(f"{m} " + ", ".join(f"{t:+.2f}" for t in ts)
-                                                            for m, ts in k[key].items()))
-    return "\n".join(lines)
-
-
-def plot(summaries: dict[str, dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(summaries), figsize=(6 * len(summaries), 4.5), squeeze=False)
-    for ax, (name, summary) in zip(axes[0], summaries.items()):
-        for label, row in summary["rows"].items():
-            accs = row["accuracies"]
-            ax.scatter(accs, [label] * len(accs), s=18, alpha=0.6)
-            ax.errorbar([row["mean"]], [label], xerr=[row["std"]], fmt="k|", capsize=4)
-        ax.set_xlabel("held-out accuracy (dots: runs; bar: mean ± std)")
-        ax.set_title(name)
-        ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--studies", default="fashionmnist,digits", help="comma-separated: fashionmnist, digits, tiny")
-    parser.add_argument("--out", default="benchmarks/results/search_quality",
-                        help="where the runs go; their small files (result.json, arch.json, metrics.json) are committed, "
-                             "so that a later session resumes the study")
-    parser.add_argument("--port", type=int, default=8093, help="the NNI manager's port for the multi-trial runs")
-    parser.add_argument("--data-dir", help="Fashion-MNIST's idx files (default: Debian's package's folder)")
-    parser.add_argument("--plot", default="benchmarks/search_quality.png")
-    parser.add_argument("--report-only", action="store_true", help="print the table of what has finished")
-    parser.add_argument("--variant", action="append", default=[], metavar="KEY=FLAGS",
-                        help="one more MA-DARTS row searched with these flags, e.g. 'warmup1=--warmup-epochs 1'")
-    args = parser.parse_args()
-    quiet()
-    summaries = {}
-    for name in args.studies.split(","):
-        setting = SETTINGS[name]
-        if args.data_dir and setting.dataset == "fashionmnist":
-            setting.data_dir = args.data_dir
-        variants = {key: flags.split() for key, flags in (v.split("=", 1) for v in args.variant)}
-        study = Study(name, setting, Path(args.out), args.port, variants)
-        if not args.report_only:
-            study.run()
-        summaries[name] = study.report()
-        print(table(name, summaries[name]), flush=True)
-    if args.plot:
-        plot(summaries, Path(args.plot))
-
-
-if __name__ == "__main__":
-    main()

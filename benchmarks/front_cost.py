@@ -2,7 +2,7 @@
 (``--spike-penalty``), the same setting, alternated in one process so both see the same machine (issue 39's goal:
 at most 1.5x the single search's wall time, where K separate searches cost K x).
 
-    .venv/bin/python benchmarks/bench_front_cost.py --threads 1 --repeats 2      # ~15 min on one core
+    .venv/bin/python -m benchmarks.front_cost --threads 1 --repeats 2      # ~15 min on one core
 
 Writes benchmarks/results/front_cost.json (every run's seconds and the ratio of the medians).
 """
@@ -13,16 +13,12 @@ import argparse
 import json
 import shutil
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks.common import MACROS, flags_of, quiet, run_cli
 
-from bench_energy import MACROS, flags_of
-from bench_search_quality import quiet, run_cli
-
-# The fronts study's subset search (benchmarks/bench_fronts.py, setting "subset"): 1,000 Fashion-MNIST images.
+# The fronts study's subset search (benchmarks/fronts.py, setting "subset"): 1,000 Fashion-MNIST images.
 SETTING = ["--dataset", "fashionmnist", "--subset-per-class", "100", "--batch-size", "32", "--lr", "0.1",
            "--accelerator", "cpu", "--attention", "ma", *flags_of(MACROS["efficient"]), "--width", "4", "--cells",
            "3", "--energy-profile", "memory-45nm", "--no-progress"]

@@ -13,9 +13,9 @@ and reports the held-out accuracy after the last epoch:
   today's defaults undone one at a time, which is how the defaults were chosen;
 - first, at initialisation, where the earlier network stalled (``diagnose``).
 
-    .venv/bin/python benchmarks/bench_learning.py            # ~10 min on 2 CPU cores
-    .venv/bin/python benchmarks/bench_learning.py --quick    # only the first size
-    .venv/bin/python benchmarks/bench_learning.py --quick --dataset digits-events --timesteps 4   # DVS events
+    .venv/bin/python -m benchmarks.learning            # ~10 min on 2 CPU cores
+    .venv/bin/python -m benchmarks.learning --quick    # only the first size
+    .venv/bin/python -m benchmarks.learning --quick --dataset digits-events --timesteps 4   # DVS events
 """
 
 from __future__ import annotations
@@ -24,20 +24,11 @@ import argparse
 import contextlib
 import io
 import json
-import logging
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def quiet() -> None:
-    warnings.filterwarnings("ignore")
-    for name in ("nni", "pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric",
-                 "pytorch_lightning.utilities.rank_zero", "pytorch_lightning.callbacks.model_summary"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+from benchmarks.common import quiet
 
 
 def retrain(arch_path: Path | None, seed: int, **overrides) -> tuple[float, float]:
