@@ -331,10 +331,7 @@ def load_run(run_dir: Path, checkpoint: str | None = None):
         raise UsageError(f"{run_dir}: no checkpoints/best.ckpt or last.ckpt; has the retrain finished an epoch?")
     data = load_for(opts, opts.timesteps, cutout=0)
     net = build_network(arch, width=opts.width, num_cells=opts.cells, num_classes=data.num_classes,
-                        in_channels=data.in_channels, timesteps=opts.timesteps,
-                        neuron=opts.neuron_spec(), normalize=opts.normalize, attention_cells=opts.attention_cells,
-                        cell_norm=opts.cell_norm, stem_multiplier=opts.stem_multiplier, stem_stride=opts.stem_stride,
-                        head=opts.head, image_size=data.image_size)
+                        in_channels=data.in_channels, image_size=data.image_size, **opts.network_spec().settings())
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
         # The auxiliary head is a training aid: not part of the network a user deploys.
