@@ -2,26 +2,22 @@
 
 Format (version 1, the format of nni-snn 0.1.0)::
 
-    {"format": "nni-snn/arch", "version": 1, "attention": "none" | "ct" | "ma", "attention_cells": "all" | "last",
-     "timesteps": 2, "cell_nodes": 4,
+    {"format": "nni-snn/arch", "version": 1,
+     <the network settings: attention, attention_cells, timesteps, cell_nodes, neuron, normalize, cell_norm,
+      stem_multiplier, stem_stride, head, space; nni_snn.spec.NetworkSpec>,
      "genotype": {"normal": [[op, input], ... 2 x cell_nodes pairs], "reduce": [... 2 x cell_nodes pairs] | null},
-     "neuron": {"kind": "lif", "tau": 0.2, "v_threshold": 0.5, "surrogate": "sigmoid", "surrogate_alpha": 4.0,
-                "detach_reset": true}, "normalize": true, "cell_norm": "after-attention" | "before-attention",
-     "stem_multiplier": 3, "stem_stride": 1 | 2, "head": "global" | "spatial",
      "alpha": {label: {op: weight}}, "nni_sample": {label: choice}, "search": {...}, "results": {...}}
 
-The genotype is described in :mod:`nni_snn.genotype`: a cell type is ``null`` when the searched network had no cell
-of it (a search of 1 or 2 cells has no reduction cell), and such a file builds only the depths without one
-(``nni_snn.genotype.depth_problem``); ``cell_nodes`` records the intermediate nodes per cell, two pairs each (a file
-written by hand may leave it to the genotype's length). :func:`make_arch` assembles an architecture. The keys up to
-``head`` say which network it is (``nni_snn.build_network``); the rest records the search. ``attention_cells``
-(every cell's concatenation, or only the final cell's), ``neuron`` (a :func:`nni_snn.neuron.make_neuron` spec),
-``normalize`` (see ``SNNDartsSpace``), ``cell_norm`` (where each cell's BN sits relative to its attention) and the
-macro-architecture (``stem_multiplier``, ``stem_stride``, ``head``: the stem's width and stride, the classifier;
-``SNNDartsSpace``) are written in full, the neuron with every one of its options (:func:`nni_snn.neuron.resolved_spec`),
-so that a changed default never changes what a file means. Time steps stay a key of their own: the neuron takes T
-from its input. :func:`load_arch` spells out what a file written by hand leaves out: :data:`DEFAULTS` and the
-neuron's own defaults.
+An architecture is a genotype plus a network spec: the settings say which network it is
+(``nni_snn.build_network``), the keys after the genotype record the search. The genotype is described in
+:mod:`nni_snn.genotype`: a cell type is ``null`` when the searched network had no cell of it (a search of 1 or 2
+cells has no reduction cell), and such a file builds only the depths without one
+(``nni_snn.genotype.depth_problem``); ``cell_nodes`` is the intermediate nodes per cell, two pairs each (a file written
+by hand may leave it to the genotype's length). :func:`make_arch` assembles an architecture, every setting written in
+full, the neuron with every one of its options (:func:`nni_snn.neuron.resolved_spec`), so that a changed default never
+changes what a file means. Time steps stay a setting of the file: the neuron takes T from its input.
+:func:`load_arch` spells out what a file written by hand (or by an older nni-snn) leaves out: the spec's defaults and
+the neuron's own.
 """
 
 from __future__ import annotations
@@ -56,15 +52,9 @@ def make_arch(*, genotype: dict, **given: Any) -> dict:
 
 
 def _assemble(genotype: dict, spec: NetworkSpec, extra: dict) -> dict:
-    # The file's order: the settings that say which network it is, with the genotype after the cell's node count.
-    arch = {"format": FORMAT, "version": VERSION}
-    for name, value in spec.settings().items():
-        arch[name] = value
-        if name == "cell_nodes":
-            arch[name] = nodes_of(genotype)
-            arch["genotype"] = genotype
-    arch.update(extra)
-    return arch
+    # The genotype fixes the node count, whatever was given for it.
+    spec = dataclasses.replace(spec, cell_nodes=nodes_of(genotype))
+    return {"format": FORMAT, "version": VERSION, **spec.settings(), "genotype": genotype, **extra}
 
 
 def arch_from_sample(sample: dict, space: Any, **extra: Any) -> dict:

@@ -33,8 +33,7 @@ def build_network(arch: str | Path | dict, *, width: int, num_cells: int, num_cl
     problem = depth_problem(arch["genotype"], num_cells)
     if problem:
         raise ArchError(f"{source}: {problem}")
-    # The genotype fixes the cells' node count: a setting given for it cannot change it.
-    spec = spec_of(arch).merged(**{**settings, "cell_nodes": None})
+    spec = spec_of(arch).merged(**settings)
     with model_context(sample_from_genotype(arch["genotype"])):
         return SNNDartsSpace(width=width, num_cells=num_cells, num_classes=num_classes, in_channels=in_channels,
                              auxiliary=auxiliary, image_size=image_size, **spec.settings())
@@ -48,6 +47,6 @@ def network_parameters(net: torch.nn.Module) -> dict:
     """``params``: the network a user deploys, without the auxiliary head (a training aid);
     ``params_with_auxiliary_head``: with it, as DARTS-style papers count (equal when ``net`` has none)."""
     total = count_parameters(net)
-    head = getattr(net, "auxiliary_head", None)
-    return {"params": total - (count_parameters(head) if head is not None else 0),
+    auxiliary = getattr(net, "auxiliary_head", None)
+    return {"params": total - (count_parameters(auxiliary) if auxiliary is not None else 0),
             "params_with_auxiliary_head": total}
