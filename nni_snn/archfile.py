@@ -2,30 +2,27 @@
 
 Format (version 1, the format of nni-snn 0.1.0)::
 
-    {"format": "nni-snn/arch", "version": 1, "attention": "none" | "ct" | "ma", "attention_cells": "all" | "last",
-     "timesteps": 2, "cell_nodes": 4,
+    {"format": "nni-snn/arch", "version": 1,
+     <the network settings: attention, attention_cells, timesteps, cell_nodes, neuron, normalize, cell_norm,
+      stem_multiplier, stem_stride, head, space; nni_snn.spec.NetworkSpec>,
      "genotype": {"normal": [[op, input], ... 2 x cell_nodes pairs], "reduce": [... 2 x cell_nodes pairs] | null},
-     "neuron": {"kind": "lif", "tau": 0.2, "v_threshold": 0.5, "surrogate": "sigmoid", "surrogate_alpha": 4.0,
-                "detach_reset": true}, "normalize": true, "cell_norm": "after-attention" | "before-attention",
-     "stem_multiplier": 3, "stem_stride": 1 | 2, "head": "global" | "spatial",
      "alpha": {label: {op: weight}}, "nni_sample": {label: choice}, "search": {...}, "results": {...}}
 
-The genotype is described in :mod:`nni_snn.genotype`: a cell type is ``null`` when the searched network had no cell
-of it (a search of 1 or 2 cells has no reduction cell), and such a file builds only the depths without one
-(``nni_snn.genotype.depth_problem``); ``cell_nodes`` records the intermediate nodes per cell, two pairs each (a file
-written by hand may leave it to the genotype's length). :func:`make_arch` assembles an architecture. The keys up to
-``head`` say which network it is (``nni_snn.build_network``); the rest records the search. ``attention_cells``
-(every cell's concatenation, or only the final cell's), ``neuron`` (a :func:`nni_snn.neuron.make_neuron` spec),
-``normalize`` (see ``SNNDartsSpace``), ``cell_norm`` (where each cell's BN sits relative to its attention) and the
-macro-architecture (``stem_multiplier``, ``stem_stride``, ``head``: the stem's width and stride, the classifier;
-``SNNDartsSpace``) are written in full, the neuron with every one of its options (:func:`nni_snn.neuron.resolved_spec`),
-so that a changed default never changes what a file means. Time steps stay a key of their own: the neuron takes T
-from its input. :func:`load_arch` spells out what a file written by hand leaves out: :data:`DEFAULTS` and the
-neuron's own defaults.
+An architecture is a genotype plus a network spec: the settings say which network it is
+(``nni_snn.build_network``), the keys after the genotype record the search. The genotype is described in
+:mod:`nni_snn.genotype`: a cell type is ``null`` when the searched network had no cell of it (a search of 1 or 2
+cells has no reduction cell), and such a file builds only the depths without one
+(``nni_snn.genotype.depth_problem``); ``cell_nodes`` is the intermediate nodes per cell, two pairs each (a file written
+by hand may leave it to the genotype's length). :func:`make_arch` assembles an architecture, every setting written in
+full, the neuron with every one of its options (:func:`nni_snn.neuron.resolved_spec`), so that a changed default never
+changes what a file means. Time steps stay a setting of the file: the neuron takes T from its input.
+:func:`load_arch` spells out what a file written by hand (or by an older nni-snn) leaves out: the spec's defaults and
+the neuron's own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -33,42 +30,31 @@ from pathlib import Path
 from typing import Any
 
 from nni_snn.errors import ArchError
-from nni_snn.genotype import (
-    ATTENTION_CELLS,
-    CELL_NODES,
-    CELL_NORMS,
-    CELL_TYPES,
-    HEADS,
-    NUM_NODES,
-    PRIMITIVES,
-    STEM_STRIDES,
-    genotype_from_sample,
-    nodes_of,
-)
-from nni_snn.neuron import make_neuron, resolved_spec
-from nni_snn.registry import ATTENTIONS
+from nni_snn.genotype import CELL_TYPES, NUM_NODES, PRIMITIVES, genotype_from_sample, nodes_of
+from nni_snn.neuron import resolved_spec
+from nni_snn.spec import NetworkSpec, setting_names, value_problem
 from nni_snn.userfiles import read_user_file
 
 FORMAT = "nni-snn/arch"
 VERSION = 1  # nni-snn 0.1.0's format; a file of another version is refused
-# What a network setting means where a file (written by hand) leaves it out: DARTS's macro-architecture, attention at
-# every cell, BN after it.
-DEFAULTS = {"attention_cells": "all", "normalize": True, "cell_norm": "after-attention",
-            "stem_multiplier": 3, "stem_stride": 1, "head": "global"}
 
 
-def make_arch(*, attention: str, timesteps: int, genotype: dict, attention_cells: str = "all",
-              neuron: dict | None = None, normalize: bool = True, cell_norm: str = "after-attention",
-              stem_multiplier: int = 3, stem_stride: int = 1, head: str = "global", **extra: Any) -> dict:
-    """An architecture in this format, keys in the file's order, the neuron in full (``None``: the default LIF's
-    spec), then ``extra`` (e.g. ``alpha``, ``nni_sample``, ``search``, ``results``). Every writer of arch.json and
-    every caller of ``build_network`` that has only a genotype uses this, so the format is assembled in one place."""
-    arch = {"format": FORMAT, "version": VERSION, "attention": attention, "attention_cells": attention_cells,
-            "timesteps": timesteps, "cell_nodes": nodes_of(genotype), "genotype": genotype,
-            "neuron": resolved_spec(neuron), "normalize": normalize,
-            "cell_norm": cell_norm, "stem_multiplier": stem_multiplier, "stem_stride": stem_stride, "head": head}
-    arch.update(extra)
-    return arch
+def make_arch(*, genotype: dict, **given: Any) -> dict:
+    """An architecture in this format: ``genotype`` and the network settings of ``given``
+    (:class:`~nni_snn.spec.NetworkSpec`'s fields, the others at their defaults, the neuron in full), in the file's
+    order, then the rest of ``given`` (e.g. ``alpha``, ``nni_sample``, ``search``, ``results``). Every writer of
+    arch.json and every caller of ``build_network`` that has only a genotype uses this, so the format is assembled in
+    one place."""
+    names = setting_names()
+    spec = NetworkSpec.of(given)
+    return _assemble(genotype, dataclasses.replace(spec, neuron=resolved_spec(spec.neuron)),
+                     {k: v for k, v in given.items() if k not in names})
+
+
+def _assemble(genotype: dict, spec: NetworkSpec, extra: dict) -> dict:
+    # The genotype fixes the node count, whatever was given for it.
+    spec = dataclasses.replace(spec, cell_nodes=nodes_of(genotype))
+    return {"format": FORMAT, "version": VERSION, **spec.settings(), "genotype": genotype, **extra}
 
 
 def arch_from_sample(sample: dict, space: Any, **extra: Any) -> dict:
@@ -76,19 +62,20 @@ def arch_from_sample(sample: dict, space: Any, **extra: Any) -> dict:
     frozen), with the space's network settings: what ``NasExperiment.export_top_models(formatter="dict")`` or a
     strategy's ``export()`` returns becomes an arch.json for :func:`~nni_snn.networks.build_network` and ``nni-snn
     retrain``. ``extra`` as in :func:`make_arch`."""
-    return make_arch(attention=space.attention, attention_cells=space.attention_cells, timesteps=space.timesteps,
-                     genotype=genotype_from_sample(sample), neuron=space.neuron, normalize=space.normalize,
-                     cell_norm=space.cell_norm, stem_multiplier=space.stem_multiplier, stem_stride=space.stem_stride,
-                     head=space.head, space=space.space, nni_sample=dict(sample), **extra)
+    return make_arch(genotype=genotype_from_sample(sample), **space.spec.settings(), nni_sample=dict(sample), **extra)
+
+
+def spec_of(arch: dict) -> NetworkSpec:
+    """The network settings of a loaded ``arch`` (:func:`load_arch`)."""
+    return NetworkSpec.of(arch)
 
 
 def spelt_out(arch: dict) -> dict:
-    """A copy of a validated ``arch`` with every setting of its network present: what it leaves out at
-    :data:`DEFAULTS` and its neuron's defaults."""
-    arch = {**DEFAULTS, **arch}
-    arch["neuron"] = resolved_spec(arch.get("neuron"))
-    arch["cell_nodes"] = nodes_of(arch["genotype"])
-    return arch
+    """A copy of a validated ``arch`` with every setting of its network present: what it leaves out at the
+    spec's defaults and its neuron's defaults."""
+    spec = NetworkSpec.of(arch)
+    return {**arch, **dataclasses.replace(spec, neuron=resolved_spec(spec.neuron),
+                                          cell_nodes=nodes_of(arch["genotype"])).settings()}
 
 
 def validate(arch: Any, source: str = "architecture") -> dict:
@@ -104,41 +91,27 @@ def validate(arch: Any, source: str = "architecture") -> dict:
     if arch.get("version") != VERSION or isinstance(arch.get("version"), bool):
         fail(f"version {arch.get('version')!r} is not supported (this nni-snn reads version {VERSION}, "
              "the format of nni-snn 0.1.0)")
-    if not isinstance(arch.get("attention"), str) or arch["attention"] not in ATTENTIONS:  # a registry: hashes
-        fail(f"attention {arch.get('attention')!r} is unknown; use one of {', '.join(ATTENTIONS)}")
-    if arch.get("attention_cells", "all") not in ATTENTION_CELLS:
-        fail(f"attention_cells {arch['attention_cells']!r} is unknown; use one of {', '.join(ATTENTION_CELLS)}")
-    timesteps = arch.get("timesteps")
-    if not isinstance(timesteps, int) or isinstance(timesteps, bool) or timesteps < 1:
-        fail(f"timesteps must be an integer >= 1, got {timesteps!r}")
     genotype = arch.get("genotype")
     if not isinstance(genotype, dict):
         fail("missing 'genotype' object")
-    if "normalize" in arch and not isinstance(arch["normalize"], bool):
-        fail(f"normalize must be true or false, got {arch['normalize']!r}")
-    if arch.get("cell_norm", CELL_NORMS[0]) not in CELL_NORMS:
-        fail(f"cell_norm {arch['cell_norm']!r} is unknown; use one of {', '.join(CELL_NORMS)}")
-    multiplier = arch.get("stem_multiplier", 3)
-    if not isinstance(multiplier, int) or isinstance(multiplier, bool) or multiplier < 1:
-        fail(f"stem_multiplier must be an integer >= 1, got {multiplier!r}")
-    if arch.get("stem_stride", 1) not in STEM_STRIDES or isinstance(arch.get("stem_stride"), bool):
-        fail(f"stem_stride {arch['stem_stride']!r} is unknown; use one of {', '.join(map(str, STEM_STRIDES))}")
-    if arch.get("head", HEADS[0]) not in HEADS:
-        fail(f"head {arch['head']!r} is unknown; use one of {', '.join(HEADS)}")
-    if "neuron" in arch:
-        problem = neuron_problem(arch["neuron"])
+    # A file written by hand may leave the node count to its genotype: the longest cell's pairs, 2 per node.
+    lengths = [len(pairs) for pairs in genotype.values() if isinstance(pairs, list)]
+    nodes = arch.get("cell_nodes", (max(lengths) + 1) // 2 if lengths else NUM_NODES)
+    # Which network it is: no default stands in for attention and T.
+    given = {"attention": arch.get("attention"), "timesteps": arch.get("timesteps"),
+             **{name: arch[name] for name in setting_names() if name in arch}}
+    for name, value in {**given, "cell_nodes": nodes}.items():
+        problem = value_problem(name, value)
         if problem:
-            fail(f"neuron: {problem}")
+            fail(problem)
+    problem = NetworkSpec(**{**given, "cell_nodes": nodes}).problem()
+    if problem:
+        fail(problem)
     for key in ("search", "results", "alpha", "nni_sample"):  # the search's records: objects where present
         if key in arch and not isinstance(arch[key], dict):
             fail(f"{key} must be an object, got {type(arch[key]).__name__}")
     if all(genotype.get(cell_type) is None for cell_type in CELL_TYPES):
         fail(f"genotype holds no cell; it needs {' and '.join(CELL_TYPES)} (null for one the search did not have)")
-    # A file written by hand may leave the node count to its genotype: the longest cell's pairs, 2 per node.
-    lengths = [len(pairs) for pairs in genotype.values() if isinstance(pairs, list)]
-    nodes = arch.get("cell_nodes", (max(lengths) + 1) // 2 if lengths else NUM_NODES)
-    if nodes not in CELL_NODES or isinstance(nodes, bool):
-        fail(f"cell_nodes {nodes!r} is unknown; use one of {', '.join(map(str, CELL_NODES))}")
     for cell_type in CELL_TYPES:
         pairs = genotype.get(cell_type, [])  # absent is a mistake; null is a cell type the search did not have
         if pairs is None:
@@ -160,17 +133,6 @@ def validate(arch: Any, source: str = "architecture") -> dict:
                 fail(f"genotype.{cell_type}: node {k} takes input {pairs[2 * k][1]} twice; its two inputs "
                      "must differ")
     return arch
-
-
-def neuron_problem(spec: Any) -> str | None:
-    """What is wrong with a neuron spec (``None`` if nothing): it must build with :func:`make_neuron`."""
-    if not isinstance(spec, dict):
-        return f"expected an object such as {{\"kind\": \"lif\"}}, got {spec!r}"
-    try:
-        make_neuron(spec)
-    except (TypeError, ValueError) as err:
-        return str(err)
-    return None
 
 
 # The model zoo: searched architectures shipped with the package (benchmarks/zoo.py writes them from the committed

@@ -359,8 +359,8 @@ def _cifar(name: str, data_dir, download: bool, augment: bool, cutout: int = 0, 
     from torchvision import transforms as tf
 
     mean, std = CIFAR10_STATS if name == "cifar10" else CIFAR100_STATS
-    normalize = [tf.ToTensor(), tf.Normalize(mean, std)]
-    train_tf = tf.Compose(([tf.RandomCrop(32, padding=4), tf.RandomHorizontalFlip()] if augment else []) + normalize
+    to_standard = [tf.ToTensor(), tf.Normalize(mean, std)]
+    train_tf = tf.Compose(([tf.RandomCrop(32, padding=4), tf.RandomHorizontalFlip()] if augment else []) + to_standard
                           + _cutout(cutout))
     cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
     if mirror:  # torchvision downloads from its class attribute ``url`` (no argument), checking the official MD5 sum
@@ -371,7 +371,7 @@ def _cifar(name: str, data_dir, download: bool, augment: bool, cutout: int = 0, 
         root = _require_dir(data_dir, f"point it at the folder holding the {name} files, or pass --download")
     try:
         train = cls(str(root), train=True, transform=train_tf, download=download)
-        test = cls(str(root), train=False, transform=tf.Compose(normalize), download=download)
+        test = cls(str(root), train=False, transform=tf.Compose(to_standard), download=download)
     except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"; downloading: a wrong MD5 sum
         if download:
             raise DataError(f"--download of {name} from {cls.url} failed: {err} (a mirror must serve the official "
@@ -425,11 +425,11 @@ def read_tinyimagenet(data_dir, *, download: bool = False, augment: bool = True,
     annotations = root / "val" / "val_annotations.txt"
     if not (root / "train").is_dir() or not annotations.is_file():
         raise DataError(f"{root} is not a Tiny ImageNet folder: expected train/ and val/val_annotations.txt")
-    normalize = [tf.ToTensor(), tf.Normalize((0.480, 0.448, 0.398), (0.277, 0.269, 0.282))]
+    to_standard = [tf.ToTensor(), tf.Normalize((0.480, 0.448, 0.398), (0.277, 0.269, 0.282))]
     augmentation = [tf.RandomCrop(64, padding=8), tf.RandomHorizontalFlip()] if augment else []
     train = torchvision.datasets.ImageFolder(str(root / "train"),
-                                             transform=tf.Compose(augmentation + normalize + _cutout(cutout)))
-    test = torchvision.datasets.ImageFolder(str(root / "train"), transform=tf.Compose(normalize))
+                                             transform=tf.Compose(augmentation + to_standard + _cutout(cutout)))
+    test = torchvision.datasets.ImageFolder(str(root / "train"), transform=tf.Compose(to_standard))
     try:
         test.samples = [(str(root / "val" / "images" / line.split("\t")[0]),
                          train.class_to_idx[line.split("\t")[1]])

@@ -278,14 +278,14 @@ def to_nir(net: nn.Module, image_shape: tuple[int, int, int], dt: float = DEFAUL
             s0, s1, hw0, hw1 = s1, out, hw1, hw
         # The classifier as one conv whose kernel covers the whole last map, one part per population: consumers
         # read Conv2d (and not all of them AvgPool2d or Flatten), and its [classes, 1, 1] output is the logits.
-        head = net.classifier
-        if isinstance(head, SpatialClassifier):
-            gain, shift = _bn_affine(head.norm, head.linear.out_features)
-            weight = head.linear.weight.detach().numpy() * gain[:, None]
-            bias = gain * head.linear.bias.detach().numpy() + shift
+        classifier = net.classifier
+        if isinstance(classifier, SpatialClassifier):
+            gain, shift = _bn_affine(classifier.norm, classifier.linear.out_features)
+            weight = classifier.linear.weight.detach().numpy() * gain[:, None]
+            bias = gain * classifier.linear.bias.detach().numpy() + shift
             weight = weight.reshape(weight.shape[0], -1, *hw1)  # flatten(C, H, W) is channel-major
         else:
-            linear = head.linear
+            linear = classifier.linear
             bn, linear = (linear[0], linear[1]) if isinstance(linear, nn.Sequential) else (None, linear)
             gain, shift = _bn_affine(bn, linear.in_features)
             bias = linear.weight.detach().numpy() @ shift + linear.bias.detach().numpy()
@@ -331,10 +331,7 @@ def load_run(run_dir: Path, checkpoint: str | None = None):
         raise UsageError(f"{run_dir}: no checkpoints/best.ckpt or last.ckpt; has the retrain finished an epoch?")
     data = load_for(opts, opts.timesteps, cutout=0)
     net = build_network(arch, width=opts.width, num_cells=opts.cells, num_classes=data.num_classes,
-                        in_channels=data.in_channels, timesteps=opts.timesteps,
-                        neuron=opts.neuron_spec(), normalize=opts.normalize, attention_cells=opts.attention_cells,
-                        cell_norm=opts.cell_norm, stem_multiplier=opts.stem_multiplier, stem_stride=opts.stem_stride,
-                        head=opts.head, image_size=data.image_size)
+                        in_channels=data.in_channels, image_size=data.image_size, **opts.network_spec().settings())
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
         # The auxiliary head is a training aid: not part of the network a user deploys.

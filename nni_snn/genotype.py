@@ -15,12 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from nni_snn.ops import PRIMITIVES  # the operation table's keys (nni_snn.ops.OPS)
+from nni_snn.registry import SPACE_NAMES
+from nni_snn.spec import NetworkSpec
 
-# The macro-architecture's choices are the registry's (torch-free, for --help); importable from here as before.
-from nni_snn.registry import ATTENTION_CELLS, CELL_NODES, CELL_NORMS, HEADS, SPACE_NAMES, STEM_STRIDES
-
-__all__ = ["ALL_OPS", "ATTENTION_CELLS", "CELL_NODES", "CELL_NORMS", "CELL_TYPES", "CONV_HEAVY", "DARTS_V2", "HEADS",
-           "NUM_NODES", "PRIMITIVES", "SPACES", "STEM_STRIDES", "cell_types_at", "deployable_problem", "depth_problem",
+__all__ = ["ALL_OPS", "CELL_TYPES", "CONV_HEAVY", "DARTS_V2", "NUM_NODES", "PRIMITIVES", "SPACES", "cell_types_at", "deployable_problem", "depth_problem",
            "format_genotype", "genotype_from_sample", "nodes_of", "reduction_indices", "sample_from_genotype"]
 
 NUM_NODES = 4  # DARTS's intermediate nodes per cell, the default (CELL_NODES: the counts a cell may have)
@@ -130,8 +128,7 @@ def format_genotype(arch: dict) -> str:
     """An architecture's genotype as readable lines: one line per node and cell type."""
     nodes = nodes_of(arch["genotype"])
     names = ["c_{k-2}", "c_{k-1}"] + [f"node {j}" for j in range(nodes)]
-    where = {"all": "in every cell", "last": "in the final cell only"}[arch.get("attention_cells", "all")]
-    lines = [f"attention: {arch['attention']} ({where})   timesteps: {arch['timesteps']}"]
+    lines = [NetworkSpec.of(arch).describe()]
     for cell_type in CELL_TYPES:
         pairs = arch["genotype"][cell_type]
         if pairs is None:

@@ -261,7 +261,7 @@ def run_multitrial(opts: MultitrialOptions, before_stop=None) -> dict:
     best = next(r for r in trials if r["nni_sample"] == best_sample and r["status"] == "SUCCEEDED")
     recorded = ("dataset", "subset_per_class", "width", "cells", "epochs", "batch_size", "seed", "lr", "trials",
                 "concurrency", "duration", *(("frames_by", "event_size") if data.frames else ()))
-    arch = make_arch(attention=opts.attention, attention_cells="all", timesteps=opts.timesteps,
+    arch = make_arch(attention=opts.attention, timesteps=opts.timesteps,
                      genotype=genotype_from_sample(best_sample), nni_sample=best_sample,
                      search={"strategy": opts.search_strategy, "experiment_id": experiment.id,
                              **{k: getattr(opts, k) for k in recorded}})

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from nni_snn.archfile import load_arch
+from nni_snn.archfile import load_arch, spec_of
 from nni_snn.errors import ArchError
 from nni_snn.genotype import depth_problem, sample_from_genotype
 from nni_snn.nni_compat import model_context
@@ -20,32 +20,23 @@ __all__ = ["build_network", "count_parameters", "network_parameters"]
 
 
 def build_network(arch: str | Path | dict, *, width: int, num_cells: int, num_classes: int, in_channels: int = 3,
-                  auxiliary: bool = False, timesteps: int | None = None, neuron: dict | None = None,
-                  normalize: bool | None = None, attention_cells: str | None = None, cell_norm: str | None = None,
-                  stem_multiplier: int | None = None, stem_stride: int | None = None, head: str | None = None,
-                  image_size: int | None = None):
+                  auxiliary: bool = False, image_size: int | None = None, **settings):
     """A plain ``nn.Module`` for ``arch`` at any width and depth: images ``[N, C, H, W]`` -> logits.
 
-    ``timesteps``, ``neuron``, ``normalize``, ``attention_cells``, ``cell_norm``, ``stem_multiplier``,
-    ``stem_stride`` and ``head`` default to the file's; ``image_size`` (the input's side) is needed by the spatial
-    head. The network has no NNI mutables left and only the chosen edges' weights. A depth that needs a cell type
-    the file has none of (searched with 1 or 2 cells: no reduction cell) raises :class:`ArchError`.
+    ``settings``: network settings (:class:`nni_snn.spec.NetworkSpec`'s fields, e.g. ``timesteps=4``) in place of
+    the file's; those None keep the file's. ``image_size`` (the input's side) is needed by the spatial head. The
+    network has no NNI mutables left and only the chosen edges' weights. A depth that needs a cell type the file has
+    none of (searched with 1 or 2 cells: no reduction cell) raises :class:`ArchError`.
     """
     source = str(arch) if isinstance(arch, (str, Path)) else "architecture"
     arch = load_arch(arch)
     problem = depth_problem(arch["genotype"], num_cells)
     if problem:
         raise ArchError(f"{source}: {problem}")
+    spec = spec_of(arch).merged(**settings)
     with model_context(sample_from_genotype(arch["genotype"])):
-        return SNNDartsSpace(width=width, num_cells=num_cells, timesteps=timesteps or arch["timesteps"],
-                             attention=arch["attention"], num_classes=num_classes, in_channels=in_channels,
-                             auxiliary=auxiliary, neuron=neuron or arch.get("neuron"),
-                             normalize=arch.get("normalize", True) if normalize is None else normalize,
-                             attention_cells=attention_cells or arch.get("attention_cells", "all"),
-                             cell_norm=cell_norm or arch["cell_norm"],
-                             stem_multiplier=stem_multiplier or arch["stem_multiplier"],
-                             stem_stride=stem_stride or arch["stem_stride"], head=head or arch["head"],
-                             image_size=image_size, cell_nodes=arch["cell_nodes"])
+        return SNNDartsSpace(width=width, num_cells=num_cells, num_classes=num_classes, in_channels=in_channels,
+                             auxiliary=auxiliary, image_size=image_size, **spec.settings())
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -56,6 +47,6 @@ def network_parameters(net: torch.nn.Module) -> dict:
     """``params``: the network a user deploys, without the auxiliary head (a training aid);
     ``params_with_auxiliary_head``: with it, as DARTS-style papers count (equal when ``net`` has none)."""
     total = count_parameters(net)
-    head = getattr(net, "auxiliary_head", None)
-    return {"params": total - (count_parameters(head) if head is not None else 0),
+    auxiliary = getattr(net, "auxiliary_head", None)
+    return {"params": total - (count_parameters(auxiliary) if auxiliary is not None else 0),
             "params_with_auxiliary_head": total}

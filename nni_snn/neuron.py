@@ -321,3 +321,14 @@ def make_neuron(spec: dict | None = None) -> nn.Module:
     if kind not in NEURONS:
         raise ValueError(f"unknown neuron {kind!r}; valid: {', '.join(NEURONS)}")
     return NEURONS.load(kind)(**spec)
+
+
+def neuron_problem(spec) -> str | None:
+    """What is wrong with a neuron spec (``None`` if nothing): it must build with :func:`make_neuron`."""
+    if not isinstance(spec, dict):
+        return f"expected an object such as {{\"kind\": \"lif\"}}, got {spec!r}"
+    try:
+        make_neuron(spec)
+    except (TypeError, ValueError) as err:
+        return str(err)
+    return None

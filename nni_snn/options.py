@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 from nni_snn import registry
 from nni_snn.errors import UsageError, shown
+from nni_snn.spec import NetworkSpec, setting_metadata, setting_names
 
 # How a search picks the architecture it writes (--export): the epoch whose supernet validation accuracy is highest
 # (the paper: "the optimal network structure is obtained according to accuracy"), or the final epoch's.
@@ -104,6 +105,16 @@ def option(default: Any = dataclasses.MISSING, help: str = "", *, check: str | N
     return field(default=default, metadata=meta)
 
 
+def network_option(name: str, default: Any = None, **given: Any) -> Any:
+    """The option of network setting ``name``: its help and valid values are the spec's
+    (:class:`nni_snn.spec.NetworkSpec`), its default the spec's unless ``default`` is given (MISSING: each command's
+    own), listed under --help's network section."""
+    meta = setting_metadata(name)
+    spec_default = NetworkSpec.__dataclass_fields__[name].default
+    return option(spec_default if default is None else default, meta["help"], choices=meta["choices"],
+                  check=meta["check"], group="network", **given)
+
+
 @dataclass(kw_only=True)
 class CommonOptions:
     """What every command that trains has; fields without a default here take each command's own."""
@@ -135,7 +146,7 @@ class CommonOptions:
     mirror: str | None = option(None, "with --download: the URL of a copy of the dataset's official files, e.g. a "
                                       "folder holding MNIST's four .gz files, in place of torchvision's servers",
                                 check="url", group="data")
-    timesteps: int | None = option(help="time steps T (default {default})", check="int>=1", group="network")
+    timesteps: int | None = network_option("timesteps", dataclasses.MISSING)
     width: int = option(help="initial channels (default {default})", check="int>=1", group="network")
     cells: int = option(help="number of cells (default {default})", check="int>=1", group="network")
     epochs: int = option(help="epochs (default {default})", check="int>=1", group="training")
@@ -174,7 +185,7 @@ class CommonOptions:
                 continue
             flag = f"--{f.name.replace('_', '-')}"
             if meta.get("check"):
-                what, valid = CHECKS[meta["check"]]
+                what, valid = CHECKS[meta["check"]] if isinstance(meta["check"], str) else meta["check"]
                 if not valid(value):
                     raise UsageError(f"{flag} must be {what}, got {shown(value)}")
             if meta.get("choices"):
@@ -242,31 +253,15 @@ class TrainOptions(CommonOptions):
     surrogate_alpha: float | None = option(4.0, "sharpness of the surrogate gradient (the search's architecture "
                                                 "weights are alpha; this is not them) (default {default})",
                                            check="number>0", group="network")
-    normalize: bool | None = option(True, "BN before each cell's output neurons and on the classifier's pooled spike "
-                                          "rates; --no-normalize builds the network without them (default {default})",
-                                    check="bool", action="both", group="network")
-    attention_cells: str | None = option("all", "where the attention sits: all (every cell's concatenation, paper "
-                                                "3.3) or last (the final cell's, paper 4.2) (default {default})",
-                                         choices="nni_snn.registry:ATTENTION_CELLS", group="network")
-    cell_norm: str | None = option("after-attention", "where each cell's BN sits with --normalize: after-attention "
-                                                      "(concatenation, attention, BN, LIF) or before-attention "
-                                                      "(concatenation, BN, attention, LIF) (default {default})",
-                                   choices="nni_snn.registry:CELL_NORMS", group="network")
-    # The macro-architecture, where most of a cell network's energy goes (docs/energy.md): DARTS's by default.
-    stem_multiplier: int | None = option(3, "the stem's channels: this times --width (default {default}, DARTS's)",
-                                         check="int>=1", group="network")
-    stem_stride: int | None = option(1, "stride of the stem's conv: 2 halves the resolution every cell works at, a "
-                                        "quarter of the positions (default {default})",
-                                     choices="nni_snn.registry:STEM_STRIDES", group="network")
-    head: str | None = option("global", "the classifier: global (average-pool the last cell's spikes, BN, linear; "
-                                        "DARTS's) or spatial (a linear layer on the last cell's whole spike map, as "
-                                        "the spiking CNN's) (default {default})", choices="nni_snn.registry:HEADS",
-                                        group="network")
-    # Which candidate operations the search chooses among (recorded in arch.json; retrain: None = the arch file's).
-    space: str | None = option("full", "the search space: full, or deployable (no max pooling, attention none: what "
-                                       "NIR carries, so the network exports to neuromorphic hardware; "
-                                       "docs/deploy.md) (default {default})", choices="nni_snn.registry:SPACE_NAMES",
-                                       group="network")
+    # The network's settings (nni_snn.spec.NetworkSpec: their help and valid values; search: recorded in arch.json;
+    # retrain: None = the arch file's).
+    normalize: bool | None = network_option("normalize", action="both")
+    attention_cells: str | None = network_option("attention_cells")
+    cell_norm: str | None = network_option("cell_norm")
+    stem_multiplier: int | None = network_option("stem_multiplier")
+    stem_stride: int | None = network_option("stem_stride")
+    head: str | None = network_option("head")
+    space: str | None = network_option("space")
     # What every energy figure of the run is priced with (nni_snn.energy), the penalty's included.
     energy_profile: str = option("memory-45nm", "the energy model: {energy_profiles} (default {default})",
                                  choices="nni_snn.energy:PROFILES", group="energy")
@@ -295,12 +290,18 @@ class TrainOptions(CommonOptions):
         taken = neuron_options(kind)
         return resolved_spec({"kind": kind, **{k: v for k, v in spec.items() if k in taken}})
 
+    def network_spec(self) -> NetworkSpec:
+        """The network these options describe (retrain: settle the arch file's first, :meth:`against`); the
+        settings a command has no option for at the spec's defaults."""
+        given = {name: getattr(self, name, None) for name in setting_names() if name != "neuron"}
+        return NetworkSpec.of({**given, "neuron": self.neuron_spec()})
+
     def check_together(self) -> None:
         super().check_together()
         if self.resume and self.overwrite:
             raise UsageError("give --resume (continue the run in --output) or --overwrite (replace it), not both")
         if self.neuron is not None:  # what a neuron itself rejects (e.g. plif's tau of 0 or 1)
-            from nni_snn.archfile import neuron_problem
+            from nni_snn.neuron import neuron_problem
 
             problem = neuron_problem(self.neuron_spec())
             if problem:
@@ -393,8 +394,8 @@ class RetrainOptions(TrainOptions):
         for key, name in NEURON_OPTIONS.items():
             if getattr(self, name) is None and neuron.get(key) is not None:
                 values[name] = neuron[key]
-        for name in ("normalize", "attention_cells", "cell_norm", "stem_multiplier", "stem_stride", "head", "space"):
-            if getattr(self, name) is None and arch.get(name) is not None:
+        for name in set(setting_names()) - {"neuron", "timesteps"}:  # the neuron's are its options, above
+            if hasattr(self, name) and getattr(self, name) is None and arch.get(name) is not None:
                 values[name] = arch[name]
         return dataclasses.replace(self, **values)
 
@@ -426,8 +427,7 @@ class SearchOptions(TrainOptions):
     lr: float = 0.1
     output: str = "runs/search"
     num_workers: int | None = None
-    attention: str = option("ma", "attention at the cells' concatenation: {attentions} (default {default})",
-                            choices="nni_snn.registry:ATTENTIONS", group="network")
+    attention: str = network_option("attention")
     arc_lr: float = option(3e-4, "architecture learning rate, Adam (default 3e-4)", check="number>0", group="search")
     warmup_epochs: int = option(0, "train only the weights for this many first epochs, then alpha too (default 0)",
                                 check="int>=0", group="search")
@@ -447,9 +447,7 @@ class SearchOptions(TrainOptions):
     partial_channels: int = option(1, "PC-DARTS: each edge's mixed operation sees 1/K of its channels, the rest "
                                       "bypass it, and nodes weigh their edges by a learned beta (default 1: off)",
                                    check="int>=1", group="search")
-    cell_nodes: int = option(4, "intermediate nodes of each cell, each a neuron population the cell's output "
-                                "concatenates: fewer nodes, fewer neurons and a narrower input to the next cells "
-                                "(default {default}, DARTS's)", choices="nni_snn.registry:CELL_NODES", group="network")
+    cell_nodes: int = network_option("cell_nodes")
     select_images: int = option(1000, "validation images (of the alpha half) that --select perturbation scores on "
                                       "(default 1000)", check="int>=1", group="search")
     # The retrain after the search (--retrain-epochs > 0); None: retrain's own default (RetrainOptions), not the
@@ -485,9 +483,9 @@ class SearchOptions(TrainOptions):
 
     def check_together(self) -> None:
         super().check_together()
-        if self.space == "deployable" and self.attention != "none":
-            raise UsageError(f"--space deployable needs --attention none: {self.attention} multiplies by an "
-                             "input-dependent gate, which NIR cannot express")
+        problem = self.network_spec().problem(named=lambda name: f"--{name.replace('_', '-')}")
+        if problem:  # the rules between settings: the model space would refuse them too, in the same words
+            raise UsageError(problem)
         if self.width % self.partial_channels:
             raise UsageError(f"--partial-channels {self.partial_channels} must divide --width {self.width}")
         if self.energy_front is not None:

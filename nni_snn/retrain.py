@@ -63,10 +63,7 @@ def run_retrain(opts: RetrainOptions, output: Path, trial=None) -> dict | None:
     else:
         net = build_network(arch, width=opts.width, num_cells=opts.cells, num_classes=data.num_classes,
                             in_channels=data.in_channels, auxiliary=opts.auxiliary_weight > 0,
-                            timesteps=opts.timesteps, neuron=neuron, normalize=opts.normalize,
-                            attention_cells=opts.attention_cells, cell_norm=opts.cell_norm,
-                            stem_multiplier=opts.stem_multiplier, stem_stride=opts.stem_stride, head=opts.head,
-                            image_size=data.image_size)
+                            image_size=data.image_size, **opts.network_spec().settings())
     train, val = data.train, data.test
     if opts.val_split:
         train, val = split_for_validation(data.train, opts.val_split, opts.seed,
@@ -92,11 +89,10 @@ def run_retrain(opts: RetrainOptions, output: Path, trial=None) -> dict | None:
                         "val_images": len(val) if opts.val_split else 0, "test_images": len(data.test),
                         "validated_on": "validation" if opts.val_split else "test"}
     metrics["timesteps"] = opts.timesteps
-    metrics["network"] = {"arch": opts.arch, "baseline": opts.baseline, "neuron": neuron,
-                          "normalize": getattr(net, "normalize", None),  # the file's unless overridden
-                          "attention_cells": getattr(net, "attention_cells", None),
-                          "cell_norm": getattr(net, "cell_norm", None),
-                          **{k: getattr(net, k, None) for k in ("stem_multiplier", "stem_stride", "head")}}
+    # Every setting the network was built with (the file's unless overridden); a baseline has its neuron only.
+    spec = getattr(net, "spec", None)
+    metrics["network"] = {"arch": opts.arch, "baseline": opts.baseline,
+                          **(spec.settings() if spec is not None else {"neuron": neuron})}
     metrics["recipe"] = {key: getattr(opts, key) for key in RECIPE_KEYS}
     write_json_atomic(output / "metrics.json", metrics)
     return metrics

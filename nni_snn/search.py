@@ -54,13 +54,9 @@ def run_search(opts: SearchOptions, output: Path, trial=None) -> dict | None:
     data = load_for(opts, opts.timesteps)
     check_step("search", opts, data)  # sizes that cannot fit: one line now, not an out-of-memory kill later
     weight_half, alpha_half = split_for_search(data.train, opts.seed)
-    neuron = opts.neuron_spec()
-    space = SNNDartsSpace(width=opts.width, num_cells=opts.cells, timesteps=opts.timesteps, attention=opts.attention,
-                          num_classes=data.num_classes, in_channels=data.in_channels, neuron=neuron,
-                          normalize=opts.normalize, attention_cells=opts.attention_cells, cell_norm=opts.cell_norm,
-                          partial_channels=opts.partial_channels, stem_multiplier=opts.stem_multiplier,
-                          stem_stride=opts.stem_stride, head=opts.head, image_size=data.image_size, space=opts.space,
-                          cell_nodes=opts.cell_nodes)
+    space = SNNDartsSpace(width=opts.width, num_cells=opts.cells, num_classes=data.num_classes,
+                          in_channels=data.in_channels, partial_channels=opts.partial_channels,
+                          image_size=data.image_size, **opts.network_spec().settings())
     reporter = EpochReporter(report=trial.intermediate if trial else None, energy=opts.energy())
     workers, cuda = loader_workers(opts.num_workers, opts.accelerator), uses_cuda(opts.accelerator)
     evaluator = Lightning(

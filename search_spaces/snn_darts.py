@@ -32,14 +32,9 @@ from torch import nn
 
 from nni_snn.attention import make_attention
 from nni_snn.genotype import (
-    ATTENTION_CELLS,
-    CELL_NODES,
-    CELL_NORMS,
     CELL_TYPES,
-    HEADS,
     NUM_NODES,
     SPACES,
-    STEM_STRIDES,
     reduction_indices,  # the genotype's rule (which cell types a depth has), importable here too
 )
 from nni_snn.neuron import make_neuron
@@ -56,6 +51,7 @@ from nni_snn.ops import (
     unfold,
 )
 from nni_snn.regularizers import DropsPath, drop_path
+from nni_snn.spec import NetworkSpec
 from nni_snn.spikes import ReadsAnalog
 
 
@@ -313,47 +309,27 @@ class SNNDartsSpace(ModelSpace):
     ``cell_nodes``: the intermediate nodes of every cell (DARTS's 4; fewer keep fewer neuron populations alive).
     """
 
-    def __init__(self, width: int = 16, num_cells: int = 5, timesteps: int = 2, attention: str = "ma",
-                 num_classes: int = 10, in_channels: int = 3, auxiliary: bool = False, stem_multiplier: int = 3,
-                 neuron: dict | None = None, normalize: bool = True, attention_cells: str = "all",
-                 cell_norm: str = "after-attention", partial_channels: int = 1, stem_stride: int = 1,
-                 head: str = "global", image_size: int | None = None, space: str = "full",
-                 cell_nodes: int = NUM_NODES):
+    def __init__(self, width: int = 16, num_cells: int = 5, num_classes: int = 10, in_channels: int = 3,
+                 auxiliary: bool = False, partial_channels: int = 1, image_size: int | None = None, **settings):
         super().__init__()
-        if cell_nodes not in CELL_NODES:
-            raise ValueError(f"cell_nodes must be one of {', '.join(map(str, CELL_NODES))}, got {cell_nodes!r}")
-        self.cell_nodes = cell_nodes
-        if space not in SPACES:
-            raise ValueError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
-        if space == "deployable" and attention != "none":  # NIR has no input-dependent gates (nni_snn.export)
-            raise ValueError(f"the deployable space needs attention none, got {attention!r}")
-        self.space = space
+        # The network settings (nni_snn.spec.NetworkSpec's fields) are plain keyword arguments, so that NNI records
+        # plain values when it traces the space (a multi-trial experiment sends them to its trials as JSON).
+        self.spec = spec = NetworkSpec(**settings)
+        problem = spec.problem()
+        if problem:
+            raise ValueError(problem)
         if partial_channels < 1 or width % partial_channels:
             raise ValueError(f"partial_channels must be >= 1 and divide the width {width}, got {partial_channels}")
-        if attention_cells not in ATTENTION_CELLS:
-            raise ValueError(f"attention_cells must be one of {', '.join(ATTENTION_CELLS)}, got {attention_cells!r}")
-        if cell_norm not in CELL_NORMS:
-            raise ValueError(f"cell_norm must be one of {', '.join(CELL_NORMS)}, got {cell_norm!r}")
-        if stem_stride not in STEM_STRIDES:
-            raise ValueError(f"stem_stride must be one of {', '.join(map(str, STEM_STRIDES))}, got {stem_stride!r}")
-        if head not in HEADS:
-            raise ValueError(f"head must be one of {', '.join(HEADS)}, got {head!r}")
-        if head == "spatial" and not image_size:
+        if spec.head == "spatial" and not image_size:
             raise ValueError("head 'spatial' needs image_size, the input's side")
-        if stem_multiplier < 1:
-            raise ValueError(f"stem_multiplier must be >= 1, got {stem_multiplier!r}")
-        self.cell_norm = cell_norm
-        self.stem_multiplier, self.stem_stride, self.head = stem_multiplier, stem_stride, head
-        self.timesteps = timesteps
-        self.attention = attention
-        self.attention_cells = attention_cells
-        self.normalize = normalize
-        self.neuron = neuron  # the settings an architecture records (nni_snn.archfile.arch_from_sample)
+        for name, value in spec.settings().items():  # read as the network's attributes (net.timesteps, ...)
+            setattr(self, name, value)
+        timesteps, neuron, normalize = spec.timesteps, spec.neuron, spec.normalize
         # Under a fixed architecture the BNs are affine (DARTS's evaluation networks); in the supernet they are
         # not, as in DARTS's search, so the mixed operations' scales stay comparable.
         affine = current_model() is not None
-        c_curr = stem_multiplier * width
-        self.stem = Stem(in_channels, c_curr, timesteps, neuron, stem_stride)
+        c_curr = spec.stem_multiplier * width
+        self.stem = Stem(in_channels, c_curr, timesteps, neuron, spec.stem_stride)
         c_pp, c_p, c_curr = c_curr, c_curr, width
         reductions = reduction_indices(num_cells)
         self.cells = nn.ModuleList()
@@ -365,15 +341,15 @@ class SNNDartsSpace(ModelSpace):
             if reduction:
                 c_curr *= 2
             self.cells.append(SNNCell(CELL_TYPES[reduction], c_pp, c_p, c_curr, reduction_prev,
-                                      self._attention_of(i, attention, num_cells), timesteps, affine, neuron,
-                                      normalize, cell_norm, partial_channels if current_model() is None else 1,
-                                      space=space, nodes=cell_nodes))
+                                      self._attention_of(i, spec.attention, num_cells), timesteps, affine, neuron,
+                                      normalize, spec.cell_norm, partial_channels if current_model() is None else 1,
+                                      space=spec.space, nodes=spec.cell_nodes))
             reduction_prev = reduction
-            c_pp, c_p = c_p, cell_nodes * c_curr
+            c_pp, c_p = c_p, spec.cell_nodes * c_curr
             if i == self.auxiliary_after:
                 self.auxiliary_head = AuxiliaryHead(c_p, num_classes, neuron, normalize)
-        if head == "spatial":
-            self.classifier = SpatialClassifier(c_p, output_side(image_size, stem_stride, num_cells), num_classes)
+        if spec.head == "spatial":
+            self.classifier = SpatialClassifier(c_p, output_side(image_size, spec.stem_stride, num_cells), num_classes)
         else:
             self.classifier = SpikingClassifier(c_p, num_classes, normalize)
 

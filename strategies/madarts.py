@@ -16,7 +16,7 @@ What it adds to :class:`nni.nas.strategy.DARTS`:
   accuracy (the reporter's history) and export the epoch whose supernet validated best (``nni-snn search --export
   best``); the module saves them in the checkpoint, so a resumed run has them all;
 - first-order DARTS without the wasted half of each step: the weights are frozen (``requires_grad`` off) through the
-  alpha step's forward and backward and the alphas through the weight step's (:class:`frozen`), so autograd records
+  alpha step's forward and backward and the alphas through the weight step's (:class:`Frozen`), so autograd records
   and computes only what each optimiser steps: no convolution weight gradients in the alpha step, no graph at all for
   the first cell's edges from its inputs there, no alpha gradients in the weight step. The gradients each optimiser
   reads are the ones NNI's DARTS computes (it computes the rest too, and the other optimiser zeroes them);
@@ -98,7 +98,7 @@ class MADartsModule(DartsLightningModule):
         ids = {id(p) for p in alphas}
         weights = [p for p in self.parameters() if id(p) not in ids]
         alpha_step = self.warmup_epochs == 0 or self.trainer.current_epoch >= self.warmup_epochs
-        with frozen(weights if alpha_step else []) as self._thaw_weights, frozen([]) as self._freeze_alphas_later:
+        with Frozen(weights if alpha_step else []) as self._thaw_weights, Frozen([]) as self._freeze_alphas_later:
             return super().training_step(batch, batch_idx)
 
     def configure_architecture_optimizers(self):
@@ -224,8 +224,8 @@ class FrontAlphas:
         state = getattr(optimizer, "optimizer", optimizer).state
         self.alphas[k] = [p.detach().clone() for p in live]
         self.states[k] = [state.get(p, {}) for p in live]
-        if loss is not None:
-            self.losses[k][0] += float(loss)
+        if loss is not None:  # summed on the device: read once per epoch, not a host sync per batch
+            self.losses[k][0] = self.losses[k][0] + (loss.detach() if torch.is_tensor(loss) else loss)
             self.losses[k][1] += 1
 
     def end_epoch(self, epoch: int, live: list, export) -> None:
@@ -234,7 +234,7 @@ class FrontAlphas:
             self.load(k, live)
             total, count = self.losses[k]
             self.architectures[k].append({"epoch": epoch, "lambda": lam, **export(),
-                                          "alpha_loss": total / count if count else None})
+                                          "alpha_loss": float(total) / count if count else None})
         self.losses = [[0.0, 0] for _ in self.lambdas]
         with torch.no_grad():
             for p, value in zip(live, current):
@@ -251,8 +251,8 @@ class FrontAlphas:
         self.architectures = state["architectures"]
 
 
-class frozen:
-    """``with frozen(params) as f``: the parameters among ``params`` that require grad stop requiring it until
+class Frozen:
+    """``with Frozen(params) as f``: the parameters among ``params`` that require grad stop requiring it until
     ``f.restore()`` or the end of the block; ``f.freeze(more)`` freezes more, restored at the same time. Autograd then
     records no graph for what only they need: no saved tensors, no gradients computed (first-order DARTS's alpha
     step needs no weight gradient, its weight step no alpha gradient)."""

@@ -121,13 +121,13 @@ def test_partial_channels_supernet_with_frozen_weights_on_each_device(device):
     from nni.nas.strategy import DARTS
 
     from search_spaces import SNNDartsSpace
-    from strategies.madarts import frozen
+    from strategies.madarts import Frozen
 
     torch.manual_seed(0)
     model = DARTS().mutate_model(SNNDartsSpace(width=4, num_cells=3, timesteps=2, in_channels=1,
                                                partial_channels=2)).to(device)
     alphas = [p for n, p in model.named_parameters() if "_arch_alpha" in n]
     weights = [p for n, p in model.named_parameters() if "_arch_alpha" not in n]
-    with frozen(weights):
+    with Frozen(weights):
         model(torch.rand(4, 1, 8, 8, device=device)).sum().backward()
     assert all(a.grad is not None for a in alphas) and all(w.grad is None for w in weights)

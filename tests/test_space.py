@@ -173,12 +173,12 @@ def test_fused_mixed_op_weighting_matches_nnis_weighted_sum():
 
 
 def test_madarts_step_differentiates_only_what_each_optimiser_steps():
-    """First-order DARTS as MADarts runs it (strategies.madarts.frozen): with the weights frozen the alpha step's
+    """First-order DARTS as MADarts runs it (strategies.madarts.Frozen): with the weights frozen the alpha step's
     backward gives the alphas the gradient a full backward gives them and computes no weight gradient; with the alphas
     frozen the weight step's gives the weights theirs; every parameter requires grad again afterwards."""
     from nni.nas.strategy import DARTS
 
-    from strategies.madarts import frozen
+    from strategies.madarts import Frozen
 
     torch.manual_seed(0)
     model = DARTS().mutate_model(SNNDartsSpace(width=4, num_cells=3, timesteps=2, in_channels=1))
@@ -190,7 +190,7 @@ def test_madarts_step_differentiates_only_what_each_optimiser_steps():
     full = {id(p): p.grad.clone() for p in alphas + weights}
     for trained, other in ((alphas, weights), (weights, alphas)):
         model.zero_grad(set_to_none=True)
-        with frozen(other):
+        with Frozen(other):
             nn.functional.cross_entropy(model(x), y).backward()
         assert all(p.grad is None for p in other)
         for p in trained:
