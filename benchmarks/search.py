@@ -120,10 +120,10 @@ class SearchStep:
         return F.cross_entropy(out[0] if isinstance(out, tuple) else out, y)
 
     def __call__(self) -> None:
-        from strategies.madarts import frozen
+        from strategies.madarts import Frozen
         (xa, ya), (xw, yw) = self.batches
         self.arc_opt.zero_grad(set_to_none=True)
-        with frozen(self.weights if self.madarts else []):  # MADarts: the alpha step records no weight gradient
+        with Frozen(self.weights if self.madarts else []):  # MADarts: the alpha step records no weight gradient
             with phase("alpha forward"):
                 loss = self.loss(xa, ya)
             with phase("alpha backward"):
@@ -131,7 +131,7 @@ class SearchStep:
         with phase("alpha step (Adam)"):
             self.arc_opt.step()
         self.w_opt.zero_grad(set_to_none=True)
-        with frozen(self.alphas if self.madarts else []):  # and the weight step no alpha gradient
+        with Frozen(self.alphas if self.madarts else []):  # and the weight step no alpha gradient
             with phase("weight forward"):
                 loss = self.loss(xw, yw)
             with phase("weight backward"):
@@ -176,10 +176,10 @@ def step_saved_bytes(step: SearchStep | RetrainStep) -> int:
     x = step.batches[1][0] if isinstance(step, SearchStep) else step.x
     params = {p.untyped_storage().data_ptr() for p in step.model.parameters()}
     if isinstance(step, SearchStep) and step.madarts:
-        from strategies.madarts import frozen
+        from strategies.madarts import Frozen
         phases = []
         for params_off in (step.weights, step.alphas):
-            with frozen(params_off):
+            with Frozen(params_off):
                 phases.append(saved_bytes(lambda: step.model(x), params))
         return max(phases)
     return saved_bytes(lambda: step.model(x), params)
