@@ -36,7 +36,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from nni_snn import cli
-from nni_snn.options import MultitrialOptions, RetrainOptions, SearchOptions, resolve
+from nni_snn.flags import resolve
+from nni_snn.options import MultitrialOptions, RetrainOptions, SearchOptions
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import fuzz_sizes  # benchmarks/: the size grid's one home
