@@ -16,15 +16,17 @@ import threading
 import warnings
 from pathlib import Path
 
+from nni_snn.errors import UsageError
+from nni_snn.flags import add_flags, config_only, resolve
 from nni_snn.options import (
+    ExamplesOptions,
+    ExperimentOptions,
     ExportOptions,
+    FrontOptions,
     MultitrialOptions,
     RetrainOptions,
     SearchOptions,
-    UsageError,
-    add_flags,
-    config_only,
-    resolve,
+    ShowOptions,
 )
 
 # Exit codes (docs/reference/cli.md): 2 a user's mistake, 1 the environment or a run that stopped (a full disk, a
@@ -42,7 +44,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _options_parser(sub, command: str, options: type, help: str) -> None:
-    """A command whose flags are its options' fields (nni_snn.options), after --config and --print-config."""
+    """A training command: its options' flags (nni_snn.flags), after --config and --print-config."""
     p = sub.add_parser(command, help=help, epilog=config_only(options) or None)
     p.add_argument("--config", help="YAML/JSON file of options (same names as the flags)")
     p.add_argument("--print-config", action="store_true", help="print the options this command would run with "
@@ -50,65 +52,9 @@ def _options_parser(sub, command: str, options: type, help: str) -> None:
     add_flags(p, options)
 
 
-def _show_parser(sub) -> None:
-    p = sub.add_parser("show", help="print an arch.json readably, with its parameter count")
-    p.add_argument("arch_path", metavar="arch", help="path of an arch.json")
-    p.add_argument("--width", type=int, default=16, help="initial channels for the parameter count (default 16)")
-    p.add_argument("--cells", type=int, help="cells for the parameter count (default 5, or the search's cells for an "
-                                             "arch searched with fewer than 3, which has no reduction cell)")
-    p.add_argument("--num-classes", type=int, default=10, help="classes for the parameter count (default 10)")
-    p.add_argument("--in-channels", type=int, default=3, help="image channels for the parameter count (default 3)")
-    p.add_argument("--image-size", type=int, default=32, help="image side for the parameter count of a spatial head "
-                                                              "(default 32)")
-    p.add_argument("--dataset", help="also estimate spikes, SOPs, MACs and energy per sample on this dataset's test "
-                                     "images (classes and image channels then come from the dataset)")
-    p.add_argument("--data-dir", help="folder holding the dataset (not needed for digits, digits-events)")
-    p.add_argument("--checkpoint", help="weights for the estimate: a retrain checkpoint (default: untrained weights)")
-    p.add_argument("--timesteps", type=int, help="time steps T for the estimate (default: the arch file's)")
-    p.add_argument("--batches", type=int, default=4, help="test batches of 64 for the estimate (default 4)")
-    add_flags(p, RetrainOptions, only=("frames_by", "event_size", "energy_profile", "e_ac_pj", "e_mac_pj"),
-              defaults=True)  # show has no config: defaults final
-
-
-def _experiment_parser(sub) -> None:
-    p = sub.add_parser("experiment", help="run an nnictl experiment config, wait, and summarise the best trial")
-    p.add_argument("config", nargs="?", help="an nnictl YAML config, e.g. experiments/quickstart.yml, or the name of "
-                                             "an example config shipped with nni-snn, e.g. quickstart")
-    p.add_argument("--resume", metavar="ID", help="resume the stopped experiment ID (nnictl resume) instead: trials "
-                                                  "that were running continue from their last epoch's checkpoint")
-    p.add_argument("--attach", metavar="ID", help="follow the running experiment ID instead (e.g. one whose "
-                                                  "terminal has closed), and summarise it when it ends")
-    p.add_argument("--port", type=int, help="port of the NNI manager and web UI (default 8080; --attach: the "
-                                            "experiment's own)")
-    p.add_argument("--host", metavar="ADDR", help="address the NNI manager and web UI listen on (default 127.0.0.1, "
-                                                  "this machine only; a remote experiment: its nniManagerIp); "
-                                                  "0.0.0.0 opens it to every network, without authentication")
-    p.add_argument("--timeout", type=float, help="give up waiting after this many seconds; the experiment goes on "
-                                                 "(default: wait until it ends)")
-    p.add_argument("--stop", action="store_true", help="stop the experiment at the end (default: keep the web UI)")
-
-
-def _examples_parser(sub) -> None:
-    p = sub.add_parser("examples", help="copy the example experiment configs into DIR/experiments, to run and edit "
-                                        "from DIR (existing files are never overwritten)")
-    p.add_argument("folder", metavar="DIR", help="folder to copy them into")
-
-
-def _front_parser(sub) -> None:
-    p = sub.add_parser("front", help="plot accuracy vs energy of finished runs (e.g. an energy_tradeoff experiment)")
-    p.add_argument("runs", nargs="+", help="run folders (holding arch.json), or folders above them such as an "
-                                           "NNI experiment's ~/nni-experiments/<id>")
-    p.add_argument("--output", default="front.png", help="picture to write (default front.png)")
-    p.add_argument("--overwrite", action="store_true", help="replace --output if it exists (default: refuse)")
-    p.add_argument("--energy-profile", help="the energy model to compare the runs under (default: the one they were "
-                                            "priced with; see nni-snn search --help)")
-
-
-def _export_parser(sub) -> None:
-    p = sub.add_parser("export", help="write a retrained network as a NIR graph for neuromorphic hardware and other "
-                                      "SNN libraries (docs/deploy.md)")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a retrain's output folder (config.yaml, checkpoints/)")
-    add_flags(p, ExportOptions, defaults=True)
+def _command_parser(sub, command: str, options: type, help: str) -> None:
+    """A command without a config file: its arguments and flags are its options' fields all the same."""
+    add_flags(sub.add_parser(command, help=help), options)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,11 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     _options_parser(sub, "multitrial", MultitrialOptions, "baseline: NNI's Random or RegularizedEvolution over the "
                                                           "same SNN space, each trial training one sampled network, "
                                                           "through the NNI manager")
-    _show_parser(sub)
-    _experiment_parser(sub)
-    _examples_parser(sub)
-    _front_parser(sub)
-    _export_parser(sub)
+    _command_parser(sub, "show", ShowOptions, "print an arch.json readably, with its parameter count")
+    _command_parser(sub, "experiment", ExperimentOptions, "run an nnictl experiment config, wait, and summarise the "
+                                                          "best trial")
+    _command_parser(sub, "examples", ExamplesOptions, "copy the example experiment configs into DIR/experiments, to "
+                                                      "run and edit from DIR (existing files are never overwritten)")
+    _command_parser(sub, "front", FrontOptions, "plot accuracy vs energy of finished runs (e.g. an energy_tradeoff "
+                                                "experiment)")
+    _command_parser(sub, "export", ExportOptions, "write a retrained network as a NIR graph for neuromorphic "
+                                                  "hardware and other SNN libraries (docs/deploy.md)")
     return parser
 
 
@@ -146,12 +96,12 @@ def _prepare(args, options: type, check=None):
         # folder and parameters: continue from its last epoch's checkpoint instead of starting at epoch 0.
         import dataclasses
 
-        from nni_snn.runtime import resume_path
+        from nni_snn.runfiles import resume_path
 
         opts = dataclasses.replace(opts, resume=True)
         print(f"nni-snn: resuming this trial from {resume_path(output)} (its experiment was resumed)", flush=True)
     if opts.resume:
-        from nni_snn.runtime import resume_path
+        from nni_snn.runfiles import resume_path
 
         if not resume_path(output).is_file():
             raise UsageError(f"--resume: no checkpoint {resume_path(output)}; run without --resume to start afresh")
@@ -233,7 +183,7 @@ def _interrupted_here(output: Path, opts) -> bool:
     that was stopped mid-run. A checkpoint of other options is never continued (the run starts afresh over it)."""
     import yaml
 
-    from nni_snn.runtime import resume_path
+    from nni_snn.runfiles import resume_path
 
     try:
         before = yaml.safe_load((output / "config.yaml").read_text())
@@ -343,42 +293,27 @@ def _search(args) -> int:
 def _show(args) -> int:
     from nni_snn.archfile import event_framing, load_arch
     from nni_snn.estimate import estimate_energy
-    from nni_snn.genotype import format_genotype
+    from nni_snn.genotype import depth_problem, format_genotype
     from nni_snn.networks import build_network, network_parameters
 
-    for key in ("width", "cells", "num_classes", "in_channels", "image_size", "batches", "timesteps", "event_size"):
-        if getattr(args, key) is not None and getattr(args, key) < 1:
-            raise UsageError(f"--{key.replace('_', '-')} must be >= 1")
-    for key in ("e_ac_pj", "e_mac_pj"):
-        if getattr(args, key) is not None and not getattr(args, key) >= 0:
-            raise UsageError(f"--{key.replace('_', '-')} must be >= 0")
-    from nni_snn.energy import PROFILES, profile
-
-    if args.energy_profile not in PROFILES:
-        raise UsageError(f"--energy-profile {args.energy_profile!r} is unknown; use one of {', '.join(PROFILES)}")
-    if args.dataset is None and (args.checkpoint or args.data_dir):
-        raise UsageError("--checkpoint and --data-dir need --dataset (the images to estimate energy on)")
-    from nni_snn.genotype import depth_problem
-
-    arch = load_arch(args.arch_path)
-    if args.cells is None:
+    opts = resolve(ShowOptions, args)
+    arch = load_arch(opts.arch_path)
+    if opts.cells is None:
         searched = (arch.get("search") or {}).get("cells")
         # A file without a reduction cell is counted at its own depth (or 2, the most cells without one).
-        args.cells = 5 if not depth_problem(arch["genotype"], 5) else searched if isinstance(searched, int) else 2
-    problem = depth_problem(arch["genotype"], args.cells, "--cells")
+        opts.cells = 5 if not depth_problem(arch["genotype"], 5) else searched if isinstance(searched, int) else 2
+    problem = depth_problem(arch["genotype"], opts.cells, "--cells")
     if problem:
-        raise UsageError(f"{args.arch_path}: {problem}")
+        raise UsageError(f"{opts.arch_path}: {problem}")
     data = None
-    if args.dataset is not None:
-        from nni_snn.data import dataset_names, load_dataset
+    if opts.dataset is not None:
+        from nni_snn.data import load_dataset
 
-        if args.dataset not in dataset_names():
-            raise UsageError(f"--dataset {args.dataset!r} is unknown; use one of {', '.join(dataset_names())}")
-        frames = event_framing(arch, args.dataset, args.frames_by, args.event_size)
-        data = load_dataset(args.dataset, args.data_dir, timesteps=args.timesteps or arch["timesteps"], **frames)
-        args.num_classes, args.in_channels, args.image_size = data.num_classes, data.in_channels, data.image_size
-    size = {"width": args.width, "num_cells": args.cells, "num_classes": args.num_classes,
-            "in_channels": args.in_channels, "timesteps": args.timesteps, "image_size": args.image_size}
+        frames = event_framing(arch, opts.dataset, opts.frames_by, opts.event_size)
+        data = load_dataset(opts.dataset, opts.data_dir, timesteps=opts.timesteps or arch["timesteps"], **frames)
+        opts.num_classes, opts.in_channels, opts.image_size = data.num_classes, data.in_channels, data.image_size
+    size = {"width": opts.width, "num_cells": opts.cells, "num_classes": opts.num_classes,
+            "in_channels": opts.in_channels, "timesteps": opts.timesteps, "image_size": opts.image_size}
     from nni_snn.memory import check_parameters, on_meta
 
     # Counted on PyTorch's meta device: no weights allocated, whatever the width.
@@ -387,10 +322,9 @@ def _show(args) -> int:
     if data is not None:  # before printing anything: a bad checkpoint ends in one error line
         check_parameters(lambda: build_network(arch, **size))  # one line if it cannot fit, before allocating
         net = build_network(arch, **size)  # the estimate is of the network a user deploys: no auxiliary head
-        counts = estimate_energy(net, data.test, args.batches, args.checkpoint,
-                                 profile(args.energy_profile, args.e_ac_pj, args.e_mac_pj))
+        counts = estimate_energy(net, data.test, opts.batches, opts.checkpoint, opts.energy())
     print(format_genotype(arch))
-    print(f"at width {args.width}, {args.cells} cells, {args.num_classes} classes: {_params(params)}")
+    print(f"at width {opts.width}, {opts.cells} cells, {opts.num_classes} classes: {_params(params)}")
     if "results" in arch:
         print("search results: " + ", ".join(f"{k} {v}" for k, v in arch["results"].items()))
     if "zoo" in arch:  # a zoo entry: what it is, what its retrain measured, and how it was made
@@ -399,9 +333,9 @@ def _show(args) -> int:
         print("retrained: " + ", ".join(f"{k} {v}" for k, v in zoo["retrained"].items()))
         print(f"made by: {zoo['search_command']}; then {zoo['retrain_command']}")
     if counts is not None:
-        weights = (f"weights of {args.checkpoint}" if args.checkpoint
+        weights = (f"weights of {opts.checkpoint}" if opts.checkpoint
                    else "untrained weights, BN statistics from these images")
-        print(f"estimate on {counts['samples']} {args.dataset} test images ({weights}, T={net.timesteps}): "
+        print(f"estimate on {counts['samples']} {opts.dataset} test images ({weights}, T={net.timesteps}): "
               f"{_counts(counts)}")
     return 0
 
@@ -436,17 +370,14 @@ def _front(args) -> int:
     from nni_snn.front import energy_front, front_table
     from nni_snn.plot import draw_front
 
-    picture = Path(args.output)
+    opts = resolve(FrontOptions, args)
+    picture = Path(opts.output)
     try:
         picture.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UsageError(f"--output {picture}: cannot create its folder ({err.strerror})") from None
-    from nni_snn.energy import PROFILES
-
-    if args.energy_profile is not None and args.energy_profile not in PROFILES:
-        raise UsageError(f"--energy-profile {args.energy_profile!r} is unknown; use one of {', '.join(PROFILES)}")
-    runs, front = energy_front(args.runs, args.energy_profile)
-    refuse_to_replace(picture, args.overwrite)  # after the runs are read, before anything is printed or drawn
+    runs, front = energy_front(opts.runs, opts.energy_profile)
+    refuse_to_replace(picture, opts.overwrite)  # after the runs are read, before anything is printed or drawn
     print(front_table(runs, front))
     print(f"picture: {draw_front(runs, picture)}")
     return 0
@@ -455,16 +386,8 @@ def _front(args) -> int:
 def _experiment(args) -> int:
     from nni_snn import nnictl
 
-    if args.port is not None and not 0 < args.port < 65536:
-        raise UsageError(f"--port must be in 1..65535, got {args.port}")
-    if args.timeout is not None and not args.timeout > 0:
-        raise UsageError(f"--timeout must be a number of seconds > 0, got {args.timeout:g}")
-    if sum(given is not None for given in (args.config, args.resume, args.attach)) != 1:
-        raise UsageError("give an experiment config, --resume ID of a stopped experiment, or --attach ID of a "
-                         "running one (one of them)")
-    if args.attach is not None and args.host is not None:
-        raise UsageError("--host says where a manager this command starts listens; --attach starts none")
-    return nnictl.run(args.config, args.port, args.timeout, args.stop, args.resume, args.host, args.attach)
+    opts = resolve(ExperimentOptions, args)
+    return nnictl.run(opts.experiment_config, opts.port, opts.timeout, opts.stop, opts.resume, opts.host, opts.attach)
 
 
 def _print_config(args) -> int:
@@ -481,19 +404,17 @@ def _print_config(args) -> int:
 def _examples(args) -> int:
     from nni_snn.nnictl import copy_examples
 
-    target = copy_examples(Path(args.folder))
-    print(f"copied the example configs to {target}; run one from {args.folder}, e.g.: "
+    opts = resolve(ExamplesOptions, args)
+    target = copy_examples(Path(opts.folder))
+    print(f"copied the example configs to {target}; run one from {opts.folder}, e.g.: "
           f"nni-snn experiment experiments/quickstart.yml")
     return 0
 
 
 def _export(args) -> int:
-    import dataclasses
-
     from nni_snn.export import export_run
 
-    opts = ExportOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ExportOptions)})
-    opts.check()
+    opts = resolve(ExportOptions, args)
     refuse_to_replace(Path(opts.output), opts.overwrite)  # before the network is read or built
     written = export_run(Path(opts.run_dir), Path(opts.output), opts.checkpoint, opts.dt, opts.grouped)
     print(f"wrote {written} (NIR; dt {opts.dt} s; the logits are the output's mean over the T steps)")
@@ -510,6 +431,15 @@ def _one_line(err: Exception) -> str:
     if len(lines) <= 1:
         return text
     return lines[-1].split(": ", 1)[-1] if lines[-1].startswith("nni_snn.") else lines[-1]
+
+
+def _flags(err: Exception) -> str:
+    """The flags that would fix a library's error (``SettingError.settings``), e.g. `` (--width, --cells)``: library
+    code names the settings, the command line its own flags for them."""
+    settings = getattr(err, "settings", ())
+    flags = [f"--{name.replace('_', '-')}" if isinstance(name, str) else f"--{name[0].replace('_', '-')} {name[1]}"
+             for name in settings]
+    return f" ({', '.join(flags)})" if flags else ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -541,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
             raise thread_errors[0]
         return code
     except USER_ERRORS as err:
-        print(f"nni-snn: error: {_one_line(err)}", file=sys.stderr)
+        print(f"nni-snn: error: {_one_line(err)}{_flags(err)}", file=sys.stderr)
         return EXIT_USAGE
     except STOPPED as err:
         print(f"nni-snn: stopped: {err}", file=sys.stderr)

@@ -39,6 +39,10 @@ SRAM_POINTS = ((8 * 1024, 10.0), (32 * 1024, 20.0), (1024 * 1024, 100.0))
 # Memories smaller than this are priced as this (registers and latches below it are not modelled).
 SRAM_FLOOR_BYTES = 1024
 BYTES_PER_VALUE = 4  # float32 weights, membrane potentials and accumulators
+# 45 nm, 32-bit float (Horowitz, ISSCC 2014): an accumulate (SOP) is an add, a multiply-accumulate a multiply (3.7 pJ)
+# and an add. The 45 nm profiles' prices, and nni_snn.spikes.energy_uj's.
+E_AC_PJ = 0.9
+E_MAC_PJ = 4.6
 
 
 def sram_access_pj(nbytes: float) -> float:
@@ -94,17 +98,17 @@ PROFILES.register(
     "memory-45nm", "default: operations, neuron updates and SRAM accesses by memory size, 45 nm",
     EnergyProfile("memory-45nm", "M. Horowitz, ISSCC 2014 (45 nm: add 0.9 pJ, multiply-add 4.6 pJ, SRAM 10 pJ at "
                                  "8 KB to 100 pJ at 1 MB); memory model after Lemaire et al., ICONIP 2022",
-                  e_ac_pj=0.9, e_mac_pj=4.6, neuron_pj=4.6 + 0.9, memory=True))
+                  e_ac_pj=E_AC_PJ, e_mac_pj=E_MAC_PJ, neuron_pj=E_MAC_PJ + E_AC_PJ, memory=True))
 PROFILES.register(
     "ops-45nm", "SOPs x 0.9 pJ + MACs x 4.6 pJ only (the usual estimate in SNN papers, nni-snn 0.1's; pooling, skips, neurons and memory free)",
     EnergyProfile("ops-45nm", "M. Horowitz, ISSCC 2014 (45 nm, 32-bit float add 0.9 pJ, multiply 3.7 pJ)",
-                  e_ac_pj=0.9, e_mac_pj=4.6, add_pj=0.0))
+                  e_ac_pj=E_AC_PJ, e_mac_pj=E_MAC_PJ, add_pj=0.0))
 PROFILES.register(
     "loihi", "Intel Loihi's measured energy per event: synaptic op 23.6 pJ, neuron update 81 pJ, spike 1.7 pJ",
     EnergyProfile("loihi", "M. Davies et al., Loihi: a neuromorphic manycore processor with on-chip learning, IEEE "
                            "Micro 38(1), 2018, Table 2 (synaptic spike op 23.6 pJ, active neuron update 81 pJ, "
                            "within-tile spike 1.7 pJ); MACs off-chip at 45 nm (4.6 pJ)",
-                  e_ac_pj=23.6, e_mac_pj=4.6, neuron_pj=81.0, spike_pj=1.7))
+                  e_ac_pj=23.6, e_mac_pj=E_MAC_PJ, neuron_pj=81.0, spike_pj=1.7))
 DEFAULT_PROFILE = "memory-45nm"
 COUNT_KINDS = ("sops", "macs", "adds", "neuron_updates", "spikes")
 

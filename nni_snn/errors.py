@@ -11,8 +11,26 @@ class UsageError(Exception):
     """A mistake the user can fix (a bad flag, config key or value); printed as one line, exit code 2."""
 
 
-class ArchError(ValueError):
+class SettingError(ValueError):
+    """A value the library cannot work with, said in the library's words. ``settings`` names the options that
+    would fix it, each ``name`` or ``(name, value)``: the command line shows them as its flags (``nni_snn.cli``),
+    so that library code names no flag. Exit code 2."""
+
+    def __init__(self, message: str, settings=()):
+        super().__init__(message)
+        self.settings = tuple(settings)
+
+
+class ArchError(SettingError):
     """An architecture file that cannot be used; the message names the problem. Exit code 2."""
+
+
+class SizeError(SettingError):
+    """Network sizes that cannot be built or cannot fit the memory available; ``settings``: what to lower."""
+
+
+class ExportError(SettingError):
+    """A run, or a network, that cannot be exported; the message says what is missing or what to change."""
 
 
 class DataError(ValueError):
@@ -46,7 +64,7 @@ def shown(value) -> str:
 
 
 # What the command line reports as the user's mistake (exit 2), and as a run that stopped (exit 1).
-USER_ERRORS = (UsageError, ArchError, DataError, ExperimentError, FrontError)
+USER_ERRORS = (UsageError, SettingError, DataError, ExperimentError, FrontError)
 STOPPED = (NonFiniteError, MultitrialError)
 
 

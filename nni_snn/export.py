@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nni_snn.errors import UsageError, optional_import
+from nni_snn.errors import ExportError, optional_import
 
 __all__ = ["DEFAULT_DT", "NotExportable", "export_run", "lif_parameters", "to_nir"]
 
@@ -49,8 +49,11 @@ __all__ = ["DEFAULT_DT", "NotExportable", "export_run", "lif_parameters", "to_ni
 DEFAULT_DT = 1e-4
 
 
-class NotExportable(UsageError):
+class NotExportable(ExportError):
     """A network holding a layer that NIR cannot express; the message names the layer and what to change."""
+
+# What builds a network that NIR can express: the search space without max pooling or attention gates.
+DEPLOYABLE = [("space", "deployable")]
 
 
 def lif_parameters(tau: float, v_threshold: float, shape: tuple[int, ...], dt: float = DEFAULT_DT) -> dict:
@@ -122,7 +125,8 @@ class _Builder:
         from nni_snn.neuron import LIF, PLIF
 
         if not isinstance(neuron, (LIF, PLIF)):
-            raise NotExportable(f"{name}: the neuron {type(neuron).__name__} has no NIR equivalent; use --neuron lif")
+            raise NotExportable(f"{name}: the neuron {type(neuron).__name__} has no NIR equivalent; use a LIF neuron",
+                                [("neuron", "lif")])
         # PLIF's tau is its learnt decay, sigmoid(w).
         return self.add(name, self.nir.LIF(**lif_parameters(neuron.tau, neuron.v_threshold, shape, self.dt)), sources)
 
@@ -190,8 +194,8 @@ def _edge(b: _Builder, name: str, op: nn.Module, source: str, shape) -> tuple[li
     if isinstance(op, PoolBN):
         pool, bn = op.body.module
         if not isinstance(pool, nn.AvgPool2d):
-            raise NotExportable(f"{name}: max pooling has no NIR equivalent; search in the deployable space "
-                                "(--space deployable), which leaves it out")
+            raise NotExportable(f"{name}: max pooling has no NIR equivalent; search in the deployable space, which "
+                                "leaves it out", DEPLOYABLE)
         c, h, w = shape
         stride = pool.stride if isinstance(pool.stride, int) else pool.stride[0]
         pooled = b.add(f"{name}.sum", b.nir.SumPool2d(kernel_size=np.array([3, 3]), stride=np.array([stride] * 2),
@@ -213,7 +217,7 @@ def _cell(b: _Builder, name: str, cell, s0, s1, hw0, hw1) -> tuple[list[tuple[st
     norm_before = cell.norm_before if not isinstance(cell.norm_before, nn.Identity) else None
     if not isinstance(cell.attention, nn.Identity):
         raise NotExportable(f"{name}.attention: the {type(cell.attention).__name__} gate multiplies by the input "
-                            "and has no NIR equivalent; use attention none (--space deployable)")
+                            "and has no NIR equivalent; use attention none, as the deployable space does", DEPLOYABLE)
     if not all(isinstance(node.inputs, ChosenInputs) for node in cell.nodes):
         raise NotExportable(f"{name}: a supernet; export a fixed network (nni_snn.build_network)")
     read = {i for node in cell.nodes for i in node.inputs.chosen}
@@ -316,10 +320,11 @@ def load_run(run_dir: Path, checkpoint: str | None = None):
     run_dir = Path(run_dir)
     config = run_dir / "config.yaml"
     if not config.is_file():
-        raise UsageError(f"{run_dir}: no config.yaml; give the folder of a 'nni-snn retrain' run")
+        raise ExportError(f"{run_dir}: no config.yaml; give the folder of a 'nni-snn retrain' run")
     settings = yaml.safe_load(config.read_text())
     if not settings.get("arch"):
-        raise UsageError(f"{run_dir}: a --baseline run; only searched networks (--arch) are exported")
+        raise ExportError(f"{run_dir}: a retrain of a hand-designed baseline; only searched networks (an arch.json's) "
+                          "are exported")
     fields = {f for f in RetrainOptions.__dataclass_fields__}
     opts = RetrainOptions(**{k: v for k, v in settings.items() if k in fields})
     arch = load_arch(opts.arch)
@@ -328,7 +333,7 @@ def load_run(run_dir: Path, checkpoint: str | None = None):
         (p for p in (run_dir / "checkpoints" / "best.ckpt", run_dir / "checkpoints" / "last.ckpt") if p.is_file()),
         None)
     if ckpt is None or not ckpt.is_file():
-        raise UsageError(f"{run_dir}: no checkpoints/best.ckpt or last.ckpt; has the retrain finished an epoch?")
+        raise ExportError(f"{run_dir}: no checkpoints/best.ckpt or last.ckpt; has the retrain finished an epoch?")
     data = load_for(opts, opts.timesteps, cutout=0)
     net = build_network(arch, width=opts.width, num_cells=opts.cells, num_classes=data.num_classes,
                         in_channels=data.in_channels, image_size=data.image_size, **opts.network_spec().settings())
@@ -338,7 +343,7 @@ def load_run(run_dir: Path, checkpoint: str | None = None):
         net.load_state_dict({k.removeprefix("_model."): v for k, v in state.items()
                              if k.startswith("_model.") and not k.startswith("_model.auxiliary_head.")})
     except (OSError, KeyError, TypeError, RuntimeError, ValueError, pickle.UnpicklingError) as err:
-        raise UsageError(f"{ckpt}: not a checkpoint of this run's network ({str(err).splitlines()[0][:160]})") from None
+        raise ExportError(f"{ckpt}: not a checkpoint of this run's network ({str(err).splitlines()[0][:160]})") from None
     return net, (data.in_channels, data.image_size, data.image_size)
 
 
@@ -357,5 +362,5 @@ def export_run(run_dir: Path, output: Path, checkpoint: str | None = None, dt: f
         partial.replace(output)
     except OSError as err:
         partial.unlink(missing_ok=True)
-        raise UsageError(f"--output {output}: cannot write ({err.strerror or err})") from None
+        raise ExportError(f"cannot write the NIR file {output}: {err.strerror or err}", ["output"]) from None
     return output

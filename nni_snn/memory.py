@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from nni_snn.errors import UsageError
+from nni_snn.errors import SizeError
 
 SEARCH_BYTES = 676e6 / (16 * 2 * 8 * 32 * 32 * 5)  # per image, time step, channel, pixel and cell
 RETRAIN_BYTES = 895e6 / (32 * 2 * 16 * 32 * 32 * 6)
@@ -21,7 +21,7 @@ RETRAIN_BYTES = 895e6 / (32 * 2 * 16 * 32 * 32 * 6)
 
 def available_bytes(accelerator: str = "cpu") -> int:
     """Memory a run can use: the GPU's (CUDA) or what the system reports as available (on Linux ``MemAvailable``)."""
-    from nni_snn.runtime import uses_cuda
+    from nni_snn.hardware import uses_cuda
 
     if uses_cuda(accelerator) and torch.cuda.is_available():
         return torch.cuda.get_device_properties(0).total_memory
@@ -45,10 +45,10 @@ def check_step(kind: str, opts, data) -> None:
     have = available_bytes(opts.accelerator)
     if need > have:
         size = data.image_size
-        raise UsageError(f"a {kind} step at --width {opts.width}, --cells {opts.cells}, --batch-size {batch}, "
-                         f"T={opts.timesteps} on {size}x{size} images needs about {gib(need)} for its activations "
-                         f"alone (estimate), more than the {gib(have)} available; lower --batch-size, --width, "
-                         f"--cells or --timesteps")
+        raise SizeError(f"a {kind} step at width {opts.width}, {opts.cells} cells, batch size {batch}, "
+                        f"T={opts.timesteps} on {size}x{size} images needs about {gib(need)} for its activations "
+                        f"alone (estimate), more than the {gib(have)} available; lower the batch size, width, cells "
+                        "or time steps", ("batch_size", "width", "cells", "timesteps"))
 
 
 def on_meta(build):
@@ -57,8 +57,8 @@ def on_meta(build):
         with torch.device("meta"):
             return build()
     except (RuntimeError, OverflowError, ValueError, TypeError) as err:  # sizes past int64, say
-        raise UsageError(f"cannot build this network at these sizes ({(str(err).splitlines() or [''])[0][:120]}); "
-                         "lower --width, --cells or --num-classes") from None
+        raise SizeError(f"cannot build this network at these sizes ({(str(err).splitlines() or [''])[0][:120]}); "
+                        "lower its width, cells or classes", ("width", "cells", "num_classes")) from None
 
 
 def check_parameters(build, accelerator: str = "cpu") -> None:
@@ -66,5 +66,5 @@ def check_parameters(build, accelerator: str = "cpu") -> None:
     count = sum(p.numel() for p in on_meta(build).parameters())
     need, have = 4 * count, available_bytes(accelerator)
     if need > have:
-        raise UsageError(f"this network has {count:.3g} parameters, {gib(need)} in float32, more than the "
-                         f"{gib(have)} available; lower --width or --cells")
+        raise SizeError(f"this network has {count:.3g} parameters, {gib(need)} in float32, more than the "
+                        f"{gib(have)} available; lower its width or cells", ("width", "cells"))

@@ -155,7 +155,7 @@ def _config(opts: MultitrialOptions):
     """The experiment's config: NNI's training-service engine (one process per trial) on the local machine."""
     from nni.nas.experiment import NasExperimentConfig
 
-    from nni_snn.runtime import uses_cuda
+    from nni_snn.hardware import uses_cuda
 
     config = NasExperimentConfig("ts", "simplified", "local")
     config.experiment_name = f"nni-snn multitrial ({opts.search_strategy}, {opts.dataset})"

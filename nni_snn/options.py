@@ -1,31 +1,28 @@
-"""The options of ``nni-snn search``, ``retrain`` and ``multitrial``: one dataclass per command.
+"""The options of every ``nni-snn`` command: one dataclass per command, a table of its options.
 
-Each field is one option: its name is the config/NNI key (``--flag-name`` on the command line), its default the
-command's, and its metadata the help text and what a valid value is. The command-line flags are generated from the
-fields (:func:`add_flags`), and :func:`resolve` layers and validates them in one place. Adding an option is one
-line, e.g. ``event_size: int | None = option(None, "down-sample events to this side", check="int>=1")``.
+What a field's metadata means, how the flags are generated from the fields and how a command's options are layered
+(defaults < ``--config`` < flags < NNI trial parameters) and checked is :mod:`nni_snn.flags`; here are the options
+themselves, their defaults (the paper's, on the embedded digits data) and the checks that relate several of them.
+Adding an option is one line, e.g. ``event_size: int | None = option(None, "down-sample events", check="int>=1")``.
 
-Options come from, later winning: the defaults here (the paper's, on the embedded digits data), ``--config FILE``
-(YAML or JSON with the same names as the flags), flags given on the command line, and, inside an NNI trial, the
-tuner's parameters. A user's mistake ends in one line on stderr and exit code 2 (:class:`UsageError`).
-
-No torch at module level: ``nni-snn --help`` builds its parsers from these classes. The sets of valid values that
-live beside torch code (neurons, datasets, ...) are named by import path and read when an option is checked.
+No torch at module level: ``nni-snn --help`` builds its parsers from these classes.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import importlib
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from nni_snn import registry
-from nni_snn.errors import UsageError, shown
+from nni_snn.energy import DEFAULT_PROFILE, profile
+from nni_snn.errors import UsageError
+from nni_snn.flags import Options, comma_list, is_int, is_number, option, same_as
+from nni_snn.hardware import uses_cuda
+from nni_snn.runfiles import resume_path
 from nni_snn.spec import NetworkSpec, setting_metadata, setting_names
 
 # How a search picks the architecture it writes (--export): the epoch whose supernet validation accuracy is highest
@@ -43,66 +40,10 @@ NEURON_OPTIONS = {"kind": "neuron", "tau": "tau", "v_threshold": "v_threshold", 
                   "surrogate_alpha": "surrogate_alpha", "detach_reset": "detach_reset"}
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _comma_list(value):
-    """A config file's or NNI trial's list (``[0, 1, 3]``) as the flag's comma-separated text."""
-    return ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else value
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 # The sections of a command's --help (``option(group=...)``), listed in the order their first option comes in.
 GROUPS = {"data": "data", "network": "network", "training": "training", "search": "search",
           "retrain": "the retrain after the search", "energy": "energy",
           "runtime": "runtime: hardware, output, resuming"}
-# Where ``choices="module:NAME"`` is read when --help is built, so that the flag shows them ({a,b,c}): the modules
-# that import no torch. Choices from elsewhere are read when checked, and the flag's help names them.
-TORCH_FREE_CHOICES = ("nni_snn.registry", "nni_snn.energy")
-
-# What ``check=`` may name: (the error's "must be ...", the test of a value that is not None).
-CHECKS = {
-    "int>=1": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
-    "int>=0": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
-    "pixels>=0": ("an integer >= 0 (pixels)", lambda v: _is_int(v) and v >= 0),
-    "number>=0": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
-    "number>0": ("a number > 0", lambda v: _is_number(v) and v > 0),
-    "[0,1]": ("a number in [0, 1]", lambda v: _is_number(v) and 0 <= v <= 1),
-    # 1 would drop every edge and divide by 0 when scaling the kept ones.
-    "[0,1)": ("a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1),
-    "bool": ("true or false", lambda v: isinstance(v, bool)),
-    "port": ("in 1..65535", lambda v: _is_int(v) and 0 < v < 65536),
-    # A config's or tuner's value may be a number, a list or a mapping; open() refuses a NUL byte with a traceback.
-    "path": ("a path", lambda v: isinstance(v, str) and v.strip() != "" and "\x00" not in v),
-    # What torchvision's downloads fetch from (its reader needs an HTTP response's length: no file:// URL).
-    "url": ("an http:// or https:// URL",
-            lambda v: isinstance(v, str) and v.split("://")[0] in ("http", "https") and "://" in v
-            and not any(c.isspace() or c == "\x00" for c in v)),
-}
-
-
-def option(default: Any = dataclasses.MISSING, help: str = "", *, check: str | None = None,
-           choices: tuple | str | None = None, action: str | None = None, none_ok: bool = False,
-           flag: bool = True, coerce=None, group: str | None = None) -> Any:
-    """A field that is an option.
-
-    ``help``: the flag's help; ``{default}`` in it shows the command's default (a command that sets another default
-    with a plain ``name: type = value`` keeps the help and checks of the class it overrides), and ``{attentions}``,
-    ``{image_datasets}``, ``{strategies}`` the registered ones (:func:`nni_snn.registry.help_texts`). ``check``: a
-    key of :data:`CHECKS`. ``choices``: the valid values, or ``"module:NAME"`` of a collection (or of a function
-    returning one) read when checked (so that ``--help`` imports no torch). None passes the checks where the command's default is None, or ``none_ok``.
-    ``action``: for a bool, ``store_true`` (``--flag``), ``store_false`` (``--no-flag``) or ``both``
-    (``--flag/--no-flag``). ``flag=False``: a config/NNI key only (listed at the end of --help). ``coerce``:
-    applied to the value before its checks (YAML reads ``precision: 32`` as a number). ``group``: the section of
-    --help the flag is listed in, a key of :data:`GROUPS`.
-    """
-    meta = {"help": help, "check": check, "choices": choices, "action": action, "none_ok": none_ok, "flag": flag,
-            "coerce": coerce, "group": group}
-    return field(default=default, metadata=meta)
 
 
 def network_option(name: str, default: Any = None, **given: Any) -> Any:
@@ -116,11 +57,10 @@ def network_option(name: str, default: Any = None, **given: Any) -> Any:
 
 
 @dataclass(kw_only=True)
-class CommonOptions:
+class CommonOptions(Options):
     """What every command that trains has; fields without a default here take each command's own."""
 
-    # What ``{default}`` in a help shows for a default of None (retrain: "the arch file's").
-    UNSET: ClassVar[str] = "none"
+    GROUPS: ClassVar[dict[str, str]] = GROUPS
 
     # The event datasets are nni_snn.events' (a torch module): named here, and a test keeps the list complete.
     dataset: str = option("digits", "images: {image_datasets}; event camera: digits-events (embedded), nmnist, "
@@ -169,33 +109,7 @@ class CommonOptions:
     num_workers: int | None = option(help="data loader workers (default 0 on the CPU, 4 on a GPU)", check="int>=0",
                                      none_ok=True, group="runtime")
 
-    def as_dict(self) -> dict:
-        """The options as the code that runs a command takes them."""
-        return dataclasses.asdict(self)
-
-    def check(self) -> None:
-        """Every option's own check (:func:`option`), then those that relate options (:meth:`check_together`)."""
-        for f in dataclasses.fields(self):
-            meta = _metadata(type(self), f.name)
-            value = getattr(self, f.name)
-            if meta.get("coerce") and value is not None:
-                value = meta["coerce"](value)
-                setattr(self, f.name, value)
-            if value is None and (meta.get("none_ok") or _default(type(self), f.name) is None):
-                continue
-            flag = f"--{f.name.replace('_', '-')}"
-            if meta.get("check"):
-                what, valid = CHECKS[meta["check"]] if isinstance(meta["check"], str) else meta["check"]
-                if not valid(value):
-                    raise UsageError(f"{flag} must be {what}, got {shown(value)}")
-            if meta.get("choices"):
-                valid = _choices(meta["choices"])
-                if value not in valid:
-                    raise UsageError(f"{flag} {shown(value)} is unknown; use one of {', '.join(map(str, valid))}")
-        self.check_together()
-
     def check_together(self) -> None:
-        """Checks that involve several options (or the machine); a command adds its own."""
         from nni_snn.events import EVENT_DATASETS
 
         events = self.dataset in EVENT_DATASETS
@@ -263,7 +177,7 @@ class TrainOptions(CommonOptions):
     head: str | None = network_option("head")
     space: str | None = network_option("space")
     # What every energy figure of the run is priced with (nni_snn.energy), the penalty's included.
-    energy_profile: str = option("memory-45nm", "the energy model: {energy_profiles} (default {default})",
+    energy_profile: str = option(DEFAULT_PROFILE, "the energy model: {energy_profiles} (default {default})",
                                  choices="nni_snn.energy:PROFILES", group="energy")
     e_ac_pj: float | None = option(None, "energy per synaptic operation (accumulate), pJ, in place of the "
                                          "profile's", check="number>=0", group="energy")
@@ -272,8 +186,6 @@ class TrainOptions(CommonOptions):
 
     def energy(self):
         """The :class:`~nni_snn.energy.EnergyProfile` this run prices its counts with."""
-        from nni_snn.energy import profile
-
         return profile(self.energy_profile, self.e_ac_pj, self.e_mac_pj)
 
     def neuron_spec(self) -> dict:
@@ -314,11 +226,8 @@ class TrainOptions(CommonOptions):
                 raise UsageError(f"--num-nodes {self.num_nodes}: set {', '.join(missing)} on every node (Lightning's "
                                  "MASTER_ADDR and MASTER_PORT: the first node's address and a free port; NODE_RANK: "
                                  "0 on the first node, 1, 2, ... on the others)")
-        if self.precision == "16-mixed":
-            from nni_snn.runtime import uses_cuda
-
-            if not uses_cuda(self.accelerator):  # Lightning would fail later, with a traceback
-                raise UsageError("--precision 16-mixed needs a CUDA GPU; on the CPU use bf16-mixed")
+        if self.precision == "16-mixed" and not uses_cuda(self.accelerator):  # Lightning would fail later
+            raise UsageError("--precision 16-mixed needs a CUDA GPU; on the CPU use bf16-mixed")
 
 
 @dataclass(kw_only=True)
@@ -407,10 +316,10 @@ class RetrainOptions(TrainOptions):
         super().check_together()
         if self.drop_path > 0 and self.baseline:
             raise UsageError("--drop-path drops the edges of a searched network's cells; a --baseline has none")
-        if _is_int(self.epochs) and self.epochs % self.val_every:
+        if is_int(self.epochs) and self.epochs % self.val_every:
             raise UsageError(f"--epochs {self.epochs} is not a multiple of --val-every {self.val_every}: the last epoch "
                              "would not be validated")
-        if _is_number(self.lr) and self.lr_min > self.lr:
+        if is_number(self.lr) and self.lr_min > self.lr:
             raise UsageError(f"--lr-min {self.lr_min} is above --lr {self.lr}: the cosine schedule would raise "
                              "the learning rate")
 
@@ -436,7 +345,7 @@ class SearchOptions(TrainOptions):
     energy_front: str | None = option(None, "comma-separated lambdas, e.g. 0,0.3,1,3: the accuracy-energy front from "
                                             "one search, one architecture per lambda under front/ (one supernet, "
                                             "one set of alphas per lambda; instead of --spike-penalty)",
-                                      coerce=_comma_list, group="energy")
+                                      coerce=comma_list, group="energy")
     export: str = option("best", "which epoch's architecture to write: best (highest validation accuracy of the "
                                  "supernet on the alpha half; ties: the later epoch) or last (default best)",
                          choices=EXPORTS, group="search")
@@ -524,8 +433,6 @@ class SearchOptions(TrainOptions):
         """The retrain after this search, of ``output``'s arch.json, checked. Data, seed, hardware, neuron and energy
         prices are the search's; sizes and learning rate are retrain's unless --retrain-* says otherwise (the paper
         searches at 16 channels and 5 cells, and retrains at 36 or more and 6); T is the arch file's."""
-        from nni_snn.runtime import resume_path
-
         own = ("width", "cells", "lr", "batch_size", "attention_cells", "lr_min", "drop_path", "cutout",
                "auxiliary_weight", "val_split")
         shared = {f.name for f in dataclasses.fields(RetrainOptions)} & {f.name for f in dataclasses.fields(self)}
@@ -588,12 +495,10 @@ class MultitrialOptions(CommonOptions):
 
 
 @dataclass(kw_only=True)
-class ExportOptions:
+class ExportOptions(Options):
     """``nni-snn export RUN_DIR``: write a retrained network in an exchange format (``nni_snn.export``)."""
 
-    UNSET: ClassVar[str] = "none"
-
-    run_dir: str = option(help="a retrain's output folder (config.yaml, checkpoints/)", flag=False)
+    run_dir: str = option(help="a retrain's output folder (config.yaml, checkpoints/)", positional=True, metavar="RUN_DIR")
     format: str = option("nir", "the file format: nir, the Neuromorphic Intermediate Representation (default nir)",
                          choices=("nir",))
     output: str = option("net.nir", "file to write (default {default})")
@@ -607,128 +512,93 @@ class ExportOptions:
                                   "default: dense block-diagonal kernels, which every NIR consumer reads",
                            action="store_true")
 
-    check = CommonOptions.check
-    as_dict = CommonOptions.as_dict
-
     def check_together(self) -> None:
         if not Path(self.run_dir).is_dir():
             raise UsageError(f"{self.run_dir}: no such folder; give the output folder of a 'nni-snn retrain' run")
 
 
-def _metadata(cls: type, name: str) -> dict:
-    """A field's option metadata: its own, or that of the class whose default it overrides."""
-    for klass in cls.__mro__:
-        f = getattr(klass, "__dataclass_fields__", {}).get(name)
-        if f is not None and f.metadata:
-            return dict(f.metadata)
-    return {}
+@dataclass(kw_only=True)
+class ShowOptions(Options):
+    """``nni-snn show ARCH``: an arch.json printed readably, its parameters counted, its energy estimated."""
+
+    UNSET: ClassVar[str] = "the arch file's"  # the event framing's defaults, as retrain's
+    GROUPS: ClassVar[dict[str, str]] = GROUPS
+
+    arch_path: str = option(help="path of an arch.json", positional=True, metavar="arch")
+    width: int = option(16, "initial channels for the parameter count (default 16)", check="int>=1")
+    cells: int | None = option(None, "cells for the parameter count (default 5, or the search's cells for an arch "
+                                     "searched with fewer than 3, which has no reduction cell)", check="int>=1")
+    num_classes: int = option(10, "classes for the parameter count (default 10)", check="int>=1")
+    in_channels: int = option(3, "image channels for the parameter count (default 3)", check="int>=1")
+    image_size: int = option(32, "image side for the parameter count of a spatial head (default 32)", check="int>=1")
+    dataset: str | None = option(None, "also estimate spikes, SOPs, MACs and energy per sample on this dataset's "
+                                       "test images (classes and image channels then come from the dataset)",
+                                 choices="nni_snn.data:dataset_names")
+    data_dir: str | None = option(None, "folder holding the dataset (not needed for digits, digits-events)")
+    checkpoint: str | None = option(None, "weights for the estimate: a retrain checkpoint (default: untrained "
+                                          "weights)")
+    timesteps: int | None = option(None, "time steps T for the estimate (default: the arch file's)", check="int>=1")
+    batches: int = option(4, "test batches of 64 for the estimate (default 4)", check="int>=1")
+    frames_by: str | None = same_as(RetrainOptions, "frames_by")
+    event_size: int | None = same_as(RetrainOptions, "event_size")
+    energy_profile: str = same_as(RetrainOptions, "energy_profile")
+    e_ac_pj: float | None = same_as(RetrainOptions, "e_ac_pj")
+    e_mac_pj: float | None = same_as(RetrainOptions, "e_mac_pj")
+
+    def check_together(self) -> None:
+        if self.dataset is None and (self.checkpoint or self.data_dir):
+            raise UsageError("--checkpoint and --data-dir need --dataset (the images to estimate energy on)")
+
+    def energy(self):
+        """The :class:`~nni_snn.energy.EnergyProfile` the estimate is priced with."""
+        return profile(self.energy_profile, self.e_ac_pj, self.e_mac_pj)
 
 
-def _default(cls: type, name: str):
-    f = cls.__dataclass_fields__[name]
-    return None if f.default is dataclasses.MISSING else f.default
+@dataclass(kw_only=True)
+class ExperimentOptions(Options):
+    """``nni-snn experiment``: run (or resume, or follow) an nnictl experiment and summarise its best trial."""
+
+    # Not ``config``: that name is every other command's --config file of options.
+    experiment_config: str | None = option(None, "an nnictl YAML config, e.g. experiments/quickstart.yml, or the "
+                                                 "name of an example config shipped with nni-snn, e.g. quickstart",
+                                           positional=True, metavar="config")
+    resume: str | None = option(None, "resume the stopped experiment ID (nnictl resume) instead: trials that were "
+                                      "running continue from their last epoch's checkpoint", metavar="ID")
+    attach: str | None = option(None, "follow the running experiment ID instead (e.g. one whose terminal has "
+                                      "closed), and summarise it when it ends", metavar="ID")
+    port: int | None = option(None, "port of the NNI manager and web UI (default 8080; --attach: the experiment's "
+                                    "own)", check="port")
+    host: str | None = option(None, "address the NNI manager and web UI listen on (default 127.0.0.1, this machine "
+                                    "only; a remote experiment: its nniManagerIp); 0.0.0.0 opens it to every "
+                                    "network, without authentication", metavar="ADDR")
+    timeout: float | None = option(None, "give up waiting after this many seconds; the experiment goes on (default: "
+                                         "wait until it ends)", check="seconds>0")
+    stop: bool = option(False, "stop the experiment at the end (default: keep the web UI)", action="store_true")
+
+    def check_together(self) -> None:
+        if sum(given is not None for given in (self.experiment_config, self.resume, self.attach)) != 1:
+            raise UsageError("give an experiment config, --resume ID of a stopped experiment, or --attach ID of a "
+                             "running one (one of them)")
+        if self.attach is not None and self.host is not None:
+            raise UsageError("--host says where a manager this command starts listens; --attach starts none")
 
 
-def _choices(choices: tuple | str) -> tuple:
-    if isinstance(choices, str):
-        module, name = choices.split(":")
-        found = getattr(importlib.import_module(module), name)
-        return tuple(found() if callable(found) else found)
-    return tuple(choices)
+@dataclass(kw_only=True)
+class FrontOptions(Options):
+    """``nni-snn front RUN...``: accuracy against energy of finished runs, as a table and a picture."""
+
+    # A required argument: option() makes a field without a default, nothing shared between instances.
+    runs: list[str] = option(help="run folders (holding arch.json), or folders above them such as an NNI "  # noqa: RUF009
+                                  "experiment's ~/nni-experiments/<id>", positional=True, nargs="+")
+    output: str = option("front.png", "picture to write (default front.png)")
+    overwrite: bool = option(False, "replace --output if it exists (default: refuse)", action="store_true")
+    energy_profile: str | None = option(None, "the energy model to compare the runs under (default: the one they "
+                                              "were priced with; see nni-snn search --help)",
+                                        choices="nni_snn.energy:PROFILES")
 
 
-def _flag_type(cls: type, name: str) -> type:
-    """What argparse converts a flag's text to: the field's type without None (annotations are strings here)."""
-    types = {"int": int, "float": float, "str": str}
-    return types[next(t.strip() for t in str(cls.__dataclass_fields__[name].type).split("|") if "None" not in t)]
+@dataclass(kw_only=True)
+class ExamplesOptions(Options):
+    """``nni-snn examples DIR``: copy the example experiment configs into DIR/experiments."""
 
-
-def _metavar(choices: tuple | str) -> str | None:
-    """``{a,b,c}``, what argparse shows of a flag with choices, where they can be read without torch
-    (:data:`TORCH_FREE_CHOICES`); else None (argparse's ``NAME``; the help names them)."""
-    if isinstance(choices, str) and choices.split(":")[0] not in TORCH_FREE_CHOICES:
-        return None
-    return "{" + ",".join(map(str, _choices(choices))) + "}"
-
-
-def config_only(cls: type) -> str:
-    """The options of ``cls`` that are config and NNI keys without a flag, with their help, for --help's end."""
-    keys = [f"{f.name}: {_metadata(cls, f.name)['help']}" for f in dataclasses.fields(cls)
-            if not _metadata(cls, f.name).get("flag", True)]
-    return f"Keys of --config (and of NNI's parameters) without a flag: {'; '.join(keys)}." if keys else ""
-
-
-def add_flags(parser: argparse.ArgumentParser, cls: type, only: tuple[str, ...] | None = None,
-              defaults: bool = False) -> None:
-    """One flag per option of ``cls`` (or of the names in ``only``), its help showing ``cls``'s default, listed in
-    its section of --help (:data:`GROUPS`).
-
-    ``defaults=False``: a flag not given is None, so that it does not hide the config file's value (:func:`resolve`
-    applies the defaults); ``True``: argparse's defaults are final (``show``, which has no config).
-    """
-    names = [f.name for f in dataclasses.fields(cls)
-             if (only is None or f.name in only) and _metadata(cls, f.name).get("flag", True)]
-    first = getattr(cls, "FIRST", ())
-    # The sections in GROUPS' order, but the one holding ``first`` (what a command needs most) at the top.
-    leading = {_metadata(cls, name).get("group") for name in first}
-    present = {_metadata(cls, name).get("group") for name in names} - {None}
-    sections = {group: parser.add_argument_group(GROUPS[group])
-                for group in sorted(present, key=lambda g: (g not in leading, list(GROUPS).index(g)))}
-    for name in sorted(names, key=lambda n: n not in first):  # sorted() keeps the fields' order otherwise
-        meta = _metadata(cls, name)
-        group = meta.get("group")
-        target = sections[group] if group is not None else parser
-        default = _default(cls, name)
-        shown = cls.UNSET if default is None else default
-        kwargs = {"help": meta["help"].format(default=shown, **registry.help_texts()),
-                  "default": default if defaults else None}
-        flag = f"--{name.replace('_', '-')}"
-        action = meta.get("action")
-        if action == "store_false":
-            target.add_argument(f"--no-{name.replace('_', '-')}", dest=name, action="store_false", **kwargs)
-            continue
-        if action == "store_true":
-            kwargs["action"] = "store_true"
-        elif action == "both":
-            kwargs["action"] = argparse.BooleanOptionalAction
-        else:
-            kwargs["type"] = _flag_type(cls, name)
-            if meta.get("choices"):  # shown, not enforced here: check() refuses a bad value from any source alike
-                kwargs["metavar"] = _metavar(meta["choices"])
-        target.add_argument(flag, **kwargs)
-
-
-def read_config(path: str) -> dict:
-    """A ``--config`` file's options (YAML or JSON), its keys spelt with _ (``data-dir`` reads as ``data_dir``)."""
-    import yaml
-
-    from nni_snn.userfiles import load_yaml, read_user_file
-
-    try:
-        data = load_yaml(read_user_file(path, limit=4 << 20))
-    except OSError as err:
-        raise UsageError(f"--config {path}: cannot read ({err.strerror})") from None
-    except (yaml.YAMLError, RecursionError) as err:
-        why = (str(err).splitlines() or [type(err).__name__])[0]
-        raise UsageError(f"--config {path}: not valid YAML/JSON ({why})") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"--config {path}: expected a mapping of option names to values")
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
-
-
-def resolve(cls: type, args: argparse.Namespace, trial_params: dict | None = None):
-    """``cls``'s options from its defaults < ``--config`` < command-line flags < NNI trial parameters, checked."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    given = vars(args)
-    layers = [("--config", read_config(given["config"]) if given.get("config") else {}),
-              ("command line", {k: v for k, v in given.items() if v is not None and k in names}),
-              ("NNI trial parameters", {str(k).replace("-", "_"): v for k, v in (trial_params or {}).items()})]
-    values = {}
-    for source, layer in layers:
-        unknown = sorted(set(layer) - names)
-        if unknown:
-            raise UsageError(f"{source}: unknown option {unknown[0]!r}; known: {', '.join(sorted(names))}")
-        values.update(layer)
-    opts = cls(**values)
-    opts.check()
-    return opts
+    folder: str = option(help="folder to copy them into", positional=True, metavar="DIR")

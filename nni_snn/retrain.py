@@ -11,16 +11,16 @@ import torch
 
 from nni_snn.archfile import write_json_atomic
 from nni_snn.data import load_for, split_for_validation, unaugmented
+from nni_snn.hardware import uses_cuda
 from nni_snn.memory import check_step
 from nni_snn.networks import build_network, network_parameters
+from nni_snn.runfiles import resume_path
 from nni_snn.runtime import (
     keep_freed_memory,
     last_checkpoint,
     loader,
     loader_workers,
-    resume_path,
     trainer,
-    uses_cuda,
 )
 from nni_snn.training import DropPathSchedule, EpochReporter, SNNClassifier, final_metrics, trial_result
 
@@ -46,12 +46,12 @@ def run_retrain(opts: RetrainOptions, output: Path, trial=None) -> dict | None:
     arch = load_arch(opts.arch) if opts.arch else None
     opts = opts.against(arch)
     if arch is not None and opts.space == "deployable":
-        from nni_snn.errors import UsageError
+        from nni_snn.errors import ArchError
         from nni_snn.genotype import deployable_problem
 
         problem = deployable_problem(arch)
         if problem:
-            raise UsageError(f"--space deployable: {opts.arch}: {problem}")
+            raise ArchError(f"{opts.arch}: outside the deployable space: {problem}", [("space", "deployable")])
     data = load_for(opts, opts.timesteps, cutout=opts.cutout)
     if arch is not None:  # sizes that cannot fit: one line now, not an out-of-memory kill later
         check_step("retrain", opts, data)

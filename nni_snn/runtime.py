@@ -15,6 +15,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import TensorBoardLogger
 
+from nni_snn.hardware import uses_cuda
+from nni_snn.runfiles import resume_path
 from nni_snn.training import NonFiniteGuard
 
 if TYPE_CHECKING:
@@ -70,11 +72,6 @@ def loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int,
                       num_workers=num_workers, pin_memory=cuda, persistent_workers=num_workers > 0)
 
 
-def uses_cuda(accelerator: str) -> bool:
-    """Whether Lightning's ``accelerator`` option will train on a CUDA GPU here."""
-    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-
-
 def loader_workers(num_workers: int | None, accelerator: str) -> int:
     """``--num-workers``, or its default: 0 on the CPU (the in-memory datasets need no workers, and worker processes
     would compete with training for the cores), up to 4 on a GPU (decoding and augmenting CIFAR images for a GPU
@@ -82,10 +79,6 @@ def loader_workers(num_workers: int | None, accelerator: str) -> int:
     if num_workers is not None:
         return num_workers
     return min(4, os.cpu_count() or 1) if uses_cuda(accelerator) else 0
-
-
-def resume_path(output: Path) -> Path:
-    return output / "checkpoints" / "last.ckpt"
 
 
 def last_checkpoint(output: Path):

@@ -17,17 +17,17 @@ import torch
 from nni_snn.archfile import arch_from_sample, write_json_atomic
 from nni_snn.data import load_for, split_for_search
 from nni_snn.genotype import CELL_TYPES
+from nni_snn.hardware import uses_cuda
 from nni_snn.memory import check_step
 from nni_snn.networks import build_network, count_parameters, network_parameters
+from nni_snn.runfiles import resume_path
 from nni_snn.runtime import (
     is_global_zero,
     keep_freed_memory,
     last_checkpoint,
     loader,
     loader_workers,
-    resume_path,
     trainer,
-    uses_cuda,
     wait_for_all,
 )
 from nni_snn.training import RESULT_COUNTS, EpochReporter, SNNClassifier, final_metrics, trial_result

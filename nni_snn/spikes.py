@@ -56,7 +56,16 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from nni_snn.energy import BYTES_PER_VALUE, COUNT_KINDS, DEFAULT_PROFILE, PROFILES, EnergyProfile, profile
+from nni_snn.energy import (
+    BYTES_PER_VALUE,
+    COUNT_KINDS,
+    DEFAULT_PROFILE,
+    E_AC_PJ,
+    E_MAC_PJ,
+    PROFILES,
+    EnergyProfile,
+    profile,
+)
 from nni_snn.neuron import SpikingNeuron
 
 if TYPE_CHECKING:
@@ -66,8 +75,6 @@ __all__ = ["ADDERS", "E_AC_PJ", "E_MAC_PJ", "ReadsAnalog", "SpikeMonitor", "cali
            "energy_uj"]
 
 _F32_EXACT = 2**24
-E_AC_PJ = 0.9  # pJ per accumulate (SOP), 32-bit float add, 45 nm (Horowitz, ISSCC 2014)
-E_MAC_PJ = 4.6  # pJ per multiply-accumulate, 32-bit float mult 3.7 + add 0.9, 45 nm (same source)
 # Modules that add without weights: pooling windows and identity skips (a module can also set ``sums_spikes``).
 ADDERS = (nn.MaxPool2d, nn.AvgPool2d, nn.Identity)
 

@@ -103,10 +103,11 @@ def test_a_new_attention_type_is_one_registration(tmp_path):
 
     from nni_snn.archfile import load_arch, make_arch
     from nni_snn.cli import build_parser
+    from nni_snn.flags import resolve
     from nni_snn.front import read_run
     from nni_snn.genotype import CONV_HEAVY
     from nni_snn.networks import build_network
-    from nni_snn.options import SearchOptions, resolve
+    from nni_snn.options import SearchOptions
 
     ATTENTIONS.register("half", "a throwaway attention", "torch.nn:Identity", label="HALF-DARTS")
     try:

@@ -89,7 +89,8 @@ def test_shipped_commands_parse_and_carry_the_paper_recipe():
     import shlex
 
     from nni_snn.cli import build_parser
-    from nni_snn.options import RetrainOptions, SearchOptions, resolve
+    from nni_snn.flags import resolve
+    from nni_snn.options import RetrainOptions, SearchOptions
 
     resolved = {}
     for path in sorted((ROOT / "experiments").glob("*.yml")):

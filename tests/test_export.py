@@ -183,7 +183,8 @@ def test_the_deployable_space_is_an_option_of_search_retrain_and_nni_trials(tmp_
     import json
 
     from nni_snn.cli import main
-    from nni_snn.options import SearchOptions, resolve
+    from nni_snn.flags import resolve
+    from nni_snn.options import SearchOptions
 
     # An NNI trial's parameters (an nnictl config's search space) set it like any other option.
     args = argparse.Namespace(config=None)

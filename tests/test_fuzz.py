@@ -36,7 +36,8 @@ from hypothesis import strategies as st
 
 from benchmarks import fuzz_sizes  # the size grid's one home
 from nni_snn import cli
-from nni_snn.options import MultitrialOptions, RetrainOptions, SearchOptions, resolve
+from nni_snn.flags import resolve
+from nni_snn.options import MultitrialOptions, RetrainOptions, SearchOptions
 
 PROFILE = os.environ.get("NNI_SNN_FUZZ", "fast")
 # Examples per kind: the fast profile's count times this.

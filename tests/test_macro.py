@@ -107,7 +107,8 @@ def test_the_efficient_config_and_the_macro_sweep_give_valid_searches():
     import yaml
 
     from nni_snn.cli import build_parser
-    from nni_snn.options import SearchOptions, resolve
+    from nni_snn.flags import resolve
+    from nni_snn.options import SearchOptions
 
     root = Path(__file__).resolve().parents[1]
     sweep = yaml.safe_load((root / "experiments" / "macro_sweep.yml").read_text())

@@ -10,15 +10,9 @@ from pathlib import Path
 import pytest
 
 from nni_snn.cli import build_parser, main
-from nni_snn.options import (
-    MultitrialOptions,
-    RetrainOptions,
-    SearchOptions,
-    UsageError,
-    add_flags,
-    option,
-    resolve,
-)
+from nni_snn.errors import UsageError
+from nni_snn.flags import add_flags, option, resolve
+from nni_snn.options import MultitrialOptions, RetrainOptions, SearchOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = {"search": SearchOptions, "retrain": RetrainOptions, "multitrial": MultitrialOptions}
@@ -216,7 +210,8 @@ def test_help_shows_the_choices_in_sections(capsys):
 
 
 def test_every_option_of_a_training_command_has_a_section():
-    from nni_snn.options import GROUPS, _metadata
+    from nni_snn.flags import _metadata
+    from nni_snn.options import GROUPS
 
     for cls in COMMANDS.values():
         for f in dataclasses.fields(cls):

@@ -178,7 +178,8 @@ def test_search_then_retrain_at_the_retrain_settings_given(retrained):
 
 def test_search_retrain_defaults_are_retrains_not_the_searchs(capsys):
     from nni_snn.cli import build_parser
-    from nni_snn.options import SearchOptions, resolve
+    from nni_snn.flags import resolve
+    from nni_snn.options import SearchOptions
 
     opts = resolve(SearchOptions, build_parser().parse_args(["search"]))
     assert all(getattr(opts, f"retrain_{k}") is None for k in ("width", "cells", "lr", "batch_size", "attention_cells"))
