@@ -31,7 +31,8 @@ VARIANTS = [("none", "all", "after-attention")] + [(a, cells, norm) for a in ("c
 class AttentionStudy(Study):
     def variant_arch(self, run: str, genotype: str, attention: str, cells: str, norm: str) -> str:
         import nni_snn.genotype as g
-        from nni_snn.archfile import make_arch, write_json_atomic
+        from nni_snn.archfile import make_arch
+        from nni_snn.runfolder import write_json_atomic
 
         path = self.out / run / "arch.json"
         if not path.is_file():

@@ -152,11 +152,12 @@ class FrontStudy(RunFolders):
         """The arch.json of the uniform genotype whose estimated energy is closest (in log) to the searched one's."""
         import torch
 
-        from nni_snn.archfile import load_arch, make_arch, write_json_atomic
+        from nni_snn.archfile import load_arch, make_arch
         from nni_snn.data import load_dataset
         from nni_snn.energy import profile
         from nni_snn.estimate import estimate_energy
         from nni_snn.networks import build_network
+        from nni_snn.runfolder import write_json_atomic
 
         path = self.out / run / "arch.json"
         if path.is_file():

@@ -141,7 +141,7 @@ class RunFolders:
         return json.loads(path.read_text()) if path.is_file() else None
 
     def _finish(self, run: str, result: dict) -> dict:
-        from nni_snn.archfile import write_json_atomic
+        from nni_snn.runfolder import write_json_atomic
 
         write_json_atomic(self.out / run / "result.json", result)
         return result
@@ -204,7 +204,8 @@ class Study(RunFolders):
     def write_arch(self, run: str, genotype: dict, **network) -> str:
         """``run``'s arch.json for ``genotype``, MA attention and T = 2 unless ``network`` (make_arch's keywords,
         e.g. a macro-architecture) says otherwise."""
-        from nni_snn.archfile import make_arch, write_json_atomic
+        from nni_snn.archfile import make_arch
+        from nni_snn.runfolder import write_json_atomic
 
         path = self.out / run / "arch.json"
         if not path.is_file():

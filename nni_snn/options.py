@@ -526,16 +526,16 @@ class SearchOptions(TrainOptions):
         """The retrain after this search, of ``output``'s arch.json, checked. Data, seed, hardware, neuron and energy
         prices are the search's; sizes and learning rate are retrain's unless --retrain-* says otherwise (the paper
         searches at 16 channels and 5 cells, and retrains at 36 or more and 6); T is the arch file's."""
-        from nni_snn.runtime import resume_path
+        from nni_snn.runfolder import RunFolder
 
+        run = RunFolder(output)
         own = ("width", "cells", "lr", "batch_size", "attention_cells", "lr_min", "drop_path", "cutout",
                "auxiliary_weight", "val_split")
         shared = {f.name for f in dataclasses.fields(RetrainOptions)} & {f.name for f in dataclasses.fields(self)}
         values = {k: getattr(self, k) for k in shared if k not in own}
         values.update({k: getattr(self, f"retrain_{k}") for k in own if getattr(self, f"retrain_{k}") is not None})
-        values.update(arch=str(output / "arch.json"), timesteps=None, epochs=self.retrain_epochs,
-                      output=str(output / "retrain"),
-                      resume=self.resume and resume_path(output / "retrain").is_file())
+        values.update(arch=str(run.arch), timesteps=None, epochs=self.retrain_epochs, output=str(run.retrain.path),
+                      resume=self.resume and run.retrain.resume_checkpoint.is_file())
         retrain = RetrainOptions(**values)
         retrain.check()
         return retrain
@@ -702,20 +702,9 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, only: tuple[str, ...] 
 
 def read_config(path: str) -> dict:
     """A ``--config`` file's options (YAML or JSON), its keys spelt with _ (``data-dir`` reads as ``data_dir``)."""
-    import yaml
+    from nni_snn.runfolder import read_mapping
 
-    from nni_snn.userfiles import load_yaml, read_user_file
-
-    try:
-        data = load_yaml(read_user_file(path, limit=4 << 20))
-    except OSError as err:
-        raise UsageError(f"--config {path}: cannot read ({err.strerror})") from None
-    except (yaml.YAMLError, RecursionError) as err:
-        why = (str(err).splitlines() or [type(err).__name__])[0]
-        raise UsageError(f"--config {path}: not valid YAML/JSON ({why})") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"--config {path}: expected a mapping of option names to values")
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
+    return {str(k).replace("-", "_"): v for k, v in read_mapping(path, f"--config {path}").items()}
 
 
 def resolve(cls: type, args: argparse.Namespace, trial_params: dict | None = None):

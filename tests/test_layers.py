@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("nni_snn", "search_spaces", "strategies")
 CORE = {f"nni_snn.{name}" for name in ("neuron", "ops", "attention", "spikes", "genotype", "data", "events", "training",
                                         "regularizers", "baselines", "plot", "front", "archfile", "errors",
-                                        "nni_compat", "registry", "userfiles", "energy")}
+                                        "nni_compat", "registry", "userfiles", "energy", "runfolder")}
 APPLICATION = {f"nni_snn.{name}" for name in ("cli", "options", "runtime", "search", "retrain", "estimate", "export",
                                                "multitrial_baseline", "nni_trial", "nnictl", "networks", "tuners",
                                                "__main__", "manager_host", "memory")}
