@@ -132,7 +132,7 @@ def write_front(output: Path, front, space, opts: SearchOptions, data, reporter:
     choosing which lambdas to retrain, whose runs measure the energy that counts."""
     from nni_snn.estimate import estimate_energy
 
-    rows = []
+    run, rows = RunFolder(output), []
     for lam, records in zip(front.lambdas, front.architectures):
         candidates = [r for r in records if r["epoch"] >= opts.warmup_epochs and r["alpha_loss"] is not None]
         if opts.export == "last" or not candidates:
@@ -150,7 +150,7 @@ def write_front(output: Path, front, space, opts: SearchOptions, data, reporter:
         arch["results"] = {"alpha_loss": record["alpha_loss"], "energy_profile": reporter.energy.name,
                            "estimated_untrained": True, **{k: counts[k] for k in RESULT_COUNTS if k in counts},
                            **derived_params(arch, opts, data)}
-        folder = RunFolder(output).front(lam)
+        folder = run.front(lam)
         write_search_outputs(folder.path, arch, {"lambda": lam, "epoch": record["epoch"], **arch["results"]})
         rows.append({"lambda": lam, "epoch": record["epoch"], "arch": str(folder.arch), **arch["results"]})
     metrics = final_metrics(reporter, {"params": None, "params_with_auxiliary_head": None})
@@ -159,7 +159,6 @@ def write_front(output: Path, front, space, opts: SearchOptions, data, reporter:
     last = len(reporter.history) - 1
     metrics["export"] = {"mode": "last", "epoch": last, "accuracy": reporter.history[-1].get("val_acc")}
     metrics["front"] = rows
-    run = RunFolder(output)
     write_json_atomic(run.front_table, {"energy_profile": reporter.energy.name, "rows": rows})
     run.write_metrics(metrics)
     return metrics
