@@ -60,7 +60,7 @@ def run_cli(args: list[str], log: Path) -> float:
 def write_json_atomic(path: Path, data) -> None:
     """``data`` as JSON at ``path``, written whole or not at all: the benchmarks' one import of the library's
     writer."""
-    from nni_snn.archfile import write_json_atomic as write
+    from nni_snn.runfolder import write_json_atomic as write
 
     write(path, data)
 

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -187,26 +185,3 @@ def event_framing(arch: dict | None, dataset: str, frames_by: str | None = None,
     return {"frames_by": frames_by or search.get("frames_by") or "time",
             "event_size": event_size or search.get("event_size")}
 
-
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON next to ``path`` and rename it over: readers never see a half-written file."""
-    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` next to ``path`` and rename it over: readers never see a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make results unreadable to others
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

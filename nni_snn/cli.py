@@ -28,6 +28,7 @@ from nni_snn.options import (
     SearchOptions,
     ShowOptions,
 )
+from nni_snn.runfolder import RESULTS, RunFolder, config_text
 
 # Exit codes (docs/reference/cli.md): 2 a user's mistake, 1 the environment or a run that stopped (a full disk, a
 # diverging run), 130 an interrupt (Ctrl-C), as the shell reports a SIGINT.
@@ -91,20 +92,16 @@ def _prepare(args, options: type, check=None):
     trial = nni_trial.Trial() if trial_dir else None
     opts = resolve(options, args, trial.parameters if trial else None)
     output = Path(opts.output) if trial_dir is None or args.output else trial_dir
+    resume = RunFolder(output).resume_checkpoint
     if trial and not opts.resume and _interrupted_here(output, opts):
         # `nnictl resume` starts a trial that was running when its manager stopped again, with the same trial id,
         # folder and parameters: continue from its last epoch's checkpoint instead of starting at epoch 0.
         import dataclasses
 
-        from nni_snn.runfiles import resume_path
-
         opts = dataclasses.replace(opts, resume=True)
-        print(f"nni-snn: resuming this trial from {resume_path(output)} (its experiment was resumed)", flush=True)
-    if opts.resume:
-        from nni_snn.runfiles import resume_path
-
-        if not resume_path(output).is_file():
-            raise UsageError(f"--resume: no checkpoint {resume_path(output)}; run without --resume to start afresh")
+        print(f"nni-snn: resuming this trial from {resume} (its experiment was resumed)", flush=True)
+    if opts.resume and not resume.is_file():
+        raise UsageError(f"--resume: no checkpoint {resume}; run without --resume to start afresh")
     if check:
         check(opts)
     from nni_snn.runtime import is_global_zero
@@ -119,32 +116,6 @@ def _prepare(args, options: type, check=None):
     return opts, output, trial
 
 
-# What a run leaves in its output folder: what --overwrite removes. Nothing else is touched (--output may be a folder
-# holding other things), and the TensorBoard logs stay: each run logs into a version folder of its own.
-RUN_FILES = ("arch.json", "metrics.json", "config.yaml", "normal.png", "reduce.png")
-RESULTS = ("arch.json", "metrics.json")  # a finished run: search writes both, retrain metrics.json
-
-
-def _run_in(folder: Path, keep: set[Path], nested: bool = True) -> list[str]:
-    """The results and checkpoints of a run in ``folder`` (and in its ``retrain/``, a search's retrain), but not
-    the files in ``keep``."""
-    found = [name for name in RESULTS if (folder / name).is_file() and (folder / name).resolve() not in keep]
-    found += [f"checkpoints/{c.name}" for c in sorted((folder / "checkpoints").glob("*.ckpt"))]
-    if nested:
-        found += [f"retrain/{name}" for name in _run_in(folder / "retrain", keep, nested=False)]
-    return found
-
-
-def _remove_run(folder: Path, keep: set[Path], nested: bool = True) -> None:
-    for name in RUN_FILES:
-        if (folder / name).resolve() not in keep:
-            (folder / name).unlink(missing_ok=True)
-    for checkpoint in (folder / "checkpoints").glob("*.ckpt"):
-        checkpoint.unlink()
-    if nested:
-        _remove_run(folder / "retrain", keep, nested=False)
-
-
 def claim_output(output: Path, opts, replace: bool = False) -> None:
     """Make ``output`` this run's, before anything is trained or written: a folder holding another run's results
     or checkpoints is refused (one line, exit 2) unless ``replace`` (--overwrite), which removes them, saying so.
@@ -156,7 +127,7 @@ def claim_output(output: Path, opts, replace: bool = False) -> None:
     if getattr(opts, "resume", False):
         return
     keep = {Path(opts.arch).resolve()} if getattr(opts, "arch", None) else set()
-    found = _run_in(output, keep)
+    found = RunFolder(output).run_files(keep)
     if not found:
         return
     if not replace:
@@ -168,7 +139,7 @@ def claim_output(output: Path, opts, replace: bool = False) -> None:
     shown = ", ".join(found[:4]) + (", ..." if len(found) > 4 else "")
     print(f"nni-snn: replacing the run in {output}: removing {shown} (its TensorBoard logs stay)", file=sys.stderr,
           flush=True)
-    _remove_run(output, keep)
+    RunFolder(output).remove_run(keep)
 
 
 def refuse_to_replace(path: Path, overwrite: bool) -> None:
@@ -181,15 +152,12 @@ def refuse_to_replace(path: Path, overwrite: bool) -> None:
 def _interrupted_here(output: Path, opts) -> bool:
     """Whether ``output`` holds a checkpoint of a run with exactly these options (its ``config.yaml``): an NNI trial
     that was stopped mid-run. A checkpoint of other options is never continued (the run starts afresh over it)."""
-    import yaml
-
-    from nni_snn.runfiles import resume_path
-
+    run = RunFolder(output)
     try:
-        before = yaml.safe_load((output / "config.yaml").read_text())
-    except (OSError, yaml.YAMLError):
+        before = run.read_config()
+    except UsageError:
         return False
-    return resume_path(output).is_file() and before == _settings(output, opts)
+    return run.resume_checkpoint.is_file() and before == _settings(output, opts)
 
 
 def _settings(output: Path, opts) -> dict:
@@ -203,11 +171,7 @@ def _settings(output: Path, opts) -> dict:
 def write_config(output: Path, opts) -> None:
     """``config.yaml`` beside the run's results: every option it ran with, defaults included, readable back with
     ``--config`` (so that a changed default never changes what an old run did)."""
-    import yaml
-
-    from nni_snn.archfile import write_text_atomic
-
-    write_text_atomic(output / "config.yaml", yaml.safe_dump(_settings(output, opts), sort_keys=False))
+    RunFolder(output).write_config(_settings(output, opts))
 
 
 def _counts(metrics: dict) -> str:
@@ -243,7 +207,7 @@ def _retrain(args) -> int:
     if metrics is not None:
         if trial:
             trial.final(final_result(metrics))
-        print(f"{_selected(metrics)}, {_counts(metrics)}, {_params(metrics)}; {output / 'metrics.json'}")
+        print(f"{_selected(metrics)}, {_counts(metrics)}, {_params(metrics)}; {RunFolder(output).metrics}")
     return 0
 
 
@@ -252,6 +216,7 @@ def _search(args) -> int:
     from nni_snn.search import exported_result, run_search
 
     opts, output, trial = _prepare(args, SearchOptions)
+    run = RunFolder(output)
     metrics = run_search(opts, output, trial)  # None in the other processes of a DDP run: rank 0 reports
     if metrics is not None and "front" in metrics:
         for row in metrics["front"]:
@@ -264,21 +229,20 @@ def _search(args) -> int:
         export = metrics["export"]
         print(f"search: accuracy {metrics['accuracy']:.4f}, {_counts(metrics)}; architecture of epoch "
               f"{export['epoch']} ({export['mode']}, accuracy {export['accuracy']:.4f}), {_params(metrics)}: "
-              f"{output / 'arch.json'}")
+              f"{run.arch}")
         result = exported_result(metrics)
     # Retrain the found cells (each lambda's, of a front), on the search's devices (every DDP process takes part): the
     # trial's final result is then its accuracy (a front's: the one retrain best on validation).
-    searched = ([output / "front" / f"lambda-{lam:g}" for lam in opts.front_lambdas()] if opts.energy_front is not None
-                else [output])
+    searched = [run.front(lam) for lam in opts.front_lambdas()] if opts.energy_front is not None else [run]
     retrained = {}
     for folder in searched if opts.retrain_epochs else ():
-        retrain = opts.retrain(folder)
+        retrain = opts.retrain(folder.path)
         if metrics is not None:
-            write_config(folder / "retrain", retrain)
-        done = run_retrain(retrain, folder / "retrain", trial)
+            write_config(folder.retrain.path, retrain)
+        done = run_retrain(retrain, folder.retrain.path, trial)
         if done is not None:
-            print(f"retrain: {_selected(done)}, {_counts(done)}; {folder / 'retrain' / 'metrics.json'}")
-            retrained[folder.name] = final_result(done)
+            print(f"retrain: {_selected(done)}, {_counts(done)}; {folder.retrain.metrics}")
+            retrained[folder.path.name] = final_result(done)
     if retrained:
         result = max(retrained.values(), key=lambda r: r["default"])
         if opts.energy_front is not None:  # the front's points, shown beside the trial's result in the web UI
@@ -361,7 +325,7 @@ def _multitrial(args) -> int:
         raise UsageError(str(err)) from None
     print(f"{opts.search_strategy}: {len(summary['trials'])} trials; best accuracy {summary['accuracy']:.4f}, "
           f"{summary['spikes_per_sample']:.1f} spikes, {summary['energy_uj_per_sample']:.4g} uJ per sample, "
-          f"{summary['params']} parameters; architecture: {output / 'arch.json'}")
+          f"{summary['params']} parameters; architecture: {RunFolder(output).arch}")
     return 0
 
 
@@ -393,11 +357,9 @@ def _experiment(args) -> int:
 def _print_config(args) -> int:
     """``--print-config``: the options resolved and checked as the command would run with them, printed as the
     ``config.yaml`` it would write (readable back with ``--config``); nothing is trained or written."""
-    import yaml
-
     options = {"search": SearchOptions, "retrain": RetrainOptions, "multitrial": MultitrialOptions}[args.command]
     opts = resolve(options, args)
-    print(yaml.safe_dump(_settings(Path(opts.output), opts), sort_keys=False), end="")
+    print(config_text(_settings(Path(opts.output), opts)), end="")
     return 0
 
 

@@ -310,30 +310,27 @@ def to_nir(net: nn.Module, image_shape: tuple[int, int, int], dt: float = DEFAUL
 
 def load_run(run_dir: Path, checkpoint: str | None = None):
     """The retrained network of a retrain folder, with its weights, and its input shape ``(C, H, W)``."""
-    import yaml
-
     from nni_snn.archfile import load_arch
     from nni_snn.data import load_for
     from nni_snn.networks import build_network
     from nni_snn.options import RetrainOptions
+    from nni_snn.runfolder import RunFolder
 
-    run_dir = Path(run_dir)
-    config = run_dir / "config.yaml"
-    if not config.is_file():
-        raise ExportError(f"{run_dir}: no config.yaml; give the folder of a 'nni-snn retrain' run")
-    settings = yaml.safe_load(config.read_text())
+    run = RunFolder(run_dir)
+    if not run.config.is_file():
+        raise ExportError(f"{run.path}: no config.yaml; give the folder of a 'nni-snn retrain' run")
+    settings = run.read_config(error=ExportError)
     if not settings.get("arch"):
-        raise ExportError(f"{run_dir}: a retrain of a hand-designed baseline; only searched networks (an arch.json's) "
+        raise ExportError(f"{run.path}: a retrain of a hand-designed baseline; only searched networks (an arch.json's) "
                           "are exported")
     fields = {f for f in RetrainOptions.__dataclass_fields__}
     opts = RetrainOptions(**{k: v for k, v in settings.items() if k in fields})
     arch = load_arch(opts.arch)
     opts = opts.against(arch)
     ckpt = Path(checkpoint) if checkpoint else next(
-        (p for p in (run_dir / "checkpoints" / "best.ckpt", run_dir / "checkpoints" / "last.ckpt") if p.is_file()),
-        None)
+        (p for p in (run.best_checkpoint, run.resume_checkpoint) if p.is_file()), None)
     if ckpt is None or not ckpt.is_file():
-        raise ExportError(f"{run_dir}: no checkpoints/best.ckpt or last.ckpt; has the retrain finished an epoch?")
+        raise ExportError(f"{run.path}: no checkpoints/best.ckpt or last.ckpt; has the retrain finished an epoch?")
     data = load_for(opts, opts.timesteps, cutout=0)
     net = build_network(arch, width=opts.width, num_cells=opts.cells, num_classes=data.num_classes,
                         in_channels=data.in_channels, image_size=data.image_size, **opts.network_spec().settings())

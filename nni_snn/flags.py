@@ -222,20 +222,9 @@ def add_flags(parser: argparse.ArgumentParser, cls: type) -> None:
 
 def read_config(path: str) -> dict:
     """A ``--config`` file's options (YAML or JSON), its keys spelt with _ (``data-dir`` reads as ``data_dir``)."""
-    import yaml
+    from nni_snn.runfolder import read_mapping
 
-    from nni_snn.userfiles import load_yaml, read_user_file
-
-    try:
-        data = load_yaml(read_user_file(path, limit=4 << 20))
-    except OSError as err:
-        raise UsageError(f"--config {path}: cannot read ({err.strerror})") from None
-    except (yaml.YAMLError, RecursionError) as err:
-        why = (str(err).splitlines() or [type(err).__name__])[0]
-        raise UsageError(f"--config {path}: not valid YAML/JSON ({why})") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"--config {path}: expected a mapping of option names to values")
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
+    return {str(k).replace("-", "_"): v for k, v in read_mapping(path, f"--config {path}").items()}
 
 
 def resolve(cls: type, args: argparse.Namespace, trial_params: dict | None = None):

@@ -10,6 +10,7 @@ from nni_snn.archfile import load_arch
 from nni_snn.errors import FrontError
 from nni_snn.plot import pareto_front
 from nni_snn.registry import ATTENTIONS
+from nni_snn.runfolder import RunFolder
 
 
 def run_folders(roots: list[str | Path]) -> list[Path]:
@@ -18,7 +19,7 @@ def run_folders(roots: list[str | Path]) -> list[Path]:
     for root in map(Path, roots):
         if not root.is_dir():
             raise FrontError(f"{root}: no such folder")
-        found = [root] if (root / "arch.json").is_file() else sorted(p.parent for p in root.rglob("arch.json"))
+        found = [run.path for run in RunFolder.below(root)]
         if not found:
             raise FrontError(f"{root}: no arch.json in it or below it")
         folders += found
@@ -28,15 +29,15 @@ def run_folders(roots: list[str | Path]) -> list[Path]:
 def read_run(folder: Path, profile: str | None = None) -> dict:
     """A run's label, accuracy and counts: from its retrain metrics when it retrained, else its search's; its energy
     under ``profile`` (None: the profile it was priced with; nni-snn 0.1's runs: ``ops-45nm``)."""
-    retrained = folder / "retrain" / "metrics.json"
-    metrics_file = retrained if retrained.is_file() else folder / "metrics.json"
+    run = RunFolder(folder)
+    metrics_file = run.retrain.metrics if run.retrain.metrics.is_file() else run.metrics
     try:
         metrics = json.loads(metrics_file.read_text())
     except (OSError, json.JSONDecodeError):
         raise FrontError(f"{folder}: no readable metrics.json (the run has not finished?)") from None
     if metrics.get("accuracy") is None or "energy_uj_per_sample" not in metrics:
         raise FrontError(f"{metrics_file}: no accuracy and energy (written by an older nni-snn?)")
-    arch = load_arch(folder / "arch.json")
+    arch = load_arch(run.arch)
     search = arch.get("search", {})
     # A multi-trial baseline is labelled by its strategy, a DARTS search by its attention and energy penalty.
     label = search.get("strategy") or f"{ATTENTIONS[arch['attention']].label} λ={search.get('spike_penalty', 0):g}"

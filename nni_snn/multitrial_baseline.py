@@ -27,7 +27,7 @@ import nni
 import pytorch_lightning as pl
 import torch
 
-from nni_snn.archfile import arch_from_sample, make_arch, write_json_atomic
+from nni_snn.archfile import arch_from_sample, make_arch
 from nni_snn.data import load_dataset, load_for, split_for_search
 from nni_snn.errors import MultitrialError
 from nni_snn.genotype import genotype_from_sample
@@ -36,6 +36,7 @@ from nni_snn.memory import check_step
 from nni_snn.networks import network_parameters
 from nni_snn.options import MultitrialOptions, RetrainOptions
 from nni_snn.registry import SEARCH_STRATEGIES
+from nni_snn.runfolder import RunFolder
 from nni_snn.training import RESULT_COUNTS, EpochReporter, final_metrics, trial_result
 
 
@@ -91,11 +92,12 @@ def train_sampled(model, *, dataset: str, data_dir: str | None = None, download:
 
 
 def _write_trial_files(folder: Path, model, metrics: dict) -> None:
-    write_json_atomic(folder / "metrics.json", metrics)
+    run = RunFolder(folder)
+    run.write_metrics(metrics)
     # Inside a trial NNI's current parameter is the frozen model space; its sample is this network's.
     sample = getattr(nni.get_current_parameter(), "sample", None)
     if sample:
-        write_json_atomic(folder / "arch.json", arch_from_sample(
+        run.write_arch(arch_from_sample(
             sample, model,
             results={k: metrics[k] for k in ("accuracy", *RESULT_COUNTS, "params", "params_with_auxiliary_head")}))
 

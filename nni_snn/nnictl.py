@@ -27,6 +27,7 @@ from pathlib import Path
 from nni_snn.errors import ExperimentError, UsageError
 from nni_snn.manager_host import LOOPBACK as MANAGER_LOOPBACK
 from nni_snn.manager_host import check_host, experiment_host, manager_env, url_host, warn_if_exposed
+from nni_snn.runfolder import RunFolder, read_mapping, write_text_atomic
 
 FINISHED = {"SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED"}
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -86,8 +87,6 @@ def config_path(config: str | Path) -> Path:
 def copy_examples(folder: Path) -> Path:
     """Copy the example configs (and scripts) to ``folder/experiments``, where they run as in the repository (their
     trialCodeDirectory is ``folder``); the folder written. Refuses before writing anything if one is there already."""
-    from nni_snn.archfile import write_text_atomic
-
     sources = sorted(p for p in (examples_root() / "experiments").iterdir() if p.suffix in (".yml", ".sh"))
     target = folder / "experiments"
     there = [target / p.name for p in sources if (target / p.name).exists()]
@@ -375,20 +374,8 @@ def end_leftovers(experiment_id: str, grace: float = 30) -> dict[int, str]:
 
 def read_config(config: Path) -> dict:
     """The nnictl config as a mapping (nnictl itself checks the rest)."""
-    import yaml
-
-    from nni_snn.userfiles import load_yaml, read_user_file
-
-    try:
-        data = load_yaml(read_user_file(config, limit=4 << 20))
-    except OSError as err:
-        raise ExperimentError(f"experiment config {config}: cannot read ({err.strerror})") from None
-    except (yaml.YAMLError, RecursionError) as err:
-        why = (str(err).splitlines() or [type(err).__name__])[0]
-        raise ExperimentError(f"experiment config {config}: not valid YAML ({why})") from None
-    if not isinstance(data, dict):
-        raise ExperimentError(f"experiment config {config}: expected a mapping of nnictl settings")
-    return data
+    return read_mapping(config, f"experiment config {config}", error=ExperimentError,
+                        expected="a mapping of nnictl settings", syntax="YAML")
 
 
 def known_experiment(experiment_id: str) -> dict:
@@ -466,9 +453,9 @@ def follow(experiment_id: str, port: int, timeout: float | None, stop_after: boo
               f"   energy/sample: {final.get('energy_uj_per_sample', float('nan')):.4g} uJ")
         location = trial_location(client, trial["trialJobId"])
         if location and location[0] and location[0] not in LOOPBACK:  # on another machine: say where
-            print(f"architecture: {location[0]}:{location[1]}/arch.json (on that machine)")
+            print(f"architecture: {location[0]}:{RunFolder(location[1]).arch} (on that machine)")
         else:
-            arch_path = trial_dir(client, experiment_id, trial["trialJobId"]) / "arch.json"
+            arch_path = RunFolder(trial_dir(client, experiment_id, trial["trialJobId"])).arch
             print(f"architecture: {arch_path if arch_path.exists() else '(none written)'}")
     finally:
         if stop_after:

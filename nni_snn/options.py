@@ -22,7 +22,6 @@ from nni_snn.energy import DEFAULT_PROFILE, profile
 from nni_snn.errors import UsageError
 from nni_snn.flags import Options, comma_list, is_int, is_number, option, same_as
 from nni_snn.hardware import uses_cuda
-from nni_snn.runfiles import resume_path
 from nni_snn.spec import NetworkSpec, setting_metadata, setting_names
 
 # How a search picks the architecture it writes (--export): the epoch whose supernet validation accuracy is highest
@@ -433,14 +432,16 @@ class SearchOptions(TrainOptions):
         """The retrain after this search, of ``output``'s arch.json, checked. Data, seed, hardware, neuron and energy
         prices are the search's; sizes and learning rate are retrain's unless --retrain-* says otherwise (the paper
         searches at 16 channels and 5 cells, and retrains at 36 or more and 6); T is the arch file's."""
+        from nni_snn.runfolder import RunFolder
+
+        run = RunFolder(output)
         own = ("width", "cells", "lr", "batch_size", "attention_cells", "lr_min", "drop_path", "cutout",
                "auxiliary_weight", "val_split")
         shared = {f.name for f in dataclasses.fields(RetrainOptions)} & {f.name for f in dataclasses.fields(self)}
         values = {k: getattr(self, k) for k in shared if k not in own}
         values.update({k: getattr(self, f"retrain_{k}") for k in own if getattr(self, f"retrain_{k}") is not None})
-        values.update(arch=str(output / "arch.json"), timesteps=None, epochs=self.retrain_epochs,
-                      output=str(output / "retrain"),
-                      resume=self.resume and resume_path(output / "retrain").is_file())
+        values.update(arch=str(run.arch), timesteps=None, epochs=self.retrain_epochs, output=str(run.retrain.path),
+                      resume=self.resume and run.retrain.resume_checkpoint.is_file())
         retrain = RetrainOptions(**values)
         retrain.check()
         return retrain

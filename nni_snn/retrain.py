@@ -9,12 +9,11 @@ from typing import TYPE_CHECKING, NamedTuple
 import pytorch_lightning as pl
 import torch
 
-from nni_snn.archfile import write_json_atomic
 from nni_snn.data import load_for, split_for_validation, unaugmented
 from nni_snn.hardware import uses_cuda
 from nni_snn.memory import check_step
 from nni_snn.networks import build_network, network_parameters
-from nni_snn.runfiles import resume_path
+from nni_snn.runfolder import RunFolder
 from nni_snn.runtime import (
     keep_freed_memory,
     last_checkpoint,
@@ -94,7 +93,7 @@ def run_retrain(opts: RetrainOptions, output: Path, trial=None) -> dict | None:
     metrics["network"] = {"arch": opts.arch, "baseline": opts.baseline,
                           **(spec.settings() if spec is not None else {"neuron": neuron})}
     metrics["recipe"] = {key: getattr(opts, key) for key in RECIPE_KEYS}
-    write_json_atomic(output / "metrics.json", metrics)
+    RunFolder(output).write_metrics(metrics)
     return metrics
 
 
@@ -124,7 +123,8 @@ def train_fixed(net, train, val, *, test=None, num_classes: int, opts: RetrainOp
     if checkpoints:
         from pytorch_lightning.callbacks import ModelCheckpoint
 
-        best = ModelCheckpoint(dirpath=output / "checkpoints", filename="best", monitor="val_acc", mode="max",
+        best_path = RunFolder(output).best_checkpoint
+        best = ModelCheckpoint(dirpath=best_path.parent, filename=best_path.stem, monitor="val_acc", mode="max",
                                save_top_k=1, every_n_epochs=opts.val_every, save_on_train_epoch_end=True)
         callbacks += [best, last_checkpoint(output)]
     # DARTS clips at 5 too; without it, measured on digits at lr 0.1, one large step can silence a network for good.
@@ -133,7 +133,7 @@ def train_fixed(net, train, val, *, test=None, num_classes: int, opts: RetrainOp
     workers, cuda = loader_workers(opts.num_workers, opts.accelerator), uses_cuda(opts.accelerator)
     fit.fit(module, loader(train, opts.batch_size, True, workers, opts.seed, cuda),
             loader(val, opts.batch_size, False, workers, opts.seed, cuda),
-            ckpt_path=str(resume_path(output)) if opts.resume else None, weights_only=True)
+            ckpt_path=str(RunFolder(output).resume_checkpoint) if opts.resume else None, weights_only=True)
     if best is None or best.best_model_score is None:
         return Fitted(fit.is_global_zero, None, None)
     test_accuracy = None

@@ -16,7 +16,7 @@ import torch
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from nni_snn.hardware import uses_cuda
-from nni_snn.runfiles import resume_path
+from nni_snn.runfolder import RunFolder
 from nni_snn.training import NonFiniteGuard
 
 if TYPE_CHECKING:
@@ -82,8 +82,8 @@ def loader_workers(num_workers: int | None, accelerator: str) -> int:
 
 
 def last_checkpoint(output: Path):
-    """The callback that writes :func:`resume_path` after every training epoch (what ``--resume`` and a resumed NNI
-    trial continue from), for search and retrain alike.
+    """The callback that writes the run's ``resume_checkpoint`` (:class:`~nni_snn.runfolder.RunFolder`) after every
+    training epoch (what ``--resume`` and a resumed NNI trial continue from), for search and retrain alike.
 
     Not ``save_last=True``: Lightning 2.6 writes save_last's file only in an epoch where a monitored (top-k)
     checkpoint was saved, so a search (no other checkpoint) wrote it once, when training ended, and a retrain with
@@ -91,15 +91,16 @@ def last_checkpoint(output: Path):
     epoch."""
     from pytorch_lightning.callbacks import ModelCheckpoint
 
-    return ModelCheckpoint(dirpath=resume_path(output).parent, filename=resume_path(output).stem, save_top_k=1,
-                           save_on_train_epoch_end=True, enable_version_counter=False)
+    resume = RunFolder(output).resume_checkpoint
+    return ModelCheckpoint(dirpath=resume.parent, filename=resume.stem, save_top_k=1, save_on_train_epoch_end=True,
+                           enable_version_counter=False)
 
 
 def tensorboard_version(output: Path, resume: bool) -> int:
     """The version folder (``output/tensorboard/version_N``) this run logs into: a new one per run, so that two
     runs' curves never mix in one folder; a resumed run continues the latest, its own (a run started after it
     replaced its checkpoints, so it could no longer be resumed)."""
-    versions = [int(p.name[len("version_"):]) for p in (output / "tensorboard").glob("version_*")
+    versions = [int(p.name[len("version_"):]) for p in RunFolder(output).tensorboard.glob("version_*")
                 if p.name[len("version_"):].isdigit()]
     if not versions:
         return 0
@@ -130,7 +131,7 @@ def trainer(opts: TrainOptions, output: Path, callbacks: list, traced: bool = Fa
     return (Trainer if traced else pl.Trainer)(
         max_epochs=opts.epochs, accelerator=opts.accelerator, devices=opts.devices, num_nodes=opts.num_nodes,
         strategy=opts.strategy, precision=opts.precision,
-        logger=TensorBoardLogger(str(output), name="tensorboard",
+        logger=TensorBoardLogger(str(output), name=RunFolder(output).tensorboard.name,
                                  version=tensorboard_version(output, getattr(opts, "resume", False))),
         callbacks=[NonFiniteGuard(), *callbacks], num_sanity_val_steps=0, log_every_n_steps=1,
         use_distributed_sampler=False,  # the loaders' EpochShuffle shards itself under DDP

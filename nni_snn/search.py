@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 import pytorch_lightning as pl
 import torch
 
-from nni_snn.archfile import arch_from_sample, write_json_atomic
+from nni_snn.archfile import arch_from_sample
 from nni_snn.data import load_for, split_for_search
 from nni_snn.genotype import CELL_TYPES
 from nni_snn.hardware import uses_cuda
 from nni_snn.memory import check_step
 from nni_snn.networks import build_network, count_parameters, network_parameters
-from nni_snn.runfiles import resume_path
+from nni_snn.runfolder import RunFolder, write_json_atomic
 from nni_snn.runtime import (
     is_global_zero,
     keep_freed_memory,
@@ -65,7 +65,8 @@ def run_search(opts: SearchOptions, output: Path, trial=None) -> dict | None:
         train_dataloaders=loader(weight_half, opts.batch_size, True, workers, opts.seed, cuda),
         val_dataloaders=loader(alpha_half, opts.batch_size, False, workers, opts.seed, cuda),
         # Resumed checkpoints are loaded as plain tensors and containers: nothing in them is unpickled as code.
-        fit_kwargs={"ckpt_path": str(resume_path(output)), "weights_only": True} if opts.resume else None,
+        fit_kwargs=({"ckpt_path": str(RunFolder(output).resume_checkpoint), "weights_only": True}
+                    if opts.resume else None),
     )
     # NNI's DARTS writes every edge's alpha to the logger every n steps, copying each to the host (a GPU sync per
     # edge): once per epoch, at its first step, like the rest of what an epoch reports.
@@ -127,7 +128,7 @@ def write_front(output: Path, front, space, opts: SearchOptions, data, reporter:
     choosing which lambdas to retrain, whose runs measure the energy that counts."""
     from nni_snn.estimate import estimate_energy
 
-    rows = []
+    run, rows = RunFolder(output), []
     for lam, records in zip(front.lambdas, front.architectures):
         candidates = [r for r in records if r["epoch"] >= opts.warmup_epochs and r["alpha_loss"] is not None]
         if opts.export == "last" or not candidates:
@@ -145,17 +146,17 @@ def write_front(output: Path, front, space, opts: SearchOptions, data, reporter:
         arch["results"] = {"alpha_loss": record["alpha_loss"], "energy_profile": reporter.energy.name,
                            "estimated_untrained": True, **{k: counts[k] for k in RESULT_COUNTS if k in counts},
                            **derived_params(arch, opts, data)}
-        folder = output / "front" / f"lambda-{lam:g}"
-        write_search_outputs(folder, arch, {"lambda": lam, "epoch": record["epoch"], **arch["results"]})
-        rows.append({"lambda": lam, "epoch": record["epoch"], "arch": str(folder / "arch.json"), **arch["results"]})
+        folder = run.front(lam)
+        write_search_outputs(folder.path, arch, {"lambda": lam, "epoch": record["epoch"], **arch["results"]})
+        rows.append({"lambda": lam, "epoch": record["epoch"], "arch": str(folder.arch), **arch["results"]})
     metrics = final_metrics(reporter, {"params": None, "params_with_auxiliary_head": None})
     metrics["supernet_params"] = count_parameters(space)
     # NNI's result of the trial: its final epoch's (the front's points are in front.json, one row per lambda).
     last = len(reporter.history) - 1
     metrics["export"] = {"mode": "last", "epoch": last, "accuracy": reporter.history[-1].get("val_acc")}
     metrics["front"] = rows
-    write_json_atomic(output / "front.json", {"energy_profile": reporter.energy.name, "rows": rows})
-    write_json_atomic(output / "metrics.json", metrics)
+    write_json_atomic(run.front_table, {"energy_profile": reporter.energy.name, "rows": rows})
+    run.write_metrics(metrics)
     return metrics
 
 
@@ -212,13 +213,14 @@ def write_search_outputs(output: Path, arch: dict, metrics: dict) -> None:
     """What every search (MA-DARTS or multi-trial) leaves: arch.json, metrics.json and the cell pictures."""
     from nni_snn.plot import draw_cell
 
-    output.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(output / "arch.json", arch)
-    write_json_atomic(output / "metrics.json", metrics)
+    run = RunFolder(output)
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_arch(arch)
+    run.write_metrics(metrics)
     for cell_type in CELL_TYPES:
         if arch["genotype"][cell_type] is not None:  # a search of 1 or 2 cells has no reduction cell to draw
             draw_cell(arch["genotype"][cell_type], f"{cell_type} cell ({arch['attention']} attention)",
-                      output / f"{cell_type}.png")
+                      run.picture(cell_type))
 
 
 def exported_result(metrics: dict) -> dict:

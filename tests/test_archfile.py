@@ -9,8 +9,9 @@ import torch
 from nni.nas.nn.pytorch import MutableModule
 
 from nni_snn import build_network
-from nni_snn.archfile import ArchError, load_arch, write_json_atomic
+from nni_snn.archfile import ArchError, load_arch
 from nni_snn.genotype import genotype_from_sample, sample_from_genotype
+from nni_snn.runfolder import write_json_atomic
 from search_spaces.darts_nodes import derive_inputs
 
 
@@ -125,15 +126,6 @@ def test_bad_files(tmp_path):
     bad.write_text("[1, 2]")
     with pytest.raises(ArchError, match="not a JSON object"):
         load_arch(bad)
-
-
-def test_atomic_write_keeps_old_file_on_failure(tmp_path):
-    path = tmp_path / "metrics.json"
-    write_json_atomic(path, {"accuracy": 0.5})
-    with pytest.raises(TypeError):
-        write_json_atomic(path, {"accuracy": object()})  # not JSON-serialisable: fails mid-write
-    assert json.loads(path.read_text()) == {"accuracy": 0.5}
-    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
 
 
 @pytest.mark.parametrize("width", [36, 64])

@@ -21,7 +21,7 @@ PACKAGES = ("nni_snn", "search_spaces", "strategies")
 CORE = {f"nni_snn.{name}" for name in ("neuron", "ops", "attention", "spikes", "genotype", "data", "events", "training",
                                         "regularizers", "baselines", "plot", "front", "archfile", "errors",
                                         "nni_compat", "registry", "userfiles", "energy", "hardware",
-                                        "runfiles", "spec")}
+                                        "runfolder", "spec")}
 APPLICATION = {f"nni_snn.{name}" for name in ("cli", "flags", "options", "runtime", "search", "retrain", "estimate",
                                                "export", "multitrial_baseline", "nni_trial", "nnictl", "networks", "tuners",
                                                "__main__", "manager_host", "memory")}
