@@ -1,6 +1,6 @@
 """The attention without the search in the way (the paper's Table 3 claim): fixed genotypes, retrained alike.
 
-At DARTS-V2's genotype and the convolution-heavy one (``nni_snn.genotype``), over seeds: attention none / CT / MA,
+At DARTS-V2's genotype and the convolution-heavy one (``nni_snn.files.genotype``), over seeds: attention none / CT / MA,
 in every cell or only the last (``--attention-cells all|last``), with each cell's BN after the attention (the first
 placement) or before it (``--cell-norm before-attention``), on the Fashion-MNIST setting of
 ``benchmarks.search_quality`` (the same data, width, cells, epochs and recipe). Accuracy on the full test split, SOPs
@@ -31,8 +31,8 @@ VARIANTS = [("none", "all", "after-attention")] + [(a, cells, norm) for a in ("c
 
 class AttentionStudy(Study):
     def variant_arch(self, run: str, genotype: str, attention: str, cells: str, norm: str) -> str:
-        import nni_snn.genotype as g
-        from nni_snn.archfile import make_arch
+        import nni_snn.files.genotype as g
+        from nni_snn.files.archfile import make_arch
 
         path = self.out / run / "arch.json"
         if not path.is_file():

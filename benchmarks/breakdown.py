@@ -38,8 +38,8 @@ def kind_of(module: nn.Module) -> str | None:
         DifferentiableMixedLayer,
     )
 
-    from nni_snn.attention import ChannelTimeAttention, MultiDimAttention
-    from nni_snn.neuron import SpikingNeuron
+    from nni_snn.snn.attention import ChannelTimeAttention, MultiDimAttention
+    from nni_snn.snn.neuron import SpikingNeuron
     from search_spaces.darts_nodes import DartsNodeInput
     if isinstance(module, (ChannelTimeAttention, MultiDimAttention)):
         return "attention"

@@ -37,7 +37,7 @@ def quiet() -> None:
     """Lightning's and NNI's warnings and banners stay out of the progress lines. NNI and Lightning are imported
     here, before any run's output is redirected to its log, so that their log handlers hold the real stderr, not a
     closed log file."""
-    import nni_snn.cli  # noqa: F401  (NNI, Lightning and their loggers)
+    import nni_snn.cli.main  # noqa: F401  (NNI, Lightning and their loggers)
 
     warnings.filterwarnings("ignore")
     for name in QUIET_LOGGERS:
@@ -47,7 +47,7 @@ def quiet() -> None:
 def run_cli(args: list[str], log: Path) -> float:
     """Run ``nni-snn ARGS`` in this process (what the command line runs, without a new interpreter's start-up of
     ~10 s per run), its output into ``log``; the seconds it took."""
-    from nni_snn.cli import main as nni_snn
+    from nni_snn.cli.main import main as nni_snn
 
     start = time.perf_counter()
     with open(log, "a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
@@ -60,7 +60,7 @@ def run_cli(args: list[str], log: Path) -> float:
 def write_json_atomic(path: Path, data) -> None:
     """``data`` as JSON at ``path``, written whole or not at all: the benchmarks' one import of the library's
     writer."""
-    from nni_snn.runfolder import write_json_atomic as write
+    from nni_snn.files.runfolder import write_json_atomic as write
 
     write(path, data)
 
@@ -86,7 +86,7 @@ def hypervolume(points: list[tuple[float, float]], reference: tuple[float, float
 def uniform_genotype(rng: random.Random, nodes: int | None = None) -> dict:
     """A genotype drawn uniformly from the space (cells of ``nodes`` nodes, default DARTS's 4): each node's two
     distinct inputs, then each edge's operation."""
-    from nni_snn.genotype import CELL_TYPES, NUM_NODES, PRIMITIVES
+    from nni_snn.files.genotype import CELL_TYPES, NUM_NODES, PRIMITIVES
 
     genotype = {}
     for cell_type in CELL_TYPES:

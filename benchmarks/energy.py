@@ -95,7 +95,7 @@ class EnergyStudy(Study):
         return plan
 
     def _front(self, seed: int) -> list:
-        from nni_snn.genotype import DARTS_V2
+        from nni_snn.files.genotype import DARTS_V2
 
         plan, m = [], self.macro_name
         for lam in self.lambdas:
@@ -211,7 +211,7 @@ class EnergyStudy(Study):
     def _energy_by_group(self) -> dict:
         """Where the energy goes, seed 0's networks: the search-quality study's (DARTS's macro-architecture) and this
         study's at its macro-architecture, µJ per sample per group."""
-        from nni_snn.archfile import make_arch
+        from nni_snn.files.archfile import make_arch
 
         def arch_of(folder: Path, **network) -> dict:
             return make_arch(attention="ma", timesteps=2, genotype=self.result(folder.name)["genotype"]
@@ -284,8 +284,8 @@ def macs_by_group(net, image_size: int, in_channels: int = 1) -> dict[str, float
     attention gates, a classifier on pooled rates), so one batch of zeros measures them exactly."""
     import torch
 
-    from nni_snn.spikes import SpikeMonitor
-    from nni_snn.training import cell_group
+    from nni_snn.snn.spikes import SpikeMonitor
+    from nni_snn.train.lightning import cell_group
 
     with SpikeMonitor(net.eval(), group_of=cell_group) as monitor, torch.no_grad(), monitor.counting("val"):
         net(torch.zeros(2, in_channels, image_size, image_size))
@@ -296,9 +296,9 @@ def energy_by_group(folder: Path, arch: dict | None, setting) -> dict[str, float
     """Energy per sample (uJ) of each group of a finished retrain: its measured SOPs per group (metrics.json) and
     the MACs of its network (:func:`macs_by_group`; those of ``arch`` at the setting's size, or of the spiking
     CNN when ``arch`` is None)."""
-    from nni_snn.baselines import build_baseline
     from nni_snn.networks import build_network
-    from nni_snn.spikes import energy_uj
+    from nni_snn.snn.spikes import energy_uj
+    from nni_snn.snn.spiking_cnn import build_baseline
 
     metrics = json.loads((folder / "metrics.json").read_text())
     if arch is None:

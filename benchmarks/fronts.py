@@ -2,7 +2,7 @@
 
 Every network is trained by ``nni-snn retrain`` alike (no auxiliary head for any: the spiking CNN has none), chosen on
 a validation split carved from the training images (``--val-split``: best epoch), and read on the test split once.
-Energy comes from each run's metrics.json under every profile of ``nni_snn.energy`` (memory-45nm, ops-45nm, loihi).
+Energy comes from each run's metrics.json under every profile of ``nni_snn.snn.energy`` (memory-45nm, ops-45nm, loihi).
 Per seed, the points:
 
 - ``cnn``: the spiking CNN over width (4, 8, 16, 32) x T (1, 2, 4): the hand design as a front, not one point;
@@ -157,11 +157,11 @@ class FrontStudy(RunFolders):
         """The arch.json of the uniform genotype whose estimated energy is closest (in log) to the searched one's."""
         import torch
 
-        from nni_snn.archfile import load_arch, make_arch
-        from nni_snn.data import load_dataset
-        from nni_snn.energy import profile
-        from nni_snn.estimate import estimate_energy
+        from nni_snn.data.images import load_dataset
+        from nni_snn.files.archfile import load_arch, make_arch
         from nni_snn.networks import build_network
+        from nni_snn.snn.energy import profile
+        from nni_snn.train.estimate import estimate_energy
 
         path = self.out / run / "arch.json"
         if path.is_file():

@@ -2,7 +2,7 @@
 and retrain, or be refused in one line (exit code 2) before the first training step.
 
 `python -m benchmarks.fuzz_sizes [--random N] [--seed S]` (`make fuzz`) runs, in-process through the real command
-line (``nni_snn.cli.main``), ``nni-snn search`` for one epoch and then ``nni-snn retrain --arch`` of its arch.json at
+line (``nni_snn.cli.main.main``), ``nni-snn search`` for one epoch and then ``nni-snn retrain --arch`` of its arch.json at
 the same sizes, for a set of combinations that holds every pair of values of any two sizes at least once (the full
 product, :func:`grid_size`, is days of CPU), plus N drawn at random; it writes the counts and every failing
 combination to benchmarks/results/fuzz/sizes.json (docs/security.md's table). tests/test_fuzz.py runs a handful.
@@ -108,7 +108,7 @@ def image_flags(name: str, work: Path) -> list[str]:
 
 def _invoke(argv: list[str]) -> tuple[int | None, str, str]:
     """``nni-snn ARGV`` in-process: (exit code or None, stderr, the exception a user would see as a traceback)."""
-    from nni_snn import cli
+    from nni_snn.cli import main as cli
 
     err = io.StringIO()
 

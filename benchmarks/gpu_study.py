@@ -54,8 +54,8 @@ def main() -> int:
     quiet()
     import torch
 
-    from nni_snn.archfile import make_arch
-    from nni_snn.runfolder import write_json_atomic
+    from nni_snn.files.archfile import make_arch
+    from nni_snn.files.runfolder import write_json_atomic
 
     sizes = TINY if args.tiny else FULL
     data = [*sizes["data"], *([] if args.tiny else ["--data-dir", args.data_dir])]

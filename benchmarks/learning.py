@@ -1,15 +1,15 @@
 """Do the networks this project builds learn? Accuracy on the embedded digits at `nni-snn retrain`'s defaults.
 
-Every row is trained in this one run by the same path a user runs (`nni_snn.retrain.run_retrain`: Lightning,
+Every row is trained in this one run by the same path a user runs (`nni_snn.commands.retrain.run_retrain`: Lightning,
 the same split, SGD momentum 0.9 + cosine at the default learning rate, batch 96, auxiliary head, gradient clipping)
 and reports the held-out accuracy after the last epoch:
 
-- the convolution-heavy genotype (``nni_snn.genotype.CONV_HEAVY``, MA attention, T = 2) at two sizes, and its ANN
+- the convolution-heavy genotype (``nni_snn.files.genotype.CONV_HEAVY``, MA attention, T = 2) at two sizes, and its ANN
   twin (``--neuron relu``);
 - the hand-designed references: the spiking CNN (``--baseline spiking-cnn``, width 16), its ReLU twin, and
   logistic regression on the pixels (scikit-learn);
 - at the small size, the network as it was before (``--no-normalize --surrogate arctan --surrogate-alpha 2
-  --grad-clip 0`` at the paper's lr 0.0025; BN's epsilon is 0.01 in both, see ``nni_snn.ops.BN_EPS``) and each of
+  --grad-clip 0`` at the paper's lr 0.0025; BN's epsilon is 0.01 in both, see ``nni_snn.snn.ops.BN_EPS``) and each of
   today's defaults undone one at a time, which is how the defaults were chosen;
 - first, at initialisation, where the earlier network stalled (``diagnose``).
 
@@ -33,8 +33,8 @@ from benchmarks.common import quiet
 
 def retrain(arch_path: Path | None, seed: int, **overrides) -> tuple[float, float]:
     """(final held-out accuracy, seconds) of one retrain at the defaults, with ``overrides``."""
-    from nni_snn.options import RetrainOptions
-    from nni_snn.retrain import run_retrain
+    from nni_snn.cli.options import RetrainOptions
+    from nni_snn.commands.retrain import run_retrain
 
     with tempfile.TemporaryDirectory() as out:
         opts = RetrainOptions(arch=str(arch_path) if arch_path else None, seed=seed, progress=False, accelerator="cpu",
@@ -50,7 +50,7 @@ def logistic_regression(dataset: str, timesteps: int) -> float:
     import torch
     from sklearn.linear_model import LogisticRegression
 
-    from nni_snn.data import load_dataset
+    from nni_snn.data.images import load_dataset
 
     data = load_dataset(dataset, timesteps=timesteps)
 
@@ -70,8 +70,8 @@ def diagnose(arch: dict, before: dict) -> None:
     from torch import nn
 
     from nni_snn import build_network
-    from nni_snn.data import load_dataset
-    from nni_snn.neuron import LIF
+    from nni_snn.data.images import load_dataset
+    from nni_snn.snn.neuron import LIF
 
     images, labels = (t[:96] for t in load_dataset("digits").train.tensors)
     print("\n== at initialisation (width 8, 5 cells, T=2, one batch of 96): cell-output firing rate / gradient RMS of "
@@ -115,9 +115,9 @@ def main() -> None:
     quiet()
     import torch
 
-    from nni_snn.archfile import make_arch
-    from nni_snn.genotype import CONV_HEAVY
-    from nni_snn.options import RetrainOptions
+    from nni_snn.cli.options import RetrainOptions
+    from nni_snn.files.archfile import make_arch
+    from nni_snn.files.genotype import CONV_HEAVY
 
     torch.set_num_threads(torch.get_num_threads())
     arch = make_arch(attention="ma", timesteps=args.timesteps, genotype=CONV_HEAVY)

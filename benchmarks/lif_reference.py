@@ -1,4 +1,4 @@
-"""The LIF of :mod:`nni_snn.neuron` as a plain Python loop over T, differentiated by autograd: what its custom
+"""The LIF of :mod:`nni_snn.snn.neuron` as a plain Python loop over T, differentiated by autograd: what its custom
 autograd function must equal (tests/test_neuron.py) and is timed against (benchmarks/neuron.py)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from nni_snn.neuron import SURROGATES
+from nni_snn.snn.neuron import SURROGATES
 
 
 class _Heaviside(torch.autograd.Function):

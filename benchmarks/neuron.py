@@ -3,7 +3,7 @@
 Run ``python -m benchmarks.neuron`` (about a minute with defaults; ``--help`` for sizes). Both sides
 of every ratio are measured interleaved in the same run, median over ``--repeats`` runs.
 
-1. LIF forward+backward, ``nni_snn.neuron.LIF`` vs ``benchmarks.lif_reference.lif_reference`` (Python loop over T
+1. LIF forward+backward, ``nni_snn.snn.neuron.LIF`` vs ``benchmarks.lif_reference.lif_reference`` (Python loop over T
    through autograd), for several T; memory = bytes of tensors saved for backward (unique storages, input
    excluded), and on CUDA also the peak allocated memory during forward+backward.
 2. SpikeMonitor: forward+backward of a conv/BN/LIF x4 stack without a monitor, with one that is off
@@ -21,9 +21,9 @@ from torch import nn
 
 from benchmarks.lif_reference import lif_reference  # the plain autograd loop (tests/test_neuron.py's too)
 from benchmarks.measure import cuda_peak, interleaved, saved_bytes
-from nni_snn.neuron import LIF
-from nni_snn.ops import TimeDistributed
-from nni_snn.spikes import SpikeMonitor
+from nni_snn.snn.neuron import LIF
+from nni_snn.snn.ops import TimeDistributed
+from nni_snn.snn.spikes import SpikeMonitor
 
 
 def saved_bytes_of(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> int:

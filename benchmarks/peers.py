@@ -1,7 +1,7 @@
 """Benchmark: one training step of the same two-conv spiking CNN in nni-snn, SpikingJelly, snnTorch and Norse.
 
 Run ``python -m benchmarks.peers`` (a few minutes with defaults; ``--help`` for sizes). The network is
-nni-snn's ``spiking-cnn`` baseline (``nni_snn.baselines.SpikingCNN``): conv3x3-BN (run once on the static image, its
+nni-snn's ``spiking-cnn`` baseline (``nni_snn.snn.spiking_cnn.SpikingCNN``): conv3x3-BN (run once on the static image, its
 current repeated over the T steps) -> LIF -> maxpool 2 -> conv3x3-BN -> LIF -> maxpool 2 -> linear, logits averaged
 over T; cross-entropy, SGD with momentum. Each library builds it from its own neuron and, where it has them, its own
 multi-step layers; all four start from the same weights, and before timing the script records how far each one's
@@ -43,8 +43,8 @@ import torch
 from torch import Tensor, nn
 
 from benchmarks.common import RESULTS as STUDIES
-from nni_snn.baselines import SpikingCNN
-from nni_snn.ops import BN_EPS
+from nni_snn.snn.ops import BN_EPS
+from nni_snn.snn.spiking_cnn import SpikingCNN
 
 TAU, V_TH, ALPHA = 0.2, 0.5, 4.0
 RESULTS = STUDIES / "peers"

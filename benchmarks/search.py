@@ -41,7 +41,9 @@ from torch import nn
 from benchmarks.breakdown import breakdown, phase, print_breakdown, saved_by_kind
 from benchmarks.common import ROOT, quiet
 from benchmarks.measure import cuda_peak, interleaved, saved_bytes
-from nni_snn.genotype import DARTS_V2  # (op, input) per edge, as NNI's DARTS.load_searched_model("darts-v2")
+from nni_snn.files.genotype import (
+    DARTS_V2,  # (op, input) per edge, as NNI's DARTS.load_searched_model("darts-v2")
+)
 
 # ----------------------------------------------------------------------------------------------- models
 
@@ -56,11 +58,11 @@ def snn_supernet(width: int, cells: int, T: int, attention: str, classes: int = 
                  stock_mixed_op: bool = False, recompute: bool = True) -> nn.Module:
     """The SNN supernet as MADarts builds it; ``stock_mixed_op``: with NNI's own mixed operation (its weighted sum)
     instead of the space's fused one, and ``recompute=False``: keeping the depthwise outputs
-    (``nni_snn.ops.DwPwBN``), the "before"s of ``--changes``."""
+    (``nni_snn.snn.ops.DwPwBN``), the "before"s of ``--changes``."""
     from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedLayer
     from nni.nas.strategy import DARTS
 
-    from nni_snn.ops import DwPwBN
+    from nni_snn.snn.ops import DwPwBN
     from search_spaces import SNNDartsSpace
     space = SNNDartsSpace(width=width, num_cells=cells, timesteps=T, attention=attention, num_classes=classes,
                           in_channels=3, partial_channels=partial_channels)
@@ -85,7 +87,7 @@ def ann_fixed(width: int, cells: int, auxiliary: bool = False) -> nn.Module:
 def snn_fixed(width: int, cells: int, T: int, attention: str, neuron: dict | None = None,
               auxiliary: bool = False) -> nn.Module:
     from nni_snn import build_network
-    from nni_snn.archfile import make_arch
+    from nni_snn.files.archfile import make_arch
     arch = make_arch(attention=attention, timesteps=T, genotype=DARTS_V2)
     return build_network(arch, width=width, num_cells=cells, num_classes=10, in_channels=3, neuron=neuron,
                          auxiliary=auxiliary)
@@ -281,8 +283,8 @@ def bench_search(args: argparse.Namespace, device: torch.device) -> None:
 
 def bench_overheads(args: argparse.Namespace, device: torch.device) -> None:
     """Attention and accounting overheads measured against each other directly, not through the ANN ratio."""
-    from nni_snn.spikes import SpikeMonitor
-    from nni_snn.training import cell_group
+    from nni_snn.snn.spikes import SpikeMonitor
+    from nni_snn.train.lightning import cell_group
 
     T = 2
     print(f"\n== Overheads at T={T} on {device}: the same search step with attention none / ct / ma and with "
@@ -437,7 +439,7 @@ def main() -> None:
         rss_child(json.loads(args.rss_child))
         return
     quiet()
-    from nni_snn.runtime import keep_freed_memory
+    from nni_snn.commands.runtime import keep_freed_memory
     keep_freed_memory()  # as nni-snn search / retrain do
     torch.manual_seed(0)
     device = torch.device(args.device)

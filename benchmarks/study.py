@@ -155,7 +155,7 @@ class Study(RunFolders):
     def write_arch(self, run: str, genotype: dict, **network) -> str:
         """``run``'s arch.json for ``genotype``, MA attention and T = 2 unless ``network`` (make_arch's keywords,
         e.g. a macro-architecture) says otherwise."""
-        from nni_snn.archfile import make_arch
+        from nni_snn.files.archfile import make_arch
 
         path = self.out / run / "arch.json"
         if not path.is_file():
@@ -187,7 +187,7 @@ class Study(RunFolders):
         import numpy as np
         from sklearn.linear_model import LogisticRegression
 
-        from nni_snn.data import load_dataset
+        from nni_snn.data.images import load_dataset
 
         data = load_dataset(self.s.dataset, self.s.data_dir, subset_per_class=self.s.subset_per_class, seed=seed)
 
@@ -202,7 +202,7 @@ class Study(RunFolders):
 
     def plan(self) -> list[tuple[str, callable]]:
         """Every run in order: seed by seed, so that a partial study already compares every method."""
-        from nni_snn.genotype import DARTS_V2
+        from nni_snn.files.genotype import DARTS_V2
 
         s, plan = self.s, []
 

@@ -65,7 +65,7 @@ def command(name: str, config: dict, options: type, first: list[str]) -> str:
 
 
 def build(name: str) -> dict:
-    from nni_snn.options import RetrainOptions, SearchOptions
+    from nni_snn.cli.options import RetrainOptions, SearchOptions
 
     search, retrain, study, what = ENTRIES[name]
     arch = json.loads((RESULTS / search / "arch.json").read_text())

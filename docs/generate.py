@@ -66,7 +66,7 @@ def attention_study() -> tuple[dict, list[str]]:
 
 
 def energy_front() -> tuple[list[dict], set[int]]:
-    from nni_snn.front import energy_front as front
+    from nni_snn.files.front import energy_front as front
 
     return front([RESULTS / "energy_front"])
 
@@ -110,7 +110,7 @@ def _energy_table() -> str:
 
 
 def _front_table() -> str:
-    from nni_snn.front import front_table
+    from nni_snn.files.front import front_table
 
     runs, on_front = energy_front()
     return "```text\n" + front_table(runs, on_front) + "\n```"
@@ -211,7 +211,7 @@ def _plot_energy_study(path: Path) -> None:
 
 
 def _plot_digits_front(path: Path) -> None:
-    from nni_snn.plot import draw_front
+    from nni_snn.files.plot import draw_front
 
     draw_front(energy_front()[0], path)
 
@@ -307,18 +307,18 @@ def _signature(obj) -> str:
 # The API summary: what a user imports, by section; a class name followed by the methods to list.
 API = {
     "Building networks": ["nni_snn.networks.build_network", "nni_snn.networks.network_parameters",
-                          "nni_snn.archfile.load_arch", "nni_snn.archfile.zoo_names", "nni_snn.archfile.make_arch",
-                          "nni_snn.archfile.arch_from_sample", "nni_snn.export.to_nir"],
+                          "nni_snn.files.archfile.load_arch", "nni_snn.files.archfile.zoo_names", "nni_snn.files.archfile.make_arch",
+                          "nni_snn.files.archfile.arch_from_sample", "nni_snn.commands.export.to_nir"],
     "Search space and strategy": ["search_spaces.SNNDartsSpace", "strategies.MADarts"],
-    "Training": ["nni_snn.training.SNNClassifier"],
-    "Neurons, attention and accounting": ["nni_snn.neuron.make_neuron", "nni_snn.neuron.LIF", "nni_snn.neuron.PLIF",
-                                          "nni_snn.attention.ChannelTimeAttention",
-                                          "nni_snn.attention.MultiDimAttention",
-                                          "nni_snn.spikes.SpikeMonitor counting summary reset",
-                                          "nni_snn.spikes.energy_uj"],
-    "Data": ["nni_snn.data.load_dataset", "nni_snn.data.dataset_names", "nni_snn.data.split_for_search",
-             "nni_snn.data.split_for_validation", "nni_snn.data.unaugmented", "nni_snn.events.emulate_dvs"],
-    "Results": ["nni_snn.front.energy_front", "nni_snn.plot.draw_front"],
+    "Training": ["nni_snn.train.lightning.SNNClassifier"],
+    "Neurons, attention and accounting": ["nni_snn.snn.neuron.make_neuron", "nni_snn.snn.neuron.LIF", "nni_snn.snn.neuron.PLIF",
+                                          "nni_snn.snn.attention.ChannelTimeAttention",
+                                          "nni_snn.snn.attention.MultiDimAttention",
+                                          "nni_snn.snn.spikes.SpikeMonitor counting summary reset",
+                                          "nni_snn.snn.spikes.energy_uj"],
+    "Data": ["nni_snn.data.images.load_dataset", "nni_snn.data.images.dataset_names", "nni_snn.data.images.split_for_search",
+             "nni_snn.data.images.split_for_validation", "nni_snn.data.images.unaugmented", "nni_snn.data.events.emulate_dvs"],
+    "Results": ["nni_snn.files.front.energy_front", "nni_snn.files.plot.draw_front"],
 }
 
 
@@ -388,7 +388,7 @@ def _option_rows(parser: argparse.ArgumentParser) -> list[str]:
 
 
 def cli_reference() -> str:
-    from nni_snn.cli import build_parser
+    from nni_snn.cli.main import build_parser
 
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
@@ -415,7 +415,7 @@ def zoo_list() -> str:
     """The model zoo (nni_snn/zoo, written by benchmarks/zoo.py): one table row and one pair of commands per entry."""
     import json
 
-    from nni_snn.archfile import ZOO, zoo_names
+    from nni_snn.files.archfile import ZOO, zoo_names
 
     rows = ["| name | what | retrained: accuracy | µJ / sample | parameters |", "| --- | --- | --- | --- | --- |"]
     commands = []
@@ -488,7 +488,7 @@ def write(plots: bool = True) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
-    # NNI 3.0 warns about every newer torch class it does not know, on every import (as nni_snn.cli says too).
+    # NNI 3.0 warns about every newer torch class it does not know, on every import (as nni_snn.cli.main says too).
     warnings.filterwarnings("ignore", message=".*is found to be not a nn.Module", category=RuntimeWarning)
     parser = argparse.ArgumentParser(description="the documentation's generated parts (docs/generate.py)")
     what = parser.add_mutually_exclusive_group(required=True)

@@ -7,7 +7,7 @@ import nir
 import torch
 from snntorch.import_nir import import_from_nir
 
-from nni_snn.data import load_dataset
+from nni_snn.data.images import load_dataset
 
 logging.disable(logging.WARNING)
 graph = nir.read(sys.argv[1])

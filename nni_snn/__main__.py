@@ -2,6 +2,6 @@
 
 import sys
 
-from nni_snn.cli import main
+from nni_snn.cli.main import main
 
 sys.exit(main())

@@ -1,6 +1,6 @@
 """The errors the ``nni-snn`` command turns into one line on stderr, in one torch-free module.
 
-``nni_snn.cli`` catches these before anything heavy is imported, so ``nni-snn --help`` starts in well under a
+``nni_snn.cli.main`` catches these before anything heavy is imported, so ``nni-snn --help`` starts in well under a
 second; each module that raises one imports it from here (and keeps its name importable where it was defined).
 """
 
@@ -13,7 +13,7 @@ class UsageError(Exception):
 
 class SettingError(ValueError):
     """A value the library cannot work with, said in the library's words. ``settings`` names the options that
-    would fix it, each ``name`` or ``(name, value)``: the command line shows them as its flags (``nni_snn.cli``),
+    would fix it, each ``name`` or ``(name, value)``: the command line shows them as its flags (``nni_snn.cli.main``),
     so that library code names no flag. Exit code 2."""
 
     def __init__(self, message: str, settings=()):

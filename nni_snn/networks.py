@@ -1,6 +1,6 @@
 """Networks from architecture files: the application-level join of the arch file and the model space.
 
-``build_network`` lives here, not in ``nni_snn.archfile``, because it instantiates ``search_spaces.SNNDartsSpace``:
+``build_network`` lives here, not in ``nni_snn.files.archfile``, because it instantiates ``search_spaces.SNNDartsSpace``:
 the core modules of ``nni_snn`` import nothing from ``search_spaces`` or ``strategies`` (tests/test_layers.py).
 """
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
-from nni_snn.archfile import load_arch, spec_of
 from nni_snn.errors import ArchError
-from nni_snn.genotype import depth_problem, sample_from_genotype
+from nni_snn.files.archfile import load_arch, spec_of
+from nni_snn.files.genotype import depth_problem, sample_from_genotype
 from nni_snn.nni_compat import model_context
 from search_spaces import SNNDartsSpace
 
@@ -23,7 +23,7 @@ def build_network(arch: str | Path | dict, *, width: int, num_cells: int, num_cl
                   auxiliary: bool = False, image_size: int | None = None, **settings):
     """A plain ``nn.Module`` for ``arch`` at any width and depth: images ``[N, C, H, W]`` -> logits.
 
-    ``settings``: network settings (:class:`nni_snn.spec.NetworkSpec`'s fields, e.g. ``timesteps=4``) in place of
+    ``settings``: network settings (:class:`nni_snn.files.spec.NetworkSpec`'s fields, e.g. ``timesteps=4``) in place of
     the file's; those None keep the file's. ``image_size`` (the input's side) is needed by the spatial head. The
     network has no NNI mutables left and only the chosen edges' weights. A depth that needs a cell type the file has
     none of (searched with 1 or 2 cells: no reduction cell) raises :class:`ArchError`.

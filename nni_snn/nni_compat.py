@@ -11,10 +11,10 @@ stays lazy (``nni-snn --help`` imports no torch; nnictl's polling imports only n
 
 Private attributes relied on by subclasses of the classes below (checked against nni 3.0 too):
 ``DifferentiableMixedLayer._softmax``, ``._arch_alpha`` and ``._reduction`` (``search_spaces.darts_nodes``; and
-:func:`mixed_softmax`), ``TpeTuner._params`` and ``._running_params`` (``nni_snn.tuners``).
+:func:`mixed_softmax`), ``TpeTuner._params`` and ``._running_params`` (``nni_snn.experiment.tuners``).
 
 Behaviour of NNI's manager relied on: its servers (``nni_node``) listen with no host, which
-``nni_snn/manager_listen.cjs`` fills in (``nni_snn.manager_host``; tests/test_security.py checks the sockets).
+``nni_snn/manager_listen.cjs`` fills in (``nni_snn.experiment.manager_host``; tests/test_security.py checks the sockets).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ INTERNALS: dict[str, tuple[str, str]] = {
     "set_default_trial_command_channel": ("nni.runtime.trial_command_channel",
                                           "to report through the trial's own channel during a search"),
     "Experiments": ("nni.tools.nnictl.config_utils", "nnictl's record of an experiment: manager pid and log folder"),
-    "TpeTuner": ("nni.algorithms.hpo.tpe_tuner", "nni_snn.tuners.TPE mends its race between a trial's end and result"),
+    "TpeTuner": ("nni.algorithms.hpo.tpe_tuner", "nni_snn.experiment.tuners.TPE mends its race between a trial's end and result"),
     "parse_time": ("nni.experiment.config.utils", "--duration read as NNI reads its own durations"),
 }
 

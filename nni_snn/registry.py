@@ -4,8 +4,8 @@ Here, torch-free: attention types, image datasets, multi-trial search strategies
 gradients, and the plain choices of the macro-architecture. ``nni-snn --help`` builds its help texts and shows its
 choices from these, and the options' checks, ``nni-snn front``'s method names and the code that builds each thing
 read them too; their entries name the implementation by import path (``"module:attribute"``), imported only when it
-is built. Beside the code they register: the candidate operations (:data:`nni_snn.ops.OPS`) and the event datasets
-(:data:`nni_snn.events.EVENT_DATASETS`), whose entries hold the implementation itself. Adding one is its
+is built. Beside the code they register: the candidate operations (:data:`nni_snn.snn.ops.OPS`) and the event datasets
+(:data:`nni_snn.data.events.EVENT_DATASETS`), whose entries hold the implementation itself. Adding one is its
 code plus one ``register`` line (or a call from anywhere before the command runs).
 """
 
@@ -62,52 +62,52 @@ class Registry(dict):
 ATTENTIONS = Registry("attention")
 ATTENTIONS.register("none", "DARTS: no attention", None, label="DARTS")
 ATTENTIONS.register("ct", "CT-DARTS: channel x time attention, paper eq. 5-6",
-                    "nni_snn.attention:ChannelTimeAttention", label="CT-DARTS")
+                    "nni_snn.snn.attention:ChannelTimeAttention", label="CT-DARTS")
 ATTENTIONS.register("ma", "MA-DARTS: multi-dimensional attention, paper eq. 7-10",
-                    "nni_snn.attention:MultiDimAttention", label="MA-DARTS")
+                    "nni_snn.snn.attention:MultiDimAttention", label="MA-DARTS")
 
 # load_dataset: the target is called as target(data_dir, download=, augment=, cutout=, mirror=) and returns a Data.
 IMAGE_DATASETS = Registry("dataset")
-IMAGE_DATASETS.register("digits", "scikit-learn's 8x8 digits, embedded", "nni_snn.data:read_digits")
-IMAGE_DATASETS.register("mnist", "MNIST's idx files, or --download", "nni_snn.data:read_mnist")
+IMAGE_DATASETS.register("digits", "scikit-learn's 8x8 digits, embedded", "nni_snn.data.images:read_digits")
+IMAGE_DATASETS.register("mnist", "MNIST's idx files, or --download", "nni_snn.data.images:read_mnist")
 IMAGE_DATASETS.register("fashionmnist", "Fashion-MNIST's idx files, or --download",
-                        "nni_snn.data:read_fashion_mnist")
-IMAGE_DATASETS.register("cifar10", "torchvision's files, or --download", "nni_snn.data:read_cifar10")
-IMAGE_DATASETS.register("cifar100", "torchvision's files, or --download", "nni_snn.data:read_cifar100")
-IMAGE_DATASETS.register("tinyimagenet", "the tiny-imagenet-200/ layout", "nni_snn.data:read_tinyimagenet")
-IMAGE_DATASETS.register("imagefolder", "train/ and val/, a folder per class", "nni_snn.data:read_imagefolder")
+                        "nni_snn.data.images:read_fashion_mnist")
+IMAGE_DATASETS.register("cifar10", "torchvision's files, or --download", "nni_snn.data.images:read_cifar10")
+IMAGE_DATASETS.register("cifar100", "torchvision's files, or --download", "nni_snn.data.images:read_cifar100")
+IMAGE_DATASETS.register("tinyimagenet", "the tiny-imagenet-200/ layout", "nni_snn.data.images:read_tinyimagenet")
+IMAGE_DATASETS.register("imagefolder", "train/ and val/, a folder per class", "nni_snn.data.images:read_imagefolder")
 # Those whose reader fetches them with --download (from --mirror where given): torchvision's downloads.
 DOWNLOADABLE = ("mnist", "fashionmnist", "cifar10", "cifar100")
 
 # make_strategy: the target is called as target(trials=, concurrency=, seed=, population=, sample_size=).
 SEARCH_STRATEGIES = Registry("strategy")
-SEARCH_STRATEGIES.register("random", "NNI's Random", "nni_snn.multitrial_baseline:random_strategy")
+SEARCH_STRATEGIES.register("random", "NNI's Random", "nni_snn.experiment.multitrial:random_strategy")
 SEARCH_STRATEGIES.register("evolution", "NNI's RegularizedEvolution",
-                           "nni_snn.multitrial_baseline:evolution_strategy")
+                           "nni_snn.experiment.multitrial:evolution_strategy")
 
 # build_baseline: the target is called as target(width, num_classes, in_channels, image_size, timesteps, neuron).
 BASELINES = Registry("baseline")
-BASELINES.register("spiking-cnn", "conv-BN-LIF-maxpool twice, then linear", "nni_snn.baselines:SpikingCNN")
+BASELINES.register("spiking-cnn", "conv-BN-LIF-maxpool twice, then linear", "nni_snn.snn.spiking_cnn:SpikingCNN")
 
 
 # The network's neurons (make_neuron(spec) builds NEURONS.load(spec["kind"])(**rest), keyword options -> module) and
 # surrogate gradients (name -> surrogate(v, alpha), the derivative that backward puts in place of the step's), both
-# implemented in nni_snn.neuron.
+# implemented in nni_snn.snn.neuron.
 NEURONS = Registry("neuron")
-NEURONS.register("lif", "leaky integrate-and-fire (paper eq. 1-2)", "nni_snn.neuron:LIF")
-NEURONS.register("plif", "LIF with a learnable decay", "nni_snn.neuron:PLIF")
-NEURONS.register("relu", "the ANN twin: nn.ReLU, no spikes", "nni_snn.neuron:relu_twin")
+NEURONS.register("lif", "leaky integrate-and-fire (paper eq. 1-2)", "nni_snn.snn.neuron:LIF")
+NEURONS.register("plif", "LIF with a learnable decay", "nni_snn.snn.neuron:PLIF")
+NEURONS.register("relu", "the ANN twin: nn.ReLU, no spikes", "nni_snn.snn.neuron:relu_twin")
 SURROGATES = Registry("surrogate")
-SURROGATES.register("rectangular", "box (STBP)", "nni_snn.neuron:rectangular")
-SURROGATES.register("sigmoid", "derivative of sigmoid(alpha v)", "nni_snn.neuron:sigmoid")
-SURROGATES.register("arctan", "derivative of atan(pi/2 alpha v) / pi", "nni_snn.neuron:arctan")
+SURROGATES.register("rectangular", "box (STBP)", "nni_snn.snn.neuron:rectangular")
+SURROGATES.register("sigmoid", "derivative of sigmoid(alpha v)", "nni_snn.snn.neuron:sigmoid")
+SURROGATES.register("arctan", "derivative of atan(pi/2 alpha v) / pi", "nni_snn.snn.neuron:arctan")
 
-# The macro-architecture's choices (nni_snn.genotype, arch.json): where the attention sits (every cell's
+# The macro-architecture's choices (nni_snn.files.genotype, arch.json): where the attention sits (every cell's
 # concatenation, or the final cell's); where a cell's BN sits relative to its attention (with normalisation on:
 # "after-attention", the first placement, which a file without the key means; or "before-attention"); the
 # classifier (global: average pool of the last cell's spikes over space, DARTS's; spatial: a linear layer on the last
 # cell's whole spike map, as the hand-designed spiking CNN reads its own); the stem's stride; the search spaces'
-# names (their operations: nni_snn.genotype.SPACES).
+# names (their operations: nni_snn.files.genotype.SPACES).
 ATTENTION_CELLS = ("all", "last")
 CELL_NORMS = ("after-attention", "before-attention")
 HEADS = ("global", "spatial")
@@ -117,14 +117,14 @@ SPACE_NAMES = ("full", "deployable")
 # concatenates, so fewer nodes mean fewer neurons updated at every step and a narrower input to the next cells (issue
 # 36: neuron updates and memory, not synaptic operations, dominate a cell network's energy under memory-45nm).
 CELL_NODES = (1, 2, 3, 4)
-# How event recordings are cut into frames (nni_snn.events): of equal duration, or of equal event count.
+# How event recordings are cut into frames (nni_snn.data.events): of equal duration, or of equal event count.
 FRAMES_BY = ("time", "count")
 
 
 def help_texts() -> dict[str, str]:
     """What an option's help names as ``{attentions}``, ``{image_datasets}`` or ``{strategies}``: the entries
-    registered when the parser is built (nni_snn.options.add_flags)."""
-    from nni_snn.energy import PROFILES  # torch-free; it imports this module, hence here
+    registered when the parser is built (nni_snn.cli.options.add_flags)."""
+    from nni_snn.snn.energy import PROFILES  # torch-free; it imports this module, hence here
 
     return {"attentions": ATTENTIONS.help(), "image_datasets": IMAGE_DATASETS.help(),
             "strategies": SEARCH_STRATEGIES.help(), "energy_profiles": PROFILES.help()}

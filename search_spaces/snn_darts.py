@@ -30,16 +30,17 @@ import torch.nn.functional as F
 from nni.nas.nn.pytorch import InputChoice, LayerChoice, ModelSpace
 from torch import nn
 
-from nni_snn.attention import make_attention
-from nni_snn.genotype import (
+from nni_snn.files.genotype import (
     CELL_TYPES,
     NUM_NODES,
     SPACES,
     reduction_indices,  # the genotype's rule (which cell types a depth has), importable here too
 )
-from nni_snn.neuron import make_neuron
+from nni_snn.files.spec import NetworkSpec
 from nni_snn.nni_compat import ChosenInputs, current_model, label_scope
-from nni_snn.ops import (
+from nni_snn.snn.attention import make_attention
+from nni_snn.snn.neuron import make_neuron
+from nni_snn.snn.ops import (
     OPS,
     Encoder,
     Preprocess,
@@ -50,9 +51,8 @@ from nni_snn.ops import (
     fold,
     unfold,
 )
-from nni_snn.regularizers import DropsPath, drop_path
-from nni_snn.spec import NetworkSpec
-from nni_snn.spikes import ReadsAnalog
+from nni_snn.snn.regularizers import DropsPath, drop_path
+from nni_snn.snn.spikes import ReadsAnalog
 
 
 def auxiliary_index(num_cells: int) -> int:
@@ -90,7 +90,7 @@ class SNNNode(DropsPath):
             self.strides = {i: 2 if reduction and i < 2 else 1 for i in chosen}
             self.edges = nn.ModuleDict({
                 str(i): LayerChoice(
-                    # the supernet keeps every candidate's activations: recompute the cheap ones (nni_snn.ops)
+                    # the supernet keeps every candidate's activations: recompute the cheap ones (nni_snn.snn.ops)
                     {name: OPS.load(name)(channels // self.partial, self.strides[i], affine, neuron,
                                      recompute_depthwise=not fixed)
                      for name in SPACES[space]},
@@ -148,7 +148,7 @@ class Population(nn.Module):
 
 
 class Stem(nn.Module):
-    """The encoding layer (:class:`~nni_snn.ops.Encoder`: conv 3x3 + BN on an image, run once, or on each event
+    """The encoding layer (:class:`~nni_snn.snn.ops.Encoder`: conv 3x3 + BN on an image, run once, or on each event
     frame), then the stem's neuron population over T."""
 
     def __init__(self, in_channels: int, channels: int, timesteps: int, neuron: dict | None = None, stride: int = 1):
@@ -210,7 +210,7 @@ class SpikingClassifier(ReadsAnalog):
     folds into the linear layer's weights and bias: the classifier still reads spike counts.
     """
 
-    # Its average over space and time adds every input spike into its channel's sum (nni_snn.spikes: additions).
+    # Its average over space and time adds every input spike into its channel's sum (nni_snn.snn.spikes: additions).
     sums_spikes = True
 
     def __init__(self, channels: int, num_classes: int, normalize: bool = True):
@@ -293,7 +293,7 @@ class SNNDartsSpace(ModelSpace):
 
     With ``auxiliary=True`` and in training mode it returns ``(logits, auxiliary_logits)``. ``attention_cells``:
     ``"all"`` puts the attention at every cell's concatenation (paper 3.3), ``"last"`` only in the final cell
-    (paper 4.2's retraining). ``neuron`` is the spec of every spiking site (:func:`nni_snn.neuron.make_neuron`;
+    (paper 4.2's retraining). ``neuron`` is the spec of every spiking site (:func:`nni_snn.snn.neuron.make_neuron`;
     ``{"kind": "relu"}`` = the ANN twin); ``normalize=False`` drops the BNs before the cells' output neurons and
     the classifier (see :class:`Population` and :class:`SpikingClassifier` for why they are there);
     ``cell_norm`` puts each cell's BN after its attention (``"after-attention"``) or before it
@@ -304,7 +304,7 @@ class SNNDartsSpace(ModelSpace):
     The macro-architecture, where most of the energy goes (``docs/energy.md``): the stem has ``stem_multiplier x
     width`` channels and its conv ``stem_stride`` (2 halves the resolution every cell works at); ``head`` is
     ``"global"`` (:class:`SpikingClassifier`) or ``"spatial"`` (:class:`SpatialClassifier`, which needs
-    ``image_size``, the input's side). ``space``: the candidate operations (``nni_snn.genotype.SPACES``);
+    ``image_size``, the input's side). ``space``: the candidate operations (``nni_snn.files.genotype.SPACES``);
     ``"deployable"`` leaves out max pooling and needs attention none, so that its networks export to NIR.
     ``cell_nodes``: the intermediate nodes of every cell (DARTS's 4; fewer keep fewer neuron populations alive).
     """
@@ -312,7 +312,7 @@ class SNNDartsSpace(ModelSpace):
     def __init__(self, width: int = 16, num_cells: int = 5, num_classes: int = 10, in_channels: int = 3,
                  auxiliary: bool = False, partial_channels: int = 1, image_size: int | None = None, **settings):
         super().__init__()
-        # The network settings (nni_snn.spec.NetworkSpec's fields) are plain keyword arguments, so that NNI records
+        # The network settings (nni_snn.files.spec.NetworkSpec's fields) are plain keyword arguments, so that NNI records
         # plain values when it traces the space (a multi-trial experiment sends them to its trials as JSON).
         self.spec = spec = NetworkSpec(**settings)
         problem = spec.problem()

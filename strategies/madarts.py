@@ -4,7 +4,7 @@ What it adds to :class:`nni.nas.strategy.DARTS`:
 
 - the attention (``none | ct | ma``: DARTS, CT-DARTS or MA-DARTS) is the search space's, set by its ``attention=``
   argument (one door: the export and every rebuilt network carry it);
-- spike counting: an :class:`~nni_snn.training.EpochReporter` (``reporter=``, or a default one) is attached to the
+- spike counting: an :class:`~nni_snn.train.lightning.EpochReporter` (``reporter=``, or a default one) is attached to the
   trainer, so per-cell spikes per sample of the training and validation batches reach TensorBoard and, inside an
   NNI trial, the intermediate results; the module and the energy penalty are handed the same reporter.
 - the paper's defaults: alpha by Adam at lr 3e-4 (NNI's DARTS betas and weight decay), gradient clipping at 5;
@@ -40,10 +40,10 @@ import torch
 from nni.nas.strategy import DARTS
 from pytorch_lightning.strategies import ParallelStrategy
 
-from nni_snn.genotype import genotype_from_sample
+from nni_snn.files.genotype import genotype_from_sample
+from nni_snn.files.plot import render_cell
 from nni_snn.nni_compat import DartsLightningModule
-from nni_snn.plot import render_cell
-from nni_snn.training import EpochReporter
+from nni_snn.train.lightning import EpochReporter
 from strategies.penalty import ExpectedEnergyPenalty
 
 

@@ -1,8 +1,8 @@
 """The energy penalty of energy-aware MA-DARTS: lambda x the expected energy of the mixed edges, differentiable in alpha.
 
 Every edge of the supernet is a mixed operation: softmax(alpha) weighs its 7 candidates. Each candidate's energy per
-sample is what its counted modules (``nni_snn.spikes``: synaptic layers, pooling and skip additions, the neurons
-inside a separable conv) cost under the search's energy profile (``nni_snn.energy``, the ``--energy-profile`` that
+sample is what its counted modules (``nni_snn.snn.spikes``: synaptic layers, pooling and skip additions, the neurons
+inside a separable conv) cost under the search's energy profile (``nni_snn.snn.energy``, the ``--energy-profile`` that
 prices the run's metrics too), measured on the batches the supernet actually sees by the search's spike monitor, so
 it follows the firing rates as training changes them. The penalty is
 
@@ -28,9 +28,9 @@ import math
 import torch
 from torch import nn
 
-from nni_snn.energy import DEFAULT_PROFILE, EnergyProfile, profile
 from nni_snn.nni_compat import DifferentiableMixedLayer, ExpectationProfilerPenalty
-from nni_snn.spikes import SpikeMonitor
+from nni_snn.snn.energy import DEFAULT_PROFILE, EnergyProfile, profile
+from nni_snn.snn.spikes import SpikeMonitor
 
 
 class ExpectedEnergyPenalty(ExpectationProfilerPenalty):
@@ -51,7 +51,7 @@ class ExpectedEnergyPenalty(ExpectationProfilerPenalty):
     def bind(self, supernet: nn.Module, monitor: SpikeMonitor) -> None:
         """Find the mixed edges of ``supernet`` and the counted modules inside each candidate. ``monitor`` is the
         spike monitor counting the supernet."""
-        from nni_snn.energy import COUNT_KINDS
+        from nni_snn.snn.energy import COUNT_KINDS
 
         self._monitor = monitor
         self._edges, rows = [], []

@@ -26,7 +26,7 @@ from collections import defaultdict
 import torch
 from torch import nn
 
-from nni_snn.genotype import CELL_TYPES
+from nni_snn.files.genotype import CELL_TYPES
 from nni_snn.nni_compat import DifferentiableMixedLayer, mixed_softmax, set_mixed_softmax
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from nni_snn.genotype import ALL_OPS
+from nni_snn.files.genotype import ALL_OPS
 
 # NNI binds a log handler to sys.stdout when first imported: imported here, at collection, it binds pytest's
 # session-long capture; first imported inside a test with capsys, it would keep that test's stream, closed after it,
@@ -45,7 +45,7 @@ def experiment_config(tmp_path: Path, edit: Callable[[dict], object], source: st
 @pytest.fixture
 def experiment_env(monkeypatch):
     """This venv's nnictl and nni-snn first on PATH, for the NNI manager and its trials (the manager listens on
-    loopback: nni_snn.manager_host); one torch thread per trial."""
+    loopback: nni_snn.experiment.manager_host); one torch thread per trial."""
     monkeypatch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
 

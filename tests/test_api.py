@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from nni_snn import arch_from_sample, build_network, load_arch, load_dataset
-from nni_snn.genotype import genotype_from_sample
+from nni_snn.files.genotype import genotype_from_sample
 from search_spaces import SNNDartsSpace
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,9 +9,9 @@ import torch
 from nni.nas.nn.pytorch import MutableModule
 
 from nni_snn import build_network
-from nni_snn.archfile import ArchError, load_arch
-from nni_snn.genotype import genotype_from_sample, sample_from_genotype
-from nni_snn.runfolder import write_json_atomic
+from nni_snn.files.archfile import ArchError, load_arch
+from nni_snn.files.genotype import genotype_from_sample, sample_from_genotype
+from nni_snn.files.runfolder import write_json_atomic
 from search_spaces.darts_nodes import derive_inputs
 
 
@@ -40,7 +40,7 @@ def test_build_network_any_width_and_depth(hand_arch, width, cells):
 
 
 def test_a_file_written_by_hand_gets_attention_in_every_cell_and_the_default_neuron(hand_arch):
-    from nni_snn.neuron import LIF
+    from nni_snn.snn.neuron import LIF
 
     short = {k: v for k, v in hand_arch.items() if k not in ("attention_cells", "neuron", "normalize")}
     net = build_network(short, width=4, num_cells=3, num_classes=10)
@@ -52,7 +52,7 @@ def test_a_file_written_by_hand_gets_attention_in_every_cell_and_the_default_neu
 @pytest.mark.parametrize("version", [2, 3, "0.1.0"])
 def test_a_file_of_an_unreleased_version_is_one_line_and_exit_2(tmp_path, hand_arch, capsys, version):
     """nni-snn 0.1.0 reads its own format only (version 1); the development versions before it are refused."""
-    from nni_snn.cli import main
+    from nni_snn.cli.main import main
 
     path = tmp_path / "arch.json"
     path.write_text(json.dumps({**hand_arch, "version": version}))
@@ -103,7 +103,7 @@ def test_bad_architectures_name_the_problem(hand_arch, mutate, needle):
 def test_a_file_without_a_reduction_cell_builds_only_the_depths_without_one(hand_arch):
     """A search of 1 or 2 cells writes reduce: null; 3 cells and more need a reduction cell (1/3 and 2/3 of the
     depth), which the file does not have."""
-    from nni_snn.genotype import format_genotype
+    from nni_snn.files.genotype import format_genotype
 
     hand_arch["genotype"]["reduce"] = None
     arch = load_arch(hand_arch)
@@ -135,10 +135,10 @@ def test_the_docs_parameter_counts_of_darts_v2(width):
     carry it, and the auxiliary head is the same whatever the attention."""
     from pathlib import Path
 
-    from nni_snn.archfile import make_arch
-    from nni_snn.attention import MultiDimAttention
-    from nni_snn.genotype import DARTS_V2
+    from nni_snn.files.archfile import make_arch
+    from nni_snn.files.genotype import DARTS_V2
     from nni_snn.networks import network_parameters
+    from nni_snn.snn.attention import MultiDimAttention
 
     def ma_formula(m):  # C -> max(C // 16, 1) -> C 1x1 convs, and a 2 -> 1 k x k conv
         c, k = m.mlp[0].in_channels, m.spatial.kernel_size[0]
@@ -177,8 +177,8 @@ def test_the_docs_parameter_counts_of_darts_v2(width):
 
 
 def test_every_arch_json_carries_its_full_neuron_and_reads_back_the_same(tmp_path, hand_arch):
-    from nni_snn.archfile import make_arch
-    from nni_snn.neuron import LIF, PLIF
+    from nni_snn.files.archfile import make_arch
+    from nni_snn.snn.neuron import LIF, PLIF
 
     for given, kind in [(None, LIF), ({"kind": "plif", "tau": 0.3}, PLIF), ({"surrogate": "arctan"}, LIF)]:
         arch = make_arch(attention="ma", timesteps=2, genotype=hand_arch["genotype"], neuron=given)
@@ -198,9 +198,9 @@ def test_every_arch_json_carries_its_full_neuron_and_reads_back_the_same(tmp_pat
 def test_a_changed_default_does_not_change_what_a_file_means(tmp_path, hand_arch, monkeypatch):
     """Files hold every setting of their network: a later change of the LIF's defaults, which only new files take,
     does not change what a written file means."""
-    from nni_snn.archfile import make_arch
-    from nni_snn.neuron import LIF, NEURONS
+    from nni_snn.files.archfile import make_arch
     from nni_snn.registry import Entry
+    from nni_snn.snn.neuron import LIF, NEURONS
 
     written = make_arch(attention="ma", timesteps=2, genotype=hand_arch["genotype"])
     today = dict(written["neuron"])
@@ -216,7 +216,7 @@ def test_a_changed_default_does_not_change_what_a_file_means(tmp_path, hand_arch
 
 def test_the_surrogates_sharpness_is_surrogate_alpha_only(hand_arch):
     """``alpha`` names the architecture weights; in a neuron spec it is an unknown option, refused."""
-    from nni_snn.neuron import make_neuron
+    from nni_snn.snn.neuron import make_neuron
 
     with pytest.raises(ArchError, match="alpha"):
         load_arch({**hand_arch, "neuron": {"kind": "lif", "alpha": 3.0}})
@@ -227,7 +227,7 @@ def test_the_surrogates_sharpness_is_surrogate_alpha_only(hand_arch):
 def test_cells_of_fewer_nodes_build_and_fire_fewer_neurons(hand_arch):
     """``cell_nodes`` (search --cell-nodes): a cell of n nodes has n populations in its output, and the file may
     leave the count to its genotype's length. Fewer nodes are fewer neurons updated at each step (the point of it)."""
-    from nni_snn.spikes import calibrate
+    from nni_snn.snn.spikes import calibrate
 
     updates = {}
     for nodes in (4, 2, 1):

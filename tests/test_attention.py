@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from nni_snn.attention import (
+from nni_snn.snn.attention import (
     ATTENTIONS,
     ChannelTimeAttention,
     MultiDimAttention,
@@ -101,13 +101,13 @@ def test_a_new_attention_type_is_one_registration(tmp_path):
     into networks and named in nni-snn front's table."""
     import json
 
-    from nni_snn.archfile import load_arch, make_arch
-    from nni_snn.cli import build_parser
-    from nni_snn.flags import resolve
-    from nni_snn.front import read_run
-    from nni_snn.genotype import CONV_HEAVY
+    from nni_snn.cli.flags import resolve
+    from nni_snn.cli.main import build_parser
+    from nni_snn.cli.options import SearchOptions
+    from nni_snn.files.archfile import load_arch, make_arch
+    from nni_snn.files.front import read_run
+    from nni_snn.files.genotype import CONV_HEAVY
     from nni_snn.networks import build_network
-    from nni_snn.options import SearchOptions
 
     ATTENTIONS.register("half", "a throwaway attention", "torch.nn:Identity", label="HALF-DARTS")
     try:

@@ -156,7 +156,7 @@ def test_a_retrain_on_two_nodes_on_loopback(tmp_path, hand_arch):
 def _network_and_batches(arch: dict):
     """A fixed network in evaluation mode and four batches of 30 digits: what every process of the count test sees."""
     from nni_snn import build_network
-    from nni_snn.data import load_dataset
+    from nni_snn.data.images import load_dataset
 
     torch.manual_seed(0)
     net = build_network(arch, width=4, num_cells=3, num_classes=10, in_channels=1).eval()
@@ -168,8 +168,8 @@ def _count_share(rank: int, arch: dict, port: int, out: str) -> None:
     """One of two gloo processes: counts its own two batches, then sums over both as the reporter does."""
     import torch.distributed as dist
 
-    from nni_snn.spikes import SpikeMonitor
-    from nni_snn.training import cell_group
+    from nni_snn.snn.spikes import SpikeMonitor
+    from nni_snn.train.lightning import cell_group
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
@@ -193,13 +193,13 @@ def _count_share(rank: int, arch: dict, port: int, out: str) -> None:
 @pytest.mark.slow
 def test_counts_summed_over_processes_equal_one_process_s(tmp_path, hand_arch):
     """Spikes, SOPs, MACs, firing rates and samples of two processes, each counting its half of the images, summed
-    (nni_snn.spikes.SpikeMonitor.summary's reduce, which the reporter passes under DDP): those of one process counting
+    (nni_snn.snn.spikes.SpikeMonitor.summary's reduce, which the reporter passes under DDP): those of one process counting
     all the images in the same batches. Counts are integers held in float64, so the sums are exact: the tolerance,
     1e-12 relative, only allows for the last bit of the divisions."""
     import multiprocessing
 
-    from nni_snn.spikes import SpikeMonitor
-    from nni_snn.training import cell_group
+    from nni_snn.snn.spikes import SpikeMonitor
+    from nni_snn.train.lightning import cell_group
 
     port = free_port()
     context = multiprocessing.get_context("spawn")
@@ -236,7 +236,7 @@ def test_counts_summed_over_processes_equal_one_process_s(tmp_path, hand_arch):
     (["--num-nodes", "2"], "--num-nodes 2: set MASTER_PORT, NODE_RANK on every node"),
 ])
 def test_a_bad_device_flag_is_one_line_and_exit_2(argv, message, tmp_path, capsys, monkeypatch):
-    from nni_snn.cli import main
+    from nni_snn.cli.main import main
 
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     for name in ("MASTER_PORT", "NODE_RANK", "GROUP_RANK", "RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK",
@@ -254,7 +254,7 @@ def test_the_other_processes_of_a_ddp_trial_reuse_the_first_ones_parameters(monk
     import nni
     import nni.trial
 
-    from nni_snn import nni_trial
+    from nni_snn.experiment import trial as nni_trial
 
     record = {"parameter_id": 7, "parameters": {"attention": "ct"}}
 
@@ -287,7 +287,7 @@ def test_a_ddp_search_as_an_nni_trial_runs_the_trials_parameters_and_reports_onc
     epoch and one final result, rank 0's."""
     import yaml
 
-    from nni_snn import nnictl
+    from nni_snn.experiment import nnictl
 
     config = {"experimentName": "nni-snn DDP trial", "searchSpace": {"attention": {"_type": "choice", "_value": ["ct"]}},
               "trialCommand": f"{sys.executable} -m nni_snn search {' '.join(DATA)} --epochs 2 --batch-size 25 "

@@ -76,7 +76,7 @@ def test_the_pages_hold_nni_snn_commands():
 
 @pytest.mark.parametrize("where,args", nni_snn_commands(), ids=lambda v: v[:80] if isinstance(v, str) else "")
 def test_every_documented_command_parses(where, args):
-    from nni_snn.cli import build_parser
+    from nni_snn.cli.main import build_parser
 
     try:
         build_parser().parse_args(args)  # a UsageError (one line) names what is wrong

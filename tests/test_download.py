@@ -14,8 +14,8 @@ import torchvision
 from conftest import free_port
 from support.idx_files import write_idx
 
-from nni_snn.cli import main
-from nni_snn.data import DataError, dataset_labels, load_dataset
+from nni_snn.cli.main import main
+from nni_snn.data.images import DataError, dataset_labels, load_dataset
 
 TINY = ["--width", "2", "--cells", "3", "--batch-size", "64", "--no-progress", "--accelerator", "cpu"]
 CLASS = {"mnist": "MNIST", "fashionmnist": "FashionMNIST"}

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from nni_snn.energy import PROFILES, profile, sram_access_pj
-from nni_snn.neuron import LIF
-from nni_snn.ops import fold, unfold
-from nni_snn.spikes import SpikeMonitor
+from nni_snn.snn.energy import PROFILES, profile, sram_access_pj
+from nni_snn.snn.neuron import LIF
+from nni_snn.snn.ops import fold, unfold
+from nni_snn.snn.spikes import SpikeMonitor
 
 
 def test_sram_access_energy_follows_horowitzs_table_and_grows_with_size():
@@ -93,8 +93,8 @@ def test_memory_costs_more_per_access_in_a_larger_layer():
 
 
 def test_the_cnn_pays_for_its_pooling_and_neurons_and_the_cell_classifier_for_its_global_pool(hand_arch):
-    from nni_snn.baselines import SpikingCNN
     from nni_snn.networks import build_network
+    from nni_snn.snn.spiking_cnn import SpikingCNN
 
     torch.manual_seed(0)
     cnn = SpikingCNN(4, 10, 1, 8)
@@ -111,7 +111,7 @@ def test_the_cnn_pays_for_its_pooling_and_neurons_and_the_cell_classifier_for_it
 
 
 def test_unknown_profile_is_refused_in_one_line(capsys):
-    from nni_snn.cli import main
+    from nni_snn.cli.main import main
 
     for argv in (["search", "--energy-profile", "tpu"], ["show", "--energy-profile", "tpu", "missing.json"]):
         assert main(argv) == 2
@@ -124,7 +124,7 @@ def test_front_compares_runs_under_one_profile(capsys, tmp_path):
     refuses in one line to put them under another."""
     from pathlib import Path
 
-    from nni_snn.cli import main
+    from nni_snn.cli.main import main
 
     runs = str(Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "energy_front")
     assert main(["front", runs, "--output", str(tmp_path / "front.png")]) == 0

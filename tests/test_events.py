@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from nni_snn import events as ev
-from nni_snn.cli import main
-from nni_snn.data import DataError, load_dataset
-from nni_snn.ops import Encoder
-from nni_snn.spikes import SpikeMonitor
+from nni_snn.cli.main import main
+from nni_snn.data import events as ev
+from nni_snn.data.images import DataError, load_dataset
+from nni_snn.snn.ops import Encoder
+from nni_snn.snn.spikes import SpikeMonitor
 
 
 @pytest.fixture(autouse=True)
@@ -283,8 +283,8 @@ def test_an_unreadable_recording_is_one_line_naming_it(tmp_path, capsys):
 
 
 def test_retrain_and_show_bin_events_as_the_search_did(tmp_path):
-    from nni_snn.archfile import event_framing
-    from nni_snn.options import RetrainOptions
+    from nni_snn.cli.options import RetrainOptions
+    from nni_snn.files.archfile import event_framing
 
     arch = {"search": {"dataset": "dvsgesture", "frames_by": "count", "event_size": 48}}
     assert event_framing(arch, "dvsgesture") == {"frames_by": "count", "event_size": 48}

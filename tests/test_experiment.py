@@ -9,7 +9,7 @@ import pytest
 import yaml
 from conftest import ROOT, experiment_config, free_port
 
-from nni_snn import nnictl
+from nni_snn.experiment import nnictl
 
 
 def _tiny(config: dict) -> None:
@@ -88,9 +88,9 @@ def test_shipped_commands_parse_and_carry_the_paper_recipe():
     the CIFAR-10 configs retrain with Table 3's sizes and lr (ablation) and DARTS's regularisers (retrain)."""
     import shlex
 
-    from nni_snn.cli import build_parser
-    from nni_snn.flags import resolve
-    from nni_snn.options import RetrainOptions, SearchOptions
+    from nni_snn.cli.flags import resolve
+    from nni_snn.cli.main import build_parser
+    from nni_snn.cli.options import RetrainOptions, SearchOptions
 
     resolved = {}
     for path in sorted((ROOT / "experiments").glob("*.yml")):
@@ -127,7 +127,7 @@ def test_shipped_commands_parse_and_carry_the_paper_recipe():
 
 def test_tpe_takes_a_final_result_that_arrives_after_the_trials_end():
     """NNI 3.0's TPE raises KeyError (and its dispatcher stops) when a trial's end reaches it before its result."""
-    from nni_snn.tuners import TPE
+    from nni_snn.experiment.tuners import TPE
 
     tuner = TPE(optimize_mode="maximize", seed=0)
     tuner.update_search_space({"tau": {"_type": "uniform", "_value": [0.1, 0.9]}})

@@ -1,4 +1,4 @@
-"""NIR export (nni_snn.export): the file is read back with nir.read and run by two consumers no one here wrote,
+"""NIR export (nni_snn.commands.export): the file is read back with nir.read and run by two consumers no one here wrote,
 snnTorch and Norse, which must reproduce nni-snn's own forward: the spikes of every neuron population and the logits.
 Tiny networks on the embedded 8x8 digits."""
 
@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from nni_snn.archfile import make_arch
-from nni_snn.data import load_dataset
-from nni_snn.export import NotExportable, to_nir
-from nni_snn.genotype import ALL_OPS, CELL_TYPES, NUM_NODES, SPACES
+from nni_snn.commands.export import NotExportable, to_nir
+from nni_snn.data.images import load_dataset
+from nni_snn.files.archfile import make_arch
+from nni_snn.files.genotype import ALL_OPS, CELL_TYPES, NUM_NODES, SPACES
 from nni_snn.networks import build_network
-from nni_snn.neuron import SpikingNeuron
+from nni_snn.snn.neuron import SpikingNeuron
 
 T = 4
 # Every operation both consumers read: skip (identity and factorised reduction), separable and dilated convs.
@@ -168,7 +168,7 @@ def test_what_nir_cannot_express_is_named(genotype, attention, says):
 
 
 def test_export_command_mistakes_are_one_line(tmp_path, capsys):
-    from nni_snn.cli import main
+    from nni_snn.cli.main import main
 
     assert main(["export", str(tmp_path / "missing")]) == 2
     assert main(["export", str(tmp_path)]) == 2  # no config.yaml
@@ -182,9 +182,9 @@ def test_the_deployable_space_is_an_option_of_search_retrain_and_nni_trials(tmp_
     import argparse
     import json
 
-    from nni_snn.cli import main
-    from nni_snn.flags import resolve
-    from nni_snn.options import SearchOptions
+    from nni_snn.cli.flags import resolve
+    from nni_snn.cli.main import main
+    from nni_snn.cli.options import SearchOptions
 
     # An NNI trial's parameters (an nnictl config's search space) set it like any other option.
     args = argparse.Namespace(config=None)

@@ -19,7 +19,7 @@ ARCH = ROOT / "benchmarks" / "results" / "energy_front" / "sOvdF" / "arch.json"
 
 def _without(package: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     code = (f"import sys; sys.modules[{package!r}] = None\n"
-            "from nni_snn.cli import main\n"
+            "from nni_snn.cli.main import main\n"
             f"sys.exit(main({args!r}))")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,

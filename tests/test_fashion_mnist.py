@@ -11,8 +11,8 @@ import pytest
 import torch
 from support.idx_files import write_idx  # tests/support
 
-from nni_snn.cli import main
-from nni_snn.data import balanced_subset, dataset_labels, load_dataset
+from nni_snn.cli.main import main
+from nni_snn.data.images import balanced_subset, dataset_labels, load_dataset
 
 TINY = ["--width", "2", "--cells", "3", "--batch-size", "64", "--no-progress", "--accelerator", "cpu"]
 
@@ -33,7 +33,7 @@ def test_fashion_mnist_reads_the_idx_files(tmp_path, compress):
 def test_the_real_fashion_mnist_where_debian_installed_it():
     from pathlib import Path
 
-    from nni_snn.data import FASHION_MNIST_DIR
+    from nni_snn.data.images import FASHION_MNIST_DIR
 
     if not (Path(FASHION_MNIST_DIR) / "t10k-labels-idx1-ubyte.gz").is_file():
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
@@ -146,8 +146,8 @@ def test_training_totals_leave_the_auxiliary_head_out(hand_arch):
     """The head runs in training only: its counts are a group of their own, outside the totals, so that training
     and validation totals describe the same network."""
     from nni_snn import build_network
-    from nni_snn.spikes import SpikeMonitor
-    from nni_snn.training import cell_group
+    from nni_snn.snn.spikes import SpikeMonitor
+    from nni_snn.train.lightning import cell_group
 
     net = build_network(hand_arch, width=4, num_cells=3, num_classes=10, in_channels=1, auxiliary=True).train()
     with SpikeMonitor(net, group_of=cell_group, apart=("auxiliary_head",)) as monitor:

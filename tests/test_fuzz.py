@@ -3,7 +3,7 @@ layering with flags, command-line values, NNI trial parameters, idx files, event
 sizes, by real tiny searches and retrains (a few here, the grid in benchmarks/fuzz_sizes.py).
 
 Each input must end in one line on stderr and exit code 2, or be accepted and work: never a traceback, a hang, or a
-file already written that is changed or left half-written. The CLI is driven in-process (``nni_snn.cli.main``).
+file already written that is changed or left half-written. The CLI is driven in-process (``nni_snn.cli.main.main``).
 
 Profiles (``NNI_SNN_FUZZ``): ``fast`` (default, CI: about a minute and a half) and ``long`` (``make fuzz``). With
 ``NNI_SNN_FUZZ_COUNTS=FILE`` the inputs tried per kind, accepted and refused are written there as JSON
@@ -35,9 +35,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from benchmarks import fuzz_sizes  # the size grid's one home
-from nni_snn import cli
-from nni_snn.flags import resolve
-from nni_snn.options import MultitrialOptions, RetrainOptions, SearchOptions
+from nni_snn.cli import main as cli
+from nni_snn.cli.flags import resolve
+from nni_snn.cli.options import MultitrialOptions, RetrainOptions, SearchOptions
 
 PROFILE = os.environ.get("NNI_SNN_FUZZ", "fast")
 # Examples per kind: the fast profile's count times this.
@@ -155,7 +155,7 @@ JSON_VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_
 
 
 def valid_arch() -> dict:
-    from nni_snn.archfile import load_arch
+    from nni_snn.files.archfile import load_arch
 
     return load_arch(copy.deepcopy(HAND_ARCH))
 
@@ -278,12 +278,12 @@ CONFIGS = st.dictionaries(KEYS, JSON_VALUES, max_size=5)
 def runs_recorded(monkeypatch):
     """The runs that the options would start, recorded instead of trained: what is fuzzed here is reading, layering
     and checking the options (tests/test_search.py and test_retrain.py train with them)."""
-    import nni_snn.retrain
-    import nni_snn.search
+    import nni_snn.commands.retrain
+    import nni_snn.commands.search
 
     ran = []
-    monkeypatch.setattr(nni_snn.search, "run_search", lambda opts, output, trial: ran.append(opts))
-    monkeypatch.setattr(nni_snn.retrain, "run_retrain", lambda opts, output, trial: ran.append(opts))
+    monkeypatch.setattr(nni_snn.commands.search, "run_search", lambda opts, output, trial: ran.append(opts))
+    monkeypatch.setattr(nni_snn.commands.retrain, "run_retrain", lambda opts, output, trial: ran.append(opts))
     return ran
 
 
@@ -296,7 +296,7 @@ def check_config_round_trip(output: Path, command: str, ran: list, capsys) -> No
     ran.clear()
     assert cli.main([command, "--config", str(written)]) == 0, capsys.readouterr().err
     after = ran[0].as_dict()
-    unrecorded = ("config", "resume")  # config.yaml leaves them out on purpose (nni_snn.cli._settings)
+    unrecorded = ("config", "resume")  # config.yaml leaves them out on purpose (nni_snn.cli.main._settings)
     assert {k: v for k, v in after.items() if k not in unrecorded} == \
         {k: v for k, v in before.items() if k not in unrecorded}
 
@@ -402,7 +402,7 @@ def test_control_characters_in_a_path_stay_on_one_line(name, tmp_path, capsys):
 @examples(60)
 @given(command=st.sampled_from(["search", "retrain", "multitrial"]), params=CONFIGS)
 def test_fuzz_nni_trial_parameters(command, params, hand_arch_file):
-    """The tuner's parameters, the last layer of the options (nni_snn.cli._prepare hands them to resolve)."""
+    """The tuner's parameters, the last layer of the options (nni_snn.cli.main._prepare hands them to resolve)."""
     from nni_snn.errors import USER_ERRORS
 
     cls = {"search": SearchOptions, "retrain": RetrainOptions, "multitrial": MultitrialOptions}[command]

@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from nni_snn import build_network
-from nni_snn.cli import main
-from nni_snn.estimate import fit_batch_norm
-from nni_snn.neuron import LIF
-from nni_snn.runtime import loader_workers
-from nni_snn.spikes import calibrate
+from nni_snn.cli.main import main
+from nni_snn.commands.runtime import loader_workers
+from nni_snn.snn.neuron import LIF
+from nni_snn.snn.spikes import calibrate
+from nni_snn.train.estimate import fit_batch_norm
 
 pytestmark = pytest.mark.gpu
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -1,10 +1,9 @@
 """The package layering, read from the source with ``ast`` (nothing is imported):
 
-- core (``nni_snn``'s building blocks) imports nothing from ``search_spaces``, ``strategies`` or the application
-  modules, not even inside a function;
+- the core (nni_snn's folders snn, data, files, train, and its torch-free errors, registry, nni_compat) imports
+  nothing from ``search_spaces``, ``strategies`` or the application, not even inside a function;
 - ``search_spaces`` and ``strategies`` import only the core (and their own package);
-- the application modules (cli, search, retrain, multitrial_baseline, nni_trial, nnictl, networks, ...) are the
-  only ones that wire them in;
+- the application (the folders commands, experiment, cli, and networks) is the only one that wires them in;
 - no cycle among the modules' top-level imports;
 - NNI's internals (anything beyond its documented API) are reached only through ``nni_snn.nni_compat``.
 """
@@ -18,25 +17,33 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("nni_snn", "search_spaces", "strategies")
-CORE = {f"nni_snn.{name}" for name in ("neuron", "ops", "attention", "spikes", "genotype", "data", "events", "training",
-                                        "regularizers", "baselines", "plot", "front", "archfile", "errors",
-                                        "nni_compat", "registry", "userfiles", "energy", "hardware",
-                                        "runfolder", "spec")}
-APPLICATION = {f"nni_snn.{name}" for name in ("cli", "flags", "options", "runtime", "search", "retrain", "estimate",
-                                               "export", "multitrial_baseline", "nni_trial", "nnictl", "networks", "tuners",
-                                               "__main__", "manager_host", "memory")}
+# The layers, by folder of nni_snn (and its few top-level modules): the core's import nothing from search_spaces,
+# strategies or the application's; the application's wire them in.
+CORE_PARTS = ("snn", "data", "files", "train", "errors", "registry", "nni_compat")
+APPLICATION_PARTS = ("commands", "experiment", "cli", "networks", "__main__")
 
 
 def _modules() -> dict[str, Path]:
     modules = {}
     for package in PACKAGES:
-        for path in sorted((ROOT / package).glob("*.py")):
-            name = package if path.stem == "__init__" else f"{package}.{path.stem}"
-            modules[name] = path
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     return modules
 
 
 MODULES = _modules()
+
+
+def _layer(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[0] != "nni_snn" or len(parts) == 1:
+        return None
+    return "core" if parts[1] in CORE_PARTS else "application" if parts[1] in APPLICATION_PARTS else None
+
+
+CORE = {name for name in MODULES if _layer(name) == "core"}
+APPLICATION = {name for name in MODULES if _layer(name) == "application"}
 
 
 def _imports(path: Path, top_level_only: bool) -> set[str]:
@@ -59,7 +66,14 @@ def _imports(path: Path, top_level_only: bool) -> set[str]:
 def test_every_module_has_a_layer():
     nni_snn = {name for name in MODULES if name.split(".")[0] == "nni_snn"}
     assert nni_snn - CORE - APPLICATION == {"nni_snn"}  # the package itself: its names are imported lazily
-    assert CORE | APPLICATION <= set(MODULES)
+    folders = {path.parent.name for path in (ROOT / "nni_snn").glob("*/__init__.py")} - {"examples"}
+    assert folders <= set(CORE_PARTS) | set(APPLICATION_PARTS), "a new folder of nni_snn needs its layer here"
+
+
+def test_folders_hold_their_layer():
+    # A folder is one layer: a module that is core by its folder imports only the core (below), so a module that
+    # needs the model space belongs in an application folder.
+    assert {name.split(".")[1] for name in CORE} <= set(CORE_PARTS)
 
 
 @pytest.mark.parametrize("module", sorted(CORE))
@@ -77,19 +91,21 @@ def test_spaces_and_strategies_import_only_core(module):
 
 
 def test_package_init_imports_nothing_at_top_level():
-    # ``import nni_snn.neuron`` runs nni_snn/__init__.py first: it must not pull in the model space.
+    # ``import nni_snn.snn.neuron`` runs nni_snn/__init__.py first: it must not pull in the model space.
     assert _imports(MODULES["nni_snn"], top_level_only=True) == set()
 
 
 def test_no_import_cycle():
     graph = {name: {target for target in _imports(path, top_level_only=True) if target in MODULES}
              for name, path in MODULES.items()}
-    # Importing ``a.b`` runs ``a``'s __init__ first (unless the importer is inside ``a`` already).
+    # Importing ``a.b.c`` runs ``a``'s and ``a.b``'s __init__ first (those the importer is not inside already).
     for name, targets in graph.items():
         for target in list(targets):
-            package = target.split(".")[0]
-            if package != target and package != name.split(".")[0]:
-                targets.add(package)
+            parts = target.split(".")
+            for k in range(1, len(parts)):
+                package = ".".join(parts[:k])
+                if package in MODULES and not name.startswith(package + ".") and package != name:
+                    targets.add(package)
     state: dict[str, str] = {}
 
     def visit(name: str, path: list[str]) -> None:

@@ -13,11 +13,11 @@ import torch
 from torch import nn
 
 from nni_snn import build_network
-from nni_snn.cli import main
-from nni_snn.data import load_dataset
-from nni_snn.genotype import CONV_HEAVY
-from nni_snn.options import RetrainOptions, SearchOptions
-from nni_snn.training import SNNClassifier
+from nni_snn.cli.main import main
+from nni_snn.cli.options import RetrainOptions, SearchOptions
+from nni_snn.data.images import load_dataset
+from nni_snn.files.genotype import CONV_HEAVY
+from nni_snn.train.lightning import SNNClassifier
 
 ARCH = {"format": "nni-snn/arch", "version": 1, "attention": "ma", "timesteps": 2, "genotype": CONV_HEAVY}
 
@@ -64,7 +64,7 @@ def test_supernet_learns_at_the_default_search_lr(digits_batch):
 
 
 def test_evaluation_mode_at_initialisation_distinguishes_inputs_once_bn_statistics_are_set(digits_batch):
-    from nni_snn.estimate import fit_batch_norm
+    from nni_snn.train.estimate import fit_batch_norm
 
     net = build_network(ARCH, width=8, num_cells=5, num_classes=10, in_channels=1)
     images, _ = digits_batch
@@ -77,7 +77,7 @@ def test_evaluation_mode_at_initialisation_distinguishes_inputs_once_bn_statisti
 
 
 def test_bn_before_the_cell_output_neurons_and_the_readout_is_the_default_and_can_be_turned_off():
-    from nni_snn.neuron import LIF
+    from nni_snn.snn.neuron import LIF
 
     on = build_network(ARCH, width=4, num_cells=3, num_classes=10, in_channels=1)
     off = build_network({**ARCH, "normalize": False}, width=4, num_cells=3, num_classes=10, in_channels=1)
@@ -94,8 +94,8 @@ TINY = ["--width", "4", "--cells", "3", "--epochs", "1", "--batch-size", "256", 
 
 
 def test_neuron_options_override_the_arch_files_and_are_recorded(tmp_path):
-    from nni_snn.neuron import LIF
-    from nni_snn.options import RetrainOptions
+    from nni_snn.cli.options import RetrainOptions
+    from nni_snn.snn.neuron import LIF
 
     base = {"kind": "lif", "tau": 0.2, "surrogate": "sigmoid", "surrogate_alpha": 4.0}
     given = RetrainOptions(arch="arch.json", tau=0.5, v_threshold=1.0, detach_reset=False)

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from nni_snn import build_network
-from nni_snn.cli import main
-from nni_snn.spikes import SpikeMonitor
+from nni_snn.cli.main import main
+from nni_snn.snn.spikes import SpikeMonitor
 
 TINY = ["--width", "2", "--cells", "3", "--batch-size", "64", "--no-progress", "--accelerator", "cpu",
         "--subset-per-class", "3"]
@@ -106,9 +106,9 @@ def test_the_efficient_config_and_the_macro_sweep_give_valid_searches():
 
     import yaml
 
-    from nni_snn.cli import build_parser
-    from nni_snn.flags import resolve
-    from nni_snn.options import SearchOptions
+    from nni_snn.cli.flags import resolve
+    from nni_snn.cli.main import build_parser
+    from nni_snn.cli.options import SearchOptions
 
     root = Path(__file__).resolve().parents[1]
     sweep = yaml.safe_load((root / "experiments" / "macro_sweep.yml").read_text())

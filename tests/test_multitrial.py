@@ -9,8 +9,11 @@ import pytest
 import torch
 from conftest import ROOT, free_port
 
-from nni_snn import archfile, build_network, genotype, multitrial_baseline, nnictl
-from nni_snn.options import MultitrialOptions
+from nni_snn import build_network
+from nni_snn.cli.options import MultitrialOptions
+from nni_snn.experiment import multitrial as multitrial_baseline
+from nni_snn.experiment import nnictl
+from nni_snn.files import archfile, genotype
 
 TINY = {"dataset": "digits", "attention": "ma", "timesteps": 2, "width": 4, "cells": 3, "epochs": 1,
         "batch_size": 64, "lr": 0.05, "seed": 0, "accelerator": "cpu",
@@ -131,7 +134,7 @@ def test_multitrial_through_the_nni_manager(strategy, tmp_path, monkeypatch, exp
     (["--port", "70000"], "--port must be in 1..65535"),
 ])
 def test_multitrial_command_refuses_mistakes_in_one_line(argv, needle, capsys, tmp_path):
-    from nni_snn.cli import main
+    from nni_snn.cli.main import main
 
     assert main(["multitrial", *argv, "--output", str(tmp_path)]) == 2
     err = capsys.readouterr().err
@@ -141,7 +144,7 @@ def test_multitrial_command_refuses_mistakes_in_one_line(argv, needle, capsys, t
 def test_multitrial_command_refuses_a_busy_port(capsys, tmp_path):
     import socket
 
-    from nni_snn.cli import main
+    from nni_snn.cli.main import main
 
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
@@ -153,7 +156,7 @@ def test_multitrial_command_refuses_a_busy_port(capsys, tmp_path):
 
 
 def test_multitrial_command_refuses_a_bad_duration(capsys, tmp_path):
-    from nni_snn.cli import main
+    from nni_snn.cli.main import main
 
     assert main(["multitrial", "--duration", "abc", "--output", str(tmp_path)]) == 2
     assert "--duration 'abc': give a positive time" in capsys.readouterr().err

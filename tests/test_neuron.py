@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from benchmarks.lif_reference import lif_reference  # the plain autograd loop (benchmarks.neuron times it too)
-from nni_snn.neuron import LIF, SURROGATES, make_neuron
+from nni_snn.snn.neuron import LIF, SURROGATES, make_neuron
 
 
 def run(values: list[float], **kwargs) -> list[float]:
@@ -162,7 +162,7 @@ def test_repr():
 def test_the_registry_builds_every_kind_and_only_spiking_neurons_are_marked():
     from torch import nn
 
-    from nni_snn.neuron import NEURONS, PLIF, SpikingNeuron, neuron_options
+    from nni_snn.snn.neuron import NEURONS, PLIF, SpikingNeuron, neuron_options
 
     assert list(NEURONS) == ["lif", "plif", "relu"]
     assert isinstance(make_neuron({"kind": "plif"}), PLIF) and isinstance(make_neuron({"kind": "plif"}), SpikingNeuron)
@@ -179,7 +179,7 @@ def test_the_registry_builds_every_kind_and_only_spiking_neurons_are_marked():
 
 
 def test_plif_starts_at_the_tau_option_and_behaves_as_lif_there():
-    from nni_snn.neuron import PLIF
+    from nni_snn.snn.neuron import PLIF
 
     plif = PLIF(tau=0.3, surrogate="arctan", surrogate_alpha=2.0)
     assert [p.shape for p in plif.parameters()] == [torch.Size([])]  # one scalar per neuron layer
@@ -191,7 +191,7 @@ def test_plif_starts_at_the_tau_option_and_behaves_as_lif_there():
 @pytest.mark.parametrize("detach_reset", [True, False])
 @pytest.mark.parametrize("surrogate", ["sigmoid", "arctan"])
 def test_plif_forward_and_gradients_match_autograd_through_a_plain_loop(surrogate, detach_reset):
-    from nni_snn.neuron import PLIF
+    from nni_snn.snn.neuron import PLIF
 
     torch.manual_seed(1)
     x = (torch.rand(6, 4, 5, dtype=torch.float64) * 1.2).requires_grad_()
@@ -214,7 +214,7 @@ def test_plif_forward_and_gradients_match_autograd_through_a_plain_loop(surrogat
 
 
 def test_plif_in_mixed_precision_keeps_the_dtype_and_learns_tau():
-    from nni_snn.neuron import PLIF
+    from nni_snn.snn.neuron import PLIF
 
     plif = PLIF()
     x = (torch.rand(4, 8) * 0.6).to(torch.bfloat16).requires_grad_()
@@ -227,8 +227,8 @@ def test_plif_in_mixed_precision_keeps_the_dtype_and_learns_tau():
 def test_retrain_with_plif_learns_tau_and_counts_spikes(tmp_path):
     import json
 
-    from nni_snn.cli import main
-    from nni_snn.genotype import CONV_HEAVY
+    from nni_snn.cli.main import main
+    from nni_snn.files.genotype import CONV_HEAVY
 
     arch = tmp_path / "arch.json"
     arch.write_text(json.dumps({"format": "nni-snn/arch", "version": 1, "attention": "ma", "timesteps": 2,
@@ -249,8 +249,8 @@ def test_retrain_with_plif_learns_tau_and_counts_spikes(tmp_path):
 def test_search_with_plif_records_it_in_the_arch_file(tmp_path):
     import json
 
-    from nni_snn.archfile import load_arch
-    from nni_snn.cli import main
+    from nni_snn.cli.main import main
+    from nni_snn.files.archfile import load_arch
 
     out = tmp_path / "search"
     assert main(["search", "--neuron", "plif", "--width", "4", "--cells", "3", "--epochs", "1", "--batch-size", "256",
@@ -261,7 +261,7 @@ def test_search_with_plif_records_it_in_the_arch_file(tmp_path):
 
 
 def test_fused_sigmoid_surrogate_times_gradient_matches_the_surrogate():
-    from nni_snn.neuron import SURROGATE_TIMES
+    from nni_snn.snn.neuron import SURROGATE_TIMES
     torch.manual_seed(0)
     v = torch.randn(1000) * 2
     g = torch.randn(1000)

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from nni_snn.neuron import LIF, SpikingNeuron
-from nni_snn.ops import OPS, PRIMITIVES, FactorizedReduce, Preprocess, TimeDistributed, fold, unfold
+from nni_snn.snn.neuron import LIF, SpikingNeuron
+from nni_snn.snn.ops import OPS, PRIMITIVES, FactorizedReduce, Preprocess, TimeDistributed, fold, unfold
 
 T, N, C = 2, 2, 4
 
@@ -119,7 +119,7 @@ def test_gradient_flows_through_sep_conv():
 
 @pytest.mark.parametrize("k,dilation,stride", [(3, 1, 1), (5, 1, 1), (3, 2, 1), (5, 2, 1), (3, 2, 2), (5, 1, 2)])
 def test_depthwise_conv_matches_conv2d_forward_and_backward(k, dilation, stride):
-    from nni_snn.ops import DepthwiseConv2d
+    from nni_snn.snn.ops import DepthwiseConv2d
     torch.manual_seed(0)
     fast = DepthwiseConv2d(6, k, stride=stride, padding=dilation * (k // 2), dilation=dilation)
     ref = nn.Conv2d(6, 6, k, stride=stride, padding=dilation * (k // 2), dilation=dilation, groups=6, bias=False)
@@ -142,7 +142,7 @@ def test_recomputed_depthwise_output_gives_the_same_gradients_and_is_not_kept(k,
     and the depthwise output is freed once the forward returns (nothing autograd keeps refers to it)."""
     import weakref
 
-    from nni_snn.ops import DwPwBN
+    from nni_snn.snn.ops import DwPwBN
     torch.manual_seed(0)
     kept = DwPwBN(6, 6, k, stride, dilation * (k // 2), dilation, affine=False)
     recomputed = DwPwBN(6, 6, k, stride, dilation * (k // 2), dilation, affine=False, recompute_depthwise=True)
@@ -165,13 +165,13 @@ def test_recomputed_depthwise_output_gives_the_same_gradients_and_is_not_kept(k,
 def test_only_the_supernet_recomputes():
     from nni.nas.strategy import DARTS
 
-    from nni_snn.ops import DwPwBN
+    from nni_snn.snn.ops import DwPwBN
     from search_spaces import SNNDartsSpace
     space = SNNDartsSpace(width=4, num_cells=3, timesteps=2, num_classes=10, in_channels=1)
     supernet = DARTS().mutate_model(space)
     assert all(m.recompute_depthwise for m in supernet.modules() if isinstance(m, DwPwBN))
-    import nni_snn.genotype as g
-    from nni_snn.archfile import make_arch
+    import nni_snn.files.genotype as g
+    from nni_snn.files.archfile import make_arch
     from nni_snn.networks import build_network
     fixed = build_network(make_arch(attention="ma", genotype=g.CONV_HEAVY, timesteps=2), width=4, num_cells=3,
                           num_classes=10, in_channels=1)
@@ -183,7 +183,7 @@ def test_recomputed_depthwise_output_under_autocast():
     """Under mixed precision (--precision bf16-mixed) the recomputed depthwise output is the forward's own: the
     same gradients as keeping it."""
 
-    from nni_snn.ops import DwPwBN
+    from nni_snn.snn.ops import DwPwBN
     torch.manual_seed(0)
     kept = DwPwBN(6, 6, 5, 1, 4, 2, affine=True)
     recomputed = DwPwBN(6, 6, 5, 1, 4, 2, affine=True, recompute_depthwise=True)
@@ -206,7 +206,7 @@ def test_recomputed_depthwise_output_under_autocast():
 @pytest.mark.parametrize("side", [7, 8])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_strided_pointwise_conv_is_the_strided_conv(side, layout):
-    from nni_snn.ops import StridedPointwiseConv2d
+    from nni_snn.snn.ops import StridedPointwiseConv2d
 
     torch.manual_seed(0)
     conv = StridedPointwiseConv2d(6, 4)
@@ -224,7 +224,7 @@ def test_strided_pointwise_conv_is_the_strided_conv(side, layout):
 
 
 def test_whole_map_conv_is_the_conv_on_any_map():
-    from nni_snn.ops import WholeMapConv2d
+    from nni_snn.snn.ops import WholeMapConv2d
 
     torch.manual_seed(0)
     conv = WholeMapConv2d(5, 7, 2, bias=False)
@@ -245,7 +245,7 @@ def test_whole_map_conv_is_the_conv_on_any_map():
 
 
 def test_cat_channels_is_cat_with_dense_gradients():
-    from nni_snn.ops import cat_channels
+    from nni_snn.snn.ops import cat_channels
 
     torch.manual_seed(0)
     states = [torch.randn(2, 3, c, 4, 4).flatten(0, 1).contiguous(memory_format=torch.channels_last)

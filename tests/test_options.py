@@ -1,4 +1,4 @@
-"""The options as data (nni_snn.options): flags generated from the fields, one place that checks them, renames."""
+"""The options as data (nni_snn.cli.options): flags generated from the fields, one place that checks them, renames."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from nni_snn.cli import build_parser, main
+from nni_snn.cli.flags import add_flags, option, resolve
+from nni_snn.cli.main import build_parser, main
+from nni_snn.cli.options import MultitrialOptions, RetrainOptions, SearchOptions
 from nni_snn.errors import UsageError
-from nni_snn.flags import add_flags, option, resolve
-from nni_snn.options import MultitrialOptions, RetrainOptions, SearchOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = {"search": SearchOptions, "retrain": RetrainOptions, "multitrial": MultitrialOptions}
@@ -20,7 +20,7 @@ COMMANDS = {"search": SearchOptions, "retrain": RetrainOptions, "multitrial": Mu
 
 def spec_of(neuron) -> dict:
     """A built neuron's spec, read off the module (tau to float32's precision, as PLIF keeps it)."""
-    from nni_snn.neuron import PLIF
+    from nni_snn.snn.neuron import PLIF
 
     read = {key: getattr(neuron, key) for key in ("tau", "v_threshold", "surrogate", "surrogate_alpha", "detach_reset")}
     return {"kind": "plif" if isinstance(neuron, PLIF) else "lif", **read, "tau": round(float(read["tau"]), 6)}
@@ -47,7 +47,7 @@ def test_defaults_resolve_unchanged_and_none_means_the_arch_files():
 
 
 def test_retrain_settles_what_it_left_to_the_arch_file_against_it():
-    from nni_snn.neuron import LIF, make_neuron
+    from nni_snn.snn.neuron import LIF, make_neuron
 
     arch = {"timesteps": 4, "neuron": {"kind": "plif", "tau": 0.3, "surrogate_alpha": 2.0}, "normalize": False,
             "attention_cells": "last", "search": {"dataset": "digits"}}
@@ -133,7 +133,7 @@ def test_a_new_option_is_one_line():
 
 
 def test_help_imports_no_torch():
-    code = "import sys; from nni_snn.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    code = "import sys; from nni_snn.cli.main import build_parser; build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     assert out.strip() == "False"
 
@@ -144,7 +144,7 @@ def test_the_real_entry_point_answers_help_and_bad_flags_without_torch(words):
     a second, where it took 5 s when the error classes came from torch-heavy modules."""
     import time
 
-    code = ("import sys; from nni_snn.cli import main\n"
+    code = ("import sys; from nni_snn.cli.main import main\n"
             "try:\n    code = main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
             "print('torch' in sys.modules or 'nni' in sys.modules, code, file=sys.stderr)")
     start = time.perf_counter()
@@ -156,8 +156,8 @@ def test_the_real_entry_point_answers_help_and_bad_flags_without_torch(words):
 
 def test_every_registered_name_is_a_valid_choice_named_in_help():
     """Datasets, attention types and strategies: what is registered is what --help lists and the checks accept."""
-    from nni_snn.data import dataset_names
-    from nni_snn.events import EVENT_DATASETS
+    from nni_snn.data.events import EVENT_DATASETS
+    from nni_snn.data.images import dataset_names
     from nni_snn.registry import ATTENTIONS, SEARCH_STRATEGIES
 
     parser = build_parser()
@@ -178,7 +178,7 @@ def test_every_registered_name_is_a_valid_choice_named_in_help():
                                             ("multitrial", ["--search-strategy", "evolution"])])
 def test_config_yaml_reads_back_to_the_same_options(tmp_path, command, given):
     """What a run writes to config.yaml (every option, defaults included) resolves, with --config, to its options."""
-    from nni_snn.cli import write_config
+    from nni_snn.cli.main import write_config
 
     parser = build_parser()
     opts = resolve(COMMANDS[command], parser.parse_args([command, *given, "--output", str(tmp_path)]))
@@ -210,8 +210,8 @@ def test_help_shows_the_choices_in_sections(capsys):
 
 
 def test_every_option_of_a_training_command_has_a_section():
-    from nni_snn.flags import _metadata
-    from nni_snn.options import GROUPS
+    from nni_snn.cli.flags import _metadata
+    from nni_snn.cli.options import GROUPS
 
     for cls in COMMANDS.values():
         for f in dataclasses.fields(cls):

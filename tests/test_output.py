@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import HAND_ARCH, free_port
 
-from nni_snn.cli import main
+from nni_snn.cli.main import main
 
 TINY = ["--dataset", "digits", "--width", "4", "--cells", "3", "--batch-size", "128", "--lr", "0.05",
         "--no-progress"]
@@ -103,8 +103,9 @@ def test_a_trial_replaces_an_earlier_start_in_its_own_folder(tmp_path, monkeypat
     that cannot be continued is replaced (as before), never refused, and one that can is continued."""
     import yaml
 
-    from nni_snn import cli, nni_trial
-    from nni_snn.options import SearchOptions
+    from nni_snn.cli import main as cli
+    from nni_snn.cli.options import SearchOptions
+    from nni_snn.experiment import trial as nni_trial
 
     class FakeTrial:  # a trial whose tuner sets no option
         def __init__(self):
@@ -128,9 +129,9 @@ def test_a_trial_replaces_an_earlier_start_in_its_own_folder(tmp_path, monkeypat
 
 
 def test_the_architecture_a_retrain_reads_in_its_output_is_its_input_not_a_run(tmp_path, arch):
-    from nni_snn.cli import claim_output
+    from nni_snn.cli.main import claim_output
+    from nni_snn.cli.options import RetrainOptions
     from nni_snn.errors import UsageError
-    from nni_snn.options import RetrainOptions
 
     opts = RetrainOptions(arch=str(arch), output=str(tmp_path))
     claim_output(tmp_path, opts)  # only the input there: nothing to refuse

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nni_snn.energy import profile
-from nni_snn.ops import PRIMITIVES
-from nni_snn.spikes import SpikeMonitor
+from nni_snn.snn.energy import profile
+from nni_snn.snn.ops import PRIMITIVES
+from nni_snn.snn.spikes import SpikeMonitor
 from strategies.penalty import ExpectedEnergyPenalty
 
 
@@ -40,7 +40,7 @@ def test_ops_only_penalty_prices_candidates_and_pushes_alpha_toward_cheap_operat
 
 
 def test_madarts_hands_its_one_reporter_and_its_prices_to_the_penalty():
-    from nni_snn.training import EpochReporter
+    from nni_snn.train.lightning import EpochReporter
     from strategies import MADarts
 
     reporter = EpochReporter(energy=profile("loihi", e_ac_pj=1.5, e_mac_pj=7.0))

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from nni_snn.cli import main
-from nni_snn.genotype import CELL_TYPES, NUM_NODES, genotype_from_sample
+from nni_snn.cli.main import main
+from nni_snn.files.genotype import CELL_TYPES, NUM_NODES, genotype_from_sample
 
 TINY = ["--dataset", "digits", "--width", "4", "--cells", "3", "--epochs", "2", "--batch-size", "128",
         "--no-progress"]

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from nni_snn.cli import main
+from nni_snn.cli.main import main
 
 TINY = ["--dataset", "digits", "--width", "4", "--cells", "3", "--batch-size", "128", "--lr", "0.05",
         "--no-progress"]

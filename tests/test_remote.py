@@ -16,7 +16,7 @@ import pytest
 import yaml
 from conftest import ROOT, VENV_BIN, free_port
 
-from nni_snn import nnictl
+from nni_snn.experiment import nnictl
 
 SSHD = Path("/usr/sbin/sshd")
 SFTP_SERVER = Path("/usr/lib/openssh/sftp-server")
@@ -83,7 +83,7 @@ def remote_config(tmp_path: Path, server: Sshd) -> Path:
                             .replace(EXAMPLE_INSTALL + "/.venv/bin", str(VENV_BIN)))
     for machine in config["trainingService"]["machineList"]:
         machine.update(host="127.0.0.1", port=server.port, user=getpass.getuser(), sshKeyFile=str(server.key))
-    config["nniManagerIp"] = "127.0.0.1"  # the manager listens there (nni_snn.manager_host)
+    config["nniManagerIp"] = "127.0.0.1"  # the manager listens there (nni_snn.experiment.manager_host)
     command = config["trialCommand"]
     # One torch thread per trial: the two trials share this machine's cores (the session sets none over SSH).
     config["trialCommand"] = "OMP_NUM_THREADS=1 " + command[:command.index(" --dataset")] + " " + TINY_TRIAL
@@ -205,7 +205,7 @@ def test_a_remote_trial_takes_its_parameters_from_the_manager(tmp_path, monkeypa
     import http.server
     import threading
 
-    from nni_snn.nni_trial import assigned_record
+    from nni_snn.experiment.trial import assigned_record
 
     class Manager(http.server.BaseHTTPRequestHandler):
         def do_GET(self):

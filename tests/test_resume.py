@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, VENV_BIN, experiment_config, free_port
 
-from nni_snn import nnictl
+from nni_snn.experiment import nnictl
 
 # 3 search + 2 retrain epochs: a search epoch takes about 10 s on 2 busy cores, so a stop after the first reported
 # epoch lands mid-run (NNI's manager takes a few seconds to stop its trials).
@@ -166,7 +166,7 @@ def test_stopped_and_killed_experiment_resumes_its_trials_from_their_checkpoints
 
 
 def test_resume_of_an_unknown_experiment_is_one_line(capsys):
-    from nni_snn.cli import main
+    from nni_snn.cli.main import main
 
     assert main(["experiment", "--resume", "noSuchId1", "--port", str(free_port())]) == 2
     err = capsys.readouterr().err
@@ -174,7 +174,7 @@ def test_resume_of_an_unknown_experiment_is_one_line(capsys):
 
 
 def test_attaching_to_an_unknown_experiment_is_one_line(capsys):
-    from nni_snn.cli import main
+    from nni_snn.cli.main import main
 
     assert main(["experiment", "--attach", "noSuchId1"]) == 2
     err = capsys.readouterr().err
@@ -185,7 +185,7 @@ def test_attaching_to_an_unknown_experiment_is_one_line(capsys):
                                   ["experiment", "some.yml", "--attach", "abc"],
                                   ["experiment", "--resume", "abc", "--attach", "abc"]])
 def test_experiment_needs_one_of_a_config_resume_or_attach(argv, capsys):
-    from nni_snn.cli import main
+    from nni_snn.cli.main import main
 
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -198,7 +198,7 @@ def test_experiment_needs_one_of_a_config_resume_or_attach(argv, capsys):
                                                                               "seconds > 0, got 0")),
                                            (["quickstart", "--port", "0"], "--port must be in 1..65535")])
 def test_experiment_refuses_flags_that_do_not_fit(flags, needle, capsys):
-    from nni_snn.cli import main
+    from nni_snn.cli.main import main
 
     assert main(["experiment", *flags]) == 2
     err = capsys.readouterr().err
@@ -207,7 +207,7 @@ def test_experiment_refuses_flags_that_do_not_fit(flags, needle, capsys):
 
 def test_an_experiment_is_followed_without_a_time_limit_by_default():
     """An experiment of 80 minutes is not given up after an hour: --timeout is there only when given."""
-    from nni_snn.cli import build_parser
+    from nni_snn.cli.main import build_parser
 
     args = build_parser().parse_args(["experiment", "quickstart"])
     assert args.timeout is None and args.port is None  # the port: 8080, or an attached experiment's own

@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from nni_snn.cli import main
+from nni_snn.cli.main import main
 
 TINY = ["--width", "4", "--cells", "3", "--epochs", "1", "--batch-size", "256", "--no-progress"]
 
@@ -92,7 +92,7 @@ def test_retrain_on_tiny_imagenet_layout(tmp_path, arch_file):
 
 
 def test_drop_path_drops_whole_samples_for_all_time_steps():
-    from nni_snn.regularizers import drop_path
+    from nni_snn.snn.regularizers import drop_path
 
     x = torch.ones(3, 200, 2, 4, 4)  # [T, N, C, H, W]
     out = drop_path(x, 0.25)
@@ -107,8 +107,8 @@ def test_drop_path_drops_whole_samples_for_all_time_steps():
 
 def test_drop_path_in_the_fixed_network_spares_identities_and_evaluation(hand_arch):
     from nni_snn import build_network
-    from nni_snn.genotype import NUM_NODES
-    from nni_snn.regularizers import set_drop_path_prob
+    from nni_snn.files.genotype import NUM_NODES
+    from nni_snn.snn.regularizers import set_drop_path_prob
 
     net = build_network(hand_arch, width=4, num_cells=3, num_classes=10, in_channels=1)
     nodes = [node for cell in net.cells for node in cell.nodes]
@@ -132,7 +132,7 @@ def test_drop_path_in_the_fixed_network_spares_identities_and_evaluation(hand_ar
 
 
 def test_drop_path_schedule_is_dartss_ramp():
-    from nni_snn.training import DropPathSchedule
+    from nni_snn.train.lightning import DropPathSchedule
 
     schedule = DropPathSchedule(0.2)
     assert [schedule.probability(e, 4) for e in range(4)] == pytest.approx([0.0, 0.05, 0.1, 0.15])
@@ -165,7 +165,7 @@ def _cut_box(image: torch.Tensor) -> tuple[int, int] | None:
 
 
 def test_cutout_zeroes_a_square_in_training_digits_only():
-    from nni_snn.data import load_dataset
+    from nni_snn.data.images import load_dataset
 
     plain, cut = load_dataset("digits"), load_dataset("digits", cutout=4)
     boxes = [_cut_box(cut.train[i][0]) for i in range(200)]
@@ -180,7 +180,7 @@ def test_cutout_zeroes_a_square_in_training_digits_only():
 def test_cutout_on_an_image_folder_cuts_training_images_only(tmp_path):
     from PIL import Image
 
-    from nni_snn.data import load_dataset
+    from nni_snn.data.images import load_dataset
 
     root = tmp_path / "images"
     for part in ("train", "val"):
@@ -214,7 +214,7 @@ def test_freed_activations_are_reused_without_page_faults():
     and again stays in the heap: glibc's default returns it to the OS and faults every page back in."""
     import resource
 
-    from nni_snn.runtime import keep_freed_memory
+    from nni_snn.commands.runtime import keep_freed_memory
 
     keep_freed_memory()
     torch.ones(5 << 20)  # 20 MiB: the heap grows once
@@ -234,7 +234,7 @@ def test_a_users_malloc_tunables_are_kept():
     activation-sized tensors go back to the OS, and every new one faults its pages in again."""
     probe = (
         "import resource, torch\n"
-        "from nni_snn.runtime import keep_freed_memory\n"
+        "from nni_snn.commands.runtime import keep_freed_memory\n"
         "keep_freed_memory()\n"
         "torch.ones(5 << 20)\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
@@ -256,7 +256,7 @@ def test_a_users_malloc_tunables_are_kept():
 def test_the_validation_split_is_seeded_stratified_disjoint_and_adds_up():
     from collections import Counter
 
-    from nni_snn.data import balanced_subset, dataset_labels, load_dataset, split_for_validation
+    from nni_snn.data.images import balanced_subset, dataset_labels, load_dataset, split_for_validation
 
     train = load_dataset("digits").train
     rest, val = split_for_validation(train, 0.1, seed=0)
@@ -275,7 +275,7 @@ def test_the_validation_split_is_seeded_stratified_disjoint_and_adds_up():
 
 
 def test_the_validation_split_of_event_frames():
-    from nni_snn.data import load_dataset, split_for_validation
+    from nni_snn.data.images import load_dataset, split_for_validation
 
     train = load_dataset("digits-events", timesteps=2).train
     rest, val = split_for_validation(train, 0.25, seed=0)
@@ -285,7 +285,7 @@ def test_the_validation_split_of_event_frames():
 
 def test_validation_images_are_read_as_test_images_are():
     """Validation judges a network as the test split will: without the training split's Cutout."""
-    from nni_snn.data import load_dataset, split_for_validation, unaugmented
+    from nni_snn.data.images import load_dataset, split_for_validation, unaugmented
 
     data = load_dataset("digits", cutout=4)
     rest, val = split_for_validation(data.train, 0.1, seed=0, plain=unaugmented(data.train, data.test))
@@ -303,7 +303,7 @@ def test_a_validation_split_too_small_for_the_data_is_one_line(tmp_path, arch_fi
 
 def _count_test_images(monkeypatch) -> list[int]:
     """Patches the classifier's test step to record how many images each test batch holds."""
-    from nni_snn.training import SNNClassifier
+    from nni_snn.train.lightning import SNNClassifier
 
     seen, step = [], SNNClassifier.test_step
 
@@ -318,7 +318,7 @@ def _count_test_images(monkeypatch) -> list[int]:
 def test_retrain_selects_on_validation_and_reads_the_test_split_once(tmp_path, arch_file, monkeypatch):
     import yaml
 
-    from nni_snn.retrain import final_result
+    from nni_snn.commands.retrain import final_result
 
     tested = _count_test_images(monkeypatch)
     out = tmp_path / "out"

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from nni_snn.errors import ExperimentError, UsageError
-from nni_snn.runfolder import RunFolder, read_mapping, write_json_atomic
+from nni_snn.files.runfolder import RunFolder, read_mapping, write_json_atomic
 
 
 def test_the_layout_is_the_documented_one(tmp_path):
@@ -56,7 +56,7 @@ def test_a_config_that_is_no_file_or_too_large_is_refused(tmp_path):
 
 
 def test_export_reads_a_runs_config_through_the_one_reader(tmp_path):
-    from nni_snn.export import load_run
+    from nni_snn.commands.export import load_run
 
     (tmp_path / "config.yaml").write_text("- not a mapping\n")
     with pytest.raises(UsageError, match="config.yaml: expected a mapping"):
@@ -94,6 +94,6 @@ def test_removing_a_run_leaves_the_input_logs_and_other_files(tmp_path):
 
 
 def test_the_pictures_removed_are_the_cells_drawn():
-    from nni_snn import genotype, runfolder
+    from nni_snn.files import genotype, runfolder
 
     assert runfolder.CELL_TYPES == genotype.CELL_TYPES

@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
-from nni_snn.archfile import VERSION, load_arch
-from nni_snn.cli import main
-from nni_snn.neuron import LIF
-from nni_snn.spikes import E_AC_PJ, E_MAC_PJ
+from nni_snn.cli.main import main
+from nni_snn.files.archfile import VERSION, load_arch
+from nni_snn.snn.neuron import LIF
+from nni_snn.snn.spikes import E_AC_PJ, E_MAC_PJ
 
 TINY = ["--dataset", "digits", "--width", "4", "--cells", "3", "--epochs", "2", "--batch-size", "128",
         "--no-progress"]
@@ -122,14 +122,14 @@ def test_every_epoch_keeps_its_architecture_and_the_best_is_exported(searched):
     assert arch["nni_sample"] == history[best]["nni_sample"]
     assert arch["results"]["accuracy"] == accuracies[best]
     # a search-only NNI trial's final result is that epoch's too: NNI ranks the architectures handed over
-    from nni_snn.search import exported_result
+    from nni_snn.commands.search import exported_result
 
     result = exported_result(json.loads((searched / "metrics.json").read_text()))
     assert result["default"] == accuracies[best] and result["sops_per_sample"] == history[best]["sops_per_sample"]
 
 
 def test_export_picks_the_best_validated_epoch_after_warmup():
-    from nni_snn.search import choose_export
+    from nni_snn.commands.search import choose_export
 
     history = [{"epoch": i, "val_acc": acc} for i, acc in enumerate([0.9, 0.5, 0.7, 0.6, 0.7, float("nan")])]
     assert choose_export(history, "best") == 0
@@ -177,9 +177,9 @@ def test_search_then_retrain_at_the_retrain_settings_given(retrained):
 
 
 def test_search_retrain_defaults_are_retrains_not_the_searchs(capsys):
-    from nni_snn.cli import build_parser
-    from nni_snn.flags import resolve
-    from nni_snn.options import SearchOptions
+    from nni_snn.cli.flags import resolve
+    from nni_snn.cli.main import build_parser
+    from nni_snn.cli.options import SearchOptions
 
     opts = resolve(SearchOptions, build_parser().parse_args(["search"]))
     assert all(getattr(opts, f"retrain_{k}") is None for k in ("width", "cells", "lr", "batch_size", "attention_cells"))
@@ -307,9 +307,9 @@ def test_estimate_of_untrained_weights_is_near_the_training_mode_count(searched)
     from itertools import islice
 
     from nni_snn import build_network
-    from nni_snn.data import load_dataset
-    from nni_snn.estimate import estimate_energy
-    from nni_snn.spikes import SpikeMonitor
+    from nni_snn.data.images import load_dataset
+    from nni_snn.snn.spikes import SpikeMonitor
+    from nni_snn.train.estimate import estimate_energy
 
     images = load_dataset("digits").test
     net = build_network(searched / "arch.json", width=8, num_cells=5, num_classes=10, in_channels=1)
@@ -346,7 +346,7 @@ def test_partial_channels_search_exports_a_valid_genotype(tmp_path):
     """PC-DARTS (--partial-channels 2): the search runs, learns the nodes' edge normalisation beta next to the alphas,
     and writes a genotype that builds a full-width network; K is recorded in arch.json's search record."""
     from nni_snn import build_network
-    from nni_snn.genotype import NUM_NODES, PRIMITIVES
+    from nni_snn.files.genotype import NUM_NODES, PRIMITIVES
 
     assert main(["search", *TINY[:-3], "--epochs", "1", "--batch-size", "128", "--no-progress",
                  "--partial-channels", "2", "--output", str(tmp_path)]) == 0

@@ -1,4 +1,4 @@
-"""The NNI manager and web UI listen on loopback unless asked (nni_snn/manager_host.py, docs/security.md).
+"""The NNI manager and web UI listen on loopback unless asked (nni_snn/experiment/manager_host.py, docs/security.md).
 
 The slow tests start the real manager through ``nni-snn experiment`` with experiments/quickstart.yml (make demo's
 config; its trials replaced by a sleep, since only the manager is looked at) and read its listening sockets from
@@ -22,9 +22,9 @@ import pytest
 import yaml
 from conftest import HAND_ARCH, VENV_BIN, experiment_config, free_port
 
-from nni_snn import manager_host, nnictl
-from nni_snn.cli import main
+from nni_snn.cli.main import main
 from nni_snn.errors import UsageError
+from nni_snn.experiment import manager_host, nnictl
 
 NODE = Path(__import__("nni_node").__path__[0]) / "node"
 
@@ -183,7 +183,7 @@ def test_the_memory_check_works_without_os_sysconf(monkeypatch, tmp_path, capsys
 
     import psutil
 
-    from nni_snn.memory import available_bytes
+    from nni_snn.train.memory import available_bytes
 
     monkeypatch.delattr(os, "sysconf", raising=False)
     assert 0 < available_bytes("cpu") <= psutil.virtual_memory().total
@@ -211,7 +211,7 @@ FSIZE_RUN = """
 import resource, sys
 limit = int(sys.argv[1])
 resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # as `ulimit -f`: a full disk, simulated
-from nni_snn.cli import main
+from nni_snn.cli.main import main
 sys.exit(main(sys.argv[2:]))
 """
 

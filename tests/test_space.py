@@ -37,7 +37,7 @@ def test_search_space_size_matches_paper():
 
 @pytest.mark.parametrize("cells", [3, 5, 8])
 def test_choices_are_shared_per_cell_type(cells):
-    from nni_snn.genotype import CELL_TYPES, NUM_NODES
+    from nni_snn.files.genotype import CELL_TYPES, NUM_NODES
 
     space = SNNDartsSpace(width=4, num_cells=cells)
     mutables = space.simplify()
@@ -95,7 +95,7 @@ def test_every_synaptic_layer_past_the_stem_receives_spikes(hand_arch):
 def test_every_state_is_spiked_once_and_its_spikes_shared(hand_arch):
     """One neuron population per state: every LIF runs once per forward, no two LIFs read the same tensor, and the
     stem's spikes reach cell 0 (both inputs) and cell 1 through one neuron."""
-    from nni_snn.neuron import LIF
+    from nni_snn.snn.neuron import LIF
 
     net = build_network(hand_arch, width=4, num_cells=6, num_classes=10, auxiliary=True)
     net.train()

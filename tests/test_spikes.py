@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from nni_snn.neuron import LIF
-from nni_snn.spikes import SpikeMonitor, default_group_of
+from nni_snn.snn.neuron import LIF
+from nni_snn.snn.spikes import SpikeMonitor, default_group_of
 
 
 class Tiny(nn.Module):
@@ -176,7 +176,7 @@ def test_sops_match_a_dense_reference_on_random_spikes():
 
 
 def test_energy_and_calibration():
-    from nni_snn.spikes import E_AC_PJ, E_MAC_PJ, calibrate, energy_uj
+    from nni_snn.snn.spikes import E_AC_PJ, E_MAC_PJ, calibrate, energy_uj
 
     # energy = SOPs x E_AC + MACs x E_MAC (pJ -> uJ), whatever the per-operation energies
     assert 0 < E_AC_PJ < E_MAC_PJ  # an accumulate is cheaper than a multiply-accumulate: the premise of the estimate
@@ -217,8 +217,8 @@ def test_sops_of_any_conv_geometry_match_an_all_ones_conv(kwargs):
 
 
 def test_the_ops_only_profile_is_the_library_constants():
-    from nni_snn.energy import profile
-    from nni_snn.spikes import E_AC_PJ, E_MAC_PJ
+    from nni_snn.snn.energy import profile
+    from nni_snn.snn.spikes import E_AC_PJ, E_MAC_PJ
 
     ops = profile("ops-45nm")
     assert (ops.e_ac_pj, ops.e_mac_pj) == (E_AC_PJ, E_MAC_PJ)

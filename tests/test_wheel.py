@@ -101,7 +101,7 @@ def test_installed_wheel_runs_from_outside_the_checkout(venv, tmp_path):
 
     # The example configs: by name, from inside the installed package (its trialCodeDirectory there too), and copied
     # out, never over existing files.
-    code = ("from nni_snn.nnictl import config_path, read_config; p = config_path('quickstart'); print(p); "
+    code = ("from nni_snn.experiment.nnictl import config_path, read_config; p = config_path('quickstart'); print(p); "
             "print((p.parent / read_config(p)['trialCodeDirectory']).resolve())")
     found = _run([bin_dir / "python", "-c", code], cwd=tmp_path).stdout.split()
     assert Path(found[0]).is_relative_to(venv) and Path(found[1]) == Path(found[0]).parent.parent
@@ -117,8 +117,8 @@ def test_installed_wheel_runs_from_outside_the_checkout(venv, tmp_path):
 
 
 def test_example_configs_by_name_and_copied_out_never_over_a_file(tmp_path, capsys):
-    from nni_snn.cli import main
-    from nni_snn.nnictl import config_path, example_configs
+    from nni_snn.cli.main import main
+    from nni_snn.experiment.nnictl import config_path, example_configs
 
     assert config_path("quickstart").resolve() == ROOT / "experiments" / "quickstart.yml"
     assert "efficient_fashionmnist" not in example_configs()  # search options for --config, not an nnictl config
@@ -140,7 +140,7 @@ def test_example_configs_by_name_and_copied_out_never_over_a_file(tmp_path, caps
 
 
 def test_version(capsys):
-    from nni_snn.cli import main
+    from nni_snn.cli.main import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from nni_snn import build_network, load_arch
-from nni_snn.archfile import ZOO, zoo_names
-from nni_snn.cli import main
+from nni_snn.cli.main import main
+from nni_snn.files.archfile import ZOO, zoo_names
 from nni_snn.networks import network_parameters
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 from nni_snn import build_network, load_arch
-from nni_snn.data import load_dataset
-from nni_snn.spikes import SpikeMonitor
+from nni_snn.data.images import load_dataset
+from nni_snn.snn.spikes import SpikeMonitor
 
 ROOT = Path(__file__).resolve().parents[2]
 ARCH = ROOT / "benchmarks" / "results" / "energy_front" / "sOvdF" / "arch.json"

@@ -19,7 +19,7 @@ from nni.nas.evaluator.pytorch import DataLoader, Lightning, Trainer
 from nni.nas.experiment import NasExperiment
 
 import nni_snn
-from nni_snn.genotype import format_genotype
+from nni_snn.files.genotype import format_genotype
 from search_spaces import SNNDartsSpace
 from strategies import MADarts
 

@@ -24,7 +24,8 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
-from nni_snn import cli, retrain, search
+from nni_snn.cli import main as cli
+from nni_snn.commands import retrain, search
 
 RANK = {"rank": None}
 WRITES: list[str] = []

@@ -1,0 +1,1 @@
+"""The ``nni-snn`` command: options, their framework, parsing and printing."""

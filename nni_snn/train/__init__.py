@@ -1,0 +1,1 @@
+"""Training machinery torch-side: the Lightning module and callbacks, devices, memory checks, energy estimates."""
