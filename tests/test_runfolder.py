@@ -57,9 +57,10 @@ def test_a_config_that_is_no_file_or_too_large_is_refused(tmp_path):
 
 def test_export_reads_a_runs_config_through_the_one_reader(tmp_path):
     from nni_snn.commands.export import load_run
+    from nni_snn.errors import ExportError
 
     (tmp_path / "config.yaml").write_text("- not a mapping\n")
-    with pytest.raises(UsageError, match="config.yaml: expected a mapping"):
+    with pytest.raises(ExportError, match="config.yaml: expected a mapping"):
         load_run(tmp_path)
 
 
