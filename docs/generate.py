@@ -307,17 +307,21 @@ def _signature(obj) -> str:
 # The API summary: what a user imports, by section; a class name followed by the methods to list.
 API = {
     "Building networks": ["nni_snn.networks.build_network", "nni_snn.networks.network_parameters",
-                          "nni_snn.files.archfile.load_arch", "nni_snn.files.archfile.zoo_names", "nni_snn.files.archfile.make_arch",
-                          "nni_snn.files.archfile.arch_from_sample", "nni_snn.commands.export.to_nir"],
+                          "nni_snn.files.spec.NetworkSpec merged of problem settings",
+                          "nni_snn.files.archfile.load_arch", "nni_snn.files.archfile.zoo_names",
+                          "nni_snn.files.archfile.make_arch", "nni_snn.files.archfile.arch_from_sample",
+                          "nni_snn.commands.export.to_nir"],
     "Search space and strategy": ["search_spaces.SNNDartsSpace", "strategies.MADarts"],
     "Training": ["nni_snn.train.lightning.SNNClassifier"],
-    "Neurons, attention and accounting": ["nni_snn.snn.neuron.make_neuron", "nni_snn.snn.neuron.LIF", "nni_snn.snn.neuron.PLIF",
+    "Neurons, attention and accounting": ["nni_snn.snn.neuron.make_neuron", "nni_snn.snn.neuron.LIF",
+                                          "nni_snn.snn.neuron.PLIF",
                                           "nni_snn.snn.attention.ChannelTimeAttention",
                                           "nni_snn.snn.attention.MultiDimAttention",
                                           "nni_snn.snn.spikes.SpikeMonitor counting summary reset",
                                           "nni_snn.snn.spikes.energy_uj"],
-    "Data": ["nni_snn.data.images.load_dataset", "nni_snn.data.images.dataset_names", "nni_snn.data.images.split_for_search",
-             "nni_snn.data.images.split_for_validation", "nni_snn.data.images.unaugmented", "nni_snn.data.events.emulate_dvs"],
+    "Data": ["nni_snn.data.images.load_dataset", "nni_snn.data.images.dataset_names",
+             "nni_snn.data.images.split_for_search", "nni_snn.data.images.split_for_validation",
+             "nni_snn.data.images.unaugmented", "nni_snn.data.events.emulate_dvs"],
     "Results": ["nni_snn.files.front.energy_front", "nni_snn.files.plot.draw_front"],
 }
 
