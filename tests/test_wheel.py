@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VERSION = re.search(r'^version = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.MULTILINE).group(1)
 # What the wheel must carry besides the packages' modules: the assets the code reads at run time (the zoo's
 # architectures too) and every example config of experiments/ (shipped as nni_snn/examples/experiments).
-ASSETS = ["nni_snn/manager_listen.cjs", *(f"nni_snn/zoo/{p.name}" for p in (ROOT / "nni_snn" / "zoo").glob("*.json"))]
+ASSETS = ["nni_snn/experiment/manager_listen.cjs", *(f"nni_snn/zoo/{p.name}" for p in (ROOT / "nni_snn" / "zoo").glob("*.json"))]
 EXAMPLES = sorted(p.name for p in (ROOT / "experiments").iterdir() if p.suffix in (".yml", ".sh"))
 
 def _env() -> dict:
@@ -70,7 +70,7 @@ def test_wheel_carries_the_packages_assets_and_example_configs(built):
     names = set(zipfile.ZipFile(built["wheel"]).namelist())
     assert built["wheel"].name == f"nni_snn-{VERSION}-py3-none-any.whl"
     for package in ("nni_snn", "search_spaces", "strategies"):
-        assert {f"{package}/{p.name}" for p in (ROOT / package).glob("*.py")} <= names
+        assert {p.relative_to(ROOT).as_posix() for p in (ROOT / package).rglob("*.py")} <= names
     assert set(ASSETS) <= names
     assert {name.rsplit("/", 1)[1] for name in names if name.startswith("nni_snn/examples/experiments/")} == \
         set(EXAMPLES)

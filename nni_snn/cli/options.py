@@ -201,11 +201,15 @@ class TrainOptions(CommonOptions):
         taken = neuron_options(kind)
         return resolved_spec({"kind": kind, **{k: v for k, v in spec.items() if k in taken}})
 
-    def network_spec(self) -> NetworkSpec:
-        """The network these options describe (retrain: settle the arch file's first, :meth:`against`); the
-        settings a command has no option for at the spec's defaults."""
+    def network_settings(self) -> dict:
+        """The network settings these options give (retrain: settle the arch file's first, :meth:`against`), None
+        for those the command has no option for: over an arch file's (``build_network``), they keep the file's."""
         given = {name: getattr(self, name, None) for name in setting_names() if name != "neuron"}
-        return NetworkSpec.of({**given, "neuron": self.neuron_spec()})
+        return {**given, "neuron": self.neuron_spec()}
+
+    def network_spec(self) -> NetworkSpec:
+        """The network these options describe, the settings the command has no option for at the spec's defaults."""
+        return NetworkSpec.of(self.network_settings())
 
     def check_together(self) -> None:
         super().check_together()

@@ -333,7 +333,7 @@ def load_run(run_dir: Path, checkpoint: str | None = None):
         raise ExportError(f"{run.path}: no checkpoints/best.ckpt or last.ckpt; has the retrain finished an epoch?")
     data = load_for(opts, opts.timesteps, cutout=0)
     net = build_network(arch, width=opts.width, num_cells=opts.cells, num_classes=data.num_classes,
-                        in_channels=data.in_channels, image_size=data.image_size, **opts.network_spec().settings())
+                        in_channels=data.in_channels, image_size=data.image_size, **opts.network_settings())
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
         # The auxiliary head is a training aid: not part of the network a user deploys.

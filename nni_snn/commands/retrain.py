@@ -68,7 +68,7 @@ def run_retrain(opts: RetrainOptions, output: Path, trial=None) -> dict | None:
     else:
         net = build_network(arch, width=opts.width, num_cells=opts.cells, num_classes=data.num_classes,
                             in_channels=data.in_channels, auxiliary=opts.auxiliary_weight > 0,
-                            image_size=data.image_size, **opts.network_spec().settings())
+                            image_size=data.image_size, **opts.network_settings())
     train, val = data.train, data.test
     if opts.val_split:
         train, val = split_for_validation(data.train, opts.val_split, opts.seed,
