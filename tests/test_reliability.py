@@ -62,6 +62,41 @@ def test_killed_search_resumes_to_the_same_architecture(tmp_path, uninterrupted)
         assert (resumed_epoch["train_loss"], resumed_epoch["val_acc"]) == (before["train_loss"], before["val_acc"])
 
 
+@pytest.mark.slow
+def test_killed_energy_front_search_resumes_to_the_same_front(tmp_path):
+    """The front's alpha sets, their Adam states and every epoch's architectures are in the checkpoint: a front
+    search killed mid-run and resumed writes what an uninterrupted one writes (the full study resumes its searches)."""
+    front = ["--energy-front", "0,3", "--epochs", "3"]
+
+    def lambdas(out) -> dict:
+        table = json.loads((out / "front.json").read_text())
+        return {row["lambda"]: (json.loads((out / "front" / f"lambda-{row['lambda']:g}" / "arch.json").read_text()),
+                                row["epoch"]) for row in table["rows"]}
+
+    uninterrupted = tmp_path / "a"
+    assert main(["search", *TINY, *front, "--output", str(uninterrupted)]) == 0
+    out = tmp_path / "b"
+    proc = subprocess.Popen([sys.executable, "-m", "nni_snn", "search", *TINY, *front, "--output", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = out / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert checkpoint.exists() and not (out / "front.json").exists()
+    import torch
+
+    assert torch.load(checkpoint, map_location="cpu", weights_only=True)["epoch"] < 2  # killed mid-run
+    assert main(["search", *TINY, *front, "--output", str(out), "--resume"]) == 0
+    expected, resumed = lambdas(uninterrupted), lambdas(out)
+    assert resumed.keys() == expected.keys() == {0.0, 3.0}
+    for lam, (arch, epoch) in expected.items():
+        assert resumed[lam][1] == epoch and resumed[lam][0]["genotype"] == arch["genotype"]
+        for label, probs in arch["alpha"].items():
+            assert resumed[lam][0]["alpha"][label] == pytest.approx(probs, abs=1e-6)
+
+
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert main(["search", *TINY, "--output", str(tmp_path), "--resume"]) == 2
     err = capsys.readouterr().err
