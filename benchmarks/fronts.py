@@ -276,7 +276,7 @@ class FrontStudy(RunFolders):
             summary["hypervolume"][name] = {"reference": reference, **{
                 m: {"per_seed": hv, **_mean_se(list(hv.values()))} for m, hv in per_seed.items() if hv}}
             pairs = {}
-            for a, b in (("ma", "cnn"), ("ma", "random"), ("ma", "darts"), ("front", "ma")):
+            for a, b in (("ma", "cnn"), ("ma", "random"), ("ma", "darts"), ("front", "ma"), ("front", "cnn")):
                 diffs = [per_seed[a][sd] - per_seed[b][sd] for sd in self.s.seeds
                          if sd in per_seed[a] and sd in per_seed[b]]
                 if diffs:
