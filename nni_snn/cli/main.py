@@ -2,8 +2,8 @@
 ``export``.
 
 It parses and prints: the options of search, retrain and multitrial, their flags, defaults, layering and checks,
-are ``nni_snn.cli.options``; what the commands do is ``search``, ``retrain``, ``estimate``, ``multitrial_baseline``,
-``nnictl`` and ``front``. A user's mistake ends in one line on stderr and exit code 2.
+are ``nni_snn.cli.options``; what the commands do is ``nni_snn.commands`` (search, retrain, export),
+``nni_snn.train.estimate``, ``nni_snn.experiment`` (multitrial, nnictl) and ``nni_snn.files.front``. A user's mistake ends in one line on stderr and exit code 2.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from typing import Any
 
 from nni_snn.errors import ArchError
 from nni_snn.files.genotype import CELL_TYPES, NUM_NODES, PRIMITIVES, genotype_from_sample, nodes_of
-from nni_snn.files.spec import NetworkSpec, setting_names, value_problem
+from nni_snn.files.spec import NetworkSpec, setting_names
 from nni_snn.files.userfiles import read_user_file
 from nni_snn.snn.neuron import resolved_spec
 
@@ -98,11 +98,7 @@ def validate(arch: Any, source: str = "architecture") -> dict:
     # Which network it is: no default stands in for attention and T.
     given = {"attention": arch.get("attention"), "timesteps": arch.get("timesteps"),
              **{name: arch[name] for name in setting_names() if name in arch}}
-    for name, value in {**given, "cell_nodes": nodes}.items():
-        problem = value_problem(name, value)
-        if problem:
-            fail(problem)
-    problem = NetworkSpec(**{**given, "cell_nodes": nodes}).problem()
+    problem = NetworkSpec(**{**given, "cell_nodes": nodes}).problem()  # each value, then the rules between them
     if problem:
         fail(problem)
     for key in ("search", "results", "alpha", "nni_sample"):  # the search's records: objects where present

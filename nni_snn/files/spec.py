@@ -106,7 +106,7 @@ class NetworkSpec:
     def of(cls, values: dict) -> NetworkSpec:
         """The spec of a mapping that holds these settings among other keys (an arch.json, a command's options);
         those absent or None take the defaults."""
-        return cls().merged(**{name: values[name] for name in setting_names() if values.get(name) is not None})
+        return cls().merged(**{name: values.get(name) for name in setting_names()})
 
     def describe(self) -> str:
         """One line for ``nni-snn show``: where the attention sits and T."""
